@@ -1,0 +1,215 @@
+package mcpool
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Defaults applied by [New] to zero-valued [Config] fields.
+const (
+	DefaultMinSessions        = 1
+	DefaultMaxSessions        = 4
+	DefaultMaxCallsPerSession = 32
+	DefaultAcquireTimeout     = 30 * time.Second
+	DefaultConnectTimeout     = 10 * time.Second
+	DefaultDrainTimeout       = 10 * time.Second
+	DefaultToolCacheTTL       = 5 * time.Minute
+	DefaultClientName         = "mcpool"
+	DefaultStdioTerminate     = 2 * time.Second
+)
+
+// Config describes a pool. Exactly one of URL, SSEURL, Command and NewTransport
+// names the server. Every other field is optional: its zero value means the
+// documented default, applied by [New]. A Config is read once by New and may
+// be reused or changed afterwards without affecting the pool.
+type Config struct {
+	// URL is a streamable HTTP endpoint (MCP spec 2025-11-25, "Streamable
+	// HTTP"), for example "http://127.0.0.1:8080/mcp".
+	URL string
+	// SSEURL is a legacy HTTP+SSE endpoint (MCP spec 2024-11-05).
+	SSEURL string
+	// Command starts one child process per session and speaks MCP over its
+	// stdin and stdout (MCP spec, "stdio").
+	Command *Command
+	// NewTransport returns a fresh transport for every session, for transports
+	// the fields above do not cover. It is called with the connect context and
+	// must not keep it.
+	NewTransport func(ctx context.Context) (mcp.Transport, error)
+
+	// MinSessions is the number of sessions Start connects and the pool keeps.
+	// Zero means DefaultMinSessions (1). It must not exceed MaxSessions.
+	MinSessions int
+	// MaxSessions caps the sessions of the pool, counting those still
+	// connecting. Zero means the larger of DefaultMaxSessions (4) and
+	// MinSessions.
+	MaxSessions int
+	// MaxCallsPerSession is how many calls (leases) one session carries at
+	// once; JSON-RPC multiplexes them by id. 1 lends sessions exclusively.
+	// Zero means DefaultMaxCallsPerSession (32).
+	MaxCallsPerSession int
+
+	// AcquireTimeout bounds how long Acquire waits for room when every
+	// session is full. Zero means DefaultAcquireTimeout (30s); negative means
+	// wait for as long as the caller's context allows.
+	AcquireTimeout time.Duration
+	// ConnectTimeout bounds one connect, including the initialize (or
+	// server/discover) exchange. Zero means DefaultConnectTimeout (10s).
+	ConnectTimeout time.Duration
+	// DrainTimeout bounds how long Close lets calls in flight finish before
+	// it cancels them. Zero means DefaultDrainTimeout (10s).
+	DrainTimeout time.Duration
+	// ToolCacheTTL is how long a ListTools result is served from the cache.
+	// Zero means DefaultToolCacheTTL (5 minutes); negative disables the
+	// cache. A notifications/tools/list_changed from any session of the pool
+	// empties it at once.
+	ToolCacheTTL time.Duration
+
+	// ClientName and ClientVersion are sent as the client's implementation
+	// info. Zero means "mcpool" and this module's version.
+	ClientName    string
+	ClientVersion string
+	// ProtocolVersion pins the MCP protocol version, for example
+	// "2025-11-25". Empty means negotiate on the first connect and pin the
+	// negotiated version for every later session of the pool, which spares
+	// reconnects the server/discover probe.
+	ProtocolVersion string
+
+	// Logger receives the pool's events. Nil means slog.Default().
+	Logger *slog.Logger
+	// HTTPClient carries URL and SSEURL traffic. Nil means a client owned by
+	// the pool whose transport keeps MaxSessions × (MaxCallsPerSession + 1)
+	// idle connections per host, so that concurrent calls (each its own POST)
+	// do not churn TCP connections; the pool closes its idle connections on
+	// Close. A client you pass is never closed by the pool.
+	HTTPClient *http.Client
+}
+
+// Command describes the child process started for each stdio session.
+type Command struct {
+	// Path is the program, looked up in PATH when it has no separator.
+	Path string
+	// Args are the arguments after the program name.
+	Args []string
+	// Env is the child's environment in "KEY=value" form. Nil means the
+	// environment of this process.
+	Env []string
+	// Dir is the child's working directory. Empty means this process's.
+	Dir string
+	// Stderr receives the child's standard error. Nil discards it.
+	Stderr io.Writer
+	// TerminateTimeout is how long closing a session waits for the child to
+	// exit after its stdin is closed, and again after SIGTERM, before SIGKILL
+	// (MCP spec, "stdio" shutdown). Zero means DefaultStdioTerminate (2s).
+	TerminateTimeout time.Duration
+}
+
+// settings is a validated Config with every default applied.
+type settings struct {
+	Config
+	cacheTTL time.Duration
+}
+
+func (c *Config) validate() (*settings, error) {
+	s := &settings{Config: *c}
+	targets := 0
+	if c.URL != "" {
+		targets++
+		if err := checkHTTPURL(c.URL); err != nil {
+			return nil, configErr("URL", err.Error())
+		}
+	}
+	if c.SSEURL != "" {
+		targets++
+		if err := checkHTTPURL(c.SSEURL); err != nil {
+			return nil, configErr("SSEURL", err.Error())
+		}
+	}
+	if c.Command != nil {
+		targets++
+		if c.Command.Path == "" {
+			return nil, configErr("Command.Path", "is empty: name the program to start")
+		}
+		if c.Command.TerminateTimeout < 0 {
+			return nil, configErr("Command.TerminateTimeout", "is negative")
+		}
+	}
+	if c.NewTransport != nil {
+		targets++
+	}
+	switch {
+	case targets == 0:
+		return nil, configErr("URL", "no server given: set one of URL, SSEURL, Command or NewTransport")
+	case targets > 1:
+		return nil, configErr("URL", "more than one server given: set exactly one of URL, SSEURL, Command or NewTransport")
+	}
+
+	if c.MinSessions < 0 {
+		return nil, configErr("MinSessions", "is negative")
+	}
+	if c.MaxSessions < 0 {
+		return nil, configErr("MaxSessions", "is negative")
+	}
+	if c.MaxCallsPerSession < 0 {
+		return nil, configErr("MaxCallsPerSession", "is negative")
+	}
+	if s.MinSessions == 0 {
+		s.MinSessions = DefaultMinSessions
+	}
+	if s.MaxSessions == 0 {
+		s.MaxSessions = max(DefaultMaxSessions, s.MinSessions)
+	}
+	if s.MinSessions > s.MaxSessions {
+		return nil, configErr("MinSessions", fmt.Sprintf("(%d) exceeds MaxSessions (%d)", s.MinSessions, s.MaxSessions))
+	}
+	if s.MaxCallsPerSession == 0 {
+		s.MaxCallsPerSession = DefaultMaxCallsPerSession
+	}
+	if c.ConnectTimeout < 0 {
+		return nil, configErr("ConnectTimeout", "is negative")
+	}
+	if c.DrainTimeout < 0 {
+		return nil, configErr("DrainTimeout", "is negative")
+	}
+	s.AcquireTimeout = orDefault(c.AcquireTimeout, DefaultAcquireTimeout)
+	s.ConnectTimeout = orDefault(c.ConnectTimeout, DefaultConnectTimeout)
+	s.DrainTimeout = orDefault(c.DrainTimeout, DefaultDrainTimeout)
+	s.cacheTTL = orDefault(c.ToolCacheTTL, DefaultToolCacheTTL)
+	if s.ClientName == "" {
+		s.ClientName = DefaultClientName
+	}
+	if s.ClientVersion == "" {
+		s.ClientVersion = Version
+	}
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	return s, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("is not a URL: %v", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q must start with http:// or https://", raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host", raw)
+	}
+	return nil
+}

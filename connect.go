@@ -1,0 +1,107 @@
+package mcpool
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Version is this module's version, sent as the default ClientVersion.
+const Version = "0.1.0"
+
+// dialer makes new sessions. It holds everything a connect needs and nothing
+// that changes, so connects run without the pool's lock.
+type dialer struct {
+	client    *mcp.Client
+	transport func(ctx context.Context) (mcp.Transport, error)
+	target    string // for errors and logs; never holds credentials
+	// ownedHTTP is the HTTP client the pool made itself and must tidy on Close.
+	ownedHTTP *http.Client
+}
+
+func newDialer(s *settings, onToolsChanged func()) *dialer {
+	d := &dialer{}
+	d.client = mcp.NewClient(&mcp.Implementation{Name: s.ClientName, Version: s.ClientVersion}, &mcp.ClientOptions{
+		Logger: s.Logger,
+		// No roots: a client that advertises roots and never answers roots/list
+		// leaves some servers (server-everything over stdio) running after
+		// stdin closes. See shared/NOTES.md.
+		Capabilities:           &mcp.ClientCapabilities{},
+		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) { onToolsChanged() },
+	})
+	httpClient := s.HTTPClient
+	if httpClient == nil && (s.URL != "" || s.SSEURL != "") {
+		httpClient = newHTTPClient(s.MaxSessions * (s.MaxCallsPerSession + 1))
+		d.ownedHTTP = httpClient
+	}
+	switch {
+	case s.URL != "":
+		d.target = redactURL(s.URL)
+		d.transport = func(context.Context) (mcp.Transport, error) {
+			return &mcp.StreamableClientTransport{Endpoint: s.URL, HTTPClient: httpClient}, nil
+		}
+	case s.SSEURL != "":
+		d.target = redactURL(s.SSEURL)
+		d.transport = func(context.Context) (mcp.Transport, error) {
+			return &mcp.SSEClientTransport{Endpoint: s.SSEURL, HTTPClient: httpClient}, nil
+		}
+	case s.Command != nil:
+		c := *s.Command
+		// Arguments can carry secrets; errors and logs name the program only.
+		d.target = "stdio:" + c.Path
+		term := orDefault(c.TerminateTimeout, DefaultStdioTerminate)
+		d.transport = func(context.Context) (mcp.Transport, error) {
+			cmd := exec.Command(c.Path, c.Args...)
+			cmd.Env, cmd.Dir, cmd.Stderr = c.Env, c.Dir, c.Stderr
+			return &mcp.CommandTransport{Command: cmd, TerminateDuration: term}, nil
+		}
+	default:
+		d.target = "custom transport"
+		d.transport = s.NewTransport
+	}
+	return d
+}
+
+// newHTTPClient returns a client whose transport keeps idle connections for
+// every call that can be in flight: each call is its own POST, and
+// net/http's default of 2 idle connections per host would churn the rest.
+func newHTTPClient(idle int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = idle
+	t.MaxIdleConns = max(t.MaxIdleConns, idle)
+	return &http.Client{Transport: t}
+}
+
+// dial connects one session with the given protocol version ("" negotiates).
+func (d *dialer) dial(ctx context.Context, version string, timeout time.Duration) (*mcp.ClientSession, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t, err := d.transport(ctx)
+	if err == nil && t == nil {
+		err = errors.New("NewTransport returned a nil transport")
+	}
+	if err != nil {
+		return nil, &ConnectError{Target: d.target, Cause: err}
+	}
+	cs, err := d.client.Connect(ctx, t, &mcp.ClientSessionOptions{ProtocolVersion: version})
+	if err != nil {
+		return nil, &ConnectError{Target: d.target, Cause: err}
+	}
+	return cs, nil
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User = nil
+	u.RawQuery = ""
+	u.Fragment = ""
+	return u.String()
+}

@@ -1,0 +1,137 @@
+package mcpool_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/internal/demoserver"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// inMemory returns a NewTransport that connects each session to srv over
+// in-memory pipes, and a counter of the transports it made.
+func inMemory(srv *mcp.Server) (func(context.Context) (mcp.Transport, error), *atomic.Int64) {
+	var n atomic.Int64
+	return func(ctx context.Context) (mcp.Transport, error) {
+		n.Add(1)
+		ct, st := mcp.NewInMemoryTransports()
+		if _, err := srv.Connect(ctx, st, nil); err != nil {
+			return nil, err
+		}
+		return ct, nil
+	}, &n
+}
+
+// newPool makes a pool and closes it when the test ends.
+func newPool(t *testing.T, cfg mcpool.Config) *mcpool.Pool {
+	t.Helper()
+	p, err := mcpool.New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := p.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return p
+}
+
+// httpServer serves srv over streamable HTTP on loopback.
+func httpServer(t *testing.T, srv *mcp.Server, stateless bool) string {
+	t.Helper()
+	ts := httptest.NewServer(demoserver.Handler(srv, stateless, 0))
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+// stdioCommand starts this test binary as a go-sdk stdio server.
+func stdioCommand(t *testing.T) *mcpool.Command {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &mcpool.Command{Path: exe, Env: append(os.Environ(), stdioServerEnv+"=1")}
+}
+
+// eventually polls cond until it holds or the deadline passes. It waits for
+// a state the test caused, never for time to pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func echo(t *testing.T, ctx context.Context, p *mcpool.Pool, msg string) {
+	t.Helper()
+	res, err := p.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": msg}})
+	if err != nil {
+		t.Fatalf("echo: %v", err)
+	}
+	if got := text(res); got != msg {
+		t.Fatalf("echo returned %q, want %q", got, msg)
+	}
+}
+
+func text(res *mcp.CallToolResult) string {
+	if res == nil || len(res.Content) == 0 {
+		return ""
+	}
+	if tc, ok := res.Content[0].(*mcp.TextContent); ok {
+		return tc.Text
+	}
+	return ""
+}
+
+// concurrency counts calls in flight per server session and the most seen.
+type concurrency struct {
+	mu       sync.Mutex
+	now      map[*mcp.ServerSession]int
+	maxPer   int
+	sessions map[*mcp.ServerSession]bool
+}
+
+func newConcurrency() *concurrency {
+	return &concurrency{now: map[*mcp.ServerSession]int{}, sessions: map[*mcp.ServerSession]bool{}}
+}
+
+func (c *concurrency) onCall(ss *mcp.ServerSession, _ string) func() {
+	c.mu.Lock()
+	c.now[ss]++
+	c.sessions[ss] = true
+	c.maxPer = max(c.maxPer, c.now[ss])
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		c.now[ss]--
+		c.mu.Unlock()
+	}
+}
+
+func (c *concurrency) figures() (maxPer, sessions int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.maxPer, len(c.sessions)
+}
+
+func mustIs(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("error %v: want errors.Is %v", err, target)
+	}
+}

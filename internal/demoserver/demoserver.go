@@ -1,0 +1,82 @@
+// Package demoserver is the MCP server embedded in the mcpool command and
+// used as a real peer by the tests: a go-sdk server with a few tools.
+package demoserver
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Options tune the server for tests. The zero value is the demo server.
+type Options struct {
+	// PageSize is the server's list page size; 0 means the SDK default.
+	PageSize int
+	// OnCall, if set, runs when a tool call starts; the func it returns
+	// runs when the call ends. Tests count concurrent calls per session
+	// with it.
+	OnCall func(ss *mcp.ServerSession, tool string) (done func())
+}
+
+// EchoArgs are the arguments of the echo tool.
+type EchoArgs struct {
+	Message string `json:"message" jsonschema:"the text to send back"`
+}
+
+// SleepArgs are the arguments of the sleep tool.
+type SleepArgs struct {
+	MS int `json:"ms" jsonschema:"how long to sleep, in milliseconds"`
+}
+
+// StructuredOut is the output of the structured tool.
+type StructuredOut struct {
+	Message string    `json:"message"`
+	Length  int       `json:"length"`
+	At      time.Time `json:"at"`
+}
+
+// New returns a demo server with the tools echo, sleep and structured.
+func New(opts Options) *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "mcpool-demo", Version: "1.0.0"},
+		&mcp.ServerOptions{PageSize: opts.PageSize})
+	hook := func(req *mcp.CallToolRequest, name string) func() {
+		if opts.OnCall == nil {
+			return func() {}
+		}
+		return opts.OnCall(req.Session, name)
+	}
+	readOnly := &mcp.ToolAnnotations{ReadOnlyHint: true}
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "Returns its message.", Annotations: readOnly},
+		func(ctx context.Context, req *mcp.CallToolRequest, in EchoArgs) (*mcp.CallToolResult, any, error) {
+			defer hook(req, "echo")()
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Message}}}, nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "sleep", Description: "Sleeps for ms milliseconds, or until cancelled.", Annotations: readOnly},
+		func(ctx context.Context, req *mcp.CallToolRequest, in SleepArgs) (*mcp.CallToolResult, any, error) {
+			defer hook(req, "sleep")()
+			t := time.NewTimer(time.Duration(in.MS) * time.Millisecond)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("slept %dms", in.MS)}}}, nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "structured", Description: "Returns its message as structured content.", Annotations: readOnly},
+		func(ctx context.Context, req *mcp.CallToolRequest, in EchoArgs) (*mcp.CallToolResult, StructuredOut, error) {
+			defer hook(req, "structured")()
+			return nil, StructuredOut{Message: in.Message, Length: len(in.Message), At: time.Now().UTC()}, nil
+		})
+	return s
+}
+
+// Handler serves s over streamable HTTP. With stateless set it runs the
+// SDK's stateless mode (no Mcp-Session-Id).
+func Handler(s *mcp.Server, stateless bool, sessionTimeout time.Duration) http.Handler {
+	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
+		&mcp.StreamableHTTPOptions{Stateless: stateless, SessionTimeout: sessionTimeout})
+}

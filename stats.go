@@ -1,0 +1,107 @@
+package mcpool
+
+import (
+	"slices"
+	"time"
+)
+
+// Stats is a snapshot of a pool's state and counters, from [Pool.Stats].
+// Counts since New are monotonic; the others describe the moment of the call.
+type Stats struct {
+	Sessions       int // sessions connected and in the pool
+	ActiveSessions int // sessions carrying at least one call
+	IdleSessions   int // sessions carrying none
+	Connecting     int // connects in flight
+	MaxSessions    int // the configured cap
+	CallsInFlight  int // leases held across the pool
+	Waiters        int // callers queued for room
+
+	Acquires        uint64        // successful acquires since New
+	AcquireTimeouts uint64        // acquires that gave up waiting (ErrPoolExhausted)
+	AcquireWaitMean time.Duration // mean wait over all successful acquires
+	AcquireWaitP50  time.Duration // median wait over the last 1024 acquires
+	AcquireWaitP99  time.Duration // 99th percentile over the last 1024 acquires
+
+	CacheHits    uint64  // ListTools answered from the tool catalog cache
+	CacheMisses  uint64  // ListTools that fetched from the server
+	CacheHitRate float64 // hits / (hits + misses); 0 before the first ListTools
+
+	SessionsCreated   uint64 // sessions connected since New
+	SessionsDestroyed uint64 // sessions closed since New
+	Reconnects        uint64 // sessions connected to replace one the pool lost
+	ConnectErrors     uint64 // failed connects
+	Errors            uint64 // failed connects plus calls through Pool helpers that returned an error
+
+	ProtocolVersion string        // the version later sessions pin; "" before the first connect
+	Uptime          time.Duration // time since New
+	Closed          bool          // Close has begun
+}
+
+// Stats returns a snapshot of the pool. It is cheap (one short lock, no I/O)
+// and safe to call at any time, before Start and after Close included.
+func (p *Pool) Stats() Stats {
+	var st Stats
+	p.mu.Lock()
+	st.Sessions = len(p.sessions)
+	for _, s := range p.sessions {
+		if s.inFlight > 0 {
+			st.ActiveSessions++
+		}
+	}
+	st.IdleSessions = st.Sessions - st.ActiveSessions
+	st.Connecting = p.connecting
+	st.CallsInFlight = p.inFlight
+	st.Waiters = p.waiters.Len()
+	st.Closed = p.closed
+	st.ProtocolVersion = p.version
+	st.Acquires = p.waits.count
+	if p.waits.count > 0 {
+		st.AcquireWaitMean = time.Duration(p.waits.sum / int64(p.waits.count))
+	}
+	recent := slices.Clone(p.waits.recent())
+	p.mu.Unlock()
+
+	st.MaxSessions = p.cfg.MaxSessions
+	st.AcquireWaitP50, st.AcquireWaitP99 = percentile(recent, 0.50), percentile(recent, 0.99)
+	st.AcquireTimeouts = p.counters.exhausted.Load()
+	st.CacheHits, st.CacheMisses = p.catalog.hits.Load(), p.catalog.misses.Load()
+	if n := st.CacheHits + st.CacheMisses; n > 0 {
+		st.CacheHitRate = float64(st.CacheHits) / float64(n)
+	}
+	st.SessionsCreated = p.counters.created.Load()
+	st.SessionsDestroyed = p.counters.destroyed.Load()
+	st.Reconnects = p.counters.reconnects.Load()
+	st.ConnectErrors = p.counters.connectErrors.Load()
+	st.Errors = p.counters.errors.Load()
+	st.Uptime = time.Since(p.counters.started)
+	return st
+}
+
+const waitWindow = 1024
+
+// waitStats keeps the sum and count of acquire waits and a ring of the most
+// recent ones for percentiles. Adding is O(1) and allocation-free: it runs
+// on every Acquire, under the pool's lock.
+type waitStats struct {
+	ring  [waitWindow]int64
+	count uint64
+	sum   int64
+}
+
+func (w *waitStats) add(d time.Duration) {
+	w.ring[w.count%waitWindow] = int64(d)
+	w.count++
+	w.sum += int64(d)
+}
+
+func (w *waitStats) recent() []int64 {
+	return w.ring[:min(w.count, waitWindow)]
+}
+
+func percentile(v []int64, q float64) time.Duration {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return time.Duration(v[int(q*float64(len(v)-1)+0.5)])
+}
