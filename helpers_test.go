@@ -1,8 +1,13 @@
 package mcpool_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"sync"
@@ -32,6 +37,9 @@ func inMemory(srv *mcp.Server) (func(context.Context) (mcp.Transport, error), *a
 // newPool makes a pool and closes it when the test ends.
 func newPool(t *testing.T, cfg mcpool.Config) *mcpool.Pool {
 	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	p, err := mcpool.New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -61,7 +69,8 @@ func stdioCommand(t *testing.T) *mcpool.Command {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &mcpool.Command{Path: exe, Env: append(os.Environ(), stdioServerEnv+"=1")}
+	// The race detector makes a process sleep 1s at exit unless told not to.
+	return &mcpool.Command{Path: exe, Env: append(os.Environ(), stdioServerEnv+"=1", "GORACE=atexit_sleep_ms=0")}
 }
 
 // eventually polls cond until it holds or the deadline passes. It waits for
@@ -134,4 +143,18 @@ func mustIs(t *testing.T, err, target error) {
 	if !errors.Is(err, target) {
 		t.Fatalf("error %v: want errors.Is %v", err, target)
 	}
+}
+
+// peekMethod reads the JSON-RPC method of a POST body and puts the body back.
+func peekMethod(r *http.Request) string {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return ""
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var msg struct {
+		Method string `json:"method"`
+	}
+	_ = json.Unmarshal(body, &msg)
+	return msg.Method
 }

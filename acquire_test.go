@@ -1,0 +1,234 @@
+package mcpool_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/internal/demoserver"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+func memPool(t *testing.T, cfg mcpool.Config) *mcpool.Pool {
+	t.Helper()
+	if cfg.NewTransport == nil && cfg.Command == nil && cfg.URL == "" {
+		cfg.NewTransport, _ = inMemory(demoserver.New(demoserver.Options{}))
+	}
+	return newPool(t, cfg)
+}
+
+// The oldest session with room is chosen; a new session is made only when
+// every session is full.
+func TestAcquirePicksOldestWithRoom(t *testing.T) {
+	ctx := context.Background()
+	p := memPool(t, mcpool.Config{MinSessions: 1, MaxSessions: 3, MaxCallsPerSession: 2})
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	acq := func() mcpool.Lease {
+		t.Helper()
+		l, err := p.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	a, b := acq(), acq()
+	if a.SessionID() != 1 || b.SessionID() != 1 {
+		t.Fatalf("first two leases on sessions %d, %d; want 1, 1", a.SessionID(), b.SessionID())
+	}
+	c := acq() // session 1 is full: a second session is connected
+	if c.SessionID() != 2 {
+		t.Fatalf("third lease on session %d, want 2", c.SessionID())
+	}
+	a.Release()
+	d := acq() // session 1 has room again and is the oldest
+	if d.SessionID() != 1 {
+		t.Fatalf("lease after release on session %d, want 1", d.SessionID())
+	}
+	e := acq()
+	if e.SessionID() != 2 {
+		t.Fatalf("lease on session %d, want 2", e.SessionID())
+	}
+	st := p.Stats()
+	if st.Sessions != 2 || st.CallsInFlight != 4 || st.ActiveSessions != 2 || st.SessionsCreated != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	for _, l := range []*mcpool.Lease{&b, &c, &d, &e} {
+		l.Release()
+	}
+	if st := p.Stats(); st.CallsInFlight != 0 || st.IdleSessions != 2 || st.Acquires != 5 {
+		t.Fatalf("after release: %+v", st)
+	}
+}
+
+// Releasing twice, or through a stale copy, never frees room someone else holds.
+func TestDoubleReleaseIsHarmless(t *testing.T) {
+	ctx := context.Background()
+	p := memPool(t, mcpool.Config{MaxSessions: 1, MaxCallsPerSession: 1})
+	a, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := a
+	a.Release()
+	a.Release()
+	b, err := p.Acquire(ctx) // takes the only slot
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.Release() // a copy of the released lease: must not free b's slot
+	if st := p.Stats(); st.CallsInFlight != 1 {
+		t.Fatalf("stale release freed room: %+v", st)
+	}
+	var zero mcpool.Lease
+	zero.Release()
+	b.Release()
+	if st := p.Stats(); st.CallsInFlight != 0 {
+		t.Fatalf("calls in flight %d after release", st.CallsInFlight)
+	}
+}
+
+// Waiters are served first in, first out.
+func TestWaitersFIFO(t *testing.T) {
+	ctx := context.Background()
+	p := memPool(t, mcpool.Config{MaxSessions: 1, MaxCallsPerSession: 1, AcquireTimeout: -1})
+	held, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	order := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			l, err := p.Acquire(ctx)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			order <- i
+			l.Release()
+		})
+		// Queue them one at a time so that arrival order is known.
+		eventually(t, "waiter queued", func() bool { return p.Stats().Waiters == i+1 })
+	}
+	held.Release()
+	wg.Wait()
+	close(order)
+	want := 0
+	for got := range order {
+		if got != want {
+			t.Fatalf("waiter %d served in place %d", got, want)
+		}
+		want++
+	}
+	if want != n {
+		t.Fatalf("%d waiters served, want %d", want, n)
+	}
+}
+
+func TestAcquireTimeout(t *testing.T) {
+	ctx := context.Background()
+	p := memPool(t, mcpool.Config{MaxSessions: 1, MaxCallsPerSession: 1, AcquireTimeout: 50 * time.Millisecond})
+	held, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	start := time.Now()
+	_, err = p.Acquire(ctx)
+	if waited := time.Since(start); waited < 50*time.Millisecond {
+		t.Fatalf("gave up after %v, before AcquireTimeout", waited)
+	}
+	mustIs(t, err, mcpool.ErrPoolExhausted)
+	mustIs(t, err, context.DeadlineExceeded)
+	var ex *mcpool.ExhaustedError
+	if !errors.As(err, &ex) {
+		t.Fatalf("%T is not *ExhaustedError", err)
+	}
+	if ex.Sessions != 1 || ex.MaxSessions != 1 || ex.CallsInFlight != 1 || ex.Waiters != 0 || ex.Waited < int64(50*time.Millisecond) {
+		t.Fatalf("figures %+v", ex)
+	}
+	if st := p.Stats(); st.AcquireTimeouts != 1 || st.Waiters != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestAcquireCancelledWhileWaiting(t *testing.T) {
+	p := memPool(t, mcpool.Config{MaxSessions: 1, MaxCallsPerSession: 1, AcquireTimeout: -1})
+	held, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := p.Acquire(ctx); errc <- err }()
+	eventually(t, "waiter queued", func() bool { return p.Stats().Waiters == 1 })
+	cancel()
+	err = <-errc
+	mustIs(t, err, context.Canceled)
+	mustIs(t, err, mcpool.ErrPoolExhausted)
+	if st := p.Stats(); st.Waiters != 0 {
+		t.Fatalf("waiter left queued: %+v", st)
+	}
+	// The room freed later goes to a live caller, not the one that left.
+	held.Release()
+	l, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+}
+
+// A caller that gives up while the session it needs is connecting does not
+// waste the connect: the session joins the pool and serves the next caller.
+func TestAcquireCancelledDuringConnect(t *testing.T) {
+	srv := demoserver.New(demoserver.Options{})
+	mem, made := inMemory(srv)
+	gate := make(chan struct{})
+	p := newPool(t, mcpool.Config{NewTransport: func(ctx context.Context) (mcp.Transport, error) {
+		<-gate
+		return mem(ctx)
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := p.Acquire(ctx)
+	mustIs(t, err, context.DeadlineExceeded)
+	if st := p.Stats(); st.Connecting != 1 {
+		t.Fatalf("connect not in flight after the caller left: %+v", st)
+	}
+	close(gate)
+	eventually(t, "session joins the pool", func() bool { return p.Stats().Sessions == 1 })
+	echo(t, context.Background(), p, "kept")
+	if made.Load() != 1 {
+		t.Fatalf("%d connects, want 1: the first was wasted", made.Load())
+	}
+}
+
+// A failed connect reaches the callers waiting for it, wrapped and typed.
+func TestConnectFailureIsTyped(t *testing.T) {
+	boom := errors.New("no server here")
+	p := newPool(t, mcpool.Config{NewTransport: func(context.Context) (mcp.Transport, error) { return nil, boom }})
+	err := p.Start(context.Background())
+	mustIs(t, err, mcpool.ErrConnectFailed)
+	mustIs(t, err, boom)
+	_, err = p.Acquire(context.Background())
+	mustIs(t, err, mcpool.ErrConnectFailed)
+	var ce *mcpool.ConnectError
+	if !errors.As(err, &ce) || ce.Target != "custom transport" {
+		t.Fatalf("want *ConnectError naming the target, got %#v", err)
+	}
+	if st := p.Stats(); st.ConnectErrors != 2 || st.Sessions != 0 || st.Waiters != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestConnectRefusedOverHTTP(t *testing.T) {
+	p := newPool(t, mcpool.Config{URL: "http://127.0.0.1:1/mcp", ConnectTimeout: 5 * time.Second})
+	err := p.Start(context.Background())
+	mustIs(t, err, mcpool.ErrConnectFailed)
+}

@@ -1,0 +1,177 @@
+package mcpool_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/internal/demoserver"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// listGate counts tools/list requests at the server and can hold them.
+type listGate struct {
+	lists atomic.Int64
+	hold  chan struct{} // nil: let requests through
+}
+
+func (g *listGate) middleware(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		if method == "tools/list" {
+			g.lists.Add(1)
+			if g.hold != nil {
+				<-g.hold
+			}
+		}
+		return next(ctx, method, req)
+	}
+}
+
+func catalogPool(t *testing.T, pageSize int, ttl time.Duration, g *listGate) (*mcpool.Pool, *mcp.Server) {
+	srv := demoserver.New(demoserver.Options{PageSize: pageSize})
+	srv.AddReceivingMiddleware(g.middleware)
+	nt, _ := inMemory(srv)
+	return newPool(t, mcpool.Config{NewTransport: nt, ToolCacheTTL: ttl}), srv
+}
+
+func toolNames(tools []*mcp.Tool) []string {
+	var names []string
+	for _, t := range tools {
+		names = append(names, t.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// ListTools walks every page (3 tools, one per page) and then serves from
+// the cache.
+func TestListToolsPaginatesAndCaches(t *testing.T) {
+	ctx := context.Background()
+	g := &listGate{}
+	p, _ := catalogPool(t, 1, time.Hour, g)
+	tools, err := p.ListTools(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := toolNames(tools); !slices.Equal(got, []string{"echo", "sleep", "structured"}) {
+		t.Fatalf("tools %v", got)
+	}
+	if n := g.lists.Load(); n != 3 {
+		t.Fatalf("%d tools/list requests, want 3 pages", n)
+	}
+	for range 5 {
+		if _, err := p.ListTools(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := g.lists.Load(); n != 3 {
+		t.Fatalf("cached ListTools went to the server: %d requests", n)
+	}
+	st := p.Stats()
+	if st.CacheHits != 5 || st.CacheMisses != 1 || st.CacheHitRate != 5.0/6 {
+		t.Fatalf("cache stats %+v", st)
+	}
+	tool, err := p.Tool(ctx, "echo")
+	if err != nil || tool == nil || tool.Annotations == nil || !tool.Annotations.ReadOnlyHint {
+		t.Fatalf("Tool(echo) = %+v, %v", tool, err)
+	}
+	if tool, err := p.Tool(ctx, "nope"); tool != nil || err != nil {
+		t.Fatalf("Tool(nope) = %v, %v", tool, err)
+	}
+	p.InvalidateTools()
+	if _, err := p.ListTools(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := g.lists.Load(); n != 6 {
+		t.Fatalf("after InvalidateTools: %d requests, want 6", n)
+	}
+}
+
+// Concurrent callers on a miss share one fetch, and a caller that gives up
+// does not fail the others.
+func TestListToolsSharedFetch(t *testing.T) {
+	g := &listGate{hold: make(chan struct{})}
+	p, _ := catalogPool(t, 0, time.Hour, g)
+	const callers = 50
+	quitter, quit := context.WithCancel(context.Background())
+	quitErr := make(chan error, 1)
+	go func() { _, err := p.ListTools(quitter); quitErr <- err }()
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			tools, err := p.ListTools(context.Background())
+			if err != nil || len(tools) != 3 {
+				t.Errorf("ListTools: %d tools, %v", len(tools), err)
+			}
+		})
+	}
+	eventually(t, "every caller on the fetch", func() bool { return p.Stats().CacheMisses == callers+1 })
+	eventually(t, "the fetch at the server", func() bool { return g.lists.Load() == 1 })
+	quit()
+	mustIs(t, <-quitErr, context.Canceled)
+	close(g.hold)
+	wg.Wait()
+	if n := g.lists.Load(); n != 1 {
+		t.Fatalf("%d tools/list requests for %d concurrent callers, want 1", n, callers)
+	}
+}
+
+// A tool added at run time reaches ListTools through
+// notifications/tools/list_changed, long before the TTL.
+func TestListToolsInvalidatedByListChanged(t *testing.T) {
+	ctx := context.Background()
+	g := &listGate{}
+	for _, transport := range []string{"memory", "http"} {
+		t.Run(transport, func(t *testing.T) {
+			srv := demoserver.New(demoserver.Options{})
+			srv.AddReceivingMiddleware(g.middleware)
+			cfg := mcpool.Config{ToolCacheTTL: time.Hour}
+			if transport == "http" {
+				cfg.URL = httpServer(t, srv, false)
+			} else {
+				cfg.NewTransport, _ = inMemory(srv)
+			}
+			p := newPool(t, cfg)
+			tools, err := p.ListTools(ctx)
+			if err != nil || len(tools) != 3 {
+				t.Fatalf("ListTools: %d, %v", len(tools), err)
+			}
+			srv.AddTool(&mcp.Tool{Name: "added", InputSchema: map[string]any{"type": "object"}},
+				func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+					return &mcp.CallToolResult{}, nil
+				})
+			eventually(t, "the added tool in the catalog", func() bool {
+				tools, err := p.ListTools(ctx)
+				return err == nil && slices.Contains(toolNames(tools), "added")
+			})
+		})
+	}
+}
+
+func TestListToolsTTL(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		ttl  time.Duration
+		want int64
+	}{{30 * time.Millisecond, 2}, {-1, 3}} {
+		g := &listGate{}
+		p, _ := catalogPool(t, 0, tc.ttl, g)
+		if _, err := p.ListTools(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.ListTools(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(40 * time.Millisecond) // past the TTL: a time-based contract
+		if _, err := p.ListTools(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := g.lists.Load(); n != tc.want {
+			t.Fatalf("TTL %v: %d fetches, want %d", tc.ttl, n, tc.want)
+		}
+	}
+}

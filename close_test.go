@@ -1,0 +1,114 @@
+package mcpool_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpool/mcpool"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+func sleepCall(p *mcpool.Pool, ctx context.Context, ms int) (*mcp.CallToolResult, error) {
+	return p.CallTool(ctx, &mcp.CallToolParams{Name: "sleep", Arguments: map[string]any{"ms": ms}})
+}
+
+// Close lets calls in flight finish within DrainTimeout.
+func TestCloseDrainsCallsInFlight(t *testing.T) {
+	ctx := context.Background()
+	p := memPool(t, mcpool.Config{DrainTimeout: 10 * time.Second})
+	type result struct {
+		res *mcp.CallToolResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { r, err := sleepCall(p, ctx, 300); done <- result{r, err} }()
+	eventually(t, "call in flight", func() bool { return p.Stats().CallsInFlight == 1 })
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if r.err != nil || text(r.res) != "slept 300ms" {
+			t.Fatalf("drained call: %v %q", r.err, text(r.res))
+		}
+	default:
+		t.Fatal("Close returned before the call in flight finished")
+	}
+	_, err := p.Acquire(ctx)
+	mustIs(t, err, mcpool.ErrPoolClosed)
+	if st := p.Stats(); !st.Closed || st.Sessions != 0 || st.SessionsDestroyed != 1 {
+		t.Fatalf("stats after Close: %+v", st)
+	}
+}
+
+// After DrainTimeout, Close cancels what is still running and returns promptly.
+func TestCloseCancelsAfterDrainTimeout(t *testing.T) {
+	ctx := context.Background()
+	for name, cfg := range map[string]mcpool.Config{
+		"memory": {DrainTimeout: 100 * time.Millisecond},
+		"stdio":  {DrainTimeout: 100 * time.Millisecond, Command: stdioCommand(t)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := memPool(t, cfg)
+			errc := make(chan error, 1)
+			go func() { _, err := sleepCall(p, ctx, 60_000); errc <- err }()
+			eventually(t, "call in flight", func() bool { return p.Stats().CallsInFlight == 1 })
+			start := time.Now()
+			if err := p.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Fatalf("Close took %v with a 100ms drain", took)
+			}
+			mustIs(t, <-errc, mcpool.ErrPoolClosed)
+		})
+	}
+}
+
+// Close's ctx bounds the drain as DrainTimeout does.
+func TestCloseContextBoundsDrain(t *testing.T) {
+	p := memPool(t, mcpool.Config{DrainTimeout: time.Minute})
+	errc := make(chan error, 1)
+	go func() { _, err := sleepCall(p, context.Background(), 60_000); errc <- err }()
+	eventually(t, "call in flight", func() bool { return p.Stats().CallsInFlight == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustIs(t, <-errc, mcpool.ErrPoolClosed)
+}
+
+// Close from many goroutines at once, and again later: all return the same,
+// and waiting callers are told the pool closed.
+func TestCloseConcurrentAndIdempotent(t *testing.T) {
+	ctx := context.Background()
+	p := memPool(t, mcpool.Config{MaxSessions: 1, MaxCallsPerSession: 1, AcquireTimeout: -1})
+	held, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitErr := make(chan error, 1)
+	go func() { _, err := p.Acquire(ctx); waitErr <- err }()
+	eventually(t, "waiter queued", func() bool { return p.Stats().Waiters == 1 })
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if err := p.Close(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	mustIs(t, <-waitErr, mcpool.ErrPoolClosed)
+	held.Release() // lets the drain finish
+	wg.Wait()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	held.Release() // after Close: still harmless
+	_, err = p.CallTool(ctx, &mcp.CallToolParams{Name: "echo"})
+	mustIs(t, err, mcpool.ErrPoolClosed)
+	mustIs(t, p.Start(ctx), mcpool.ErrPoolClosed)
+}

@@ -1,0 +1,65 @@
+package mcpool_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/mcpool/mcpool"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+func TestInvalidConfigs(t *testing.T) {
+	nt := func(context.Context) (mcp.Transport, error) { return nil, nil }
+	for _, tc := range []struct {
+		name  string
+		cfg   mcpool.Config
+		field string
+	}{
+		{"no server", mcpool.Config{}, "URL"},
+		{"two servers", mcpool.Config{URL: "http://127.0.0.1/mcp", NewTransport: nt}, "URL"},
+		{"bad scheme", mcpool.Config{URL: "ftp://127.0.0.1/mcp"}, "URL"},
+		{"no host", mcpool.Config{URL: "http:///mcp"}, "URL"},
+		{"bad sse", mcpool.Config{SSEURL: "127.0.0.1:80"}, "SSEURL"},
+		{"empty command", mcpool.Config{Command: &mcpool.Command{}}, "Command.Path"},
+		{"negative terminate", mcpool.Config{Command: &mcpool.Command{Path: "x", TerminateTimeout: -1}}, "Command.TerminateTimeout"},
+		{"negative min", mcpool.Config{NewTransport: nt, MinSessions: -1}, "MinSessions"},
+		{"negative max", mcpool.Config{NewTransport: nt, MaxSessions: -1}, "MaxSessions"},
+		{"min over max", mcpool.Config{NewTransport: nt, MinSessions: 5, MaxSessions: 2}, "MinSessions"},
+		{"negative calls", mcpool.Config{NewTransport: nt, MaxCallsPerSession: -2}, "MaxCallsPerSession"},
+		{"negative connect", mcpool.Config{NewTransport: nt, ConnectTimeout: -1}, "ConnectTimeout"},
+		{"negative drain", mcpool.Config{NewTransport: nt, DrainTimeout: -1}, "DrainTimeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := mcpool.New(tc.cfg)
+			if p != nil || !errors.Is(err, mcpool.ErrInvalidConfig) {
+				t.Fatalf("New = %v, %v; want ErrInvalidConfig", p, err)
+			}
+			var ce *mcpool.ConfigError
+			if !errors.As(err, &ce) || ce.Field != tc.field {
+				t.Fatalf("error %v names %q, want %q", err, ce.Field, tc.field)
+			}
+		})
+	}
+}
+
+// Zero values mean the documented defaults; MaxSessions grows to MinSessions.
+func TestConfigDefaults(t *testing.T) {
+	nt := func(context.Context) (mcp.Transport, error) { return nil, nil }
+	p, err := mcpool.New(mcpool.Config{NewTransport: nt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.MaxSessions != mcpool.DefaultMaxSessions {
+		t.Fatalf("MaxSessions %d", st.MaxSessions)
+	}
+	p.Close(context.Background())
+	p, err = mcpool.New(mcpool.Config{NewTransport: nt, MinSessions: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.MaxSessions != 9 {
+		t.Fatalf("MaxSessions %d, want MinSessions 9", st.MaxSessions)
+	}
+	p.Close(context.Background())
+}
