@@ -3,6 +3,7 @@ package mcpool
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -14,7 +15,13 @@ import (
 // Errors: those of Acquire; the call's (ctx's error, a JSON-RPC error such
 // as an unknown tool, a transport error); or ErrPoolClosed wrapped with the
 // call's error when Close cancelled the call at its drain deadline.
+//
+// params is not modified, so one value may be shared by concurrent calls.
+// (The SDK writes protocol metadata into the params it is given; the pool
+// hands it a copy, or a params value reused across sessions of different
+// protocol versions would carry the wrong version and race.)
 func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.CallToolResult, error) {
+	params = cloneCallParams(params)
 	var res *mcp.CallToolResult
 	err := p.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
 		var err error
@@ -47,4 +54,16 @@ func (p *Pool) Do(ctx context.Context, fn func(ctx context.Context, cs *mcp.Clie
 		}
 	}
 	return err
+}
+
+func cloneCallParams(in *mcp.CallToolParams) *mcp.CallToolParams {
+	if in == nil {
+		return &mcp.CallToolParams{Arguments: map[string]any{}}
+	}
+	out := *in
+	out.Meta = maps.Clone(in.Meta)
+	if out.Arguments == nil {
+		out.Arguments = map[string]any{}
+	}
+	return &out
 }

@@ -2,6 +2,8 @@ package mcpool_test
 
 import (
 	"context"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"sync"
 	"testing"
 
 	"github.com/mcpool/mcpool"
@@ -31,5 +33,27 @@ func TestSmokeTransports(t *testing.T) {
 			}
 			t.Logf("%s: %+v", name, p.Stats())
 		})
+	}
+}
+
+// One params value shared by concurrent calls on sessions of both protocol
+// eras: the pool must not let the SDK write into it.
+func TestCallToolParamsAreNotShared(t *testing.T) {
+	ctx := context.Background()
+	params := &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "same"}}
+	stateless, _ := inMemory(demoserver.New(demoserver.Options{}))         // negotiates 2026-07-28
+	stateful := httpServer(t, demoserver.New(demoserver.Options{}), false) // negotiates 2025-11-25
+	pools := []*mcpool.Pool{newPool(t, mcpool.Config{NewTransport: stateless}), newPool(t, mcpool.Config{URL: stateful})}
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Go(func() {
+			if _, err := pools[i%2].CallTool(ctx, params); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if params.Meta != nil {
+		t.Fatalf("params.Meta written: %v", params.Meta)
 	}
 }
