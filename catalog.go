@@ -26,7 +26,7 @@ type toolCatalog struct {
 	// may hold a list from before the change, so it is not stored.
 	gen uint64
 
-	hits, misses atomic.Uint64
+	hits, misses, invalidations atomic.Uint64
 }
 
 func (c *toolCatalog) init(ttl time.Duration) { c.ttl = ttl }
@@ -62,6 +62,7 @@ func (c *toolCatalog) store(gen uint64, tools []*mcp.Tool) {
 }
 
 func (c *toolCatalog) invalidate() {
+	c.invalidations.Add(1)
 	c.mu.Lock()
 	c.gen++
 	c.valid = false
@@ -70,8 +71,6 @@ func (c *toolCatalog) invalidate() {
 	// the change.
 	c.group.Forget(toolsKey)
 }
-
-func (c *toolCatalog) close() { c.invalidate() }
 
 const toolsKey = "tools/list"
 

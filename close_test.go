@@ -63,6 +63,11 @@ func TestCloseCancelsAfterDrainTimeout(t *testing.T) {
 				t.Fatalf("Close took %v with a 100ms drain", took)
 			}
 			mustIs(t, <-errc, mcpool.ErrPoolClosed)
+			if cfg.Command != nil {
+				if left := children(t, cfg.Command.Path); len(left) != 0 {
+					t.Fatalf("stdio children left after Close: %v", left)
+				}
+			}
 		})
 	}
 }

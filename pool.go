@@ -410,7 +410,6 @@ func (p *Pool) shutdown(ctx context.Context) {
 	}
 	wg.Wait()
 	p.bg.Wait()
-	p.catalog.close()
 	if p.dialer.ownedHTTP != nil {
 		p.dialer.ownedHTTP.CloseIdleConnections()
 	}

@@ -25,6 +25,9 @@ type Stats struct {
 	CacheHits    uint64  // ListTools answered from the tool catalog cache
 	CacheMisses  uint64  // ListTools that fetched from the server
 	CacheHitRate float64 // hits / (hits + misses); 0 before the first ListTools
+	// CacheInvalidations counts tool catalog invalidations: each
+	// notifications/tools/list_changed received and each InvalidateTools.
+	CacheInvalidations uint64
 
 	SessionsCreated   uint64 // sessions connected since New
 	SessionsDestroyed uint64 // sessions closed since New
@@ -65,6 +68,7 @@ func (p *Pool) Stats() Stats {
 	st.AcquireWaitP50, st.AcquireWaitP99 = percentile(recent, 0.50), percentile(recent, 0.99)
 	st.AcquireTimeouts = p.counters.exhausted.Load()
 	st.CacheHits, st.CacheMisses = p.catalog.hits.Load(), p.catalog.misses.Load()
+	st.CacheInvalidations = p.catalog.invalidations.Load()
 	if n := st.CacheHits + st.CacheMisses; n > 0 {
 		st.CacheHitRate = float64(st.CacheHits) / float64(n)
 	}
