@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,20 +210,42 @@ func TestAcquireCancelledDuringConnect(t *testing.T) {
 	}
 }
 
-// A failed connect reaches the callers waiting for it, wrapped and typed.
+// A failed connect is typed; after FailureThreshold failures in a row the
+// breaker opens and acquires fail at once, wrapping the last cause.
 func TestConnectFailureIsTyped(t *testing.T) {
 	boom := errors.New("no server here")
-	p := newPool(t, mcpool.Config{NewTransport: func(context.Context) (mcp.Transport, error) { return nil, boom }})
+	var attempts atomic.Int64
+	p := newPool(t, mcpool.Config{
+		NewTransport: func(context.Context) (mcp.Transport, error) {
+			attempts.Add(1)
+			return nil, boom
+		},
+		FailureThreshold: 3, BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond,
+		BreakerCooldown: time.Hour,
+	})
 	err := p.Start(context.Background())
 	mustIs(t, err, mcpool.ErrConnectFailed)
 	mustIs(t, err, boom)
-	_, err = p.Acquire(context.Background())
-	mustIs(t, err, mcpool.ErrConnectFailed)
 	var ce *mcpool.ConnectError
 	if !errors.As(err, &ce) || ce.Target != "custom transport" {
 		t.Fatalf("want *ConnectError naming the target, got %#v", err)
 	}
-	if st := p.Stats(); st.ConnectErrors != 2 || st.Sessions != 0 || st.Waiters != 0 {
+	// This caller waits through the backoff retries until the breaker opens.
+	_, err = p.Acquire(context.Background())
+	mustIs(t, err, mcpool.ErrServerUnavailable)
+	mustIs(t, err, mcpool.ErrConnectFailed)
+	mustIs(t, err, boom)
+	if n := attempts.Load(); n != 3 {
+		t.Fatalf("%d connect attempts before the breaker opened, want 3", n)
+	}
+	// While open: at once, and no connect is attempted.
+	start := time.Now()
+	_, err = p.Acquire(context.Background())
+	if took := time.Since(start); took > 10*time.Millisecond {
+		t.Fatalf("Acquire with the breaker open took %v", took)
+	}
+	mustIs(t, err, mcpool.ErrServerUnavailable)
+	if st := p.Stats(); st.ConnectErrors != 3 || st.Sessions != 0 || st.Waiters != 0 || attempts.Load() != 3 {
 		t.Fatalf("stats %+v", st)
 	}
 }

@@ -2,6 +2,7 @@ package mcpool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 
@@ -12,9 +13,19 @@ import (
 // result with IsError set is the tool's own failure and is returned with a
 // nil error, as the SDK does.
 //
-// Errors: those of Acquire; the call's (ctx's error, a JSON-RPC error such
-// as an unknown tool, a transport error); or ErrPoolClosed wrapped with the
-// call's error when Close cancelled the call at its drain deadline.
+// If the session dies during the call (issue 3), CallTool retries once on
+// another session, inside the same ctx, only when that cannot run a tool
+// with side effects twice behind the caller's back: the request provably
+// never reached the server (the connection was already closed or could not
+// be dialled, or the server rejected the session with 404 or 400), or the
+// tool's annotations say readOnlyHint or idempotentHint (read from the tool
+// catalog, see [Pool.Tool]), or ctx carries [WithRetry]. Otherwise it returns
+// a [*SessionLostError] (errors.Is ErrSessionLost).
+//
+// Other errors: those of Acquire; ctx's error; the server's JSON-RPC error
+// (an unknown tool, bad arguments); a transport error (the pool then probes
+// the session); or ErrPoolClosed wrapped with the call's error when Close
+// cancelled the call at its drain deadline.
 //
 // params is not modified, so one value may be shared by concurrent calls.
 // (The SDK writes protocol metadata into the params it is given; the pool
@@ -23,37 +34,97 @@ import (
 func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.CallToolResult, error) {
 	params = cloneCallParams(params)
 	var res *mcp.CallToolResult
-	err := p.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
+	call := func(ctx context.Context, cs *mcp.ClientSession) error {
 		var err error
 		res, err = cs.CallTool(ctx, params)
 		return err
-	})
-	return res, err
+	}
+	err, lost := p.do(ctx, call)
+	if !lost {
+		return res, err
+	}
+	mayHaveRun := !neverSent(err)
+	if p.mayRetry(ctx, params.Name, err) {
+		p.counters.retries.Add(1)
+		p.log.debug("session lost: retrying the call on another session", "tool", params.Name, "error", err)
+		var err2 error
+		if err2, lost = p.do(ctx, call); !lost {
+			return res, err2
+		}
+		err, mayHaveRun = err2, mayHaveRun || !neverSent(err2)
+	}
+	p.counters.lostCalls.Add(1)
+	return nil, &SessionLostError{Tool: params.Name, MayHaveRun: mayHaveRun, Cause: err}
+}
+
+type retryKey struct{}
+
+// WithRetry returns a context under which [Pool.CallTool] retries a call
+// once on another session when its session dies, even if the request may
+// have reached the server and the tool is not marked read-only or
+// idempotent. Use it for calls that are safe to run twice.
+func WithRetry(ctx context.Context) context.Context {
+	return context.WithValue(ctx, retryKey{}, true)
+}
+
+func (p *Pool) mayRetry(ctx context.Context, tool string, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	if neverSent(err) || ctx.Value(retryKey{}) != nil {
+		return true
+	}
+	t, terr := p.Tool(ctx, tool)
+	return terr == nil && t != nil && t.Annotations != nil &&
+		(t.Annotations.ReadOnlyHint || t.Annotations.IdempotentHint)
 }
 
 // Do runs fn with a pooled session, for requests the pool has no helper
 // for (prompts, resources, completion…). The ctx given to fn ends when the
 // caller's ctx ends or when Close cancels calls at its drain deadline; use
 // it for every request fn makes. fn must not keep the session after it
-// returns. Errors are those of CallTool, or fn's own.
+// returns. Do never retries. Its errors are those of CallTool (a dead
+// session's error is returned as it is, and the session replaced), or fn's
+// own.
 func (p *Pool) Do(ctx context.Context, fn func(ctx context.Context, cs *mcp.ClientSession) error) error {
+	err, _ := p.do(ctx, fn)
+	return err
+}
+
+// do runs fn on a leased session and reports whether the session died
+// under it. The session's fate is settled before the lease is released, so
+// that a dead session never serves another call.
+func (p *Pool) do(ctx context.Context, fn func(ctx context.Context, cs *mcp.ClientSession) error) (err error, lost bool) {
 	l, err := p.Acquire(ctx)
 	if err != nil {
-		return err
+		return err, false
 	}
 	defer l.Release()
+	s := l.s
 	cctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(l.s.ctx, cancel)
-	err = fn(cctx, l.s.cs)
+	stop := context.AfterFunc(s.ctx, cancel)
+	err = fn(cctx, s.cs)
 	stop()
 	cancel()
-	if err != nil {
-		p.counters.errors.Add(1)
-		if ctx.Err() == nil && l.s.ctx.Err() != nil {
-			return fmt.Errorf("%w: call cancelled at the drain deadline: %w", ErrPoolClosed, err)
-		}
+	if err == nil {
+		return nil, false
 	}
-	return err
+	p.counters.errors.Add(1)
+	switch {
+	case ctx.Err() != nil:
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// A stalled server looks like this: check the session once idle.
+			p.suspect(s)
+		}
+	case s.ctx.Err() != nil:
+		return fmt.Errorf("%w: call cancelled at the drain deadline: %w", ErrPoolClosed, err), false
+	case isSessionGone(err):
+		p.markDead(s, err)
+		return err, true
+	case !isServerAnswer(err):
+		p.suspect(s)
+	}
+	return err, false
 }
 
 func cloneCallParams(in *mcp.CallToolParams) *mcp.CallToolParams {

@@ -23,6 +23,14 @@ const (
 	DefaultToolCacheTTL       = 5 * time.Minute
 	DefaultClientName         = "mcpool"
 	DefaultStdioTerminate     = 2 * time.Second
+
+	DefaultHealthCheckInterval = 30 * time.Second
+	DefaultPingTimeout         = 5 * time.Second
+	DefaultMaxIdleTime         = 5 * time.Minute
+	DefaultBackoffInitial      = 100 * time.Millisecond
+	DefaultBackoffMax          = 10 * time.Second
+	DefaultFailureThreshold    = 5
+	DefaultBreakerCooldown     = 5 * time.Second
 )
 
 // Config describes a pool. Exactly one of URL, SSEURL, Command and NewTransport
@@ -80,6 +88,46 @@ type Config struct {
 	// negotiated version for every later session of the pool, which spares
 	// reconnects the server/discover probe.
 	ProtocolVersion string
+
+	// HealthCheckInterval is how often the pool probes sessions that have
+	// been idle at least that long (issue 3). The probe is a "ping" with its
+	// own PingTimeout; under 2026-07-28, where servers need not implement
+	// ping, any JSON-RPC answer (even "method not found") proves the session
+	// alive, and only a transport failure or the timeout fails it. A session
+	// that fails is replaced. Zero means DefaultHealthCheckInterval (30s);
+	// negative disables the background probes.
+	HealthCheckInterval time.Duration
+	// PingTimeout bounds one probe. Zero means DefaultPingTimeout (5s).
+	PingTimeout time.Duration
+	// ProbeOnAcquire, if positive, makes Acquire probe a session idle at
+	// least this long before handing it out; a failing session is replaced
+	// and another chosen. Zero disables it.
+	ProbeOnAcquire time.Duration
+	// MaxSessionLifetime retires sessions this old, minus a jitter of up to
+	// 10% fixed when the session is made so that sessions made together do
+	// not retire together. A retiring session takes no new calls, finishes
+	// its calls, then closes; when MinSessions needs it, its replacement is
+	// connected first. Zero means no limit.
+	MaxSessionLifetime time.Duration
+	// MaxIdleTime closes sessions above MinSessions that carried no call for
+	// this long. Zero means DefaultMaxIdleTime (5 minutes); negative never.
+	MaxIdleTime time.Duration
+	// BackoffInitial and BackoffMax shape the delay before a connect that
+	// follows failed ones: exponential with full jitter, a random delay in
+	// [0, min(BackoffMax, BackoffInitial×2^(failures-1))]. While connects
+	// fail, only one is in flight. Zero means DefaultBackoffInitial (100ms)
+	// and DefaultBackoffMax (10s).
+	BackoffInitial time.Duration
+	BackoffMax     time.Duration
+	// FailureThreshold is how many connects in a row must fail before the
+	// circuit breaker opens: then acquires that need a new session fail at
+	// once with ErrServerUnavailable. Zero means DefaultFailureThreshold
+	// (5); negative disables the breaker.
+	FailureThreshold int
+	// BreakerCooldown is how long the breaker stays open before one probe
+	// connect may go through; its success closes the breaker, its failure
+	// opens it for another cool-down. Zero means DefaultBreakerCooldown (5s).
+	BreakerCooldown time.Duration
 
 	// Logger receives the pool's events. Nil means slog.Default().
 	Logger *slog.Logger
@@ -171,6 +219,27 @@ func (c *Config) validate() (*settings, error) {
 	if s.MaxCallsPerSession == 0 {
 		s.MaxCallsPerSession = DefaultMaxCallsPerSession
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"PingTimeout", c.PingTimeout}, {"ProbeOnAcquire", c.ProbeOnAcquire}, {"MaxSessionLifetime", c.MaxSessionLifetime},
+		{"BackoffInitial", c.BackoffInitial}, {"BackoffMax", c.BackoffMax}, {"BreakerCooldown", c.BreakerCooldown}} {
+		if d.v < 0 {
+			return nil, configErr(d.name, "is negative")
+		}
+	}
+	s.HealthCheckInterval = orDefault(c.HealthCheckInterval, DefaultHealthCheckInterval)
+	s.PingTimeout = orDefault(c.PingTimeout, DefaultPingTimeout)
+	s.MaxIdleTime = orDefault(c.MaxIdleTime, DefaultMaxIdleTime)
+	s.BackoffInitial = orDefault(c.BackoffInitial, DefaultBackoffInitial)
+	s.BackoffMax = orDefault(c.BackoffMax, DefaultBackoffMax)
+	if s.BackoffInitial > s.BackoffMax {
+		return nil, configErr("BackoffInitial", fmt.Sprintf("(%v) exceeds BackoffMax (%v)", s.BackoffInitial, s.BackoffMax))
+	}
+	if s.FailureThreshold == 0 {
+		s.FailureThreshold = DefaultFailureThreshold
+	}
+	s.BreakerCooldown = orDefault(c.BreakerCooldown, DefaultBreakerCooldown)
 	if c.ConnectTimeout < 0 {
 		return nil, configErr("ConnectTimeout", "is negative")
 	}

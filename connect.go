@@ -3,6 +3,7 @@ package mcpool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -77,22 +78,47 @@ func newHTTPClient(idle int) *http.Client {
 	return &http.Client{Transport: t}
 }
 
+// conn is a connected session and the cancel func of the context its
+// transport was connected with.
+type conn struct {
+	cs     *mcp.ClientSession
+	cancel context.CancelFunc
+}
+
 // dial connects one session with the given protocol version ("" negotiates).
-func (d *dialer) dial(ctx context.Context, version string, timeout time.Duration) (*mcp.ClientSession, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+// ConnectTimeout bounds only the connect: the transport keeps its context
+// for the session's life (SSE reads its stream on it; streamable HTTP its
+// GET stream and DELETE), so that context is not cancelled on return.
+func (d *dialer) dial(parent context.Context, version string, timeout time.Duration) (conn, error) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, cancel)
+	timer := time.AfterFunc(timeout, cancel)
+	fail := func(err error) (conn, error) {
+		stop()
+		timer.Stop()
+		cancel()
+		if parent.Err() == nil && ctx.Err() != nil {
+			err = fmt.Errorf("no answer within ConnectTimeout (%v): %w", timeout, err)
+		}
+		return conn{}, &ConnectError{Target: d.target, Cause: err}
+	}
 	t, err := d.transport(ctx)
 	if err == nil && t == nil {
 		err = errors.New("NewTransport returned a nil transport")
 	}
 	if err != nil {
-		return nil, &ConnectError{Target: d.target, Cause: err}
+		return fail(err)
 	}
 	cs, err := d.client.Connect(ctx, t, &mcp.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
-		return nil, &ConnectError{Target: d.target, Cause: err}
+		return fail(err)
 	}
-	return cs, nil
+	if !timer.Stop() || !stop() {
+		// The timeout or the pool's Close won the race with the connect.
+		_ = cs.Close()
+		return fail(context.Canceled)
+	}
+	return conn{cs: cs, cancel: cancel}, nil
 }
 
 func redactURL(raw string) string {

@@ -3,6 +3,7 @@ package mcpool
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinel errors. Test for them with errors.Is; the concrete errors
@@ -20,7 +21,52 @@ var (
 	// ErrConnectFailed means a new session could not be connected. The error
 	// is a [*ConnectError] that wraps the transport's or the server's cause.
 	ErrConnectFailed = errors.New("mcpool: connect failed")
+	// ErrServerUnavailable means the circuit breaker is open: connects have
+	// failed FailureThreshold times in a row, the pool has no session, and
+	// it fails at once instead of letting callers wait out their timeouts.
+	// The error is an [*UnavailableError] wrapping the last connect failure.
+	ErrServerUnavailable = errors.New("mcpool: server unavailable")
+	// ErrSessionLost means a call's session died under it and the call was
+	// not retried, because it may have reached the server and the tool is
+	// not marked read-only or idempotent (see [Pool.CallTool]). The error is
+	// a [*SessionLostError].
+	ErrSessionLost = errors.New("mcpool: session lost")
 )
+
+// UnavailableError is returned while the circuit breaker is open. It matches
+// ErrServerUnavailable and unwraps to the last connect failure (a
+// [*ConnectError], so errors.Is(err, ErrConnectFailed) holds too).
+type UnavailableError struct {
+	Failures int           // connects failed in a row
+	RetryIn  time.Duration // until the breaker lets a probe connect through
+	Cause    error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("mcpool: server unavailable after %d failed connects (next try in %v): %v",
+		e.Failures, e.RetryIn.Round(time.Millisecond), e.Cause)
+}
+
+// Unwrap returns ErrServerUnavailable and the cause.
+func (e *UnavailableError) Unwrap() []error { return []error{ErrServerUnavailable, e.Cause} }
+
+// SessionLostError reports a call whose session died under it and that the
+// pool did not retry. It matches ErrSessionLost and unwraps to the cause.
+type SessionLostError struct {
+	Tool string // the tool called
+	// MayHaveRun is true when the request may have reached the server before
+	// the session died, so the tool may or may not have run.
+	MayHaveRun bool
+	Cause      error
+}
+
+func (e *SessionLostError) Error() string {
+	return fmt.Sprintf("mcpool: session lost during call to %q (may have run: %v; not retried: the tool is not marked read-only or idempotent, see mcpool.WithRetry): %v",
+		e.Tool, e.MayHaveRun, e.Cause)
+}
+
+// Unwrap returns ErrSessionLost and the cause.
+func (e *SessionLostError) Unwrap() []error { return []error{ErrSessionLost, e.Cause} }
 
 // ConfigError reports one bad [Config] field. It matches ErrInvalidConfig.
 type ConfigError struct {

@@ -3,12 +3,13 @@ package mcpool
 import (
 	"container/list"
 	"context"
-	"errors"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/sony/gobreaker/v2"
 )
 
 // Pool keeps MCP client sessions to one server warm and shares them between
@@ -24,14 +25,20 @@ type Pool struct {
 	dialer *dialer
 	log    logger
 
-	// ctx is the pool's own context: connects and catalog fetches run on it,
-	// so that a caller who gives up never wastes a half-made session.
+	// ctx is the pool's own context: connects, probes and catalog fetches
+	// run on it, so that a caller who gives up never wastes a half-made
+	// session.
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// breaker opens after FailureThreshold connect failures in a row. It has
+	// its own lock and does no I/O, so it is consulted under mu.
+	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
+
 	// mu guards the fields below. Nothing under it does I/O or blocks.
 	mu         sync.Mutex
-	sessions   []*session // oldest first: selection prefers the oldest
+	sessions   []*session // taking calls, oldest first: selection prefers the oldest
+	leaving    []*session // dead or retiring, still finishing calls
 	connecting int        // connects in flight, counted against MaxSessions
 	waiters    list.List  // of *waiter, first in first out
 	inFlight   int        // leases held across the pool
@@ -39,12 +46,15 @@ type Pool struct {
 	drained    chan struct{} // closed when inFlight reaches 0 after Close began
 	gen        uint64        // lease generations; a stale lease never matches
 	nextID     uint64
-	lastErr    error     // the latest connect failure, for Start's error
-	waits      waitStats // acquire waits, guarded by mu
+	failures   int       // connects failed in a row
+	lastErr    error     // the latest connect failure
+	lost       int       // dead sessions not yet replaced: their replacements are reconnects
+	nextExpiry time.Time // the earliest session expiry; zero when none
+	waits      waitStats // acquire waits
 	// version is the negotiated protocol version that later sessions pin.
 	version string
 
-	bg        sync.WaitGroup // connects, closes: Close waits for them
+	bg        sync.WaitGroup // connects, probes, watchers, closes: Close waits for them
 	closeOnce sync.Once
 	closeDone chan struct{}
 	closeErr  error
@@ -53,21 +63,39 @@ type Pool struct {
 	counters
 }
 
-// session is one MCP session and its bookkeeping. All fields but the
-// immutable ones are guarded by Pool.mu.
+// session is one MCP session and its bookkeeping. id, cs, created, expires,
+// ctx and cancel never change; the rest is guarded by Pool.mu.
 type session struct {
 	id      uint64
 	cs      *mcp.ClientSession
 	created time.Time
+	expires time.Time // zero: no lifetime limit
 	// ctx is cancelled when the pool aborts the session's calls (Close after
 	// DrainTimeout). Calls made through Pool helpers run under it.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// connCancel ends the context the transport was connected with. SSE
+	// and the streamable GET stream and DELETE keep using that context, so
+	// it lives until the session is closed.
+	connCancel context.CancelFunc
 
-	inFlight int
-	lastUsed time.Time
-	slots    []uint64 // generation of the lease holding each slot; 0 = free
-	free     []int32  // free slot indexes, used as a stack
+	inFlight  int
+	lastUsed  time.Time
+	lastProbe time.Time
+	slots     []uint64 // generation of the lease holding each slot; 0 = free
+	free      []int32  // free slot indexes, used as a stack
+
+	probing bool // a probe owns the session: it takes no calls meanwhile
+	suspect bool // a call failed oddly: probe as soon as it is idle
+	leaving bool // dead or retiring: out of sessions, no new calls
+	closing bool // its Close has been started
+}
+
+func (s *session) idleSince() time.Time {
+	if s.lastProbe.After(s.lastUsed) {
+		return s.lastProbe
+	}
+	return s.lastUsed
 }
 
 // waiter is a caller queued for room. ready has room for one lease so that a
@@ -82,7 +110,9 @@ type waiter struct {
 // New validates cfg and returns a pool that has not connected yet: call
 // [Pool.Start] to connect MinSessions, or let the first Acquire connect on
 // demand. A bad field yields an [*ConfigError] (errors.Is ErrInvalidConfig)
-// naming it. New starts no goroutines and does no I/O.
+// naming it. New does no I/O; it starts the pool's maintenance goroutine
+// (health checks, lifetimes, idle retirement, replacement), which Close
+// stops, so every pool must be closed.
 func New(cfg Config) (*Pool, error) {
 	s, err := cfg.validate()
 	if err != nil {
@@ -94,15 +124,19 @@ func New(cfg Config) (*Pool, error) {
 	p.dialer = newDialer(s, p.onToolsChanged)
 	p.counters.started = time.Now()
 	p.catalog.init(s.cacheTTL)
+	p.breaker = newBreaker(s)
+	p.bg.Add(1)
+	go p.maintain()
 	return p, nil
 }
 
 // Start connects MinSessions sessions concurrently and waits for them. It
-// returns nil if at least one connected (failures are logged and counted in
-// Stats.Errors), the first [*ConnectError] if none did, ErrPoolClosed after
-// Close, or ctx's error if ctx ends first; connects still running then go on
-// in the background and their sessions join the pool. Start is optional:
-// Acquire connects on demand.
+// returns nil if at least one connected (failures are logged, counted in
+// Stats, and retried in the background with backoff), the first
+// [*ConnectError] if none did, ErrPoolClosed after Close, or ctx's error if
+// ctx ends first; connects still running then go on in the background and
+// their sessions join the pool. Start is optional: Acquire connects on
+// demand.
 func (p *Pool) Start(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -112,7 +146,7 @@ func (p *Pool) Start(ctx context.Context) error {
 	n := p.cfg.MinSessions - len(p.sessions) - p.connecting
 	results := make(chan error, max(n, 0))
 	for range n {
-		p.startConnectLocked(results)
+		p.startConnectLocked(results, false)
 	}
 	p.mu.Unlock()
 
@@ -143,8 +177,10 @@ func (p *Pool) Start(ctx context.Context) error {
 // passes.
 //
 // Errors: ErrPoolClosed; an [*ExhaustedError] (errors.Is ErrPoolExhausted,
-// and the context error) when the wait ends first; a [*ConnectError] when
-// the pool has no session and the connect it needed failed.
+// and the context error) when the wait ends first; an [*UnavailableError]
+// (ErrServerUnavailable) at once while the circuit breaker is open and no
+// session is left; a [*ConnectError] when the pool has no session and
+// Start's connect failed.
 //
 // Every successful Acquire must be followed by exactly one [Lease.Release].
 func (p *Pool) Acquire(ctx context.Context) (Lease, error) {
@@ -152,21 +188,38 @@ func (p *Pool) Acquire(ctx context.Context) (Lease, error) {
 		return Lease{}, err
 	}
 	start := time.Now()
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return Lease{}, ErrPoolClosed
-	}
-	if s := p.pickLocked(); s != nil {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return Lease{}, ErrPoolClosed
+		}
+		if !p.nextExpiry.IsZero() && start.After(p.nextExpiry) {
+			p.expireLocked(start)
+		}
+		s := p.pickLocked(start)
+		if s == nil {
+			if err := p.unavailableLocked(); err != nil {
+				p.mu.Unlock()
+				return Lease{}, err
+			}
+			w := &waiter{ready: make(chan Lease, 1), start: start}
+			w.elem = p.waiters.PushBack(w)
+			p.growLocked()
+			p.mu.Unlock()
+			return p.wait(ctx, w)
+		}
+		if p.cfg.ProbeOnAcquire > 0 && s.inFlight == 0 && start.Sub(s.idleSince()) >= p.cfg.ProbeOnAcquire {
+			// Probe it first, outside the lock; then choose again.
+			s.probing = true
+			p.mu.Unlock()
+			p.probe(s)
+			continue
+		}
 		l := p.leaseLocked(s, start)
 		p.mu.Unlock()
 		return l, nil
 	}
-	w := &waiter{ready: make(chan Lease, 1), start: start}
-	w.elem = p.waiters.PushBack(w)
-	p.growLocked()
-	p.mu.Unlock()
-	return p.wait(ctx, w)
 }
 
 func (p *Pool) wait(ctx context.Context, w *waiter) (Lease, error) {
@@ -213,14 +266,23 @@ func (p *Pool) wait(ctx context.Context, w *waiter) (Lease, error) {
 	return Lease{}, e
 }
 
-// pickLocked returns the oldest session with room, or nil.
-func (p *Pool) pickLocked() *session {
+// pickLocked returns the oldest session with room, or nil. Expired sessions
+// (kept only until their replacement arrives) come last.
+func (p *Pool) pickLocked(now time.Time) *session {
+	var expired *session
 	for _, s := range p.sessions {
-		if s.inFlight < p.cfg.MaxCallsPerSession {
-			return s
+		if s.probing || s.inFlight >= p.cfg.MaxCallsPerSession {
+			continue
 		}
+		if !s.expires.IsZero() && now.After(s.expires) {
+			if expired == nil {
+				expired = s
+			}
+			continue
+		}
+		return s
 	}
-	return nil
+	return expired
 }
 
 func (p *Pool) leaseLocked(s *session, start time.Time) Lease {
@@ -239,59 +301,120 @@ func (p *Pool) leaseLocked(s *session, start time.Time) Lease {
 // growLocked starts connects while the waiters outnumber the room that
 // connects already in flight will bring, within MaxSessions.
 func (p *Pool) growLocked() {
-	for p.waiters.Len() > p.connecting*p.cfg.MaxCallsPerSession &&
-		len(p.sessions)+p.connecting < p.cfg.MaxSessions {
-		p.startConnectLocked(nil)
+	for p.waiters.Len() > p.connecting*p.cfg.MaxCallsPerSession && p.canConnectLocked(len(p.sessions)) {
+		p.startConnectLocked(nil, false)
 	}
 }
 
+// replenishLocked keeps MinSessions and serves waiters.
+func (p *Pool) replenishLocked() {
+	for len(p.sessions)+p.connecting < p.cfg.MinSessions && p.canConnectLocked(len(p.sessions)) {
+		p.startConnectLocked(nil, false)
+	}
+	p.growLocked()
+}
+
+// canConnectLocked reports whether one more connect may start, given how
+// many sessions count against MaxSessions.
+func (p *Pool) canConnectLocked(counted int) bool {
+	if p.closed || counted+p.connecting >= p.cfg.MaxSessions {
+		return false
+	}
+	// While connects fail, one at a time: no reconnect storm.
+	if p.failures > 0 && p.connecting > 0 {
+		return false
+	}
+	return p.breaker == nil || p.breaker.State() != gobreaker.StateOpen
+}
+
+// unavailableLocked returns an *UnavailableError when the breaker is open
+// and nothing can serve: no session and no connect in flight.
+func (p *Pool) unavailableLocked() error {
+	if p.breaker == nil || len(p.sessions) > 0 || p.connecting > 0 || p.breaker.State() != gobreaker.StateOpen {
+		return nil
+	}
+	p.counters.unavailable.Add(1)
+	return &UnavailableError{Failures: p.failures, RetryIn: p.breakerRetryIn(), Cause: p.lastErr}
+}
+
 // startConnectLocked connects one session in the background on the pool's
-// context. The result, if asked for, goes to done.
-func (p *Pool) startConnectLocked(done chan<- error) {
+// context. The result, if asked for, goes to done. A connect that follows
+// failures first sleeps a backoff with full jitter.
+func (p *Pool) startConnectLocked(done chan<- error, renewal bool) {
+	var report func(error)
+	if p.breaker != nil {
+		var err error
+		report, err = p.breaker.Allow()
+		if err != nil {
+			// Open, or half-open with its one probe already out.
+			if done != nil {
+				done <- &UnavailableError{Failures: p.failures, RetryIn: p.breakerRetryIn(), Cause: p.lastErr}
+			}
+			return
+		}
+	}
 	p.connecting++
 	version := p.version
+	var delay time.Duration
+	if p.failures > 0 {
+		delay = backoff(p.cfg.BackoffInitial, p.cfg.BackoffMax, p.failures)
+	}
 	p.bg.Add(1)
 	go func() {
 		defer p.bg.Done()
-		cs, err := p.dialer.dial(p.ctx, version, p.cfg.ConnectTimeout)
-		p.connected(cs, err)
+		var c conn
+		err := sleepCtx(p.ctx, delay)
+		if err == nil {
+			c, err = p.dialer.dial(p.ctx, version, p.cfg.ConnectTimeout)
+		}
+		if report != nil {
+			if p.ctx.Err() != nil {
+				report(nil) // closing, not a server failure
+			} else {
+				report(err)
+			}
+		}
+		p.connected(c, err, renewal)
 		if done != nil {
 			done <- err
 		}
 	}()
 }
 
+// backoff returns a random delay in [0, min(maxDelay, initial×2^(failures-1))]:
+// exponential backoff with full jitter, so that many pools retrying the same
+// server spread out.
+func backoff(initial, maxDelay time.Duration, failures int) time.Duration {
+	ceiling := initial << min(failures-1, 30)
+	if ceiling <= 0 || ceiling > maxDelay {
+		ceiling = maxDelay
+	}
+	return rand.N(ceiling + 1)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // connected adds a new session, or records a failed connect, and serves
 // waiters.
-func (p *Pool) connected(cs *mcp.ClientSession, err error) {
+func (p *Pool) connected(c conn, err error, renewal bool) {
 	if err != nil {
-		p.counters.errors.Add(1)
-		p.counters.connectErrors.Add(1)
-		p.log.warn("connect failed", "target", p.dialer.target, "error", err)
-		p.mu.Lock()
-		p.connecting--
-		p.lastErr = err
-		// With no session to wait for, waiters would only wait out their
-		// timeout: hand them the cause now.
-		if len(p.sessions) == 0 && p.connecting == 0 {
-			p.failWaitersLocked(err)
-		}
-		p.mu.Unlock()
+		p.connectFailed(err)
 		return
 	}
 	p.counters.created.Add(1)
-	s := &session{cs: cs, created: time.Now()}
-	s.ctx, s.cancel = context.WithCancel(p.ctx)
-	s.slots = make([]uint64, p.cfg.MaxCallsPerSession)
-	s.free = make([]int32, p.cfg.MaxCallsPerSession)
-	for i := range s.free {
-		// Reversed so that slot 0 is taken first: it reads better in a debugger.
-		s.free[i] = int32(len(s.free) - 1 - i)
-	}
-	version := ""
-	if ir := cs.InitializeResult(); ir != nil {
-		version = ir.ProtocolVersion
-	}
+	s := p.newSession(c)
 	p.mu.Lock()
 	p.connecting--
 	if p.closed {
@@ -300,21 +423,95 @@ func (p *Pool) connected(cs *mcp.ClientSession, err error) {
 		p.closeSession(s)
 		return
 	}
+	p.failures, p.lastErr = 0, nil
 	p.nextID++
 	s.id = p.nextID
 	if p.version == "" {
-		p.version = version
+		p.version = s.version()
+	}
+	if p.lost > 0 && !renewal {
+		p.lost--
+		p.counters.reconnects.Add(1)
 	}
 	p.sessions = append(p.sessions, s)
+	if !s.expires.IsZero() && (p.nextExpiry.IsZero() || s.expires.Before(p.nextExpiry)) {
+		p.nextExpiry = s.expires
+	}
+	p.watch(s)
+	if !p.nextExpiry.IsZero() {
+		p.expireLocked(time.Now()) // a renewal may let an expired session go
+	}
 	p.serveWaitersLocked()
 	p.mu.Unlock()
-	p.log.debug("session connected", "session", s.id, "protocol", version)
+	p.log.debug("session connected", "session", s.id, "protocol", s.version())
+}
+
+func (p *Pool) connectFailed(err error) {
+	if p.ctx.Err() != nil {
+		// Close cut the connect short: not the server's failure.
+		p.mu.Lock()
+		p.connecting--
+		p.mu.Unlock()
+		return
+	}
+	p.counters.errors.Add(1)
+	p.counters.connectErrors.Add(1)
+	p.log.warn("connect failed", "target", p.dialer.target, "error", err)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.connecting--
+	if p.closed {
+		return
+	}
+	p.failures++
+	p.lastErr = err
+	if len(p.sessions) > 0 || p.connecting > 0 {
+		return
+	}
+	if uerr := p.unavailableLocked(); uerr != nil {
+		// The breaker just opened: tell the waiters now rather than let them
+		// wait out their timeouts.
+		p.failWaitersLocked(uerr)
+		return
+	}
+	if p.breaker == nil && p.waiters.Len() > 0 {
+		// No breaker to stop a storm: waiters get the cause at once.
+		p.failWaitersLocked(err)
+		return
+	}
+	p.replenishLocked() // the next attempt, after a backoff
+}
+
+func (p *Pool) newSession(c conn) *session {
+	now := time.Now()
+	s := &session{cs: c.cs, connCancel: c.cancel, created: now, lastUsed: now}
+	if lt := p.cfg.MaxSessionLifetime; lt > 0 {
+		// Jitter fixed at creation (pgx#1437): sessions made together do
+		// not all retire together.
+		s.expires = now.Add(lt - rand.N(lt/10+1))
+	}
+	s.ctx, s.cancel = context.WithCancel(p.ctx)
+	s.slots = make([]uint64, p.cfg.MaxCallsPerSession)
+	s.free = make([]int32, p.cfg.MaxCallsPerSession)
+	for i := range s.free {
+		// Reversed so that slot 0 is taken first: it reads better in a debugger.
+		s.free[i] = int32(len(s.free) - 1 - i)
+	}
+	return s
+}
+
+func (s *session) version() string {
+	if ir := s.cs.InitializeResult(); ir != nil {
+		return ir.ProtocolVersion
+	}
+	return ""
 }
 
 // serveWaitersLocked hands room to waiters in arrival order.
 func (p *Pool) serveWaitersLocked() {
+	now := time.Now()
 	for p.waiters.Len() > 0 {
-		s := p.pickLocked()
+		s := p.pickLocked(now)
 		if s == nil {
 			p.growLocked()
 			return
@@ -347,86 +544,25 @@ func (p *Pool) release(l *Lease) {
 	s.inFlight--
 	s.lastUsed = time.Now()
 	p.inFlight--
-	if p.closed {
+	switch {
+	case p.closed:
 		if p.inFlight == 0 && p.drained != nil {
 			close(p.drained)
 			p.drained = nil
 		}
-	} else if p.waiters.Len() > 0 {
+	case s.leaving:
+		if s.inFlight == 0 {
+			p.closeLeavingLocked(s)
+		}
+	case s.suspect && s.inFlight == 0:
+		p.startProbeLocked(s)
+	case !s.expires.IsZero() && s.lastUsed.After(s.expires):
+		p.expireLocked(s.lastUsed)
+	}
+	if !p.closed && p.waiters.Len() > 0 {
 		p.serveWaitersLocked()
 	}
 	p.mu.Unlock()
-}
-
-// Close shuts the pool down. New acquires fail with ErrPoolClosed at once and
-// waiting callers get it too. Calls in flight may finish until ctx ends or
-// DrainTimeout passes; then the calls made through the pool's helpers are
-// cancelled (the server gets notifications/cancelled) and every session is
-// closed: streamable HTTP sessions are deleted and stdio children are
-// stopped (stdin closed, then SIGTERM, then SIGKILL) and reaped.
-//
-// Close is idempotent and safe from many goroutines: every call waits for
-// the same shutdown and returns the same result, which is nil or the first
-// error from closing a session. Sessions are closed even if ctx has ended.
-func (p *Pool) Close(ctx context.Context) error {
-	p.closeOnce.Do(func() { go p.shutdown(ctx) })
-	<-p.closeDone
-	return p.closeErr
-}
-
-func (p *Pool) shutdown(ctx context.Context) {
-	defer close(p.closeDone)
-	p.mu.Lock()
-	p.closed = true
-	p.failWaitersLocked(ErrPoolClosed)
-	var drained chan struct{}
-	if p.inFlight > 0 {
-		drained = make(chan struct{})
-		p.drained = drained
-	}
-	p.mu.Unlock()
-
-	if drained != nil {
-		t := time.NewTimer(p.cfg.DrainTimeout)
-		select {
-		case <-drained:
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
-	}
-	// Cancelling the pool's context aborts connects in flight and the calls
-	// still running through pool helpers; ClientSession.Close would
-	// otherwise wait for them.
-	p.cancel()
-	p.mu.Lock()
-	sessions := p.sessions
-	p.sessions = nil
-	p.mu.Unlock()
-	errs := make([]error, len(sessions))
-	var wg sync.WaitGroup
-	for i, s := range sessions {
-		wg.Go(func() { errs[i] = p.closeSession(s) })
-	}
-	wg.Wait()
-	p.bg.Wait()
-	if p.dialer.ownedHTTP != nil {
-		p.dialer.ownedHTTP.CloseIdleConnections()
-	}
-	p.closeErr = errors.Join(errs...)
-	p.log.debug("pool closed", "sessions", len(sessions))
-}
-
-// closeSession cancels a session's pool-made calls and closes it.
-func (p *Pool) closeSession(s *session) error {
-	s.cancel()
-	err := s.cs.Close()
-	p.counters.destroyed.Add(1)
-	if err != nil && !errors.Is(err, mcp.ErrConnectionClosed) {
-		p.log.debug("closing session", "session", s.id, "error", err)
-		return err
-	}
-	return nil
 }
 
 // counters are the pool's monotonic figures, updated without the lock.
@@ -438,4 +574,11 @@ type counters struct {
 	errors        atomic.Uint64
 	connectErrors atomic.Uint64
 	exhausted     atomic.Uint64
+	unavailable   atomic.Uint64
+	deaths        atomic.Uint64
+	probes        atomic.Uint64
+	probeFailures atomic.Uint64
+	retired       atomic.Uint64
+	retries       atomic.Uint64
+	lostCalls     atomic.Uint64
 }

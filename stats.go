@@ -35,6 +35,19 @@ type Stats struct {
 	ConnectErrors     uint64 // failed connects
 	Errors            uint64 // failed connects plus calls through Pool helpers that returned an error
 
+	Deaths        uint64 // sessions found dead (ended, failed a call or a health check)
+	Probes        uint64 // health checks run
+	ProbeFailures uint64 // health checks failed
+	Retired       uint64 // sessions retired for lifetime or idleness
+	Retries       uint64 // calls retried on another session after their session died
+	LostCalls     uint64 // calls that got ErrSessionLost
+	Unavailable   uint64 // acquires refused with ErrServerUnavailable
+
+	Status  Status // healthy, degraded or unavailable
+	Breaker string // the circuit breaker: "closed", "open", "half-open" or "disabled"
+	// ConsecutiveFailures counts connects failed in a row (0 after a success).
+	ConsecutiveFailures int
+
 	ProtocolVersion string        // the version later sessions pin; "" before the first connect
 	Uptime          time.Duration // time since New
 	Closed          bool          // Close has begun
@@ -56,6 +69,19 @@ func (p *Pool) Stats() Stats {
 	st.CallsInFlight = p.inFlight
 	st.Waiters = p.waiters.Len()
 	st.Closed = p.closed
+	st.ConsecutiveFailures = p.failures
+	st.Breaker = "disabled"
+	if p.breaker != nil {
+		st.Breaker = p.breaker.State().String()
+	}
+	switch {
+	case st.Breaker == "open" && st.Sessions == 0:
+		st.Status = StatusUnavailable
+	case st.Breaker != "closed" && st.Breaker != "disabled", p.failures > 0, st.Sessions < p.cfg.MinSessions:
+		st.Status = StatusDegraded
+	default:
+		st.Status = StatusHealthy
+	}
 	st.ProtocolVersion = p.version
 	st.Acquires = p.waits.count
 	if p.waits.count > 0 {
@@ -78,8 +104,31 @@ func (p *Pool) Stats() Stats {
 	st.ConnectErrors = p.counters.connectErrors.Load()
 	st.Errors = p.counters.errors.Load()
 	st.Uptime = time.Since(p.counters.started)
+	st.Deaths = p.counters.deaths.Load()
+	st.Probes = p.counters.probes.Load()
+	st.ProbeFailures = p.counters.probeFailures.Load()
+	st.Retired = p.counters.retired.Load()
+	st.Retries = p.counters.retries.Load()
+	st.LostCalls = p.counters.lostCalls.Load()
+	st.Unavailable = p.counters.unavailable.Load()
 	return st
 }
+
+// Status sums up a pool's health, as in Stats.Status.
+type Status string
+
+// The values of Status.
+const (
+	// StatusHealthy: MinSessions are connected and the last connect worked.
+	StatusHealthy Status = "healthy"
+	// StatusDegraded: fewer than MinSessions sessions (before Start too), or
+	// connects are failing, or the breaker is half-open. Calls may still
+	// succeed on the sessions left.
+	StatusDegraded Status = "degraded"
+	// StatusUnavailable: the breaker is open and no session is left;
+	// acquires fail at once with ErrServerUnavailable.
+	StatusUnavailable Status = "unavailable"
+)
 
 const waitWindow = 1024
 

@@ -1,0 +1,87 @@
+package mcpool
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Close shuts the pool down. New acquires fail with ErrPoolClosed at once and
+// waiting callers get it too. Calls in flight may finish until ctx ends or
+// DrainTimeout passes; then the calls made through the pool's helpers are
+// cancelled (the SDK sends notifications/cancelled) and every session is
+// closed: streamable HTTP sessions are deleted (the SDK bounds that DELETE to
+// 5s) and stdio children are stopped (stdin closed, then SIGTERM, then
+// SIGKILL, each after Command.TerminateTimeout) and reaped.
+//
+// Close is idempotent and safe from many goroutines: every call waits for
+// the same shutdown and returns the same result, which is nil or the errors
+// from closing sessions, joined. Sessions are closed even if ctx has ended.
+func (p *Pool) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() { go p.shutdown(ctx) })
+	<-p.closeDone
+	return p.closeErr
+}
+
+func (p *Pool) shutdown(ctx context.Context) {
+	defer close(p.closeDone)
+	p.mu.Lock()
+	p.closed = true
+	p.failWaitersLocked(ErrPoolClosed)
+	var drained chan struct{}
+	if p.inFlight > 0 {
+		drained = make(chan struct{})
+		p.drained = drained
+	}
+	p.mu.Unlock()
+
+	if drained != nil {
+		t := time.NewTimer(p.cfg.DrainTimeout)
+		select {
+		case <-drained:
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	// Cancelling the pool's context aborts connects, probes and the calls
+	// still running through pool helpers; ClientSession.Close would
+	// otherwise wait for them.
+	p.cancel()
+	p.mu.Lock()
+	sessions := append(p.sessions, p.leaving...)
+	p.sessions, p.leaving = nil, nil
+	for _, s := range sessions {
+		s.closing = true
+	}
+	p.mu.Unlock()
+	errs := make([]error, len(sessions))
+	var wg sync.WaitGroup
+	for i, s := range sessions {
+		wg.Go(func() { errs[i] = p.closeSession(s) })
+	}
+	wg.Wait()
+	p.bg.Wait()
+	if p.dialer.ownedHTTP != nil {
+		p.dialer.ownedHTTP.CloseIdleConnections()
+	}
+	p.closeErr = errors.Join(errs...)
+	p.log.debug("pool closed", "sessions", len(sessions))
+}
+
+// closeSession closes a session, then ends its transport's context. Its
+// calls' context is cancelled first, so Close does not wait on them.
+func (p *Pool) closeSession(s *session) error {
+	s.cancel()
+	err := s.cs.Close()
+	s.connCancel()
+	p.counters.destroyed.Add(1)
+	if err != nil && !errors.Is(err, mcp.ErrConnectionClosed) && !errors.Is(err, mcp.ErrSessionMissing) {
+		p.log.debug("closing session", "session", s.id, "error", err)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,322 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpool/mcpool"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// The ways bench runs its workload, in the order it runs and prints them.
+const (
+	modePerCall   = "per-call"  // a new session for every call, as agents do today
+	modeExclusive = "exclusive" // the pool, one call per session at a time
+	modePooled    = "pooled"    // the pool, calls multiplexed on its sessions
+)
+
+var allModes = []string{modePerCall, modeExclusive, modePooled}
+
+type benchFlags struct {
+	target      targetFlags
+	tool        string
+	rawArgs     string
+	calls       int
+	concurrency int
+	maxSessions int
+	modes       []string
+	json        bool
+	timeout     time.Duration
+}
+
+func (b *benchFlags) parse(args []string, stdout io.Writer) error {
+	fs := newFlagSet("bench")
+	b.target.register(fs)
+	fs.StringVar(&b.tool, "tool", "echo", "tool to call")
+	fs.StringVar(&b.rawArgs, "args", `{"message":"hello"}`, "the tool's arguments, a JSON object")
+	fs.IntVar(&b.calls, "calls", 1000, "calls per mode")
+	fs.IntVar(&b.concurrency, "concurrency", 8, "calls in flight at once")
+	fs.IntVar(&b.maxSessions, "max-sessions", 4, "MaxSessions of the pools")
+	modes := fs.String("modes", strings.Join(allModes, ","), "modes to run, comma-separated, from "+strings.Join(allModes, ", "))
+	fs.BoolVar(&b.json, "json", false, `print {"runs":[...]} as JSON instead of a table`)
+	fs.DurationVar(&b.timeout, "timeout", 30*time.Second, "bound on each call, and on warming each pool")
+	rest, err := parseFlags(fs, args, "bench [--url URL | --sse URL | --stdio CMD] [flags]", stdout)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErrorf("unexpected argument %q", rest[0])
+	}
+	for name, v := range map[string]int{"--calls": b.calls, "--concurrency": b.concurrency, "--max-sessions": b.maxSessions} {
+		if v < 1 {
+			return usageErrorf("%s must be at least 1", name)
+		}
+	}
+	if b.timeout <= 0 {
+		return usageErrorf("--timeout must be positive")
+	}
+	for m := range strings.SplitSeq(*modes, ",") {
+		m = strings.TrimSpace(m)
+		if !slices.Contains(allModes, m) {
+			return usageErrorf("--modes: unknown mode %q (modes: %s)", m, strings.Join(allModes, ", "))
+		}
+		if !slices.Contains(b.modes, m) {
+			b.modes = append(b.modes, m)
+		}
+	}
+	// Run in the canonical order whatever the flag's order: the ratio
+	// column compares with the first row.
+	slices.SortFunc(b.modes, func(x, y string) int { return slices.Index(allModes, x) - slices.Index(allModes, y) })
+	return nil
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var b benchFlags
+	if err := b.parse(args, stdout); err != nil {
+		return err
+	}
+	arguments, err := parseArguments(b.rawArgs)
+	if err != nil {
+		return usageErrorf("--args: %v", err)
+	}
+	params := func() *mcp.CallToolParams {
+		// A fresh value per call: the SDK writes the request's _meta into
+		// the params it is given (protocol 2026-07-28), so calls in flight
+		// must not share them.
+		return &mcp.CallToolParams{Name: b.tool, Arguments: arguments}
+	}
+
+	tgt, err := b.target.open(stderr)
+	if err != nil {
+		return err
+	}
+	defer tgt.close()
+	if err := preflight(ctx, tgt, b.tool, b.timeout); err != nil {
+		return err
+	}
+	var runs []*modeRun
+	for _, mode := range b.modes {
+		var r *modeRun
+		if mode == modePerCall {
+			r, err = benchPerCall(ctx, tgt, &b, params, stderr)
+		} else {
+			r, err = benchPool(ctx, tgt, &b, mode, params, stderr)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", mode, err)
+		}
+		runs = append(runs, r)
+	}
+	if b.json {
+		err = writeJSON(stdout, runs)
+	} else {
+		err = writeTable(stdout, runs)
+	}
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		if r.errors > 0 {
+			return fmt.Errorf("%s: %d of %d calls failed; first error: %w", r.mode, r.errors, r.calls, r.firstErr)
+		}
+	}
+	return nil
+}
+
+// preflight connects once and checks that the server has the tool, so that
+// an unreachable server or a misspelt tool costs one clear error, not a run
+// of failed calls.
+func preflight(ctx context.Context, tgt *target, tool string, timeout time.Duration) error {
+	p, err := mcpool.New(tgt.poolConfig(1, 1, 0))
+	if err != nil {
+		return err
+	}
+	defer p.Close(context.Background())
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		return err
+	}
+	tools, err := p.ListTools(ctx)
+	if err != nil {
+		return fmt.Errorf("listing tools: %w", err)
+	}
+	names := make([]string, len(tools))
+	for i, t := range tools {
+		if t.Name == tool {
+			return nil
+		}
+		names[i] = t.Name
+	}
+	return fmt.Errorf("the server has no tool %q (it has: %s)", tool, strings.Join(names, ", "))
+}
+
+// benchPerCall opens, uses and closes a session for every call: connect
+// (protocol negotiated, as a fresh client does), list tools, call, close.
+func benchPerCall(ctx context.Context, tgt *target, b *benchFlags, params func() *mcp.CallToolParams, stderr io.Writer) (*modeRun, error) {
+	// Each call in flight holds its own connections; net/http's default of 2
+	// idle ones per host would make per-call pay for TCP setup as well.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = b.concurrency
+	tr.MaxIdleConns = max(tr.MaxIdleConns, b.concurrency)
+	hc := &http.Client{Transport: tr}
+	defer hc.CloseIdleConnections()
+	impl := &mcp.Implementation{Name: mcpool.DefaultClientName, Version: mcpool.Version}
+	opts := tgt.clientOptions()
+
+	r, err := drive(ctx, modePerCall, b, stderr, func(ctx context.Context) error {
+		cs, err := mcp.NewClient(impl, opts).Connect(ctx, tgt.transport(hc), nil)
+		if err != nil {
+			return err
+		}
+		err = listAndCall(ctx, cs, params)
+		if cerr := cs.Close(); err == nil && cerr != nil && !errors.Is(cerr, mcp.ErrConnectionClosed) {
+			err = fmt.Errorf("closing the session: %w", cerr)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.note = fmt.Sprintf("%s created (one per call)", plural(r.calls, "session"))
+	return r, nil
+}
+
+func listAndCall(ctx context.Context, cs *mcp.ClientSession, params func() *mcp.CallToolParams) error {
+	for _, err := range cs.Tools(ctx, nil) {
+		if err != nil {
+			return fmt.Errorf("listing tools: %w", err)
+		}
+	}
+	res, err := cs.CallTool(ctx, params())
+	return callError(res, err)
+}
+
+// benchPool runs the workload through a pool, warmed before the clock
+// starts: it connects the sessions the workload needs and fills the tool
+// catalog. Each call then lists tools (from the catalog) and calls the tool,
+// the pooled version of what per-call does.
+func benchPool(ctx context.Context, tgt *target, b *benchFlags, mode string, params func() *mcp.CallToolParams, stderr io.Writer) (*modeRun, error) {
+	perSession := mcpool.DefaultMaxCallsPerSession
+	if mode == modeExclusive {
+		perSession = 1
+	}
+	need := min(b.maxSessions, (b.concurrency+perSession-1)/perSession)
+	p, err := mcpool.New(tgt.poolConfig(need, b.maxSessions, perSession))
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close(context.Background())
+	wctx, cancel := context.WithTimeout(ctx, b.timeout)
+	err = p.Start(wctx)
+	if err == nil {
+		_, err = p.ListTools(wctx)
+	}
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("warming the pool: %w", err)
+	}
+
+	r, err := drive(ctx, mode, b, stderr, func(ctx context.Context) error {
+		if _, err := p.ListTools(ctx); err != nil {
+			return fmt.Errorf("listing tools: %w", err)
+		}
+		return callError(p.CallTool(ctx, params()))
+	})
+	if err != nil {
+		return nil, err
+	}
+	st := p.Stats()
+	r.note = fmt.Sprintf("%s created, %d acquires, acquire wait p99 %s",
+		plural(int(st.SessionsCreated), "session"), st.Acquires, formatMS(st.AcquireWaitP99))
+	return r, nil
+}
+
+// callError turns a tool's own failure (isError) into an error: bench
+// counts it as a failed call.
+func callError(res *mcp.CallToolResult, err error) error {
+	if err != nil {
+		return err
+	}
+	if res.IsError {
+		return fmt.Errorf("tool reported an error: %s", contentText(res))
+	}
+	return nil
+}
+
+func contentText(res *mcp.CallToolResult) string {
+	var parts []string
+	for _, c := range res.Content {
+		if t, ok := c.(*mcp.TextContent); ok {
+			parts = append(parts, t.Text)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// modeRun is the outcome of one mode.
+type modeRun struct {
+	mode     string
+	calls    int
+	errors   int
+	firstErr error
+	ok       []time.Duration // latencies of the calls that succeeded, sorted
+	wall     time.Duration
+	note     string // the brief statistics line printed under the table
+}
+
+// drive makes b.calls calls with b.concurrency workers and times each. The
+// workers take call numbers from a shared counter, so that a slow call
+// never leaves a worker idle while calls remain.
+func drive(ctx context.Context, mode string, b *benchFlags, stderr io.Writer, call func(context.Context) error) (*modeRun, error) {
+	lat := make([]time.Duration, b.calls)
+	errs := make([]error, b.calls)
+	var next atomic.Int64
+	prog := startProgress(stderr, mode, b.calls)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range min(b.concurrency, b.calls) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= b.calls || ctx.Err() != nil {
+					return
+				}
+				cctx, cancel := context.WithTimeout(ctx, b.timeout)
+				t0 := time.Now()
+				errs[i] = call(cctx)
+				lat[i] = time.Since(t0)
+				cancel()
+				prog.add()
+			}
+		})
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	prog.stop()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("interrupted: %w", err)
+	}
+
+	r := &modeRun{mode: mode, calls: b.calls, wall: wall}
+	for i, err := range errs {
+		if err != nil {
+			if r.errors == 0 {
+				r.firstErr = err
+			}
+			r.errors++
+			continue
+		}
+		r.ok = append(r.ok, lat[i])
+	}
+	slices.Sort(r.ok)
+	return r, nil
+}

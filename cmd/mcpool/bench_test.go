@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+type benchJSON struct {
+	Runs []struct {
+		Mode      string  `json:"mode"`
+		Calls     int     `json:"calls"`
+		Errors    int     `json:"errors"`
+		P50MS     float64 `json:"p50_ms"`
+		P99MS     float64 `json:"p99_ms"`
+		CallsPerS float64 `json:"calls_per_s"`
+	} `json:"runs"`
+}
+
+// decodeBench reads bench --json output, which must be one JSON document
+// with exactly the documented fields and nothing after it.
+func decodeBench(t *testing.T, stdout string) benchJSON {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	dec.DisallowUnknownFields()
+	var out benchJSON
+	if err := dec.Decode(&out); err != nil {
+		t.Fatalf("stdout is not the bench JSON: %v\n%s", err, stdout)
+	}
+	if dec.More() {
+		t.Fatalf("stdout holds more than one JSON document:\n%s", stdout)
+	}
+	return out
+}
+
+func TestBenchJSON(t *testing.T) {
+	r := runCLI(t, "bench", "--json", "--calls", "60", "--concurrency", "4")
+	if r.code != 0 {
+		t.Fatalf("exit status %d: %s", r.code, r.stderr)
+	}
+	out := decodeBench(t, r.stdout)
+	want := []string{"per-call", "exclusive", "pooled"}
+	if len(out.Runs) != len(want) {
+		t.Fatalf("%d runs, want %d:\n%s", len(out.Runs), len(want), r.stdout)
+	}
+	for i, run := range out.Runs {
+		if run.Mode != want[i] || run.Calls != 60 || run.Errors != 0 || run.P50MS <= 0 ||
+			run.P99MS < run.P50MS || run.CallsPerS <= 0 {
+			t.Errorf("run %d: %+v, want mode %s, 60 calls, no errors, 0 < p50 <= p99, calls/s > 0", i, run, want[i])
+		}
+	}
+}
+
+func TestBenchTable(t *testing.T) {
+	r := runCLI(t, "bench", "--calls", "40", "--concurrency", "4")
+	if r.code != 0 {
+		t.Fatalf("exit status %d: %s", r.code, r.stderr)
+	}
+	lines := strings.Split(r.stdout, "\n")
+	if !strings.Contains(lines[0], "vs per-call") {
+		t.Errorf("header %q has no ratio column", lines[0])
+	}
+	for i, mode := range []string{"per-call", "exclusive", "pooled"} {
+		row := lines[1+i]
+		if !strings.HasPrefix(row, mode+" ") || !strings.HasSuffix(row, "x") {
+			t.Errorf("row %d = %q, want mode %s and a ratio", i, row, mode)
+		}
+	}
+	if !strings.Contains(r.stdout, "1 session created") {
+		t.Errorf("no pool statistics under the table:\n%s", r.stdout)
+	}
+}
+
+func TestBenchModesAndTool(t *testing.T) {
+	// Modes run in their canonical order whatever the flag says.
+	r := runCLI(t, "bench", "--json", "--modes", "pooled,exclusive", "--tool", "sleep",
+		"--args", `{"ms":1}`, "--calls", "16", "--concurrency", "8", "--max-sessions", "2")
+	if r.code != 0 {
+		t.Fatalf("exit status %d: %s", r.code, r.stderr)
+	}
+	out := decodeBench(t, r.stdout)
+	if len(out.Runs) != 2 || out.Runs[0].Mode != "exclusive" || out.Runs[1].Mode != "pooled" {
+		t.Fatalf("runs %+v, want exclusive then pooled", out.Runs)
+	}
+}
+
+func TestBenchStdio(t *testing.T) {
+	// Per-call starts a process for every call; the pools start theirs
+	// when warmed. All of them must be reaped by the time bench returns.
+	r := runCLI(t, "bench", "--json", "--stdio", selfStdio(t), "--calls", "6", "--concurrency", "2")
+	if r.code != 0 {
+		t.Fatalf("exit status %d: %s", r.code, r.stderr)
+	}
+	for _, run := range decodeBench(t, r.stdout).Runs {
+		if run.Errors != 0 || run.Calls != 6 {
+			t.Errorf("%+v: want 6 calls, no errors", run)
+		}
+	}
+	wantNoChildren(t)
+}
+
+func TestPercentile(t *testing.T) {
+	var v []time.Duration
+	for i := 1; i <= 100; i++ {
+		v = append(v, time.Duration(i))
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.50, 50}, {0.99, 99}, {1, 100}, {0.001, 1}} {
+		if got := percentile(v, c.q); got != c.want {
+			t.Errorf("percentile(1..100, %v) = %v, want %v", c.q, got, c.want)
+		}
+	}
+	if got := percentile(nil, 0.5); got != 0 {
+		t.Errorf("percentile(nil) = %v, want 0", got)
+	}
+}
+
+func TestProgressQuietOnShortRuns(t *testing.T) {
+	var buf bytes.Buffer
+	p := startProgress(&buf, "pooled", 10)
+	p.add()
+	p.stop()
+	if buf.Len() != 0 {
+		t.Errorf("progress wrote %q for a run shorter than %v", buf.String(), progressDelay)
+	}
+}

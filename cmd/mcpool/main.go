@@ -1,0 +1,188 @@
+// Command mcpool measures what pooling MCP client sessions buys against a
+// real server, and lists or calls tools on one. With no server named it
+// serves its own demo server on loopback, so it needs nothing installed.
+//
+// Usage:
+//
+//	mcpool bench [flags]              compare per-call, exclusive and pooled sessions
+//	mcpool tools [flags]              list a server's tools as JSON
+//	mcpool call [flags] TOOL [JSON]   call one tool and print its result as JSON
+//	mcpool demo-server [flags]        serve the embedded demo server
+//	mcpool help [COMMAND]             print usage
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/mcpool/mcpool"
+)
+
+// Exit statuses: scripts tell a mistake in the command line from a failure
+// at run time.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the whole command; tests call it in process. SIGINT and SIGTERM
+// cancel the work under way, which then shuts down cleanly.
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runContext(ctx, args, stdout, stderr)
+}
+
+// command is one subcommand. Its func returns a *usageError for mistakes in
+// the command line and any other error for failures at run time.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = []command{
+	{"bench", "compare per-call, exclusive and pooled sessions on one workload", runBench},
+	{"tools", "list a server's tools as JSON", runTools},
+	{"call", "call one tool (TOOL [JSON arguments]) and print its result as JSON", runCall},
+	{"demo-server", "serve the embedded demo server over HTTP or stdio", runDemoServer},
+}
+
+// runContext dispatches to a subcommand and maps its error to one line on
+// stderr and an exit status.
+func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		printUsage(stderr)
+		return exitUsage
+	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		return runHelp(rest, stdout, stderr)
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return report(stderr, name, c.run(ctx, rest, stdout, stderr))
+		}
+	}
+	return report(stderr, "", usageErrorf("unknown command %q (commands: %s)", name, commandNames()))
+}
+
+func runHelp(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		printUsage(stdout)
+		return exitOK
+	}
+	// "mcpool help bench" is "mcpool bench -h".
+	for _, c := range commands {
+		if c.name == args[0] {
+			return report(stderr, c.name, c.run(context.Background(), []string{"-h"}, stdout, stderr))
+		}
+	}
+	return report(stderr, "", usageErrorf("unknown command %q (commands: %s)", args[0], commandNames()))
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, "mcpool: pooled MCP client sessions, measured.\n\nUsage:\n  mcpool COMMAND [flags]\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, "  help         print this, or a command's flags (mcpool help COMMAND)\n\n"+
+		"bench, tools and call take --url URL, --sse URL or --stdio \"CMD ARGS\" to name\n"+
+		"a server; without them they start the embedded demo server (tools: echo,\n"+
+		"sleep, structured) on loopback HTTP. --timeout bounds tools and call (and\n"+
+		"each call of bench), --connect-timeout each connect.\n")
+}
+
+func commandNames() string {
+	names := make([]string, len(commands))
+	for i, c := range commands {
+		names[i] = c.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, a ...any) error {
+	return &usageError{fmt.Sprintf(format, a...)}
+}
+
+// errHelp reports that -h was asked for and answered: exit status 0.
+var errHelp = errors.New("help printed")
+
+// report prints err as one line on stderr and returns the exit status.
+func report(stderr io.Writer, cmd string, err error) int {
+	if err == nil || errors.Is(err, errHelp) {
+		return exitOK
+	}
+	// The library's errors already say "mcpool: "; say it once.
+	msg := strings.TrimPrefix(err.Error(), "mcpool: ")
+	// Errors from transports and servers may span lines; scripts and people
+	// both read one line more easily.
+	msg = strings.Join(strings.Fields(msg), " ")
+	var ue *usageError
+	usage := errors.As(err, &ue) || errors.Is(err, mcpool.ErrInvalidConfig)
+	if usage && cmd != "" {
+		msg = fmt.Sprintf("%s: %s (see 'mcpool help %s')", cmd, msg, cmd)
+	} else if usage {
+		msg += " (see 'mcpool help')"
+	}
+	fmt.Fprintf(stderr, "mcpool: %s\n", msg)
+	if usage {
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// newFlagSet returns a flag set that reports errors to us instead of
+// printing its own usage dump, so a bad flag costs one line of output.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parseFlags parses args with fs and returns the positional arguments.
+// Flags may come after positional ones ("call echo --url U"), which the flag
+// package alone does not allow; "--" ends the flags. For -h it prints the
+// command's flags to stdout and returns errHelp.
+func parseFlags(fs *flag.FlagSet, args []string, synopsis string, stdout io.Writer) ([]string, error) {
+	var positional []string
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, "Usage: mcpool %s\n\nFlags:\n", synopsis)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return nil, errHelp
+		}
+		if err != nil {
+			return nil, &usageError{err.Error()}
+		}
+		rest := fs.Args()
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}

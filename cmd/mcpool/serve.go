@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/mcpool/mcpool/internal/demoserver"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// demoPath is where the demo server answers MCP over HTTP.
+const demoPath = "/mcp"
+
+// shutdownTimeout bounds how long a stopping HTTP server lets requests in
+// flight finish.
+const shutdownTimeout = 5 * time.Second
+
+func runDemoServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("demo-server")
+	addr := fs.String("http", "127.0.0.1:8080", "serve streamable HTTP on this address, at path "+demoPath)
+	stdio := fs.Bool("stdio", false, "serve on standard input and output instead of HTTP")
+	rest, err := parseFlags(fs, args, "demo-server [--http ADDR | --stdio]", stdout)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErrorf("unexpected argument %q", rest[0])
+	}
+	httpSet := false
+	fs.Visit(func(f *flag.Flag) { httpSet = httpSet || f.Name == "http" })
+	if *stdio && httpSet {
+		return usageErrorf("give --http or --stdio, not both")
+	}
+	if *stdio {
+		err := demoserver.New(demoserver.Options{}).Run(ctx, &mcp.StdioTransport{})
+		if ctx.Err() != nil {
+			return nil // stopped by a signal, as asked
+		}
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "serving MCP on http://%s%s\n", ln.Addr(), demoPath)
+	return serveHTTP(ctx, ln, log.New(stderr, "mcpool: demo-server: ", 0))
+}
+
+// serveHTTP serves the demo server on ln until ctx ends, then shuts down
+// gracefully: requests in flight get shutdownTimeout to finish.
+func serveHTTP(ctx context.Context, ln net.Listener, errorLog *log.Logger) error {
+	demo := demoserver.New(demoserver.Options{})
+	mux := http.NewServeMux()
+	mux.Handle(demoPath, demoserver.Handler(demo, false, 0))
+	// Requests run under a context that Shutdown cancels: a client's
+	// standalone SSE stream (a GET that never ends by itself) would
+	// otherwise hold Shutdown until its deadline.
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           mux,
+		ErrorLog:          errorLog,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+	srv.RegisterOnShutdown(cancelBase)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if err != nil {
+		// Past the deadline: drop what is left rather than hang.
+		err = errors.Join(err, srv.Close())
+	}
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	// Sessions whose clients never said goodbye (no DELETE) would keep
+	// their goroutines for as long as the process lives.
+	for ss := range demo.Sessions() {
+		ss.Close()
+	}
+	return err
+}
+
+// startEmbedded serves the demo server on a loopback port chosen by the
+// kernel and returns its URL and a func that stops it.
+func startEmbedded() (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("starting the embedded demo server: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Its clients are ours and closed before stop; nothing to report.
+		_ = serveHTTP(ctx, ln, log.New(io.Discard, "", 0))
+	}()
+	stop = func() {
+		cancel()
+		<-done
+	}
+	return "http://" + ln.Addr().String() + demoPath, stop, nil
+}

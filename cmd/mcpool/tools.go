@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/mcpool/mcpool"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// oneShotFlags are those of tools and call.
+type oneShotFlags struct {
+	target  targetFlags
+	timeout time.Duration
+}
+
+func (f *oneShotFlags) parse(name, synopsis string, args []string, stdout io.Writer) ([]string, error) {
+	fs := newFlagSet(name)
+	f.target.register(fs)
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "bound on the whole command, connect included")
+	rest, err := parseFlags(fs, args, synopsis, stdout)
+	if err != nil {
+		return nil, err
+	}
+	if f.timeout <= 0 {
+		return nil, usageErrorf("--timeout must be positive")
+	}
+	return rest, nil
+}
+
+func runTools(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f oneShotFlags
+	rest, err := f.parse("tools", "tools [--url URL | --sse URL | --stdio CMD] [flags]", args, stdout)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErrorf("unexpected argument %q", rest[0])
+	}
+	var tools []*mcp.Tool
+	err = withPool(ctx, &f, stderr, func(ctx context.Context, p *mcpool.Pool) error {
+		tools, err = p.ListTools(ctx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if tools == nil {
+		tools = []*mcp.Tool{} // "[]", not "null", for a server with no tools
+	}
+	return printJSON(stdout, tools)
+}
+
+func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f oneShotFlags
+	rest, err := f.parse("call", "call [flags] TOOL [JSON arguments]", args, stdout)
+	if err != nil {
+		return err
+	}
+	if len(rest) == 0 || len(rest) > 2 {
+		return usageErrorf("want TOOL and optional JSON arguments, got %d arguments", len(rest))
+	}
+	params := &mcp.CallToolParams{Name: rest[0], Arguments: map[string]any{}}
+	if len(rest) == 2 {
+		if params.Arguments, err = parseArguments(rest[1]); err != nil {
+			return err
+		}
+	}
+	var res *mcp.CallToolResult
+	err = withPool(ctx, &f, stderr, func(ctx context.Context, p *mcpool.Pool) error {
+		res, err = p.CallTool(ctx, params)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := printJSON(stdout, res); err != nil {
+		return err
+	}
+	if res.IsError {
+		return fmt.Errorf("tool %s reported an error (isError: true)", params.Name)
+	}
+	return nil
+}
+
+// withPool opens the target, runs fn on a one-session pool within the
+// command's timeout, and tears both down.
+func withPool(ctx context.Context, f *oneShotFlags, stderr io.Writer, fn func(context.Context, *mcpool.Pool) error) error {
+	tgt, err := f.target.open(stderr)
+	if err != nil {
+		return err
+	}
+	defer tgt.close()
+	p, err := mcpool.New(tgt.poolConfig(1, 1, 0))
+	if err != nil {
+		return err
+	}
+	// Close gets its own context: the command's may have run out, and
+	// sessions and stdio children must go all the same.
+	defer p.Close(context.Background())
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	err = p.Start(ctx)
+	if err == nil {
+		err = fn(ctx, p)
+	}
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("timed out after %v (--timeout): %w", f.timeout, err)
+	}
+	return err
+}
+
+// parseArguments parses a tool's arguments, which MCP wants as an object.
+func parseArguments(s string) (map[string]any, error) {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil || m == nil {
+		if err == nil {
+			err = fmt.Errorf("not an object")
+		}
+		return nil, usageErrorf("arguments %q are not a JSON object: %v", s, err)
+	}
+	return m, nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+
+	"github.com/mcpool/mcpool/internal/demoserver"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// toolNames decodes tools output.
+func toolNames(t *testing.T, r cliResult) []string {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("exit status %d: %s", r.code, r.stderr)
+	}
+	var tools []struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &tools); err != nil {
+		t.Fatalf("stdout is not a JSON array of tools: %v\n%s", err, r.stdout)
+	}
+	var names []string
+	for _, tool := range tools {
+		names = append(names, tool.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+var demoTools = []string{"echo", "sleep", "structured"}
+
+func TestToolsEmbedded(t *testing.T) {
+	if got := toolNames(t, runCLI(t, "tools")); !slices.Equal(got, demoTools) {
+		t.Errorf("tools %v, want %v", got, demoTools)
+	}
+}
+
+func TestToolsStdio(t *testing.T) {
+	if got := toolNames(t, runCLI(t, "tools", "--stdio", selfStdio(t))); !slices.Equal(got, demoTools) {
+		t.Errorf("tools %v, want %v", got, demoTools)
+	}
+	wantNoChildren(t)
+}
+
+func TestToolsSSE(t *testing.T) {
+	// The pool's dialer cancels its connect context when the connect
+	// returns (connect.go, dial), and SSEClientTransport keeps that context
+	// for its event stream: every pooled SSE session dies at once and the
+	// first request fails with EOF. Unskip once the library is fixed.
+	t.Skip("library bug: mcpool's dial cancels the context SSEClientTransport's stream runs on")
+	srv := demoserver.New(demoserver.Options{})
+	ts := httptest.NewServer(mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	defer ts.Close()
+	if got := toolNames(t, runCLI(t, "tools", "--sse", ts.URL)); !slices.Equal(got, demoTools) {
+		t.Errorf("tools %v, want %v", got, demoTools)
+	}
+}
+
+// callResult decodes call output.
+type callResult struct {
+	Content []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	} `json:"content"`
+	StructuredContent map[string]any `json:"structuredContent"`
+	IsError           bool           `json:"isError"`
+}
+
+func decodeCall(t *testing.T, r cliResult) callResult {
+	t.Helper()
+	var res callResult
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("stdout is not a CallToolResult: %v\n%s", err, r.stdout)
+	}
+	return res
+}
+
+func TestCallEcho(t *testing.T) {
+	// Flags may follow the positional arguments.
+	r := runCLI(t, "call", "echo", `{"message":"x"}`, "--timeout", "20s")
+	if r.code != 0 {
+		t.Fatalf("exit status %d: %s", r.code, r.stderr)
+	}
+	res := decodeCall(t, r)
+	if len(res.Content) != 1 || res.Content[0].Type != "text" || res.Content[0].Text != "x" {
+		t.Errorf("result %+v, want one text content \"x\"", res)
+	}
+}
+
+func TestCallStructured(t *testing.T) {
+	r := runCLI(t, "call", "structured", `{"message":"abc"}`)
+	if r.code != 0 {
+		t.Fatalf("exit status %d: %s", r.code, r.stderr)
+	}
+	if got := decodeCall(t, r).StructuredContent; got["message"] != "abc" || got["length"] != 3.0 {
+		t.Errorf("structuredContent %v, want message abc and length 3", got)
+	}
+}
+
+func TestCallToolError(t *testing.T) {
+	// A message that is not a string fails the tool's input schema: the
+	// server answers with isError, which call prints and exits 1 on.
+	r := runCLI(t, "call", "echo", `{"message":5}`)
+	if r.code != 1 {
+		t.Fatalf("exit status %d, want 1: %s", r.code, r.stderr)
+	}
+	if !decodeCall(t, r).IsError {
+		t.Errorf("printed result is not an error:\n%s", r.stdout)
+	}
+	wantOneLineError(t, cliResult{r.code, "", r.stderr}, 1, "reported an error")
+}

@@ -1,0 +1,68 @@
+package mcpool
+
+import (
+	"errors"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// How a dead session shows up (shared/NOTES.md, measured against go-sdk
+// v1.8.0 and server-everything):
+//   - stdio child gone: the call in flight fails with io.EOF, later calls
+//     with mcp.ErrConnectionClosed;
+//   - HTTP session expired (404): mcp.ErrSessionMissing;
+//   - server-everything's unknown session: a 400 whose JSON body the SDK
+//     cannot decode (it has no id), so only the status text "Bad Request"
+//     is left; the SDK breaks the connection after it.
+// Network errors, 5xx and 429 do not break a session (go-sdk #683, #723):
+// the pool probes the session instead.
+
+// isSessionGone reports whether err proves the session can take no more
+// calls.
+func isSessionGone(err error) bool {
+	return errors.Is(err, mcp.ErrConnectionClosed) ||
+		errors.Is(err, mcp.ErrSessionMissing) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		isUnknownSession400(err)
+}
+
+func isUnknownSession400(err error) bool {
+	return !isServerAnswer(err) && strings.HasSuffix(err.Error(), ": Bad Request")
+}
+
+// codeRejected is the SDK's "rejected by transport" (jsonrpc2.ErrRejected):
+// a JSON-RPC-shaped error made on the client side for a request that failed
+// in transit, not an answer from the server.
+const codeRejected = -32005
+
+// neverSent reports whether err proves the request was not executed by the
+// server: it was refused before it was written (the connection was already
+// closed, or could not be dialled), or the server rejected the session
+// before reading the request (404, 400 unknown session).
+func neverSent(err error) bool {
+	if errors.Is(err, mcp.ErrSessionMissing) || isUnknownSession400(err) {
+		return true
+	}
+	// The SDK formats the closing cause with %v, so an io.EOF inside means the
+	// call was in flight when the connection broke; without it, the call was
+	// refused before it was written.
+	if errors.Is(err, mcp.ErrConnectionClosed) && !errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "EOF") {
+		return true
+	}
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && opErr.Op == "dial"
+}
+
+// isServerAnswer reports whether err is the server's own JSON-RPC error,
+// which proves the session works.
+func isServerAnswer(err error) bool {
+	var rpcErr *jsonrpc.Error
+	if !errors.As(err, &rpcErr) || rpcErr.Code == codeRejected {
+		return false
+	}
+	return !errors.Is(err, mcp.ErrConnectionClosed) && !errors.Is(err, mcp.ErrSessionMissing)
+}
