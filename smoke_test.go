@@ -3,6 +3,8 @@ package mcpool_test
 import (
 	"context"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 
@@ -19,6 +21,7 @@ func TestSmokeTransports(t *testing.T) {
 		"http-stateful":  {URL: httpServer(t, srv, false)},
 		"http-stateless": {URL: httpServer(t, srv, true)},
 		"stdio":          {Command: stdioCommand(t)},
+		"sse":            {SSEURL: sseServer(t, srv)},
 	}
 	for name, cfg := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -56,4 +59,12 @@ func TestCallToolParamsAreNotShared(t *testing.T) {
 	if params.Meta != nil {
 		t.Fatalf("params.Meta written: %v", params.Meta)
 	}
+}
+
+// sseServer serves srv over the legacy HTTP+SSE transport on loopback.
+func sseServer(t *testing.T, srv *mcp.Server) string {
+	t.Helper()
+	ts := httptest.NewServer(mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	t.Cleanup(ts.Close)
+	return ts.URL
 }

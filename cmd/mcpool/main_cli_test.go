@@ -58,23 +58,6 @@ func TestCallTimeout(t *testing.T) {
 	wantNoChildren(t)
 }
 
-func TestCallTimeoutHTTP(t *testing.T) {
-	// The call's context ends, the SDK sends notifications/cancelled from a
-	// goroutine of its own (go-sdk #1150), and the pool closes the session
-	// at once: the close usually wins, the notification is lost, and the
-	// DELETE waits on the server for the sleeping call, up to the SDK's 5 s
-	// closeDeleteTimeout (then the embedded server's own shutdown waits as
-	// long again). Unskip once the pool's Close lets the cancellation out
-	// first.
-	t.Skip("library bug: Pool.Close right after a cancelled call loses notifications/cancelled")
-	start := time.Now()
-	r := runCLI(t, "call", "sleep", `{"ms":20000}`, "--timeout", "300ms")
-	wantOneLineError(t, r, 1, "timed out")
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("call took %v with --timeout 300ms", d)
-	}
-}
-
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
 		r := runCLI(t, args...)

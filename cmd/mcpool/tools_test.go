@@ -47,11 +47,8 @@ func TestToolsStdio(t *testing.T) {
 }
 
 func TestToolsSSE(t *testing.T) {
-	// The pool's dialer cancels its connect context when the connect
-	// returns (connect.go, dial), and SSEClientTransport keeps that context
-	// for its event stream: every pooled SSE session dies at once and the
-	// first request fails with EOF. Unskip once the library is fixed.
-	t.Skip("library bug: mcpool's dial cancels the context SSEClientTransport's stream runs on")
+	// SSEClientTransport reads its event stream on the connect context: the
+	// pool must keep that context alive for the session's life.
 	srv := demoserver.New(demoserver.Options{})
 	ts := httptest.NewServer(mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return srv }, nil))
 	defer ts.Close()
