@@ -4,7 +4,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -13,7 +15,8 @@ import (
 // How a dead session shows up (shared/NOTES.md, measured against go-sdk
 // v1.8.0 and server-everything):
 //   - stdio child gone: the call in flight fails with io.EOF, later calls
-//     with mcp.ErrConnectionClosed;
+//     with mcp.ErrConnectionClosed, a call written just as it died with
+//     EPIPE (the request never reached a live process);
 //   - HTTP session expired (404): mcp.ErrSessionMissing;
 //   - server-everything's unknown session: a 400 whose JSON body the SDK
 //     cannot decode (it has no id), so only the status text "Bad Request"
@@ -27,7 +30,7 @@ func isSessionGone(err error) bool {
 	return errors.Is(err, mcp.ErrConnectionClosed) ||
 		errors.Is(err, mcp.ErrSessionMissing) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		isUnknownSession400(err)
+		isBrokenPipe(err) || isUnknownSession400(err)
 }
 
 func isUnknownSession400(err error) bool {
@@ -39,12 +42,17 @@ func isUnknownSession400(err error) bool {
 // in transit, not an answer from the server.
 const codeRejected = -32005
 
+// isBrokenPipe reports a write to a stdio child that has exited.
+func isBrokenPipe(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed)
+}
+
 // neverSent reports whether err proves the request was not executed by the
 // server: it was refused before it was written (the connection was already
 // closed, or could not be dialled), or the server rejected the session
 // before reading the request (404, 400 unknown session).
 func neverSent(err error) bool {
-	if errors.Is(err, mcp.ErrSessionMissing) || isUnknownSession400(err) {
+	if errors.Is(err, mcp.ErrSessionMissing) || isUnknownSession400(err) || isBrokenPipe(err) {
 		return true
 	}
 	// The SDK formats the closing cause with %v, so an io.EOF inside means the

@@ -158,3 +158,12 @@ func peekMethod(r *http.Request) string {
 	_ = json.Unmarshal(body, &msg)
 	return msg.Method
 }
+
+// httpServerTimeout serves srv over stateful streamable HTTP whose sessions
+// the server forgets after timeout idle (real 404s afterwards).
+func httpServerTimeout(t *testing.T, srv *mcp.Server, timeout time.Duration) string {
+	t.Helper()
+	ts := httptest.NewServer(demoserver.Handler(srv, false, timeout))
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
