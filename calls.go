@@ -13,7 +13,8 @@ import (
 // result with IsError set is the tool's own failure and is returned with a
 // nil error, as the SDK does.
 //
-// If the session dies during the call (issue 3), CallTool retries once on
+// If the session dies during the call, or the request fails in transit (a
+// network error, a 5xx), CallTool (issue 3) retries once on
 // another session, inside the same ctx, only when that cannot run a tool
 // with side effects twice behind the caller's back: the request provably
 // never reached the server (the connection was already closed or could not
@@ -120,6 +121,9 @@ func (p *Pool) do(ctx context.Context, fn func(ctx context.Context, cs *mcp.Clie
 		return fmt.Errorf("%w: call cancelled at the drain deadline: %w", ErrPoolClosed, err), false
 	case isSessionGone(err):
 		p.markDead(s, err)
+		return err, true
+	case isTransportFailure(err):
+		p.suspect(s)
 		return err, true
 	case !isServerAnswer(err):
 		p.suspect(s)

@@ -2,6 +2,7 @@ package mcpool
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -11,94 +12,263 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// toolCatalog caches the server's tool list for the whole pool. Every
-// session of a pool talks to the same server, so one list serves them all.
-type toolCatalog struct {
-	ttl   time.Duration // <0: never serve from the cache
+// The catalog caches what the server lists (tools, prompts, resources) for
+// the whole pool: every session of a pool talks to the same server with the
+// same identity, so one list serves them all. A keyed pool ([Keyed]) gives
+// each identity its own pool and so its own catalog.
+
+// CatalogChange describes how a list changed between two fetches, for
+// Config.OnCatalogChange. Names are tool and prompt names, or resource URIs.
+type CatalogChange struct {
+	Kind    string   // "tools", "prompts" or "resources"
+	Added   []string // present now, absent before
+	Removed []string // present before, absent now
+	Changed []string // present in both, with a different definition
+}
+
+// listCache caches one paginated list. fetch walks every page on one
+// session: cursors belong to the session that issued them (MCP spec,
+// "Pagination").
+type listCache[T any] struct {
+	kind string
+	ttl  time.Duration // <0: never serve from the cache
+	key  func(*T) string
+	// stats are shared by the pool's caches.
+	stats *catalogStats
+
 	group singleflight.Group
 
 	mu      sync.Mutex
-	tools   []*mcp.Tool
-	byName  map[string]*mcp.Tool
+	items   []*T
+	byKey   map[string]*T
 	expires time.Time
 	valid   bool
 	// gen counts invalidations. A fetch that began before the latest one
 	// may hold a list from before the change, so it is not stored.
 	gen uint64
+	// last is the latest list fetched, kept to compute CatalogChange.
+	last map[string][]byte
+}
 
+type catalogStats struct {
 	hits, misses, invalidations atomic.Uint64
 }
 
-func (c *toolCatalog) init(ttl time.Duration) { c.ttl = ttl }
-
-func (c *toolCatalog) get() ([]*mcp.Tool, bool) {
+func (c *listCache[T]) get() ([]*T, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.valid || time.Now().After(c.expires) {
 		return nil, false
 	}
-	return c.tools, true
+	return c.items, true
 }
 
-func (c *toolCatalog) generation() uint64 {
+func (c *listCache[T]) generation() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.gen
 }
 
-func (c *toolCatalog) store(gen uint64, tools []*mcp.Tool) {
+// store caches items for ttl (the shorter of the pool's TTL and the server's
+// ttlMs hint) unless an invalidation came in since gen, and returns the
+// change from the previous fetch (nil on the first).
+func (c *listCache[T]) store(gen uint64, items []*T, serverTTL time.Duration) *CatalogChange {
+	enc := make(map[string][]byte, len(items))
+	byKey := make(map[string]*T, len(items))
+	for _, it := range items {
+		k := c.key(it)
+		byKey[k] = it
+		enc[k], _ = json.Marshal(it)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen || c.ttl < 0 {
-		return
+	change := diff(c.kind, c.last, enc)
+	c.last = enc
+	if gen == c.gen && c.ttl >= 0 {
+		ttl := c.ttl
+		if serverTTL > 0 && serverTTL < ttl {
+			ttl = serverTTL
+		}
+		c.items, c.byKey = items, byKey
+		c.expires = time.Now().Add(ttl)
+		c.valid = true
 	}
-	c.tools = tools
-	c.byName = make(map[string]*mcp.Tool, len(tools))
-	for _, t := range tools {
-		c.byName[t.Name] = t
-	}
-	c.expires = time.Now().Add(c.ttl)
-	c.valid = true
+	return change
 }
 
-func (c *toolCatalog) invalidate() {
-	c.invalidations.Add(1)
+func (c *listCache[T]) lookup(key string) (*T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.byKey[key]
+	return t, ok && c.valid
+}
+
+func (c *listCache[T]) invalidate() {
+	c.stats.invalidations.Add(1)
 	c.mu.Lock()
 	c.gen++
 	c.valid = false
 	c.mu.Unlock()
 	// Callers arriving from now on must not join a fetch that may predate
 	// the change.
-	c.group.Forget(toolsKey)
+	c.group.Forget(c.kind)
 }
 
-const toolsKey = "tools/list"
-
-// ListTools returns the server's tools, every page of them (MCP spec,
-// "Tools" and "Pagination"). The list is cached for ToolCacheTTL and shared
-// by all sessions; concurrent callers on a miss share one fetch, which runs
-// on the pool's context so that one caller giving up does not fail the
-// others. A notifications/tools/list_changed from any session, or
-// [Pool.InvalidateTools], empties the cache.
-//
-// The returned slice and tools are shared: treat them as read-only.
-// Errors: ErrPoolClosed, ctx's error, any Acquire error, or the server's.
-func (p *Pool) ListTools(ctx context.Context) ([]*mcp.Tool, error) {
-	if tools, ok := p.catalog.get(); ok {
-		p.catalog.hits.Add(1)
-		return tools, nil
+func diff(kind string, before, after map[string][]byte) *CatalogChange {
+	if before == nil {
+		return nil
 	}
-	p.catalog.misses.Add(1)
-	ch := p.catalog.group.DoChan(toolsKey, func() (any, error) { return p.fetchTools() })
+	ch := &CatalogChange{Kind: kind}
+	for k, v := range after {
+		if old, ok := before[k]; !ok {
+			ch.Added = append(ch.Added, k)
+		} else if string(old) != string(v) {
+			ch.Changed = append(ch.Changed, k)
+		}
+	}
+	for k := range before {
+		if _, ok := after[k]; !ok {
+			ch.Removed = append(ch.Removed, k)
+		}
+	}
+	if len(ch.Added)+len(ch.Removed)+len(ch.Changed) == 0 {
+		return nil
+	}
+	slices.Sort(ch.Added)
+	slices.Sort(ch.Removed)
+	slices.Sort(ch.Changed)
+	return ch
+}
+
+// cachedList serves c from the cache or from one shared fetch on the pool's
+// context, so that one caller giving up does not fail the others.
+func cachedList[T any](ctx context.Context, p *Pool, c *listCache[T], page func(context.Context, *mcp.ClientSession, string) ([]*T, string, time.Duration, error)) ([]*T, error) {
+	if items, ok := c.get(); ok {
+		c.stats.hits.Add(1)
+		return items, nil
+	}
+	c.stats.misses.Add(1)
+	ch := c.group.DoChan(c.kind, func() (any, error) { return fetch(p, c, page) })
 	select {
 	case r := <-ch:
 		if r.Err != nil {
 			return nil, r.Err
 		}
-		return r.Val.([]*mcp.Tool), nil
+		return r.Val.([]*T), nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+func fetch[T any](p *Pool, c *listCache[T], page func(context.Context, *mcp.ClientSession, string) ([]*T, string, time.Duration, error)) ([]*T, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrPoolClosed
+	}
+	p.bg.Add(1)
+	p.mu.Unlock()
+	defer p.bg.Done()
+
+	gen := c.generation()
+	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ConnectTimeout+max(p.cfg.AcquireTimeout, 0))
+	defer cancel()
+	var items []*T
+	var ttl time.Duration
+	err := p.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
+		cursor := ""
+		for {
+			got, next, pageTTL, err := page(ctx, cs, cursor)
+			if err != nil {
+				return err
+			}
+			items = append(items, got...)
+			if pageTTL > 0 && (ttl == 0 || pageTTL < ttl) {
+				ttl = pageTTL
+			}
+			if next == "" {
+				return nil
+			}
+			cursor = next
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	items = slices.Clip(items)
+	if change := c.store(gen, items, ttl); change != nil && p.cfg.OnCatalogChange != nil {
+		p.cfg.OnCatalogChange(*change)
+	}
+	return items, nil
+}
+
+// catalog holds the pool's three caches.
+type catalog struct {
+	stats     catalogStats
+	tools     listCache[mcp.Tool]
+	prompts   listCache[mcp.Prompt]
+	resources listCache[mcp.Resource]
+}
+
+func (c *catalog) init(ttl time.Duration) {
+	c.tools = listCache[mcp.Tool]{kind: "tools", ttl: ttl, stats: &c.stats, key: func(t *mcp.Tool) string { return t.Name }}
+	c.prompts = listCache[mcp.Prompt]{kind: "prompts", ttl: ttl, stats: &c.stats, key: func(t *mcp.Prompt) string { return t.Name }}
+	c.resources = listCache[mcp.Resource]{kind: "resources", ttl: ttl, stats: &c.stats, key: func(t *mcp.Resource) string { return t.URI }}
+}
+
+func (c *catalog) invalidateAll() {
+	c.tools.invalidate()
+	c.prompts.invalidate()
+	c.resources.invalidate()
+}
+
+func ttlOf(r mcp.CacheableResult) time.Duration {
+	return time.Duration(r.GetTTLMs()) * time.Millisecond
+}
+
+// ListTools returns the server's tools, every page of them (MCP spec,
+// "Tools" and "Pagination"). The list is cached for ToolCacheTTL (or the
+// server's shorter ttlMs under 2026-07-28) and shared by all sessions;
+// concurrent callers on a miss share one fetch, which runs on the pool's
+// context so that one caller giving up does not fail the others. A
+// notifications/tools/list_changed from any session, a new session that
+// reports a different server name or version, or [Pool.InvalidateTools]
+// empties the cache.
+//
+// The returned slice and tools are shared: treat them as read-only.
+// Errors: ErrPoolClosed, ctx's error, any Acquire error, or the server's.
+func (p *Pool) ListTools(ctx context.Context) ([]*mcp.Tool, error) {
+	return cachedList(ctx, p, &p.catalog.tools, func(ctx context.Context, cs *mcp.ClientSession, cursor string) ([]*mcp.Tool, string, time.Duration, error) {
+		res, err := cs.ListTools(ctx, &mcp.ListToolsParams{Cursor: cursor})
+		if err != nil {
+			return nil, "", 0, err
+		}
+		return res.Tools, res.NextCursor, ttlOf(res), nil
+	})
+}
+
+// ListPrompts is ListTools for prompts, invalidated by
+// notifications/prompts/list_changed.
+func (p *Pool) ListPrompts(ctx context.Context) ([]*mcp.Prompt, error) {
+	return cachedList(ctx, p, &p.catalog.prompts, func(ctx context.Context, cs *mcp.ClientSession, cursor string) ([]*mcp.Prompt, string, time.Duration, error) {
+		res, err := cs.ListPrompts(ctx, &mcp.ListPromptsParams{Cursor: cursor})
+		if err != nil {
+			return nil, "", 0, err
+		}
+		return res.Prompts, res.NextCursor, ttlOf(res), nil
+	})
+}
+
+// ListResources is ListTools for resources, invalidated by
+// notifications/resources/list_changed.
+func (p *Pool) ListResources(ctx context.Context) ([]*mcp.Resource, error) {
+	return cachedList(ctx, p, &p.catalog.resources, func(ctx context.Context, cs *mcp.ClientSession, cursor string) ([]*mcp.Resource, string, time.Duration, error) {
+		res, err := cs.ListResources(ctx, &mcp.ListResourcesParams{Cursor: cursor})
+		if err != nil {
+			return nil, "", 0, err
+		}
+		return res.Resources, res.NextCursor, ttlOf(res), nil
+	})
 }
 
 // Tool returns the tool named name from the catalog (see ListTools), so
@@ -109,10 +279,7 @@ func (p *Pool) Tool(ctx context.Context, name string) (*mcp.Tool, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.catalog.mu.Lock()
-	t, ok := p.catalog.byName[name]
-	p.catalog.mu.Unlock()
-	if ok {
+	if t, ok := p.catalog.tools.lookup(name); ok {
 		return t, nil
 	}
 	// The cache may be disabled or already invalidated again.
@@ -126,48 +293,19 @@ func (p *Pool) Tool(ctx context.Context, name string) (*mcp.Tool, error) {
 
 // InvalidateTools empties the tool catalog cache: the next ListTools fetches
 // from the server. It is safe to call at any time.
-func (p *Pool) InvalidateTools() { p.catalog.invalidate() }
+func (p *Pool) InvalidateTools() { p.catalog.tools.invalidate() }
 
-func (p *Pool) onToolsChanged() {
-	p.log.debug("tools/list_changed: tool catalog invalidated")
-	p.catalog.invalidate()
-}
+// InvalidateCatalog empties the tool, prompt and resource caches.
+func (p *Pool) InvalidateCatalog() { p.catalog.invalidateAll() }
 
-func (p *Pool) fetchTools() ([]*mcp.Tool, error) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, ErrPoolClosed
+func (p *Pool) onListChanged(kind string) {
+	p.log.debug("list_changed: catalog invalidated", "list", kind)
+	switch kind {
+	case "tools":
+		p.catalog.tools.invalidate()
+	case "prompts":
+		p.catalog.prompts.invalidate()
+	case "resources":
+		p.catalog.resources.invalidate()
 	}
-	p.bg.Add(1)
-	p.mu.Unlock()
-	defer p.bg.Done()
-
-	gen := p.catalog.generation()
-	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ConnectTimeout+max(p.cfg.AcquireTimeout, 0))
-	defer cancel()
-	l, err := p.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer l.Release()
-	// Cursors belong to the session that issued them (MCP spec,
-	// "Pagination"), so every page comes from the one leased session.
-	var tools []*mcp.Tool
-	params := &mcp.ListToolsParams{}
-	for {
-		res, err := l.s.cs.ListTools(ctx, params)
-		if err != nil {
-			p.counters.errors.Add(1)
-			return nil, err
-		}
-		tools = append(tools, res.Tools...)
-		if res.NextCursor == "" {
-			break
-		}
-		params = &mcp.ListToolsParams{Cursor: res.NextCursor}
-	}
-	tools = slices.Clip(tools)
-	p.catalog.store(gen, tools)
-	return tools, nil
 }

@@ -2,6 +2,7 @@ package mcpool_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -173,5 +174,145 @@ func TestListToolsTTL(t *testing.T) {
 		if n := g.lists.Load(); n != tc.want {
 			t.Fatalf("TTL %v: %d fetches, want %d", tc.ttl, n, tc.want)
 		}
+	}
+}
+
+// Prompts and resources are cached like tools and invalidated by their own
+// list_changed; OnCatalogChange reports what changed.
+func TestPromptsResourcesAndCatalogChanges(t *testing.T) {
+	ctx := context.Background()
+	srv := demoserver.New(demoserver.Options{})
+	srv.AddPrompt(&mcp.Prompt{Name: "greet"}, func(context.Context, *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		return &mcp.GetPromptResult{}, nil
+	})
+	srv.AddResource(&mcp.Resource{URI: "mem://one", Name: "one"}, func(context.Context, *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+		return &mcp.ReadResourceResult{}, nil
+	})
+	var mu sync.Mutex
+	var changes []mcpool.CatalogChange
+	nt, _ := inMemory(srv)
+	p := newPool(t, mcpool.Config{NewTransport: nt, ToolCacheTTL: time.Hour, OnCatalogChange: func(c mcpool.CatalogChange) {
+		mu.Lock()
+		changes = append(changes, c)
+		mu.Unlock()
+	}})
+	for range 2 {
+		prompts, err := p.ListPrompts(ctx)
+		if err != nil || len(prompts) != 1 {
+			t.Fatalf("ListPrompts: %d, %v", len(prompts), err)
+		}
+		res, err := p.ListResources(ctx)
+		if err != nil || len(res) != 1 {
+			t.Fatalf("ListResources: %d, %v", len(res), err)
+		}
+		if _, err := p.ListTools(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := p.Stats(); st.CacheHits != 3 || st.CacheMisses != 3 {
+		t.Fatalf("cache stats %+v", st)
+	}
+	srv.AddPrompt(&mcp.Prompt{Name: "bye"}, func(context.Context, *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		return &mcp.GetPromptResult{}, nil
+	})
+	eventually(t, "the new prompt listed", func() bool {
+		prompts, err := p.ListPrompts(ctx)
+		return err == nil && len(prompts) == 2
+	})
+	srv.RemoveTools("sleep")
+	srv.AddTool(&mcp.Tool{Name: "echo", Description: "changed", InputSchema: map[string]any{"type": "object"}},
+		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{}, nil
+		})
+	eventually(t, "the tool changes listed", func() bool {
+		tools, err := p.ListTools(ctx)
+		return err == nil && !slices.Contains(toolNames(tools), "sleep")
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	var sawPrompt, sawTools bool
+	for _, c := range changes {
+		if c.Kind == "prompts" && slices.Equal(c.Added, []string{"bye"}) {
+			sawPrompt = true
+		}
+		if c.Kind == "tools" && slices.Contains(c.Removed, "sleep") {
+			sawTools = true
+		}
+	}
+	if !sawPrompt || !sawTools {
+		t.Fatalf("changes reported: %+v", changes)
+	}
+}
+
+// The server's ttlMs (2026-07-28) shortens the cache when it is shorter
+// than ToolCacheTTL.
+func TestServerTTLIsHonoured(t *testing.T) {
+	ctx := context.Background()
+	g := &listGate{}
+	srv := demoserver.New(demoserver.Options{})
+	srv.AddReceivingMiddleware(g.middleware, func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			res, err := next(ctx, method, req)
+			if lt, ok := res.(*mcp.ListToolsResult); ok {
+				lt.TTLMs = 30
+			}
+			return res, err
+		}
+	})
+	nt, _ := inMemory(srv)
+	p := newPool(t, mcpool.Config{NewTransport: nt, ToolCacheTTL: time.Hour})
+	if _, err := p.ListTools(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ListTools(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(40 * time.Millisecond) // past the server's ttlMs: a time-based contract
+	if _, err := p.ListTools(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := g.lists.Load(); n != 2 {
+		t.Fatalf("%d fetches, want 2 (the server's 30ms ttl, not the pool's hour)", n)
+	}
+}
+
+// A new session that reports another server name or version empties the
+// catalog: the server behind the address changed.
+func TestServerChangeInvalidatesCatalog(t *testing.T) {
+	ctx := context.Background()
+	var version atomic.Int64
+	version.Store(1)
+	newServer := func() mcp.Transport {
+		srv := mcp.NewServer(&mcp.Implementation{Name: "svc", Version: fmt.Sprint(version.Load())}, nil)
+		srv.AddTool(&mcp.Tool{Name: fmt.Sprintf("v%d", version.Load()), InputSchema: map[string]any{"type": "object"}},
+			func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				return &mcp.CallToolResult{}, nil
+			})
+		ct, st := mcp.NewInMemoryTransports()
+		if _, err := srv.Connect(ctx, st, nil); err != nil {
+			t.Error(err)
+		}
+		return ct
+	}
+	p := newPool(t, mcpool.Config{
+		NewTransport: func(context.Context) (mcp.Transport, error) { return newServer(), nil },
+		MaxSessions:  2, MaxCallsPerSession: 1, ToolCacheTTL: time.Hour,
+	})
+	if _, err := p.ListTools(ctx); err != nil {
+		t.Fatal(err)
+	}
+	version.Store(2)
+	a, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.Acquire(ctx) // the second session meets version 2
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Release()
+	b.Release()
+	if st := p.Stats(); st.CacheInvalidations != 3 { // tools, prompts, resources
+		t.Fatalf("server change not noticed: %+v", st)
 	}
 }

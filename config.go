@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -50,6 +51,20 @@ type Config struct {
 	// the fields above do not cover. It is called with the connect context and
 	// must not keep it.
 	NewTransport func(ctx context.Context) (mcp.Transport, error)
+
+	// Headers are sent on every HTTP request of every session (issue 4). For
+	// headers of one call only, see WithHeaders.
+	Headers http.Header
+	// BearerToken is sent as "Authorization: Bearer …" on every HTTP
+	// request. At most one of BearerToken, Token and OAuthHandler.
+	BearerToken string
+	// Token supplies a bearer token per HTTP request, so that a rotated
+	// token reaches live sessions at once; see TokenFunc (and
+	// TokenSourceFunc for an oauth2.TokenSource).
+	Token TokenFunc
+	// OAuthHandler runs the SDK's full OAuth flow on the streamable HTTP
+	// transport (go-sdk auth.OAuthHandler); URL only.
+	OAuthHandler auth.OAuthHandler
 
 	// MinSessions is the number of sessions Start connects and the pool keeps.
 	// Zero means DefaultMinSessions (1). It must not exceed MaxSessions.
@@ -129,6 +144,11 @@ type Config struct {
 	// opens it for another cool-down. Zero means DefaultBreakerCooldown (5s).
 	BreakerCooldown time.Duration
 
+	// OnCatalogChange, if set, is called after a tool, prompt or resource
+	// list fetched from the server differs from the previous fetch (issue 4).
+	// It runs on the fetching goroutine: keep it quick.
+	OnCatalogChange func(CatalogChange)
+
 	// Logger receives the pool's events. Nil means slog.Default().
 	Logger *slog.Logger
 	// HTTPClient carries URL and SSEURL traffic. Nil means a client owned by
@@ -198,6 +218,21 @@ func (c *Config) validate() (*settings, error) {
 		return nil, configErr("URL", "more than one server given: set exactly one of URL, SSEURL, Command or NewTransport")
 	}
 
+	auths := 0
+	for _, set := range []bool{c.BearerToken != "", c.Token != nil, c.OAuthHandler != nil} {
+		if set {
+			auths++
+		}
+	}
+	if auths > 1 {
+		return nil, configErr("BearerToken", "set with Token or OAuthHandler: choose one way to authenticate")
+	}
+	if (auths > 0 || len(c.Headers) > 0) && c.URL == "" && c.SSEURL == "" {
+		return nil, configErr("Headers", "and tokens apply to HTTP only (URL or SSEURL); a stdio server takes Command.Env")
+	}
+	if c.OAuthHandler != nil && c.URL == "" {
+		return nil, configErr("OAuthHandler", "works with URL (streamable HTTP) only")
+	}
 	if c.MinSessions < 0 {
 		return nil, configErr("MinSessions", "is negative")
 	}

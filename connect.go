@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -25,7 +26,7 @@ type dialer struct {
 	ownedHTTP *http.Client
 }
 
-func newDialer(s *settings, onToolsChanged func()) *dialer {
+func newDialer(s *settings, onListChanged func(kind string)) *dialer {
 	d := &dialer{}
 	d.client = mcp.NewClient(&mcp.Implementation{Name: s.ClientName, Version: s.ClientVersion}, &mcp.ClientOptions{
 		Logger: s.Logger,
@@ -33,18 +34,23 @@ func newDialer(s *settings, onToolsChanged func()) *dialer {
 		// leaves some servers (server-everything over stdio) running after
 		// stdin closes. See shared/NOTES.md.
 		Capabilities:           &mcp.ClientCapabilities{},
-		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) { onToolsChanged() },
+		ToolListChangedHandler:     func(context.Context, *mcp.ToolListChangedRequest) { onListChanged("tools") },
+		PromptListChangedHandler:   func(context.Context, *mcp.PromptListChangedRequest) { onListChanged("prompts") },
+		ResourceListChangedHandler: func(context.Context, *mcp.ResourceListChangedRequest) { onListChanged("resources") },
 	})
 	httpClient := s.HTTPClient
 	if httpClient == nil && (s.URL != "" || s.SSEURL != "") {
 		httpClient = newHTTPClient(s.MaxSessions * (s.MaxCallsPerSession + 1))
 		d.ownedHTTP = httpClient
 	}
+	if httpClient != nil {
+		httpClient = withAuth(httpClient, s)
+	}
 	switch {
 	case s.URL != "":
 		d.target = redactURL(s.URL)
 		d.transport = func(context.Context) (mcp.Transport, error) {
-			return &mcp.StreamableClientTransport{Endpoint: s.URL, HTTPClient: httpClient}, nil
+			return &mcp.StreamableClientTransport{Endpoint: s.URL, HTTPClient: httpClient, OAuthHandler: s.OAuthHandler}, nil
 		}
 	case s.SSEURL != "":
 		d.target = redactURL(s.SSEURL)
@@ -99,6 +105,9 @@ func (d *dialer) dial(parent context.Context, version string, timeout time.Durat
 		cancel()
 		if parent.Err() == nil && ctx.Err() != nil {
 			err = fmt.Errorf("no answer within ConnectTimeout (%v): %w", timeout, err)
+		}
+		if !errors.Is(err, ErrUnauthorized) && strings.HasSuffix(err.Error(), http.StatusText(http.StatusUnauthorized)) {
+			err = fmt.Errorf("%w (check the token): %w", ErrUnauthorized, err)
 		}
 		return conn{}, &ConnectError{Target: d.target, Cause: err}
 	}

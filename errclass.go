@@ -65,6 +65,20 @@ func neverSent(err error) bool {
 	return errors.As(err, &opErr) && opErr.Op == "dial"
 }
 
+// isTransportFailure reports a request that failed in transit: a network
+// error, or an HTTP status the SDK rejected without a JSON-RPC answer (5xx,
+// 429). Such errors do not break a session in the SDK (go-sdk #683), so the
+// pool probes the session rather than condemning it, and the call counts as
+// lost: retried when safe, else ErrSessionLost.
+func isTransportFailure(err error) bool {
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	var rpcErr *jsonrpc.Error
+	return errors.As(err, &rpcErr) && rpcErr.Code == codeRejected && !isServerAnswer(err)
+}
+
 // isServerAnswer reports whether err is the server's own JSON-RPC error,
 // which proves the session works.
 func isServerAnswer(err error) bool {

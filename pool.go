@@ -59,7 +59,10 @@ type Pool struct {
 	closeDone chan struct{}
 	closeErr  error
 
-	catalog toolCatalog
+	catalog catalog
+	// server is "name version" of the server the first session reported;
+	// a later session reporting another empties the catalog.
+	server string
 	counters
 }
 
@@ -121,7 +124,7 @@ func New(cfg Config) (*Pool, error) {
 	p := &Pool{cfg: s, closeDone: make(chan struct{}), version: s.ProtocolVersion}
 	p.log = logger{s.Logger}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
-	p.dialer = newDialer(s, p.onToolsChanged)
+	p.dialer = newDialer(s, p.onListChanged)
 	p.counters.started = time.Now()
 	p.catalog.init(s.cacheTTL)
 	p.breaker = newBreaker(s)
@@ -429,6 +432,15 @@ func (p *Pool) connected(c conn, err error, renewal bool) {
 	if p.version == "" {
 		p.version = s.version()
 	}
+	if server := s.server(); server != p.server {
+		if p.server != "" {
+			// The server was upgraded or replaced behind the same address:
+			// what it listed before may be stale.
+			p.log.debug("server changed: catalog invalidated", "from", p.server, "to", server)
+			p.catalog.invalidateAll()
+		}
+		p.server = server
+	}
 	if p.lost > 0 && !renewal {
 		p.lost--
 		p.counters.reconnects.Add(1)
@@ -498,6 +510,13 @@ func (p *Pool) newSession(c conn) *session {
 		s.free[i] = int32(len(s.free) - 1 - i)
 	}
 	return s
+}
+
+func (s *session) server() string {
+	if ir := s.cs.InitializeResult(); ir != nil && ir.ServerInfo != nil {
+		return ir.ServerInfo.Name + " " + ir.ServerInfo.Version
+	}
+	return ""
 }
 
 func (s *session) version() string {

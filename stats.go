@@ -22,11 +22,11 @@ type Stats struct {
 	AcquireWaitP50  time.Duration // median wait over the last 1024 acquires
 	AcquireWaitP99  time.Duration // 99th percentile over the last 1024 acquires
 
-	CacheHits    uint64  // ListTools answered from the tool catalog cache
-	CacheMisses  uint64  // ListTools that fetched from the server
+	CacheHits    uint64  // ListTools, ListPrompts, ListResources answered from the catalog cache
+	CacheMisses  uint64  // those that fetched from the server (or joined a fetch)
 	CacheHitRate float64 // hits / (hits + misses); 0 before the first ListTools
-	// CacheInvalidations counts tool catalog invalidations: each
-	// notifications/tools/list_changed received and each InvalidateTools.
+	// CacheInvalidations counts catalog invalidations: each list_changed
+	// notification received, InvalidateTools and server changes (per list).
 	CacheInvalidations uint64
 
 	SessionsCreated   uint64 // sessions connected since New
@@ -93,8 +93,8 @@ func (p *Pool) Stats() Stats {
 	st.MaxSessions = p.cfg.MaxSessions
 	st.AcquireWaitP50, st.AcquireWaitP99 = percentile(recent, 0.50), percentile(recent, 0.99)
 	st.AcquireTimeouts = p.counters.exhausted.Load()
-	st.CacheHits, st.CacheMisses = p.catalog.hits.Load(), p.catalog.misses.Load()
-	st.CacheInvalidations = p.catalog.invalidations.Load()
+	st.CacheHits, st.CacheMisses = p.catalog.stats.hits.Load(), p.catalog.stats.misses.Load()
+	st.CacheInvalidations = p.catalog.stats.invalidations.Load()
 	if n := st.CacheHits + st.CacheMisses; n > 0 {
 		st.CacheHitRate = float64(st.CacheHits) / float64(n)
 	}

@@ -1,0 +1,135 @@
+package mcpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+
+	"golang.org/x/oauth2"
+)
+
+// This file holds what goes into every HTTP request (issue 4): static
+// headers, bearer tokens read per request, and per-call headers.
+
+// TokenFunc supplies the bearer token for an HTTP request. The pool calls it
+// for every request, so a rotated token reaches live sessions at once; after
+// a 401 it calls it again once with refresh set and, if the token changed,
+// retries the request (a 401 means the server did not run it). It must be
+// safe for concurrent use and should cache: it sits on every call's path.
+type TokenFunc func(ctx context.Context, refresh bool) (string, error)
+
+// TokenSourceFunc adapts an oauth2.TokenSource (wrap it in
+// oauth2.ReuseTokenSource so that it caches) to a TokenFunc. oauth2 sources
+// cannot be told to refresh, so after a 401 the request is retried only if
+// the source has meanwhile returned a different token.
+func TokenSourceFunc(ts oauth2.TokenSource) TokenFunc {
+	return func(context.Context, bool) (string, error) {
+		t, err := ts.Token()
+		if err != nil {
+			return "", err
+		}
+		return t.AccessToken, nil
+	}
+}
+
+type headersKey struct{}
+
+// WithHeaders returns a context whose calls through the pool carry h on
+// their HTTP request, and only on theirs: on a session shared by many
+// callers, each call is its own POST, built with the call's context. Headers
+// added by an earlier WithHeaders on ctx are kept unless h sets them again.
+//
+// What does not carry them: the session's standalone GET stream, its
+// DELETE on close, and the connect (initialize), which use the pool's
+// context; and stdio sessions, which have no HTTP. Set Config.Headers for
+// headers every request needs.
+func WithHeaders(ctx context.Context, h http.Header) context.Context {
+	merged := h.Clone()
+	if prev, ok := ctx.Value(headersKey{}).(http.Header); ok {
+		merged = prev.Clone()
+		maps.Copy(merged, h.Clone())
+	}
+	return context.WithValue(ctx, headersKey{}, merged)
+}
+
+// ErrUnauthorized is wrapped by the error of a request that got 401 even
+// after the token was refreshed, or whose token could not be had.
+var ErrUnauthorized = errors.New("mcpool: unauthorized")
+
+// authTransport adds static headers, per-call headers and the bearer token
+// to every request. It never logs or returns a header's value.
+type authTransport struct {
+	base   http.RoundTripper
+	static http.Header
+	token  TokenFunc
+}
+
+func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context()) // a RoundTripper must not modify req
+	for k, v := range t.static {
+		r.Header[k] = v
+	}
+	if h, ok := req.Context().Value(headersKey{}).(http.Header); ok {
+		for k, v := range h {
+			r.Header[k] = v
+		}
+	}
+	if t.token == nil {
+		return t.base.RoundTrip(r)
+	}
+	tok, err := t.token(req.Context(), false)
+	if err != nil {
+		return nil, fmt.Errorf("%w: token: %w", ErrUnauthorized, err)
+	}
+	r.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := t.base.RoundTrip(r)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	// 401: the server rejected the request without running it. Refresh
+	// once and retry if the body can be sent again.
+	fresh, terr := t.token(req.Context(), true)
+	if terr != nil || fresh == tok || (req.Body != nil && req.GetBody == nil) {
+		return resp, nil
+	}
+	retry := req.Clone(req.Context())
+	retry.Header = r.Header.Clone()
+	retry.Header.Set("Authorization", "Bearer "+fresh)
+	if req.GetBody != nil {
+		body, err := req.GetBody()
+		if err != nil {
+			return resp, nil
+		}
+		retry.Body = body
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return t.base.RoundTrip(retry)
+}
+
+// CloseIdleConnections lets http.Client.CloseIdleConnections reach the base.
+func (t *authTransport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// withAuth returns a copy of c whose transport adds headers and tokens. The
+// caller's client is never modified.
+func withAuth(c *http.Client, s *settings) *http.Client {
+	base := c.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	token := s.Token
+	if token == nil && s.BearerToken != "" {
+		static := s.BearerToken
+		token = func(context.Context, bool) (string, error) { return static, nil }
+	}
+	out := *c
+	out.Transport = &authTransport{base: base, static: s.Headers.Clone(), token: token}
+	return &out
+}
