@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"net/http"
 	"net/url"
 	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -33,7 +33,7 @@ func newDialer(s *settings, onListChanged func(kind string)) *dialer {
 		// No roots: a client that advertises roots and never answers roots/list
 		// leaves some servers (server-everything over stdio) running after
 		// stdin closes. See shared/NOTES.md.
-		Capabilities:           &mcp.ClientCapabilities{},
+		Capabilities:               &mcp.ClientCapabilities{},
 		ToolListChangedHandler:     func(context.Context, *mcp.ToolListChangedRequest) { onListChanged("tools") },
 		PromptListChangedHandler:   func(context.Context, *mcp.PromptListChangedRequest) { onListChanged("prompts") },
 		ResourceListChangedHandler: func(context.Context, *mcp.ResourceListChangedRequest) { onListChanged("resources") },

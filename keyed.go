@@ -240,4 +240,3 @@ func (k *Keyed) Close(ctx context.Context) error {
 	<-k.done
 	return k.closeErr
 }
-
