@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"net/http"
 	"net/http/httptest"
 
 	"github.com/mcpool/mcpool"
@@ -89,4 +90,61 @@ func ExamplePool_ListTools() {
 	st := pool.Stats()
 	fmt.Printf("hits %d, misses %d\n", st.CacheHits, st.CacheMisses)
 	// Output: hits 2, misses 1
+}
+
+// Pool per end user in a multi-tenant agent: each user gets sessions and a
+// tool catalog of their own, authenticated with their own token, and a
+// token that rotates reaches their live sessions at once.
+func ExampleKeyed() {
+	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
+	defer ts.Close()
+
+	tokens := map[string]string{"alice": "token-for-alice", "bob": "token-for-bob"} // your token store
+	users, err := mcpool.NewKeyed(mcpool.KeyedConfig{
+		Config:        mcpool.Config{URL: ts.URL, MaxSessions: 2},
+		MaxIdentities: 1000, // idle users beyond this are evicted, least recently used first
+		ForIdentity: func(user string, cfg *mcpool.Config) error {
+			cfg.Token = func(ctx context.Context, refresh bool) (string, error) {
+				return tokens[user], nil // read per request: rotation is immediate
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	defer users.Close(ctx)
+
+	for _, user := range []string{"alice", "bob"} {
+		res, err := users.CallTool(ctx, user, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "hi " + user}})
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(res.Content[0].(*mcp.TextContent).Text)
+	}
+	fmt.Println(users.Stats().Identities, "identities")
+	// Output:
+	// hi alice
+	// hi bob
+	// 2 identities
+}
+
+// Per-call headers on a shared warm session: only this call's request
+// carries them.
+func ExampleWithHeaders() {
+	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
+	defer ts.Close()
+	pool, err := mcpool.New(mcpool.Config{URL: ts.URL})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close(context.Background())
+
+	ctx := mcpool.WithHeaders(context.Background(), http.Header{"X-Request-Id": {"req-42"}})
+	if _, err := pool.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "traced"}}); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("ok")
+	// Output: ok
 }
