@@ -14,14 +14,16 @@ import (
 // nil error, as the SDK does.
 //
 // If the session dies during the call, or the request fails in transit (a
-// network error, a 5xx), CallTool (issue 3) retries once on
+// network error, a 5xx), CallTool (issue 3) retries on
 // another session, inside the same ctx, only when that cannot run a tool
 // with side effects twice behind the caller's back: the request provably
 // never reached the server (the connection was already closed or could not
 // be dialled, or the server rejected the session with 404 or 400), or the
 // tool's annotations say readOnlyHint or idempotentHint (read from the tool
-// catalog, see [Pool.Tool]), or ctx carries [WithRetry]. Otherwise it returns
-// a [*SessionLostError] (errors.Is ErrSessionLost).
+// catalog, see [Pool.Tool]), or ctx carries [WithRetry]. It retries once, or
+// up to MaxSessions times while every attempt provably never ran (a server
+// that expired all its sessions at once). Otherwise, or when the retries are
+// spent, it returns a [*SessionLostError] (errors.Is ErrSessionLost).
 //
 // Other errors: those of Acquire; ctx's error; the server's JSON-RPC error
 // (an unknown tool, bad arguments); a transport error (the pool then probes
@@ -45,17 +47,21 @@ func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.C
 		return res, err
 	}
 	mayHaveRun := !neverSent(err)
-	if p.mayRetry(ctx, params.Name, err) {
+	retried := false
+	// One retry; more only while every attempt provably never ran: when a
+	// server forgets all idle sessions at once (expiry, restart), the next
+	// oldest session may be just as dead, and each 404 proves nothing ran.
+	for attempt := 0; attempt <= p.cfg.MaxSessions && (attempt == 0 || !mayHaveRun) && p.mayRetry(ctx, params.Name, err); attempt++ {
+		retried = true
 		p.counters.retries.Add(1)
 		p.log.debug("session lost: retrying the call on another session", "tool", params.Name, "error", err)
-		var err2 error
-		if err2, lost = p.do(ctx, call); !lost {
-			return res, err2
+		if err, lost = p.do(ctx, call); !lost {
+			return res, err
 		}
-		err, mayHaveRun = err2, mayHaveRun || !neverSent(err2)
+		mayHaveRun = mayHaveRun || !neverSent(err)
 	}
 	p.counters.lostCalls.Add(1)
-	return nil, &SessionLostError{Tool: params.Name, MayHaveRun: mayHaveRun, Cause: err}
+	return nil, &SessionLostError{Tool: params.Name, MayHaveRun: mayHaveRun, Retried: retried, Cause: err}
 }
 
 type retryKey struct{}
@@ -74,6 +80,12 @@ func (p *Pool) mayRetry(ctx context.Context, tool string, err error) bool {
 	}
 	if neverSent(err) || ctx.Value(retryKey{}) != nil {
 		return true
+	}
+	// The last known definition first: a reconnect may have just emptied
+	// the catalog (server-everything sends list_changed on every new
+	// session), and fetching it while sessions die would fail.
+	if t, ok := p.catalog.tools.lastKnown(tool); ok {
+		return t.Annotations != nil && (t.Annotations.ReadOnlyHint || t.Annotations.IdempotentHint)
 	}
 	t, terr := p.Tool(ctx, tool)
 	return terr == nil && t != nil && t.Annotations != nil &&
@@ -126,6 +138,11 @@ func (p *Pool) do(ctx context.Context, fn func(ctx context.Context, cs *mcp.Clie
 		p.suspect(s)
 		return err, true
 	case !isServerAnswer(err):
+		if p.isLeaving(s) {
+			// Whatever the error says, the session died meanwhile (its
+			// Wait returned): the call went down with it.
+			return err, true
+		}
 		p.suspect(s)
 	}
 	return err, false

@@ -96,6 +96,15 @@ func (c *listCache[T]) store(gen uint64, items []*T, serverTTL time.Duration) *C
 	return change
 }
 
+// lastKnown returns the latest fetched definition, even if the cache has
+// been invalidated since.
+func (c *listCache[T]) lastKnown(key string) (*T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.byKey[key]
+	return t, ok
+}
+
 func (c *listCache[T]) lookup(key string) (*T, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -175,7 +184,8 @@ func fetch[T any](p *Pool, c *listCache[T], page func(context.Context, *mcp.Clie
 	defer cancel()
 	var items []*T
 	var ttl time.Duration
-	err := p.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
+	walk := func(ctx context.Context, cs *mcp.ClientSession) error {
+		items, ttl = nil, 0
 		cursor := ""
 		for {
 			got, next, pageTTL, err := page(ctx, cs, cursor)
@@ -191,7 +201,13 @@ func fetch[T any](p *Pool, c *listCache[T], page func(context.Context, *mcp.Clie
 			}
 			cursor = next
 		}
-	})
+	}
+	// Listing is read-only: when the session dies under it, walk again on
+	// another (from the first page: cursors do not move between sessions).
+	err, lost := p.do(ctx, walk)
+	for attempt := 0; lost && attempt < p.cfg.MaxSessions && ctx.Err() == nil; attempt++ {
+		err, lost = p.do(ctx, walk)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package mcpool
 import (
 	"context"
 	"errors"
+	"os/exec"
 	"sync"
 	"time"
 
@@ -79,6 +80,13 @@ func (p *Pool) closeSession(s *session) error {
 	err := s.cs.Close()
 	s.connCancel()
 	p.counters.destroyed.Add(1)
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		// A stdio child's exit status (killed, or stopped by SIGTERM on
+		// close) is the child's business, not a failure to close.
+		p.log.debug("stdio server exited", "session", s.id, "status", exit.String())
+		return nil
+	}
 	if err != nil && !errors.Is(err, mcp.ErrConnectionClosed) && !errors.Is(err, mcp.ErrSessionMissing) {
 		p.log.debug("closing session", "session", s.id, "error", err)
 		return err

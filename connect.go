@@ -100,10 +100,10 @@ func (d *dialer) dial(parent context.Context, version string, timeout time.Durat
 	stop := context.AfterFunc(parent, cancel)
 	timer := time.AfterFunc(timeout, cancel)
 	fail := func(err error) (conn, error) {
+		timedOut := !timer.Stop() // read before cancel() below ends ctx anyway
 		stop()
-		timer.Stop()
 		cancel()
-		if parent.Err() == nil && ctx.Err() != nil {
+		if timedOut && parent.Err() == nil {
 			err = fmt.Errorf("no answer within ConnectTimeout (%v): %w", timeout, err)
 		}
 		if !errors.Is(err, ErrUnauthorized) && strings.HasSuffix(err.Error(), http.StatusText(http.StatusUnauthorized)) {

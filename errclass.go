@@ -42,9 +42,10 @@ func isUnknownSession400(err error) bool {
 // in transit, not an answer from the server.
 const codeRejected = -32005
 
-// isBrokenPipe reports a write to a stdio child that has exited.
+// isBrokenPipe reports a write to a stdio child that has exited. (Not
+// net.ErrClosed: over HTTP that can come after the request was written.)
 func isBrokenPipe(err error) bool {
-	return errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed)
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed)
 }
 
 // neverSent reports whether err proves the request was not executed by the

@@ -57,12 +57,19 @@ type SessionLostError struct {
 	// MayHaveRun is true when the request may have reached the server before
 	// the session died, so the tool may or may not have run.
 	MayHaveRun bool
-	Cause      error
+	// Retried is true when the pool retried the call on another session
+	// and that failed too; false when retrying was not safe.
+	Retried bool
+	Cause   error
 }
 
 func (e *SessionLostError) Error() string {
-	return fmt.Sprintf("mcpool: session lost during call to %q (may have run: %v; not retried: the tool is not marked read-only or idempotent, see mcpool.WithRetry): %v",
-		e.Tool, e.MayHaveRun, e.Cause)
+	why := "not retried: the tool is not marked read-only or idempotent (see mcpool.WithRetry)"
+	if e.Retried {
+		why = "the retry on another session failed too"
+	}
+	return fmt.Sprintf("mcpool: session lost during call to %q (may have run: %v; %s): %v",
+		e.Tool, e.MayHaveRun, why, e.Cause)
 }
 
 // Unwrap returns ErrSessionLost and the cause.

@@ -246,3 +246,9 @@ func (p *Pool) suspect(s *session) {
 		p.startProbeLocked(s)
 	}
 }
+
+func (p *Pool) isLeaving(s *session) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return s.leaving
+}

@@ -35,6 +35,7 @@ type benchFlags struct {
 	modes       []string
 	json        bool
 	timeout     time.Duration
+	chaos       time.Duration // 0: no faults
 }
 
 func (b *benchFlags) parse(args []string, stdout io.Writer) error {
@@ -48,6 +49,11 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 	modes := fs.String("modes", strings.Join(allModes, ","), "modes to run, comma-separated, from "+strings.Join(allModes, ", "))
 	fs.BoolVar(&b.json, "json", false, `print {"runs":[...]} as JSON instead of a table`)
 	fs.DurationVar(&b.timeout, "timeout", 30*time.Second, "bound on each call, and on warming each pool")
+	fs.DurationVar(&b.chaos, "chaos", 0, "inject a fault at this interval while each mode runs: SIGKILL one stdio\n"+
+		"server process (--stdio), or reset every TCP connection to the server (HTTP).\n"+
+		"The last tenth of each mode's calls (at least --concurrency of them) run\n"+
+		"without faults, to show whether it healed. Calls that fail under the faults do not fail the command; calls that\n"+
+		"fail after the faults stopped do")
 	rest, err := parseFlags(fs, args, "bench [--url URL | --sse URL | --stdio CMD] [flags]", stdout)
 	if err != nil {
 		return err
@@ -62,6 +68,9 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 	}
 	if b.timeout <= 0 {
 		return usageErrorf("--timeout must be positive")
+	}
+	if b.chaos < 0 {
+		return usageErrorf("--chaos must not be negative")
 	}
 	for m := range strings.SplitSeq(*modes, ",") {
 		m = strings.TrimSpace(m)
@@ -99,6 +108,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer tgt.close()
+	var ch *chaos
+	if b.chaos > 0 {
+		if ch, err = tgt.enableChaos(b.chaos, b.maxSessions); err != nil {
+			return err
+		}
+	}
 	if err := preflight(ctx, tgt, b.tool, b.timeout); err != nil {
 		return err
 	}
@@ -106,9 +121,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, mode := range b.modes {
 		var r *modeRun
 		if mode == modePerCall {
-			r, err = benchPerCall(ctx, tgt, &b, params, stderr)
+			r, err = benchPerCall(ctx, tgt, &b, params, ch, stderr)
 		} else {
-			r, err = benchPool(ctx, tgt, &b, mode, params, stderr)
+			r, err = benchPool(ctx, tgt, &b, mode, params, ch, stderr)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", mode, err)
@@ -118,10 +133,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if b.json {
 		err = writeJSON(stdout, runs)
 	} else {
-		err = writeTable(stdout, runs)
+		err = writeTable(stdout, runs, ch)
 	}
 	if err != nil {
 		return err
+	}
+	if ch != nil {
+		return chaosOutcome(runs, stderr)
 	}
 	for _, r := range runs {
 		if r.errors > 0 {
@@ -161,18 +179,15 @@ func preflight(ctx context.Context, tgt *target, tool string, timeout time.Durat
 
 // benchPerCall opens, uses and closes a session for every call: connect
 // (protocol negotiated, as a fresh client does), list tools, call, close.
-func benchPerCall(ctx context.Context, tgt *target, b *benchFlags, params func() *mcp.CallToolParams, stderr io.Writer) (*modeRun, error) {
+func benchPerCall(ctx context.Context, tgt *target, b *benchFlags, params func() *mcp.CallToolParams, ch *chaos, stderr io.Writer) (*modeRun, error) {
 	// Each call in flight holds its own connections; net/http's default of 2
 	// idle ones per host would make per-call pay for TCP setup as well.
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = b.concurrency
-	tr.MaxIdleConns = max(tr.MaxIdleConns, b.concurrency)
-	hc := &http.Client{Transport: tr}
+	hc := &http.Client{Transport: tgt.httpTransport(b.concurrency)}
 	defer hc.CloseIdleConnections()
 	impl := &mcp.Implementation{Name: mcpool.DefaultClientName, Version: mcpool.Version}
 	opts := tgt.clientOptions()
 
-	r, err := drive(ctx, modePerCall, b, stderr, func(ctx context.Context) error {
+	r, err := drive(ctx, modePerCall, b, ch, stderr, func(ctx context.Context) error {
 		cs, err := mcp.NewClient(impl, opts).Connect(ctx, tgt.transport(hc), nil)
 		if err != nil {
 			return err
@@ -204,7 +219,7 @@ func listAndCall(ctx context.Context, cs *mcp.ClientSession, params func() *mcp.
 // starts: it connects the sessions the workload needs and fills the tool
 // catalog. Each call then lists tools (from the catalog) and calls the tool,
 // the pooled version of what per-call does.
-func benchPool(ctx context.Context, tgt *target, b *benchFlags, mode string, params func() *mcp.CallToolParams, stderr io.Writer) (*modeRun, error) {
+func benchPool(ctx context.Context, tgt *target, b *benchFlags, mode string, params func() *mcp.CallToolParams, ch *chaos, stderr io.Writer) (*modeRun, error) {
 	perSession := mcpool.DefaultMaxCallsPerSession
 	if mode == modeExclusive {
 		perSession = 1
@@ -225,7 +240,7 @@ func benchPool(ctx context.Context, tgt *target, b *benchFlags, mode string, par
 		return nil, fmt.Errorf("warming the pool: %w", err)
 	}
 
-	r, err := drive(ctx, mode, b, stderr, func(ctx context.Context) error {
+	r, err := drive(ctx, mode, b, ch, stderr, func(ctx context.Context) error {
 		if _, err := p.ListTools(ctx); err != nil {
 			return fmt.Errorf("listing tools: %w", err)
 		}
@@ -235,6 +250,9 @@ func benchPool(ctx context.Context, tgt *target, b *benchFlags, mode string, par
 		return nil, err
 	}
 	st := p.Stats()
+	if r.chaos != nil {
+		r.chaos.pool = &st
+	}
 	r.note = fmt.Sprintf("%s created, %d acquires, acquire wait p99 %s",
 		plural(int(st.SessionsCreated), "session"), st.Acquires, formatMS(st.AcquireWaitP99))
 	return r, nil
@@ -270,18 +288,28 @@ type modeRun struct {
 	firstErr error
 	ok       []time.Duration // latencies of the calls that succeeded, sorted
 	wall     time.Duration
-	note     string // the brief statistics line printed under the table
+	note     string       // the brief statistics line printed under the table
+	chaos    *chaosResult // under --chaos only
 }
 
 // drive makes b.calls calls with b.concurrency workers and times each. The
 // workers take call numbers from a shared counter, so that a slow call
-// never leaves a worker idle while calls remain.
-func drive(ctx context.Context, mode string, b *benchFlags, stderr io.Writer, call func(context.Context) error) (*modeRun, error) {
+// never leaves a worker idle while calls remain. With ch set, faults are
+// injected from the first call until the last chaosTail calls.
+func drive(ctx context.Context, mode string, b *benchFlags, ch *chaos, stderr io.Writer, call func(context.Context) error) (*modeRun, error) {
 	lat := make([]time.Duration, b.calls)
 	errs := make([]error, b.calls)
+	starts := make([]time.Time, b.calls)
 	var next atomic.Int64
 	prog := startProgress(stderr, mode, b.calls)
 	var wg sync.WaitGroup
+	quietFrom := b.calls
+	var cr *chaosRun
+	if ch != nil {
+		quietFrom -= chaosTail(b.calls, b.concurrency)
+		cr = ch.start()
+		defer cr.stop()
+	}
 	start := time.Now()
 	for range min(b.concurrency, b.calls) {
 		wg.Go(func() {
@@ -290,8 +318,12 @@ func drive(ctx context.Context, mode string, b *benchFlags, stderr io.Writer, ca
 				if i >= b.calls || ctx.Err() != nil {
 					return
 				}
+				if i == quietFrom {
+					cr.stop()
+				}
 				cctx, cancel := context.WithTimeout(ctx, b.timeout)
 				t0 := time.Now()
+				starts[i] = t0
 				errs[i] = call(cctx)
 				lat[i] = time.Since(t0)
 				cancel()
@@ -307,6 +339,9 @@ func drive(ctx context.Context, mode string, b *benchFlags, stderr io.Writer, ca
 	}
 
 	r := &modeRun{mode: mode, calls: b.calls, wall: wall}
+	if cr != nil {
+		r.chaos = cr.result(starts, errs)
+	}
 	for i, err := range errs {
 		if err != nil {
 			if r.errors == 0 {

@@ -47,6 +47,8 @@ type jsonRun struct {
 	P50MS     float64 `json:"p50_ms"`
 	P99MS     float64 `json:"p99_ms"`
 	CallsPerS float64 `json:"calls_per_s"`
+	// Chaos is present only under --chaos.
+	Chaos *jsonChaos `json:"chaos,omitempty"`
 }
 
 func writeJSON(w io.Writer, runs []*modeRun) error {
@@ -63,13 +65,17 @@ func writeJSON(w io.Writer, runs []*modeRun) error {
 			P99MS:     round(ms(percentile(r.ok, 0.99)), 0.001),
 			CallsPerS: round(r.callsPerSecond(), 0.1),
 		}
+		if r.chaos != nil {
+			out.Runs[i].Chaos = r.chaos.json()
+		}
 	}
 	return json.NewEncoder(w).Encode(out)
 }
 
 // writeTable prints one row per mode, with the ratio of its throughput to
-// the first row's, then one line of statistics per mode.
-func writeTable(w io.Writer, runs []*modeRun) error {
+// the first row's, then one line of statistics per mode, then under
+// --chaos (ch set) what the faults did to each mode.
+func writeTable(w io.Writer, runs []*modeRun, ch *chaos) error {
 	if len(runs) == 0 {
 		return nil
 	}
@@ -89,6 +95,15 @@ func writeTable(w io.Writer, runs []*modeRun) error {
 	fmt.Fprintln(w)
 	for _, r := range runs {
 		if _, err := fmt.Fprintf(w, "%-10s %s\n", r.mode+":", r.note); err != nil {
+			return err
+		}
+	}
+	if ch == nil {
+		return nil
+	}
+	fmt.Fprintf(w, "\nchaos: %s\n", ch.describe())
+	for _, r := range runs {
+		if _, err := fmt.Fprintf(w, "%-10s %s\n", r.mode+":", r.chaosSummary()); err != nil {
 			return err
 		}
 	}

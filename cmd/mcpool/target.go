@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -38,6 +40,13 @@ type target struct {
 	stderr  io.Writer
 	// stop shuts the embedded server down; nil for other targets.
 	stop func()
+
+	// Set by enableChaos (chaos.go). procs records the stdio processes
+	// started; dial, if set, opens every HTTP connection (to the proxy);
+	// cleanup runs on close, before stop.
+	procs   *procRegistry
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	cleanup []func()
 }
 
 // open validates the flags and, when they name no server, starts the
@@ -90,6 +99,9 @@ func (f *targetFlags) open(stderr io.Writer) (*target, error) {
 }
 
 func (t *target) close() {
+	for _, f := range t.cleanup {
+		f()
+	}
 	if t.stop != nil {
 		t.stop()
 	}
@@ -126,8 +138,26 @@ func (t *target) transport(hc *http.Client) mcp.Transport {
 	default:
 		cmd := exec.Command(t.command[0], t.command[1:]...)
 		cmd.Stderr = t.stderr
-		return &mcp.CommandTransport{Command: cmd, TerminateDuration: mcpool.DefaultStdioTerminate}
+		ct := &mcp.CommandTransport{Command: cmd, TerminateDuration: mcpool.DefaultStdioTerminate}
+		if t.procs != nil {
+			return &trackedTransport{ct: ct, reg: t.procs}
+		}
+		return ct
 	}
+}
+
+// httpTransport returns a transport for HTTP clients of the target that
+// keeps idle connections for that many calls in flight: each call is its
+// own POST, and net/http's default of 2 idle connections per host would
+// churn the rest. Under --chaos it dials the fault proxy.
+func (t *target) httpTransport(idle int) *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = idle
+	tr.MaxIdleConns = max(tr.MaxIdleConns, idle)
+	if t.dial != nil {
+		tr.Proxy, tr.DialContext = nil, t.dial
+	}
+	return tr
 }
 
 // splitWords splits a command line as a POSIX shell would in the simple

@@ -5,7 +5,9 @@ package demoserver
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -19,6 +21,19 @@ type Options struct {
 	// runs when the call ends. Tests count concurrent calls per session
 	// with it.
 	OnCall func(ss *mcp.ServerSession, tool string) (done func())
+	// SideEffects, if set, adds a fourth tool, increment, which has a side
+	// effect and no annotations (neither read-only nor idempotent, so a
+	// client must not run it twice on its own). Each execution writes its
+	// id argument and a newline to SideEffects in one Write, waits ms
+	// milliseconds (or until cancelled), then returns the id. Tests count
+	// executions, and duplicates, from what was written.
+	SideEffects io.Writer
+}
+
+// IncrementArgs are the arguments of the increment tool.
+type IncrementArgs struct {
+	ID string `json:"id" jsonschema:"the caller's id for this execution"`
+	MS int    `json:"ms,omitempty" jsonschema:"how long to wait after the side effect before answering, in milliseconds"`
 }
 
 // EchoArgs are the arguments of the echo tool.
@@ -38,7 +53,8 @@ type StructuredOut struct {
 	At      time.Time `json:"at"`
 }
 
-// New returns a demo server with the tools echo, sleep and structured.
+// New returns a demo server with the tools echo, sleep and structured (and
+// increment when opts.SideEffects is set).
 func New(opts Options) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "mcpool-demo", Version: "1.0.0"},
 		&mcp.ServerOptions{PageSize: opts.PageSize})
@@ -71,6 +87,27 @@ func New(opts Options) *mcp.Server {
 			defer hook(req, "structured")()
 			return nil, StructuredOut{Message: in.Message, Length: len(in.Message), At: time.Now().UTC()}, nil
 		})
+	if opts.SideEffects != nil {
+		var mu sync.Mutex
+		mcp.AddTool(s, &mcp.Tool{Name: "increment", Description: "Records one execution (a side effect) and returns its id."},
+			func(ctx context.Context, req *mcp.CallToolRequest, in IncrementArgs) (*mcp.CallToolResult, any, error) {
+				defer hook(req, "increment")()
+				mu.Lock()
+				_, err := io.WriteString(opts.SideEffects, in.ID+"\n")
+				mu.Unlock()
+				if err != nil {
+					return nil, nil, err
+				}
+				t := time.NewTimer(time.Duration(in.MS) * time.Millisecond)
+				defer t.Stop()
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					return nil, nil, ctx.Err()
+				}
+				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.ID}}}, nil, nil
+			})
+	}
 	return s
 }
 
