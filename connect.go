@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -95,7 +96,13 @@ type conn struct {
 // ConnectTimeout bounds only the connect: the transport keeps its context
 // for the session's life (SSE reads its stream on it; streamable HTTP its
 // GET stream and DELETE), so that context is not cancelled on return.
-func (d *dialer) dial(parent context.Context, version string, timeout time.Duration) (conn, error) {
+//
+// The connect itself runs in a goroutine that bg tracks: when initialize
+// times out, Client.Connect closes the half-made session, which can take
+// seconds (a stdio child that ignores stdin EOF waits out TerminateTimeout;
+// a pending notifications/cancelled waits up to 5s), and ConnectTimeout must
+// not wait for that. The goroutine finishes the teardown in the background.
+func (d *dialer) dial(parent context.Context, version string, timeout time.Duration, bg *sync.WaitGroup) (conn, error) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
 	stop := context.AfterFunc(parent, cancel)
 	timer := time.AfterFunc(timeout, cancel)
@@ -118,16 +125,36 @@ func (d *dialer) dial(parent context.Context, version string, timeout time.Durat
 	if err != nil {
 		return fail(err)
 	}
-	cs, err := d.client.Connect(ctx, t, &mcp.ClientSessionOptions{ProtocolVersion: version})
-	if err != nil {
-		return fail(err)
+	type result struct {
+		cs  *mcp.ClientSession
+		err error
+	}
+	done := make(chan result, 1)
+	bg.Go(func() {
+		cs, err := d.client.Connect(ctx, t, &mcp.ClientSessionOptions{ProtocolVersion: version})
+		done <- result{cs, err}
+	})
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		// Timed out or closing: leave the teardown to the goroutine.
+		bg.Go(func() {
+			if r := <-done; r.cs != nil {
+				_ = r.cs.Close()
+			}
+		})
+		return fail(ctx.Err())
+	}
+	if r.err != nil {
+		return fail(r.err)
 	}
 	if !timer.Stop() || !stop() {
 		// The timeout or the pool's Close won the race with the connect.
-		_ = cs.Close()
+		_ = r.cs.Close()
 		return fail(context.Canceled)
 	}
-	return conn{cs: cs, cancel: cancel}, nil
+	return conn{cs: r.cs, cancel: cancel}, nil
 }
 
 func redactURL(raw string) string {

@@ -106,6 +106,14 @@ func (p *Pool) markDead(s *session, cause error) {
 	p.lost++
 	p.log.warn("session dead", "session", s.id, "error", cause)
 	p.removeLocked(s)
+	if p.waiters.Len() > 0 {
+		if uerr := p.unavailableLocked(); uerr != nil {
+			// The last session is gone and the breaker is open: the
+			// waiters would only wait out their timeouts.
+			p.failWaitersLocked(uerr)
+			return
+		}
+	}
 	p.replenishLocked()
 }
 

@@ -274,7 +274,10 @@ func (p *Pool) wait(ctx context.Context, w *waiter) (Lease, error) {
 func (p *Pool) pickLocked(now time.Time) *session {
 	var expired *session
 	for _, s := range p.sessions {
-		if s.probing || s.inFlight >= p.cfg.MaxCallsPerSession {
+		// A suspect session (a call timed out or failed in transit) takes
+		// no new call until its calls drain and a probe clears it: a
+		// stalled session kept busy would otherwise never be probed.
+		if s.probing || s.suspect || s.inFlight >= p.cfg.MaxCallsPerSession {
 			continue
 		}
 		if !s.expires.IsZero() && now.After(s.expires) {
@@ -368,7 +371,7 @@ func (p *Pool) startConnectLocked(done chan<- error, renewal bool) {
 		var c conn
 		err := sleepCtx(p.ctx, delay)
 		if err == nil {
-			c, err = p.dialer.dial(p.ctx, version, p.cfg.ConnectTimeout)
+			c, err = p.dialer.dial(p.ctx, version, p.cfg.ConnectTimeout, &p.bg)
 		}
 		if report != nil {
 			if p.ctx.Err() != nil {

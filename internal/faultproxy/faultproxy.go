@@ -9,17 +9,21 @@
 //     dialling the target. Bytes already read before Stall returned may still
 //     be delivered, as packets already on the wire would be.
 //   - Drop: every open connection is closed with a TCP RST (SO_LINGER 0) on
-//     the client side, and new connections are reset as soon as they are
-//     accepted.
+//     both sides, and new connections are reset as soon as they are
+//     accepted (the closest a listener gets to refusing them).
 //   - Heal: forwarding resumes for new connections. Connections that were
 //     stalled are reset rather than resumed: their discarded bytes cannot be
 //     replayed, so resuming them would corrupt the byte stream. This is what
 //     a long partition does to real connections (timeouts, lost NAT or
 //     conntrack state): clients notice at once and reconnect.
+//
+// A connection that one side closes on its own is closed gracefully (FIN).
+// The proxy listens on 127.0.0.1 and only forwards to loopback addresses.
 package faultproxy
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -48,7 +52,8 @@ type Proxy struct {
 }
 
 // link is one proxied connection. upstream is nil while dialling and for
-// connections born stalled; it is set and read under Proxy.mu.
+// connections born stalled; it is set under Proxy.mu while the link is
+// open, and read only by whoever marked the link closed.
 type link struct {
 	client   net.Conn
 	upstream net.Conn
@@ -56,8 +61,16 @@ type link struct {
 	closed   bool        // guarded by Proxy.mu
 }
 
-// New listens on 127.0.0.1 on a free port and forwards to target.
+// New listens on 127.0.0.1 on a free port and forwards to target, a
+// loopback host:port.
 func New(target string) (*Proxy, error) {
+	host, _, err := net.SplitHostPort(target)
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("faultproxy: target %q is not a loopback address", target)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -89,7 +102,7 @@ func (p *Proxy) Drop() {
 	links := p.takeLocked(func(*link) bool { return true })
 	p.mu.Unlock()
 	for _, l := range links {
-		l.shut()
+		l.reset()
 	}
 }
 
@@ -101,7 +114,7 @@ func (p *Proxy) Heal() {
 	links := p.takeLocked(func(l *link) bool { return l.stalled.Load() })
 	p.mu.Unlock()
 	for _, l := range links {
-		l.shut()
+		l.reset()
 	}
 }
 
@@ -114,14 +127,14 @@ func (p *Proxy) Close() error {
 	p.mu.Unlock()
 	err := p.ln.Close()
 	for _, l := range links {
-		l.shut()
+		l.reset()
 	}
 	p.wg.Wait()
 	return err
 }
 
 // takeLocked removes the links that match and marks them closed; the caller
-// shuts them outside the lock.
+// resets them outside the lock.
 func (p *Proxy) takeLocked(match func(*link) bool) []*link {
 	var out []*link
 	for l := range p.links {
@@ -142,12 +155,13 @@ func (p *Proxy) accept() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			continue // a transient accept error
+			time.Sleep(5 * time.Millisecond) // a transient accept error (EMFILE…)
+			continue
 		}
 		p.mu.Lock()
 		if p.closed || p.mode == dropping {
 			p.mu.Unlock()
-			reset(c)
+			resetConn(c)
 			continue
 		}
 		l := &link{client: c}
@@ -160,12 +174,12 @@ func (p *Proxy) accept() {
 }
 
 // serve dials the target (unless the link is born stalled) and pumps bytes
-// both ways until either side ends or the proxy shuts the link.
+// both ways until either side ends or the proxy resets the link.
 func (p *Proxy) serve(l *link) {
 	defer p.wg.Done()
-	defer p.shut(l)
+	defer p.end(l)
 	if l.stalled.Load() {
-		pump(l, nil, l.client) // blackhole until shut
+		pump(l, nil, l.client) // blackhole until reset
 		return
 	}
 	up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
@@ -184,7 +198,7 @@ func (p *Proxy) serve(l *link) {
 	go func() {
 		defer p.wg.Done()
 		pump(l, l.client, up)
-		p.shut(l)
+		p.end(l)
 	}()
 	pump(l, up, l.client)
 }
@@ -206,28 +220,36 @@ func pump(l *link, dst, src net.Conn) {
 	}
 }
 
-// shut removes l, if still registered, and closes it.
-func (p *Proxy) shut(l *link) {
+// end closes a link whose side ended on its own, gracefully (FIN), so that
+// bytes already forwarded are not lost to a reset. A link the proxy already
+// took (Drop, Heal, Close) is left to it.
+func (p *Proxy) end(l *link) {
 	p.mu.Lock()
-	if !l.closed {
+	mine := !l.closed
+	if mine {
 		delete(p.links, l)
 		l.closed = true
 	}
 	p.mu.Unlock()
-	l.shut()
-}
-
-// shut resets both connections. Closing twice is harmless.
-func (l *link) shut() {
-	reset(l.client)
-	// Every caller marked l closed under Proxy.mu first, and upstream is
-	// only set under it while l is open, so it no longer changes.
-	if l.upstream != nil {
-		reset(l.upstream)
+	if mine {
+		l.client.Close()
+		if l.upstream != nil {
+			l.upstream.Close()
+		}
 	}
 }
 
-func reset(c net.Conn) {
+// reset closes both connections with RST. The caller marked l closed under
+// Proxy.mu, and upstream is only set under it while l is open, so it no
+// longer changes.
+func (l *link) reset() {
+	resetConn(l.client)
+	if l.upstream != nil {
+		resetConn(l.upstream)
+	}
+}
+
+func resetConn(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0) // close sends RST instead of FIN
 	}

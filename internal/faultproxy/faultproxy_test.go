@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -213,4 +214,46 @@ func TestConcurrentFaults(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	mustEcho(t, dial(t, p), "still works")
+}
+
+// A side that closes on its own is closed gracefully: bytes already sent
+// arrive, then EOF, never a reset.
+func TestUpstreamCloseIsGraceful(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	payload := strings.Repeat("x", 1<<20) + "\n"
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, payload)
+		c.Close()
+	}()
+	p, err := New(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := dial(t, p)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != payload {
+		t.Fatalf("read %d bytes, %v; want %d bytes then EOF", len(got), err, len(payload))
+	}
+	<-done
+}
+
+func TestOnlyLoopback(t *testing.T) {
+	for _, target := range []string{"example.com:80", "10.0.0.1:80", "no-port"} {
+		if p, err := New(target); err == nil {
+			p.Close()
+			t.Errorf("New(%q) accepted a non-loopback target", target)
+		}
+	}
 }
