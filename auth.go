@@ -67,6 +67,8 @@ type authTransport struct {
 	token  TokenFunc
 }
 
+// RoundTrip sends req with the headers and token added, and after a 401
+// retries once with a refreshed token.
 func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	r := req.Clone(req.Context()) // a RoundTripper must not modify req
 	for k, v := range t.static {

@@ -42,6 +42,7 @@ type UnavailableError struct {
 	Cause    error
 }
 
+// Error says how many connects failed, when the breaker lets one through, and the cause.
 func (e *UnavailableError) Error() string {
 	return fmt.Sprintf("mcpool: server unavailable after %d failed connects (next try in %v): %v",
 		e.Failures, e.RetryIn.Round(time.Millisecond), e.Cause)
@@ -63,6 +64,7 @@ type SessionLostError struct {
 	Cause   error
 }
 
+// Error names the tool, whether it may have run, and why it was not retried.
 func (e *SessionLostError) Error() string {
 	why := "not retried: the tool is not marked read-only or idempotent (see mcpool.WithRetry)"
 	if e.Retried {
@@ -83,6 +85,7 @@ type ConfigError struct {
 
 func configErr(field, reason string) error { return &ConfigError{Field: field, Reason: reason} }
 
+// Error names the field and what is wrong with it.
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("mcpool: invalid config: %s %s", e.Field, e.Reason)
 }
@@ -103,6 +106,7 @@ type ExhaustedError struct {
 	Cause         error // the context error that ended the wait
 }
 
+// Error gives the pool's figures when the wait ended and what to raise.
 func (e *ExhaustedError) Error() string {
 	return fmt.Sprintf("mcpool: pool exhausted after %.1fms (%v): sessions %d/%d (+%d connecting), calls in flight %d, waiters %d; raise MaxSessions or MaxCallsPerSession, or AcquireTimeout",
 		float64(e.Waited)/1e6, e.Cause, e.Sessions, e.MaxSessions, e.Connecting, e.CallsInFlight, e.Waiters)
@@ -119,6 +123,7 @@ type ConnectError struct {
 	Cause  error
 }
 
+// Error names the target (without credentials) and the cause.
 func (e *ConnectError) Error() string {
 	return fmt.Sprintf("mcpool: connect to %s failed: %v", e.Target, e.Cause)
 }

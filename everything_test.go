@@ -46,14 +46,17 @@ func everythingStdio(t *testing.T) *mcpool.Command {
 // loopback. It is stopped and reaped when the test ends.
 func startEverythingHTTP(t *testing.T) string {
 	t.Helper()
-	js := everythingJS(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("node", js, "streamableHttp")
+	port := freePort(t)
+	everythingOnPort(t, port)
+	return fmt.Sprintf("http://127.0.0.1:%d/mcp", port)
+}
+
+// everythingOnPort runs server-everything's streamable HTTP mode on port
+// and waits until it listens. kill stops it with SIGKILL and reaps it; it
+// also runs when the test ends if not called before.
+func everythingOnPort(t *testing.T, port int) (kill func()) {
+	t.Helper()
+	cmd := exec.Command("node", everythingJS(t), "streamableHttp")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port))
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -62,17 +65,20 @@ func startEverythingHTTP(t *testing.T) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	})
+	var once sync.Once
+	kill = func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+		})
+	}
+	t.Cleanup(kill)
 	ready := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if strings.Contains(sc.Text(), "listening on port") {
 				ready <- nil
-				// Keep draining so the child never blocks on a full pipe.
 				for sc.Scan() {
 				}
 				return
@@ -88,7 +94,17 @@ func startEverythingHTTP(t *testing.T) string {
 	case <-time.After(30 * time.Second):
 		t.Fatal("server-everything did not listen within 30s")
 	}
-	return fmt.Sprintf("http://127.0.0.1:%d/mcp", port)
+	return kill
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 func TestEverything(t *testing.T) {

@@ -5,18 +5,13 @@ package mcpool_test
 // faultTally, reliabilityLine) is in faults_kill_test.go.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -170,62 +165,6 @@ func (r *restartable) stop() {
 }
 
 func (r *restartable) url() string { return "http://" + r.addr }
-
-// everythingOnPort runs server-everything's streamable HTTP mode on port
-// and waits until it listens. kill stops it with SIGKILL and reaps it; it
-// also runs when the test ends if not called before.
-func everythingOnPort(t *testing.T, port int) (kill func()) {
-	t.Helper()
-	cmd := exec.Command("node", everythingJS(t), "streamableHttp")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port))
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	kill = func() {
-		once.Do(func() {
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			_ = cmd.Wait()
-		})
-	}
-	t.Cleanup(kill)
-	ready := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "listening on port") {
-				ready <- nil
-				for sc.Scan() {
-				}
-				return
-			}
-		}
-		ready <- fmt.Errorf("server-everything exited before it listened: %v", sc.Err())
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("server-everything did not listen within 30s")
-	}
-	return kill
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // restartRun drives callers through a server restart: calls succeed, the
 // server goes down, calls fail (typed, within their deadlines), the server

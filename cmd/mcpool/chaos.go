@@ -393,6 +393,7 @@ type trackedTransport struct {
 	reg *procRegistry
 }
 
+// Connect starts the server and records its process as a target.
 func (t *trackedTransport) Connect(ctx context.Context) (mcp.Connection, error) {
 	conn, err := t.ct.Connect(ctx)
 	if err != nil {
@@ -412,6 +413,7 @@ type trackedConn struct {
 	forget func()
 }
 
+// Read reads a message; the first one proves the server answered.
 func (c *trackedConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 	msg, err := c.Connection.Read(ctx)
 	if err == nil {
@@ -420,6 +422,7 @@ func (c *trackedConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 	return msg, err
 }
 
+// Close stops treating the process as a target, then closes.
 func (c *trackedConn) Close() error {
 	c.once.Do(c.forget)
 	return c.Connection.Close()

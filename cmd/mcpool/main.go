@@ -117,6 +117,7 @@ func commandNames() string {
 // usageError is a mistake in the command line: exit status 2.
 type usageError struct{ msg string }
 
+// Error is the message, without the "mcpool: " prefix.
 func (e *usageError) Error() string { return e.msg }
 
 func usageErrorf(format string, a ...any) error {
