@@ -3,6 +3,7 @@ package mcpool
 import (
 	"container/list"
 	"context"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -204,6 +205,7 @@ func (p *Pool) Acquire(ctx context.Context) (Lease, error) {
 		if s == nil {
 			if err := p.unavailableLocked(); err != nil {
 				p.mu.Unlock()
+				p.counters.unavailable.Add(1)
 				return Lease{}, err
 			}
 			w := &waiter{ready: make(chan Lease, 1), start: start}
@@ -339,7 +341,6 @@ func (p *Pool) unavailableLocked() error {
 	if p.breaker == nil || len(p.sessions) > 0 || p.connecting > 0 || p.breaker.State() != gobreaker.StateOpen {
 		return nil
 	}
-	p.counters.unavailable.Add(1)
 	return &UnavailableError{Failures: p.failures, RetryIn: p.breakerRetryIn(), Cause: p.lastErr}
 }
 
@@ -545,6 +546,9 @@ func (p *Pool) serveWaitersLocked() {
 }
 
 func (p *Pool) failWaitersLocked(err error) {
+	if errors.Is(err, ErrServerUnavailable) {
+		p.counters.unavailable.Add(uint64(p.waiters.Len()))
+	}
 	for p.waiters.Len() > 0 {
 		w := p.waiters.Remove(p.waiters.Front()).(*waiter)
 		w.elem = nil

@@ -3,11 +3,10 @@ package main
 import (
 	"bytes"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/mcpool/mcpool/internal/proctest"
 	"go.uber.org/goleak"
 )
 
@@ -73,26 +72,9 @@ func selfStdio(t *testing.T) string {
 // reaped (zombies), from /proc.
 func children(t *testing.T) []int {
 	t.Helper()
-	stats, err := filepath.Glob("/proc/[0-9]*/stat")
-	if err != nil || len(stats) == 0 {
-		t.Fatalf("no /proc (%v): cannot check for leftover child processes", err)
-	}
-	var kids []int
-	for _, path := range stats {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			continue // the process exited while we looked
-		}
-		// "pid (comm) state ppid …": comm may hold spaces and parentheses.
-		s := string(b)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) < 2 {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(fields[1]); ppid == os.Getpid() {
-			pid, _ := strconv.Atoi(strings.Fields(s)[0])
-			kids = append(kids, pid)
-		}
+	kids, err := proctest.Children("")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return kids
 }
