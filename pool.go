@@ -183,8 +183,10 @@ func (p *Pool) Start(ctx context.Context) error {
 // Errors: ErrPoolClosed; an [*ExhaustedError] (errors.Is ErrPoolExhausted,
 // and the context error) when the wait ends first; an [*UnavailableError]
 // (ErrServerUnavailable) at once while the circuit breaker is open and no
-// session is left; a [*ConnectError] when the pool has no session and
-// Start's connect failed.
+// session is left (a caller already waiting gets it too when the breaker
+// opens); with the breaker disabled (FailureThreshold < 0), a
+// [*ConnectError] when the pool has no session and the connect it needed
+// failed.
 //
 // Every successful Acquire must be followed by exactly one [Lease.Release].
 func (p *Pool) Acquire(ctx context.Context) (Lease, error) {
