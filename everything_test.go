@@ -209,3 +209,25 @@ func TestEverything(t *testing.T) {
 		})
 	}
 }
+
+// A stdio pool's own environment reaches its server (issue 4: "stdio pools
+// take per-pool env"), and another pool's does not.
+func TestStdioPerPoolEnv(t *testing.T) {
+	ctx := context.Background()
+	env := func(v string) *mcpool.Command {
+		c := everythingStdio(t)
+		c.Env = append(os.Environ(), "MCPOOL_TENANT="+v)
+		return c
+	}
+	for _, tenant := range []string{"acme", "globex"} {
+		p := newPool(t, mcpool.Config{Command: env(tenant)})
+		res, err := p.CallTool(ctx, &mcp.CallToolParams{Name: "get-env"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := text(res)
+		if !strings.Contains(got, `"MCPOOL_TENANT": "`+tenant+`"`) && !strings.Contains(got, `"MCPOOL_TENANT":"`+tenant+`"`) {
+			t.Fatalf("pool %s: server env has no MCPOOL_TENANT=%s: %.300s", tenant, tenant, got)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mcpool/mcpool"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/oauth2"
 )
 
 // headerServer is a go-sdk server whose "seen" tool returns the headers
@@ -365,5 +366,42 @@ func TestKeyedPartitions(t *testing.T) {
 	wg.Wait()
 	if !errors.Is(err, mcpool.ErrTooManyIdentities) {
 		t.Fatalf("with every identity busy: %v", err)
+	}
+}
+
+// staticOAuth is an OAuthHandler whose flow has already run: it hands out
+// one token. It stands for the SDK's own handlers, which the pool passes
+// through to the streamable transport untouched.
+type staticOAuth struct{ authorized atomic.Int64 }
+
+func (h *staticOAuth) TokenSource(context.Context) (oauth2.TokenSource, error) {
+	return oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "oauth-token"}), nil
+}
+
+func (h *staticOAuth) Authorize(context.Context, *http.Request, *http.Response) error {
+	h.authorized.Add(1)
+	return nil
+}
+
+func TestOAuthHandlerPassesThrough(t *testing.T) {
+	ts := &tokenServer{valid: "oauth-token"}
+	srv := httptest.NewServer(ts.wrap(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return headerServer("o") }, nil)))
+	t.Cleanup(srv.Close)
+	h := &staticOAuth{}
+	p := newPool(t, mcpool.Config{URL: srv.URL, OAuthHandler: h})
+	res, err := p.CallTool(context.Background(), &mcp.CallToolParams{Name: "seen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(res); got != "||Bearer oauth-token|" {
+		t.Fatalf("server saw %q", got)
+	}
+	if _, rejected := ts.snapshot(); rejected != 0 || h.authorized.Load() != 0 {
+		t.Fatalf("%d requests rejected, %d authorizations", rejected, h.authorized.Load())
+	}
+	// TokenSourceFunc adapts an oauth2.TokenSource for Config.Token.
+	p2 := newPool(t, mcpool.Config{URL: srv.URL, Token: mcpool.TokenSourceFunc(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "oauth-token"}))})
+	if _, err := p2.CallTool(context.Background(), &mcp.CallToolParams{Name: "seen"}); err != nil {
+		t.Fatal(err)
 	}
 }
