@@ -71,7 +71,9 @@ type Config struct {
 	MinSessions int
 	// MaxSessions caps the sessions of the pool, counting those still
 	// connecting. Zero means the larger of DefaultMaxSessions (4) and
-	// MinSessions.
+	// MinSessions. Sessions leaving the pool (dead, or retiring while they
+	// finish their calls) no longer count, and a lifetime renewal may be
+	// connected while the session it replaces still serves.
 	MaxSessions int
 	// MaxCallsPerSession is how many calls (leases) one session carries at
 	// once; JSON-RPC multiplexes them by id. 1 lends sessions exclusively.
