@@ -57,13 +57,15 @@ func writeJSON(w io.Writer, runs []*modeRun) error {
 	}{Runs: make([]jsonRun, len(runs))}
 	// Rounded to the microsecond and the tenth of a call: finer digits
 	// are noise, and they make the output hard to read.
-	round := func(x float64, unit float64) float64 { return math.Round(x/unit) * unit }
+	// Dividing by the whole number of steps (not multiplying by a step)
+	// gives the float nearest the decimal, which prints without a tail.
+	round := func(x float64, steps float64) float64 { return math.Round(x*steps) / steps }
 	for i, r := range runs {
 		out.Runs[i] = jsonRun{
 			Mode: r.mode, Calls: r.calls, Errors: r.errors,
-			P50MS:     round(ms(percentile(r.ok, 0.50)), 0.001),
-			P99MS:     round(ms(percentile(r.ok, 0.99)), 0.001),
-			CallsPerS: round(r.callsPerSecond(), 0.1),
+			P50MS:     round(ms(percentile(r.ok, 0.50)), 1000),
+			P99MS:     round(ms(percentile(r.ok, 0.99)), 1000),
+			CallsPerS: round(r.callsPerSecond(), 10),
 		}
 		if r.chaos != nil {
 			out.Runs[i].Chaos = r.chaos.json()
