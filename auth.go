@@ -59,6 +59,13 @@ func WithHeaders(ctx context.Context, h http.Header) context.Context {
 // after the token was refreshed, or whose token could not be had.
 var ErrUnauthorized = errors.New("mcpool: unauthorized")
 
+// protocolHeader lists the headers the SDK sets for the protocol itself:
+// user headers never replace them, or a session would break.
+var protocolHeader = map[string]bool{
+	"Mcp-Session-Id": true, "Mcp-Protocol-Version": true, "Accept": true,
+	"Content-Type": true, "Content-Length": true, "Last-Event-Id": true,
+}
+
 // authTransport adds static headers, per-call headers and the bearer token
 // to every request. It never logs or returns a header's value.
 type authTransport struct {
@@ -72,30 +79,38 @@ type authTransport struct {
 func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	r := req.Clone(req.Context()) // a RoundTripper must not modify req
 	for k, v := range t.static {
-		r.Header[k] = v
-	}
-	if h, ok := req.Context().Value(headersKey{}).(http.Header); ok {
-		for k, v := range h {
+		if !protocolHeader[http.CanonicalHeaderKey(k)] {
 			r.Header[k] = v
 		}
 	}
+	if h, ok := req.Context().Value(headersKey{}).(http.Header); ok {
+		for k, v := range h {
+			if !protocolHeader[http.CanonicalHeaderKey(k)] {
+				r.Header[k] = v
+			}
+		}
+	}
 	if t.token == nil {
-		return t.base.RoundTrip(r)
+		resp, err := t.base.RoundTrip(r)
+		return track(req, resp, err)
 	}
 	tok, err := t.token(req.Context(), false)
 	if err != nil {
+		if req.Body != nil {
+			req.Body.Close() // a RoundTripper closes the body, even on error
+		}
 		return nil, fmt.Errorf("%w: token: %w", ErrUnauthorized, err)
 	}
 	r.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := t.base.RoundTrip(r)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
-		return resp, err
+		return track(req, resp, err)
 	}
 	// 401: the server rejected the request without running it. Refresh
 	// once and retry if the body can be sent again.
 	fresh, terr := t.token(req.Context(), true)
 	if terr != nil || fresh == tok || (req.Body != nil && req.GetBody == nil) {
-		return resp, nil
+		return track(req, resp, nil)
 	}
 	retry := req.Clone(req.Context())
 	retry.Header = r.Header.Clone()
@@ -109,7 +124,22 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return t.base.RoundTrip(retry)
+	resp, err = t.base.RoundTrip(retry)
+	return track(retry, resp, err)
+}
+
+// track records, for a call made through the pool, whether the server
+// accepted its request or refused its token (see callTrack).
+func track(req *http.Request, resp *http.Response, err error) (*http.Response, error) {
+	if tr := trackOf(req.Context()); tr != nil && err == nil {
+		switch {
+		case resp.StatusCode >= 200 && resp.StatusCode < 300:
+			tr.delivered.Store(true)
+		case resp.StatusCode == http.StatusUnauthorized:
+			tr.unauthorized.Store(true)
+		}
+	}
+	return resp, err
 }
 
 // CloseIdleConnections lets http.Client.CloseIdleConnections reach the base.

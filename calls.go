@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sync/atomic"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -42,23 +43,25 @@ func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.C
 		res, err = cs.CallTool(ctx, params)
 		return err
 	}
-	err, lost := p.do(ctx, call)
-	if !lost {
-		return res, err
+	o := p.do(ctx, call)
+	if !o.lost {
+		return res, o.err
 	}
-	mayHaveRun := !neverSent(err)
+	mayHaveRun, err := o.mayHaveRun, o.err
 	retried := false
-	// One retry; more only while every attempt provably never ran: when a
-	// server forgets all idle sessions at once (expiry, restart), the next
-	// oldest session may be just as dead, and each 404 proves nothing ran.
-	for attempt := 0; attempt <= p.cfg.MaxSessions && (attempt == 0 || !mayHaveRun) && p.mayRetry(ctx, params.Name, err); attempt++ {
+	// One retry; more only while every attempt provably never ran and its
+	// session was gone (404, closed, EPIPE): when a server forgets all idle
+	// sessions at once (expiry, restart), the next oldest session may be
+	// just as dead. Not after a 400, which may be the request's own fault.
+	for attempt := 0; attempt < p.cfg.MaxSessions && (attempt == 0 || (!mayHaveRun && !isUnknownSession400(err))) &&
+		p.mayRetry(ctx, params.Name, mayHaveRun); attempt++ {
 		retried = true
 		p.counters.retries.Add(1)
 		p.log.debug("session lost: retrying the call on another session", "tool", params.Name, "error", err)
-		if err, lost = p.do(ctx, call); !lost {
-			return res, err
+		if o = p.do(ctx, call); !o.lost {
+			return res, o.err
 		}
-		mayHaveRun = mayHaveRun || !neverSent(err)
+		err, mayHaveRun = o.err, mayHaveRun || o.mayHaveRun
 	}
 	p.counters.lostCalls.Add(1)
 	return nil, &SessionLostError{Tool: params.Name, MayHaveRun: mayHaveRun, Retried: retried, Cause: err}
@@ -74,11 +77,11 @@ func WithRetry(ctx context.Context) context.Context {
 	return context.WithValue(ctx, retryKey{}, true)
 }
 
-func (p *Pool) mayRetry(ctx context.Context, tool string, err error) bool {
+func (p *Pool) mayRetry(ctx context.Context, tool string, mayHaveRun bool) bool {
 	if ctx.Err() != nil {
 		return false
 	}
-	if neverSent(err) || ctx.Value(retryKey{}) != nil {
+	if !mayHaveRun || ctx.Value(retryKey{}) != nil {
 		return true
 	}
 	// The last known definition first: a reconnect may have just emptied
@@ -100,52 +103,86 @@ func (p *Pool) mayRetry(ctx context.Context, tool string, err error) bool {
 // session's error is returned as it is, and the session replaced), or fn's
 // own.
 func (p *Pool) Do(ctx context.Context, fn func(ctx context.Context, cs *mcp.ClientSession) error) error {
-	err, _ := p.do(ctx, fn)
-	return err
+	return p.do(ctx, fn).err
 }
 
-// do runs fn on a leased session and reports whether the session died
-// under it. The session's fate is settled before the lease is released, so
-// that a dead session never serves another call.
-func (p *Pool) do(ctx context.Context, fn func(ctx context.Context, cs *mcp.ClientSession) error) (err error, lost bool) {
+// outcome is what do learned of one attempt.
+type outcome struct {
+	err error
+	// lost: the session died under the call, or its request failed in
+	// transit; a retry on another session may help.
+	lost bool
+	// mayHaveRun: the request may have reached the server.
+	mayHaveRun bool
+}
+
+// callTrack rides in a call's context down to the pool's HTTP transport,
+// which records what became of that call's own request. The SDK retires
+// every call pending on a session with the error of whichever request broke
+// it (a 404 on another call's POST), so the error alone cannot tell whether
+// this call's request was delivered.
+type callTrack struct {
+	delivered    atomic.Bool // the server accepted the request (2xx)
+	unauthorized atomic.Bool // it got 401 even after a token refresh
+}
+
+type trackKey struct{}
+
+func trackOf(ctx context.Context) *callTrack {
+	tr, _ := ctx.Value(trackKey{}).(*callTrack)
+	return tr
+}
+
+// do runs fn on a leased session and classifies its error. The session's
+// fate is settled before the lease is released, so that a dead session never
+// serves another call.
+func (p *Pool) do(ctx context.Context, fn func(ctx context.Context, cs *mcp.ClientSession) error) outcome {
 	l, err := p.Acquire(ctx)
 	if err != nil {
-		return err, false
+		return outcome{err: err}
 	}
 	defer l.Release()
 	s := l.s
-	cctx, cancel := context.WithCancel(ctx)
+	tr := &callTrack{}
+	cctx, cancel := context.WithCancel(context.WithValue(ctx, trackKey{}, tr))
 	stop := context.AfterFunc(s.ctx, cancel)
 	err = fn(cctx, s.cs)
 	stop()
 	cancel()
 	if err == nil {
-		return nil, false
+		s.served.Store(true)
+		return outcome{}
 	}
 	p.counters.errors.Add(1)
+	mayHaveRun := tr.delivered.Load() || !neverSent(err)
 	switch {
+	case tr.unauthorized.Load():
+		// The server refused the token and the SDK broke the session; the
+		// request did not run. Retrying would only be refused again.
+		p.markDead(s, err)
+		return outcome{err: fmt.Errorf("%w: the server refused the token (401): %w", ErrUnauthorized, err)}
 	case ctx.Err() != nil:
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			// A stalled server looks like this: check the session once idle.
 			p.suspect(s)
 		}
 	case s.ctx.Err() != nil:
-		return fmt.Errorf("%w: call cancelled at the drain deadline: %w", ErrPoolClosed, err), false
+		return outcome{err: fmt.Errorf("%w: call cancelled at the drain deadline: %w", ErrPoolClosed, err)}
 	case isSessionGone(err):
 		p.markDead(s, err)
-		return err, true
+		return outcome{err: err, lost: true, mayHaveRun: mayHaveRun}
 	case isTransportFailure(err):
 		p.suspect(s)
-		return err, true
+		return outcome{err: err, lost: true, mayHaveRun: mayHaveRun}
 	case !isServerAnswer(err):
 		if p.isLeaving(s) {
 			// Whatever the error says, the session died meanwhile (its
 			// Wait returned): the call went down with it.
-			return err, true
+			return outcome{err: err, lost: true, mayHaveRun: mayHaveRun}
 		}
 		p.suspect(s)
 	}
-	return err, false
+	return outcome{err: err}
 }
 
 func cloneCallParams(in *mcp.CallToolParams) *mcp.CallToolParams {

@@ -82,9 +82,14 @@ func (c *listCache[T]) store(gen uint64, items []*T, serverTTL time.Duration) *C
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen {
+		// An invalidation came in during this fetch: its list may be stale,
+		// and a later fetch will report the change.
+		return nil
+	}
 	change := diff(c.kind, c.last, enc)
 	c.last = enc
-	if gen == c.gen && c.ttl >= 0 {
+	if c.ttl >= 0 {
 		ttl := c.ttl
 		if serverTTL > 0 && serverTTL < ttl {
 			ttl = serverTTL
@@ -204,12 +209,12 @@ func fetch[T any](p *Pool, c *listCache[T], page func(context.Context, *mcp.Clie
 	}
 	// Listing is read-only: when the session dies under it, walk again on
 	// another (from the first page: cursors do not move between sessions).
-	err, lost := p.do(ctx, walk)
-	for attempt := 0; lost && attempt < p.cfg.MaxSessions && ctx.Err() == nil; attempt++ {
-		err, lost = p.do(ctx, walk)
+	o := p.do(ctx, walk)
+	for attempt := 0; o.lost && attempt < p.cfg.MaxSessions && ctx.Err() == nil; attempt++ {
+		o = p.do(ctx, walk)
 	}
-	if err != nil {
-		return nil, err
+	if o.err != nil {
+		return nil, o.err
 	}
 	items = slices.Clip(items)
 	if change := c.store(gen, items, ttl); change != nil && p.cfg.OnCatalogChange != nil {

@@ -2,6 +2,7 @@ package mcpool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -307,15 +308,16 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 func checkHTTPURL(raw string) error {
+	// The messages never quote raw: it may carry credentials.
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("is not a URL: %v", err)
+		return errors.New("is not a URL")
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q must start with http:// or https://", raw)
+		return fmt.Errorf("must start with http:// or https:// (got scheme %q)", u.Scheme)
 	}
 	if u.Host == "" {
-		return fmt.Errorf("%q has no host", raw)
+		return errors.New("has no host")
 	}
 	return nil
 }

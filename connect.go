@@ -113,6 +113,12 @@ func (d *dialer) dial(parent context.Context, version string, timeout time.Durat
 		if timedOut && parent.Err() == nil {
 			err = fmt.Errorf("no answer within ConnectTimeout (%v): %w", timeout, err)
 		}
+		// net/http's errors quote the URL, query included: an api_key
+		// there must not reach errors or logs.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			uerr.URL = redactURL(uerr.URL)
+		}
 		if !errors.Is(err, ErrUnauthorized) && strings.HasSuffix(err.Error(), http.StatusText(http.StatusUnauthorized)) {
 			err = fmt.Errorf("%w (check the token): %w", ErrUnauthorized, err)
 		}

@@ -27,10 +27,23 @@ import (
 // isSessionGone reports whether err proves the session can take no more
 // calls.
 func isSessionGone(err error) bool {
-	return errors.Is(err, mcp.ErrConnectionClosed) ||
-		errors.Is(err, mcp.ErrSessionMissing) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+	if errors.Is(err, mcp.ErrConnectionClosed) || errors.Is(err, mcp.ErrSessionMissing) {
+		return true
+	}
+	if isRejected(err) {
+		// Failed in transit ("Post …: EOF" on a stale keep-alive
+		// connection): the session may be fine; the pool probes it.
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		isBrokenPipe(err) || isUnknownSession400(err)
+}
+
+// isRejected reports the SDK's "rejected by transport" around a request
+// that failed on its way (jsonrpc2.ErrRejected).
+func isRejected(err error) bool {
+	var rpcErr *jsonrpc.Error
+	return errors.As(err, &rpcErr) && rpcErr.Code == codeRejected
 }
 
 func isUnknownSession400(err error) bool {
@@ -76,8 +89,7 @@ func isTransportFailure(err error) bool {
 	if errors.As(err, &netErr) {
 		return true
 	}
-	var rpcErr *jsonrpc.Error
-	return errors.As(err, &rpcErr) && rpcErr.Code == codeRejected && !isServerAnswer(err)
+	return isRejected(err)
 }
 
 // isServerAnswer reports whether err is the server's own JSON-RPC error,

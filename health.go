@@ -13,19 +13,20 @@ import (
 // This file holds self-healing (issue 3): death detection, replacement,
 // health checks, lifetimes, idle retirement and the circuit breaker.
 
-func newBreaker(s *settings) *gobreaker.TwoStepCircuitBreaker[struct{}] {
+// newBreaker returns the connect breaker, or nil when disabled. onChange
+// runs under the pool's lock (the breaker is consulted there), so it must
+// not log: the maintainer logs the change later.
+func newBreaker(s *settings, onChange func(from, to gobreaker.State)) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 	if s.FailureThreshold < 0 {
 		return nil
 	}
 	threshold := uint32(s.FailureThreshold)
 	return gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        "mcpool connect",
-		MaxRequests: 1, // one probe connect when half-open
-		Timeout:     s.BreakerCooldown,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
-		OnStateChange: func(_ string, from, to gobreaker.State) {
-			s.Logger.Warn("mcpool: circuit breaker "+to.String(), "from", from.String())
-		},
+		Name:          "mcpool connect",
+		MaxRequests:   1, // one probe connect when half-open
+		Timeout:       s.BreakerCooldown,
+		ReadyToTrip:   func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
+		OnStateChange: func(_ string, from, to gobreaker.State) { onChange(from, to) },
 	})
 }
 
@@ -46,10 +47,18 @@ func (p *Pool) maintain() {
 		case <-p.ctx.Done():
 			return
 		case now := <-t.C:
+			if note := p.breakerNote.Swap(nil); note != nil {
+				p.log.warn("circuit breaker " + *note)
+			}
 			p.mu.Lock()
 			if p.closed {
 				p.mu.Unlock()
 				return
+			}
+			for _, s := range p.sessions {
+				if !s.proven && (s.served.Load() || now.Sub(s.created) >= provenAfter) {
+					p.proveLocked(s)
+				}
 			}
 			p.expireLocked(now)
 			p.retireIdleLocked(now)
@@ -79,6 +88,24 @@ func (p *Pool) tick() time.Duration {
 	return max(d, 10*time.Millisecond)
 }
 
+// provenAfter is how long a session must live, if it serves no call and
+// passes no probe first, for its connect to count as a success.
+const provenAfter = time.Second
+
+// proveLocked counts a session's connect as a success: failures reset, and
+// the breaker hears of it (closing it when half-open).
+func (p *Pool) proveLocked(s *session) {
+	if s.proven {
+		return
+	}
+	s.proven = true
+	p.failures, p.lastErr = 0, nil
+	if r := s.report; r != nil {
+		s.report = nil
+		r(nil)
+	}
+}
+
 // watch notices a session that ends on its own (a stdio child that exits, a
 // stream the SDK gave up on).
 func (p *Pool) watch(s *session) {
@@ -98,28 +125,47 @@ func (p *Pool) watch(s *session) {
 // MinSessions or waiters need one, counts as a reconnect.
 func (p *Pool) markDead(s *session, cause error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	dead := p.markDeadLocked(s, cause)
+	p.mu.Unlock()
+	if dead {
+		// Logged outside the lock: a slow log handler must not stall the pool.
+		p.log.warn("session dead", "session", s.id, "error", cause)
+	}
+}
+
+func (p *Pool) markDeadLocked(s *session, cause error) bool {
 	if s.leaving || p.closed {
-		return
+		return false
 	}
 	p.counters.deaths.Add(1)
 	p.lost++
-	p.log.warn("session dead", "session", s.id, "error", cause)
+	if !s.proven {
+		// Died before it proved itself: its connect failed after all.
+		s.proven = true
+		p.failures++
+		p.lastErr = &ConnectError{Target: p.dialer.target, Cause: fmt.Errorf("session died %v after connecting: %w", time.Since(s.created).Round(time.Millisecond), cause)}
+		if r := s.report; r != nil {
+			s.report = nil
+			r(cause)
+		}
+	}
 	p.removeLocked(s)
 	if p.waiters.Len() > 0 {
 		if uerr := p.unavailableLocked(); uerr != nil {
 			// The last session is gone and the breaker is open: the
 			// waiters would only wait out their timeouts.
 			p.failWaitersLocked(uerr)
-			return
+			return true
 		}
 	}
 	p.replenishLocked()
+	return true
 }
 
 // retireLocked takes a healthy session out of service (lifetime, idle): it
 // finishes its calls, then closes.
 func (p *Pool) retireLocked(s *session, why string) {
+	p.proveLocked(s) // it lived its life: its connect was a success
 	p.counters.retired.Add(1)
 	p.log.debug("session retired", "session", s.id, "reason", why)
 	p.removeLocked(s)
@@ -171,7 +217,9 @@ func (p *Pool) expireLocked(now time.Time) {
 	}
 	fresh := len(p.sessions) - len(expired)
 	for fresh+p.connecting < p.cfg.MinSessions && p.canConnectLocked(fresh) {
-		p.startConnectLocked(nil, true)
+		if !p.startConnectLocked(nil, true) {
+			break
+		}
 	}
 	// Keep as many expired sessions serving as MinSessions still needs
 	// until their renewals connect (connected calls back here): no gap.
@@ -209,7 +257,7 @@ func (p *Pool) startProbeLocked(s *session) {
 	p.bg.Add(1)
 	go func() {
 		defer p.bg.Done()
-		p.probe(s)
+		p.probe(s.ctx, s)
 	}()
 }
 
@@ -217,14 +265,29 @@ func (p *Pool) startProbeLocked(s *session) {
 // service or marks it dead. Any JSON-RPC answer proves the session alive:
 // under 2026-07-28 servers need not implement ping and may answer "method
 // not found".
-func (p *Pool) probe(s *session) {
+//
+// parent bounds the probe besides PingTimeout: the session's own context
+// for background probes, the caller's for ProbeOnAcquire. A probe cut short
+// by its parent judges nothing.
+func (p *Pool) probe(parent context.Context, s *session) {
 	p.counters.probes.Add(1)
-	ctx, cancel := context.WithTimeout(s.ctx, p.cfg.PingTimeout)
+	ctx, cancel := context.WithTimeout(parent, p.cfg.PingTimeout)
+	stop := context.AfterFunc(s.ctx, cancel) // Close aborts acquire-time probes too
 	err := s.cs.Ping(ctx, nil)
+	stop()
 	cancel()
 	alive := err == nil || isServerAnswer(err)
 	p.mu.Lock()
 	s.probing = false
+	if !alive && parent.Err() != nil {
+		if s.leaving && s.inFlight == 0 {
+			p.closeLeavingLocked(s)
+		} else if !s.leaving {
+			p.serveWaitersLocked()
+		}
+		p.mu.Unlock()
+		return
+	}
 	s.suspect = false
 	s.lastProbe = time.Now()
 	if s.leaving {
@@ -232,6 +295,7 @@ func (p *Pool) probe(s *session) {
 			p.closeLeavingLocked(s)
 		}
 	} else if alive {
+		p.proveLocked(s)
 		p.serveWaitersLocked()
 	}
 	p.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -98,25 +99,57 @@ func (k *Keyed) get(identity string) (*partition, error) {
 		k.lru.MoveToFront(p.elem)
 		return p, nil
 	}
+	k.mu.Unlock()
+	// ForIdentity may look a token up: make the pool without the lock, so
+	// that one slow identity does not hold up the others.
+	pool, err := k.newPool(identity)
+	k.mu.Lock()
+	if err != nil {
+		return nil, err
+	}
+	// A pool not yet used has no session: closing it does no I/O, so it
+	// may be closed here, under the lock.
+	if k.closed {
+		_ = pool.Close(context.Background())
+		return nil, ErrPoolClosed
+	}
+	if p, ok := k.parts[key]; ok {
+		// Another caller made this identity's pool meanwhile: use theirs.
+		_ = pool.Close(context.Background())
+		p.users++
+		k.lru.MoveToFront(p.elem)
+		return p, nil
+	}
 	if len(k.parts) >= k.cfg.MaxIdentities && !k.evictLocked() {
 		k.refused.Add(1)
+		_ = pool.Close(context.Background())
 		return nil, ErrTooManyIdentities
 	}
+	p := &partition{key: key, pool: pool, users: 1}
+	p.elem = k.lru.PushFront(p)
+	k.parts[key] = p
+	return p, nil
+}
+
+// newPool makes identity's pool from a deep copy of the template, so that
+// ForIdentity's changes (a header, an env entry) never reach the template
+// and so another identity.
+func (k *Keyed) newPool(identity string) (*Pool, error) {
 	cfg := k.cfg.Config
+	cfg.Headers = cfg.Headers.Clone()
+	if cfg.Command != nil {
+		c := *cfg.Command
+		c.Args = slices.Clone(c.Args)
+		c.Env = slices.Clone(c.Env)
+		cfg.Command = &c
+	}
 	if k.cfg.ForIdentity != nil {
 		if err := k.cfg.ForIdentity(identity, &cfg); err != nil {
 			// The identity may be a credential: the error must not name it.
 			return nil, fmt.Errorf("mcpool: ForIdentity: %w", err)
 		}
 	}
-	pool, err := New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	p := &partition{key: key, pool: pool, users: 1}
-	p.elem = k.lru.PushFront(p)
-	k.parts[key] = p
-	return p, nil
+	return New(cfg)
 }
 
 func (k *Keyed) put(p *partition) {

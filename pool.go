@@ -61,6 +61,9 @@ type Pool struct {
 	closeErr  error
 
 	catalog catalog
+	// breakerNote holds the breaker's latest state change until the
+	// maintainer logs it outside the lock.
+	breakerNote atomic.Pointer[string]
 	// server is "name version" of the server the first session reported;
 	// a later session reporting another empties the catalog.
 	server string
@@ -88,6 +91,15 @@ type session struct {
 	lastProbe time.Time
 	slots     []uint64 // generation of the lease holding each slot; 0 = free
 	free      []int32  // free slot indexes, used as a stack
+
+	// served is set, without the lock, when a call on the session succeeds.
+	served atomic.Bool
+	// proven: the session served a call, passed a probe or lived
+	// provenAfter. Until then its connect is not counted a success: a
+	// server that accepts initialize and drops the session at once must
+	// meet backoff and the breaker, not a reconnect loop.
+	proven bool
+	report func(error) // the breaker's verdict on its connect, until proven
 
 	probing bool // a probe owns the session: it takes no calls meanwhile
 	suspect bool // a call failed oddly: probe as soon as it is idle
@@ -128,7 +140,10 @@ func New(cfg Config) (*Pool, error) {
 	p.dialer = newDialer(s, p.onListChanged)
 	p.counters.started = time.Now()
 	p.catalog.init(s.cacheTTL)
-	p.breaker = newBreaker(s)
+	p.breaker = newBreaker(s, func(from, to gobreaker.State) {
+		note := to.String() + " (was " + from.String() + ")"
+		p.breakerNote.Store(&note)
+	})
 	p.bg.Add(1)
 	go p.maintain()
 	return p, nil
@@ -217,10 +232,14 @@ func (p *Pool) Acquire(ctx context.Context) (Lease, error) {
 			return p.wait(ctx, w)
 		}
 		if p.cfg.ProbeOnAcquire > 0 && s.inFlight == 0 && start.Sub(s.idleSince()) >= p.cfg.ProbeOnAcquire {
-			// Probe it first, outside the lock; then choose again.
+			// Probe it first, outside the lock, within the caller's
+			// time; then choose again.
 			s.probing = true
 			p.mu.Unlock()
-			p.probe(s)
+			p.probe(ctx, s)
+			if err := ctx.Err(); err != nil {
+				return Lease{}, err
+			}
 			continue
 		}
 		l := p.leaseLocked(s, start)
@@ -312,14 +331,18 @@ func (p *Pool) leaseLocked(s *session, start time.Time) Lease {
 // connects already in flight will bring, within MaxSessions.
 func (p *Pool) growLocked() {
 	for p.waiters.Len() > p.connecting*p.cfg.MaxCallsPerSession && p.canConnectLocked(len(p.sessions)) {
-		p.startConnectLocked(nil, false)
+		if !p.startConnectLocked(nil, false) {
+			return
+		}
 	}
 }
 
 // replenishLocked keeps MinSessions and serves waiters.
 func (p *Pool) replenishLocked() {
 	for len(p.sessions)+p.connecting < p.cfg.MinSessions && p.canConnectLocked(len(p.sessions)) {
-		p.startConnectLocked(nil, false)
+		if !p.startConnectLocked(nil, false) {
+			break
+		}
 	}
 	p.growLocked()
 }
@@ -334,7 +357,16 @@ func (p *Pool) canConnectLocked(counted int) bool {
 	if p.failures > 0 && p.connecting > 0 {
 		return false
 	}
-	return p.breaker == nil || p.breaker.State() != gobreaker.StateOpen
+	if p.breaker == nil {
+		return true
+	}
+	switch p.breaker.State() {
+	case gobreaker.StateOpen:
+		return false
+	case gobreaker.StateHalfOpen:
+		return p.connecting == 0 // its one probe connect
+	}
+	return true
 }
 
 // unavailableLocked returns an *UnavailableError when the breaker is open
@@ -348,8 +380,9 @@ func (p *Pool) unavailableLocked() error {
 
 // startConnectLocked connects one session in the background on the pool's
 // context. The result, if asked for, goes to done. A connect that follows
-// failures first sleeps a backoff with full jitter.
-func (p *Pool) startConnectLocked(done chan<- error, renewal bool) {
+// failures first sleeps a backoff with full jitter. It reports false when
+// the breaker refused the connect: loops that start connects must stop.
+func (p *Pool) startConnectLocked(done chan<- error, renewal bool) bool {
 	var report func(error)
 	if p.breaker != nil {
 		var err error
@@ -359,7 +392,7 @@ func (p *Pool) startConnectLocked(done chan<- error, renewal bool) {
 			if done != nil {
 				done <- &UnavailableError{Failures: p.failures, RetryIn: p.breakerRetryIn(), Cause: p.lastErr}
 			}
-			return
+			return false
 		}
 	}
 	p.connecting++
@@ -376,18 +409,21 @@ func (p *Pool) startConnectLocked(done chan<- error, renewal bool) {
 		if err == nil {
 			c, err = p.dialer.dial(p.ctx, version, p.cfg.ConnectTimeout, &p.bg)
 		}
-		if report != nil {
+		if report != nil && err != nil {
 			if p.ctx.Err() != nil {
 				report(nil) // closing, not a server failure
 			} else {
 				report(err)
 			}
 		}
-		p.connected(c, err, renewal)
+		// A connect that worked is reported to the breaker only once its
+		// session proves itself (see proveLocked).
+		p.connected(c, err, renewal, report)
 		if done != nil {
 			done <- err
 		}
 	}()
+	return true
 }
 
 // backoff returns a random delay in [0, min(maxDelay, initial×2^(failures-1))]:
@@ -417,22 +453,25 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // connected adds a new session, or records a failed connect, and serves
 // waiters.
-func (p *Pool) connected(c conn, err error, renewal bool) {
+func (p *Pool) connected(c conn, err error, renewal bool, report func(error)) {
 	if err != nil {
 		p.connectFailed(err)
 		return
 	}
 	p.counters.created.Add(1)
 	s := p.newSession(c)
+	s.report = report
 	p.mu.Lock()
 	p.connecting--
 	if p.closed {
 		p.mu.Unlock()
+		if report != nil {
+			report(nil)
+		}
 		p.log.debug("session connected after Close: closing it")
 		p.closeSession(s)
 		return
 	}
-	p.failures, p.lastErr = 0, nil
 	p.nextID++
 	s.id = p.nextID
 	if p.version == "" {
@@ -582,6 +621,8 @@ func (p *Pool) release(l *Lease) {
 		if s.inFlight == 0 {
 			p.closeLeavingLocked(s)
 		}
+	case !s.proven && s.served.Load():
+		p.proveLocked(s)
 	case s.suspect && s.inFlight == 0:
 		p.startProbeLocked(s)
 	case !s.expires.IsZero() && s.lastUsed.After(s.expires):
