@@ -119,7 +119,8 @@ type Config struct {
 	PingTimeout time.Duration
 	// ProbeOnAcquire, if positive, makes Acquire probe a session idle at
 	// least this long before handing it out; a failing session is replaced
-	// and another chosen. Zero disables it.
+	// and another chosen. The probe is bounded by PingTimeout and by the
+	// caller's ctx (whose error Acquire then returns). Zero disables it.
 	ProbeOnAcquire time.Duration
 	// MaxSessionLifetime retires sessions this old, minus a jitter of up to
 	// 10% fixed when the session is made so that sessions made together do
