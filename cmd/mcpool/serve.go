@@ -26,7 +26,8 @@ func runDemoServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := newFlagSet("demo-server")
 	addr := fs.String("http", "127.0.0.1:8080", "serve streamable HTTP on this address, at path "+demoPath)
 	stdio := fs.Bool("stdio", false, "serve on standard input and output instead of HTTP")
-	rest, err := parseFlags(fs, args, "demo-server [--http ADDR | --stdio]", stdout)
+	serial := fs.Bool("serial", false, "handle one tool call at a time per session, like a single-threaded server")
+	rest, err := parseFlags(fs, args, "demo-server [--http ADDR | --stdio] [--serial]", stdout)
 	if err != nil {
 		return err
 	}
@@ -39,7 +40,7 @@ func runDemoServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return usageErrorf("give --http or --stdio, not both")
 	}
 	if *stdio {
-		err := demoserver.New(demoserver.Options{}).Run(ctx, &mcp.StdioTransport{})
+		err := demoserver.New(demoserver.Options{Serial: *serial}).Run(ctx, &mcp.StdioTransport{})
 		if ctx.Err() != nil {
 			return nil // stopped by a signal, as asked
 		}
@@ -50,13 +51,13 @@ func runDemoServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	fmt.Fprintf(stderr, "serving MCP on http://%s%s\n", ln.Addr(), demoPath)
-	return serveHTTP(ctx, ln, log.New(stderr, "mcpool: demo-server: ", 0))
+	return serveHTTP(ctx, ln, demoserver.Options{Serial: *serial}, log.New(stderr, "mcpool: demo-server: ", 0))
 }
 
 // serveHTTP serves the demo server on ln until ctx ends, then shuts down
 // gracefully: requests in flight get shutdownTimeout to finish.
-func serveHTTP(ctx context.Context, ln net.Listener, errorLog *log.Logger) error {
-	demo := demoserver.New(demoserver.Options{})
+func serveHTTP(ctx context.Context, ln net.Listener, opts demoserver.Options, errorLog *log.Logger) error {
+	demo := demoserver.New(opts)
 	mux := http.NewServeMux()
 	mux.Handle(demoPath, demoserver.Handler(demo, false, 0))
 	// Requests run under a context that Shutdown cancels: a client's
@@ -109,7 +110,7 @@ func startEmbedded() (url string, stop func(), err error) {
 	go func() {
 		defer close(done)
 		// Its clients are ours and closed before stop; nothing to report.
-		_ = serveHTTP(ctx, ln, log.New(io.Discard, "", 0))
+		_ = serveHTTP(ctx, ln, demoserver.Options{}, log.New(io.Discard, "", 0))
 	}()
 	stop = func() {
 		cancel()

@@ -28,6 +28,11 @@ type Options struct {
 	// milliseconds (or until cancelled), then returns the id. Tests count
 	// executions, and duplicates, from what was written.
 	SideEffects io.Writer
+	// Serial makes the server handle one request at a time per session, as
+	// a single-threaded server (a Python server on one core, say) does:
+	// requests on one session queue behind each other, while different
+	// sessions still run in parallel.
+	Serial bool
 }
 
 // IncrementArgs are the arguments of the increment tool.
@@ -58,6 +63,9 @@ type StructuredOut struct {
 func New(opts Options) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "mcpool-demo", Version: "1.0.0"},
 		&mcp.ServerOptions{PageSize: opts.PageSize})
+	if opts.Serial {
+		s.AddReceivingMiddleware(serialize())
+	}
 	hook := func(req *mcp.CallToolRequest, name string) func() {
 		if opts.OnCall == nil {
 			return func() {}
@@ -116,4 +124,28 @@ func New(opts Options) *mcp.Server {
 func Handler(s *mcp.Server, stateless bool, sessionTimeout time.Duration) http.Handler {
 	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
 		&mcp.StreamableHTTPOptions{Stateless: stateless, SessionTimeout: sessionTimeout})
+}
+
+// serialize returns middleware that runs one request at a time per session.
+func serialize() mcp.Middleware {
+	var mu sync.Mutex
+	locks := map[mcp.Session]*sync.Mutex{}
+	return func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if _, ok := req.(*mcp.CallToolRequest); !ok {
+				return next(ctx, method, req)
+			}
+			ss := req.GetSession()
+			mu.Lock()
+			l := locks[ss]
+			if l == nil {
+				l = &sync.Mutex{}
+				locks[ss] = l
+			}
+			mu.Unlock()
+			l.Lock()
+			defer l.Unlock()
+			return next(ctx, method, req)
+		}
+	}
 }
