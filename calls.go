@@ -35,9 +35,12 @@ import (
 // (The SDK writes protocol metadata into the params it is given; the pool
 // hands it a copy, or a params value reused across sessions of different
 // protocol versions would carry the wrong version and race.)
-func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.CallToolResult, error) {
+func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (res *mcp.CallToolResult, err error) {
+	if p.obs.Load() != nil { // observe.go: metrics
+		obs := p.startCall(ctx, params)
+		defer obs.end(&res, &err)
+	}
 	params = cloneCallParams(params)
-	var res *mcp.CallToolResult
 	call := func(ctx context.Context, cs *mcp.ClientSession) error {
 		var err error
 		res, err = cs.CallTool(ctx, params)

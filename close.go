@@ -80,6 +80,7 @@ func (p *Pool) closeSession(s *session) error {
 	err := s.cs.Close()
 	s.connCancel()
 	p.counters.destroyed.Add(1)
+	p.observeClosed(s) // observe.go
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		// A stdio child's exit status (killed, or stopped by SIGTERM on

@@ -148,6 +148,12 @@ type Config struct {
 	// opens it for another cool-down. Zero means DefaultBreakerCooldown (5s).
 	BreakerCooldown time.Duration
 
+	// LeakThreshold, if positive, turns on leak detection: a lease held
+	// longer than this logs one warning carrying the stack of the code that
+	// acquired it, and counts in Stats.LeakedLeases. The stack is captured
+	// at each Acquire only when this is set. Zero (the default) disables it.
+	LeakThreshold time.Duration
+
 	// OnCatalogChange, if set, is called after a tool, prompt or resource
 	// list fetched from the server differs from the previous fetch (issue 4).
 	// It runs on the fetching goroutine: keep it quick.
@@ -262,7 +268,8 @@ func (c *Config) validate() (*settings, error) {
 		name string
 		v    time.Duration
 	}{{"PingTimeout", c.PingTimeout}, {"ProbeOnAcquire", c.ProbeOnAcquire}, {"MaxSessionLifetime", c.MaxSessionLifetime},
-		{"BackoffInitial", c.BackoffInitial}, {"BackoffMax", c.BackoffMax}, {"BreakerCooldown", c.BreakerCooldown}} {
+		{"BackoffInitial", c.BackoffInitial}, {"BackoffMax", c.BackoffMax}, {"BreakerCooldown", c.BreakerCooldown},
+		{"LeakThreshold", c.LeakThreshold}} {
 		if d.v < 0 {
 			return nil, configErr(d.name, "is negative")
 		}

@@ -138,6 +138,7 @@ func (p *Pool) markDeadLocked(s *session, cause error) bool {
 		return false
 	}
 	p.counters.deaths.Add(1)
+	s.closeReason = "dead" // observe.go
 	p.lost++
 	if !s.proven {
 		// Died before it proved itself: its connect failed after all.
@@ -167,6 +168,7 @@ func (p *Pool) markDeadLocked(s *session, cause error) bool {
 func (p *Pool) retireLocked(s *session, why string) {
 	p.proveLocked(s) // it lived its life: its connect was a success
 	p.counters.retired.Add(1)
+	s.closeReason = why // observe.go
 	p.log.debug("session retired", "session", s.id, "reason", why)
 	p.removeLocked(s)
 }

@@ -40,6 +40,8 @@ type Keyed struct {
 	refused  atomic.Uint64
 	closeErr error
 	once     sync.Once
+
+	observers []Observer // attached by Observe, guarded by mu (keyed_observe.go)
 	done     chan struct{}
 }
 
@@ -128,6 +130,7 @@ func (k *Keyed) get(identity string) (*partition, error) {
 	p := &partition{key: key, pool: pool, users: 1}
 	p.elem = k.lru.PushFront(p)
 	k.parts[key] = p
+	k.observeLocked(pool) // keyed_observe.go
 	return p, nil
 }
 

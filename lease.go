@@ -36,6 +36,9 @@ func (l *Lease) Release() {
 	if l.p == nil {
 		return
 	}
+	if o := l.p.obs.Load(); o != nil { // observe.go
+		o.released(l)
+	}
 	l.p.release(l)
 	*l = Lease{}
 }

@@ -68,6 +68,13 @@ type Pool struct {
 	// a later session reporting another empties the catalog.
 	server string
 	counters
+
+	// Observation (observe.go): observers, lease tracking, health score.
+	obs    atomic.Pointer[observer]
+	obsMu  sync.Mutex // serializes Observe
+	leases *leaseTracker
+	health healthTracker
+	target target
 }
 
 // session is one MCP session and its bookkeeping. id, cs, created, expires,
@@ -105,6 +112,8 @@ type session struct {
 	suspect bool // a call failed oddly: probe as soon as it is idle
 	leaving bool // dead or retiring: out of sessions, no new calls
 	closing bool // its Close has been started
+
+	closeReason string // why it left service, for observers (observe.go)
 }
 
 func (s *session) idleSince() time.Time {
@@ -138,6 +147,7 @@ func New(cfg Config) (*Pool, error) {
 	p.log = logger{s.Logger}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.dialer = newDialer(s, p.onListChanged)
+	p.initObserve() // observe.go
 	p.counters.started = time.Now()
 	p.catalog.init(s.cacheTTL)
 	p.breaker = newBreaker(s, func(from, to gobreaker.State) {
@@ -204,7 +214,11 @@ func (p *Pool) Start(ctx context.Context) error {
 // failed.
 //
 // Every successful Acquire must be followed by exactly one [Lease.Release].
-func (p *Pool) Acquire(ctx context.Context) (Lease, error) {
+func (p *Pool) Acquire(ctx context.Context) (l Lease, err error) {
+	if o := p.obs.Load(); o != nil { // observe.go: metrics, traces, leak detection
+		ctx = o.acquireStart(ctx)
+		defer o.acquireEnd(ctx, time.Now(), &l, &err)
+	}
 	if err := ctx.Err(); err != nil {
 		return Lease{}, err
 	}
@@ -407,7 +421,9 @@ func (p *Pool) startConnectLocked(done chan<- error, renewal bool) bool {
 		var c conn
 		err := sleepCtx(p.ctx, delay)
 		if err == nil {
+			dialStart := time.Now()
 			c, err = p.dialer.dial(p.ctx, version, p.cfg.ConnectTimeout, &p.bg)
+			p.observeConnect(dialStart, err) // observe.go
 		}
 		if report != nil && err != nil {
 			if p.ctx.Err() != nil {

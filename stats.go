@@ -48,6 +48,14 @@ type Stats struct {
 	// ConsecutiveFailures counts connects failed in a row (0 after a success).
 	ConsecutiveFailures int
 
+	// HealthScore is in [0, 1]: recent request and connect outcomes and
+	// tools/call latency (see the README's "Health score"); 0 when Health
+	// is HealthUnavailable.
+	HealthScore float64
+	Health      Health // connected, connecting, reconnecting, degraded or unavailable
+	// LeakedLeases counts leases held longer than LeakThreshold.
+	LeakedLeases uint64
+
 	ProtocolVersion string        // the version later sessions pin; "" before the first connect
 	Uptime          time.Duration // time since New
 	Closed          bool          // Close has begun
@@ -111,6 +119,7 @@ func (p *Pool) Stats() Stats {
 	st.Retries = p.counters.retries.Load()
 	st.LostCalls = p.counters.lostCalls.Load()
 	st.Unavailable = p.counters.unavailable.Load()
+	p.observeStats(&st) // observe.go: health score, leaks
 	return st
 }
 
