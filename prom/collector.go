@@ -1,0 +1,203 @@
+// Package mcpoolprom exports mcpool pools to Prometheus, on
+// prometheus/client_golang.
+//
+// One [Collector] serves any number of pools, each under its own server
+// label:
+//
+//	c := mcpoolprom.New(mcpoolprom.Options{})
+//	c.AddPool("github", pool)
+//	prometheus.MustRegister(c)
+//
+// or, for a single pool, [Register]. Gauges and most counters are read from
+// [mcpool.Pool.Stats] at scrape time, so they agree with it; the histograms
+// and the per-tool and per-reason counters come from an [mcpool.Observer]
+// that AddPool attaches, so add a pool before it starts to see everything.
+// Labels are bounded: the server names you give, the tool names the server
+// lists (at most Options.MaxTools per server), and fixed sets of states,
+// outcomes and reasons. Identities, tokens and arguments never become
+// labels. The metrics are listed in the README's "Metrics" section.
+package mcpoolprom
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/mcpool/mcpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options tune a Collector. The zero value is ready to use.
+type Options struct {
+	// AcquireWaitBuckets are the buckets of mcpool_acquire_wait_seconds, in
+	// seconds. Nil means DefaultAcquireWaitBuckets.
+	AcquireWaitBuckets []float64
+	// CallDurationBuckets are the buckets of mcpool_call_duration_seconds,
+	// in seconds. Nil means DefaultCallDurationBuckets.
+	CallDurationBuckets []float64
+	// MaxTools caps the distinct tool label values per server; calls to
+	// further tools are counted under the tool label "_other", so that calls
+	// to names a server never listed cannot grow the series without bound.
+	// Zero means 256.
+	MaxTools int
+}
+
+// Default buckets, in seconds.
+var (
+	// DefaultAcquireWaitBuckets spans an uncontended acquire (well under a
+	// millisecond) to a long queue.
+	DefaultAcquireWaitBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+	// DefaultCallDurationBuckets spans a loopback call (about half a
+	// millisecond) to a minute-long tool.
+	DefaultCallDurationBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+)
+
+// otherTool is the tool label of calls beyond Options.MaxTools.
+const otherTool = "_other"
+
+// Collector is a prometheus.Collector for mcpool pools. It is safe for
+// concurrent use.
+type Collector struct {
+	maxTools int
+
+	acquireWait  *prometheus.HistogramVec
+	callDuration *prometheus.HistogramVec
+	calls        *prometheus.CounterVec
+	closed       *prometheus.CounterVec
+
+	mu      sync.Mutex
+	sources []source
+	tools   map[string]map[string]bool // server → tool names labelled so far
+}
+
+// source is one registered pool (or keyed pool) and how to read it.
+type source struct {
+	server string
+	stats  func() mcpool.Stats
+}
+
+// New returns a Collector with no pools.
+func New(opts Options) *Collector {
+	waitBuckets := opts.AcquireWaitBuckets
+	if waitBuckets == nil {
+		waitBuckets = DefaultAcquireWaitBuckets
+	}
+	callBuckets := opts.CallDurationBuckets
+	if callBuckets == nil {
+		callBuckets = DefaultCallDurationBuckets
+	}
+	c := &Collector{maxTools: opts.MaxTools, tools: map[string]map[string]bool{}}
+	if c.maxTools <= 0 {
+		c.maxTools = 256
+	}
+	c.acquireWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "mcpool_acquire_wait_seconds",
+		Help:    "Time successful acquires waited for room on a session.",
+		Buckets: waitBuckets,
+	}, []string{"server"})
+	c.callDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "mcpool_call_duration_seconds",
+		Help:    "Duration of CallTool, acquire and retries included, by tool and outcome.",
+		Buckets: callBuckets,
+	}, []string{"server", "tool", "outcome"})
+	c.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mcpool_calls_total",
+		Help: "CallTool calls by tool and outcome.",
+	}, []string{"server", "tool", "outcome"})
+	c.closed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mcpool_sessions_closed_total",
+		Help: "Sessions closed, by reason: dead, lifetime, idle or closed (the pool closed).",
+	}, []string{"server", "reason"})
+	return c
+}
+
+// Register makes a Collector, adds p to it under the given server name and
+// registers it with reg (prometheus.DefaultRegisterer if nil). Use [New]
+// and AddPool for several pools: one Collector serves them all.
+func Register(reg prometheus.Registerer, server string, p *mcpool.Pool) (*Collector, error) {
+	c := New(Options{})
+	if err := c.AddPool(server, p); err != nil {
+		return nil, err
+	}
+	if reg == nil {
+		reg = prometheus.DefaultRegisterer
+	}
+	if err := reg.Register(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ErrDuplicateServer is returned by AddPool and AddKeyed for a server name
+// already added.
+var ErrDuplicateServer = errors.New("mcpoolprom: server name already added: give each pool its own")
+
+// AddPool exports p under the label server="name" and attaches an observer
+// to it (see [mcpool.Pool.Observe]). It returns ErrDuplicateServer if the
+// name is taken.
+func (c *Collector) AddPool(server string, p *mcpool.Pool) error {
+	if err := c.add(source{server: server, stats: p.Stats}); err != nil {
+		return err
+	}
+	p.Observe(c.observer(server))
+	return nil
+}
+
+// AddKeyed exports a keyed pool under the label server="name": the Stats of
+// its identities' pools summed ([mcpool.Keyed.PoolStats]), and the events
+// of all of them. Identities never appear in the metrics.
+func (c *Collector) AddKeyed(server string, k *mcpool.Keyed) error {
+	if err := c.add(source{server: server, stats: k.PoolStats}); err != nil {
+		return err
+	}
+	k.Observe(c.observer(server))
+	return nil
+}
+
+func (c *Collector) add(s source) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, x := range c.sources {
+		if x.server == s.server {
+			return fmt.Errorf("%w (%q)", ErrDuplicateServer, s.server)
+		}
+	}
+	c.sources = append(c.sources, s)
+	c.tools[s.server] = map[string]bool{}
+	return nil
+}
+
+func (c *Collector) observer(server string) mcpool.Observer {
+	wait := c.acquireWait.WithLabelValues(server)
+	return mcpool.Observer{
+		AcquireEnd: func(_ context.Context, e mcpool.AcquireEvent) {
+			if e.Err == nil {
+				wait.Observe(e.Wait.Seconds())
+			}
+		},
+		CallEnd: func(_ context.Context, e mcpool.CallEvent) {
+			tool := c.toolLabel(server, e.Tool)
+			c.calls.WithLabelValues(server, tool, e.Outcome).Inc()
+			c.callDuration.WithLabelValues(server, tool, e.Outcome).Observe(e.Duration.Seconds())
+		},
+		SessionClosed: func(e mcpool.SessionEvent) {
+			c.closed.WithLabelValues(server, e.Reason).Inc()
+		},
+	}
+}
+
+// toolLabel bounds the tool label values of one server.
+func (c *Collector) toolLabel(server, tool string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	known := c.tools[server]
+	if known[tool] {
+		return tool
+	}
+	if len(known) >= c.maxTools {
+		return otherTool
+	}
+	known[tool] = true
+	return tool
+}
