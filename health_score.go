@@ -36,7 +36,7 @@ const (
 	healthRequestWeight  = 0.1  // request outcomes: about the last 10–20 requests
 	healthConnectWeight  = 0.3  // connect outcomes: about the last 3–5 connects
 	healthRecentWeight   = 0.2  // recent tools/call latency
-	healthBaselineWeight = 0.02 // long-run tools/call latency
+	healthBaselineWeight = 0.01 // long-run tools/call latency: about the last 100 calls
 	healthWarmup         = 10   // tools/call successes before latency counts
 )
 

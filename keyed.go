@@ -42,7 +42,7 @@ type Keyed struct {
 	once     sync.Once
 
 	observers []Observer // attached by Observe, guarded by mu (keyed_observe.go)
-	done     chan struct{}
+	done      chan struct{}
 }
 
 // KeyedConfig configures a [Keyed] pool.

@@ -254,4 +254,3 @@ func attrs(s sdktrace.ReadOnlySpan) map[string]string {
 	}
 	return m
 }
-
