@@ -40,9 +40,9 @@ type Keyed struct {
 	refused  atomic.Uint64
 	closeErr error
 	once     sync.Once
+	done     chan struct{}
 
 	observers []Observer // attached by Observe, guarded by mu (keyed_observe.go)
-	done      chan struct{}
 }
 
 // KeyedConfig configures a [Keyed] pool.
