@@ -24,7 +24,8 @@ func (k *Keyed) observeLocked(p *Pool) {
 // counts and counters are added up, MaxSessions too; HealthScore is the
 // lowest and Health the worst (in the order of the Health constants);
 // Breaker is "open" if any breaker is open, else "half-open" if any is,
-// else that of the first pool. The counters of pools evicted or closed
+// else that of the first pool. Status, the AcquireWait figures,
+// ProtocolVersion, Uptime and Closed are left zero. The counters of pools evicted or closed
 // no longer count, so a sum may go down: monitoring systems read that as
 // a counter reset. It costs one short lock per identity.
 func (k *Keyed) PoolStats() Stats {

@@ -339,9 +339,10 @@ func (p *Pool) observeRequests(next mcp.MethodHandler) mcp.MethodHandler {
 		}
 		res, err := next(ctx, method, req)
 		d := time.Since(start)
-		if method != "initialize" && method != "server/discover" && ctx.Err() == nil {
-			// A JSON-RPC error is the server answering: healthy. The
-			// caller giving up says nothing of the server.
+		if method != "initialize" && method != "server/discover" && !errors.Is(ctx.Err(), context.Canceled) {
+			// A JSON-RPC error is the server answering: healthy. A
+			// deadline passed is a server too slow to answer; a caller
+			// (or Close) cancelling says nothing of the server.
 			p.health.request(method == "tools/call", err == nil || isServerAnswer(err), d)
 		}
 		if e != nil {

@@ -360,3 +360,36 @@ func series(families []*dto.MetricFamily, name string, want map[string]string) [
 	}
 	return out
 }
+
+// BenchmarkAcquireReleaseObserved is BenchmarkAcquireRelease of the root
+// package with a collector attached: the cost of the hook when set.
+func BenchmarkAcquireReleaseObserved(b *testing.B) {
+	srv := demoserver.New(demoserver.Options{})
+	nt := func(ctx context.Context) (mcp.Transport, error) {
+		ct, st := mcp.NewInMemoryTransports()
+		if _, err := srv.Connect(ctx, st, nil); err != nil {
+			return nil, err
+		}
+		return ct, nil
+	}
+	p, err := mcpool.New(mcpool.Config{NewTransport: nt, Logger: quiet()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	defer p.Close(ctx)
+	if _, err := mcpoolprom.Register(prometheus.NewRegistry(), "demo", p); err != nil {
+		b.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		l, err := p.Acquire(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		l.Release()
+	}
+}
