@@ -52,10 +52,17 @@ func (r *metaRecorder) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 // acquire span beside it, the operation duration and pool metrics, and the
 // go-sdk server receiving the caller's traceparent in _meta.
 func TestSpansMetricsAndPropagation(t *testing.T) {
+	// A stateless server speaks 2026-07-28 (no sessions, so no
+	// mcp.session.id); a stateful one 2025-11-25, with a session id.
+	t.Run("stateless", func(t *testing.T) { testSpans(t, true, "2026-07-28") })
+	t.Run("stateful", func(t *testing.T) { testSpans(t, false, "2025-11-25") })
+}
+
+func testSpans(t *testing.T, stateless bool, version string) {
 	rec := &metaRecorder{}
 	srv := demoserver.New(demoserver.Options{})
 	srv.AddReceivingMiddleware(rec.middleware)
-	ts := httptest.NewServer(demoserver.Handler(srv, false, 0))
+	ts := httptest.NewServer(demoserver.Handler(srv, stateless, 0))
 	t.Cleanup(ts.Close)
 	u, _ := url.Parse(ts.URL)
 	port, _ := strconv.Atoi(u.Port())
@@ -69,7 +76,8 @@ func TestSpansMetricsAndPropagation(t *testing.T) {
 		_ = mp.Shutdown(context.Background())
 	})
 
-	p, err := mcpool.New(mcpool.Config{URL: ts.URL, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HealthCheckInterval: -1})
+	p, err := mcpool.New(mcpool.Config{URL: ts.URL,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HealthCheckInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,9 +125,10 @@ func TestSpansMetricsAndPropagation(t *testing.T) {
 	if acquires < calls+1 {
 		t.Errorf("%d acquire spans under the caller's span, want %d", acquires, calls+1)
 	}
-	if st.ProtocolVersion == "" {
-		t.Fatal("no protocol version in Stats")
+	if st.ProtocolVersion != version {
+		t.Fatalf("protocol version %q in Stats, want %q", st.ProtocolVersion, version)
 	}
+	t.Logf("protocol %s", st.ProtocolVersion)
 	ids := map[trace.SpanID]bool{}
 	for _, s := range echoSpans {
 		ids[s.SpanContext().SpanID()] = true

@@ -102,6 +102,23 @@ func TestCollectorAgreesWithStats(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Scrapes run throughout the load (the race detector watches).
+	stopScraping := make(chan struct{})
+	var scrapes sync.WaitGroup
+	scrapes.Go(func() {
+		for {
+			select {
+			case <-stopScraping:
+				return
+			default:
+			}
+			if _, err := reg.Gather(); err != nil {
+				t.Errorf("scrape under load: %v", err)
+				return
+			}
+		}
+	})
+
 	// Load: 8 callers on 4 slots, so callers queue.
 	const workers, perWorker = 8, 5
 	var wg sync.WaitGroup
@@ -124,6 +141,8 @@ func TestCollectorAgreesWithStats(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	close(stopScraping)
+	scrapes.Wait()
 
 	// An acquire timeout: every slot held, a call whose deadline passes.
 	var leases []mcpool.Lease
