@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -87,8 +88,11 @@ type RequestEvent struct {
 	// Name is the request's target: the tool name of tools/call, the prompt
 	// name of prompts/get, the URI of resources/read; "" for the others.
 	Name string
-	// Params are the request's params, sent after RequestStart returns:
-	// RequestStart may set _meta entries on them (Params.SetMeta).
+	// Params are the request's params, sent after RequestStart returns.
+	// They are a shallow copy private to this request, so RequestStart may
+	// give them a new _meta (Params.SetMeta) even when the caller shares
+	// one params value between calls; the _meta map itself is still the
+	// caller's: copy it, never change it in place.
 	Params  mcp.Params
 	Session *mcp.ClientSession
 	// SessionID is the MCP session id (Mcp-Session-Id); "" for stdio,
@@ -127,16 +131,16 @@ type SessionEvent struct {
 
 // The outcomes of CallOutcome.
 const (
-	OutcomeOK          = "ok"          // the tool answered
-	OutcomeToolError   = "tool_error"  // the tool answered with isError set
-	OutcomeTimeout     = "timeout"     // the caller's deadline passed during the call
-	OutcomeCanceled    = "canceled"    // the caller cancelled
-	OutcomeExhausted   = "exhausted"   // ErrPoolExhausted: no room in time
-	OutcomeUnavailable = "unavailable" // ErrServerUnavailable: the breaker is open
-	OutcomeLost        = "lost"        // ErrSessionLost
-	OutcomeClosed      = "closed"      // ErrPoolClosed
-	OutcomeRejected    = "unauthorized"
-	OutcomeError       = "error" // any other error: a JSON-RPC error, a transport failure
+	OutcomeOK           = "ok"           // the tool answered
+	OutcomeToolError    = "tool_error"   // the tool answered with isError set
+	OutcomeTimeout      = "timeout"      // the caller's deadline passed during the call
+	OutcomeCanceled     = "canceled"     // the caller cancelled
+	OutcomeExhausted    = "exhausted"    // ErrPoolExhausted: no room in time
+	OutcomeUnavailable  = "unavailable"  // ErrServerUnavailable: the breaker is open
+	OutcomeLost         = "lost"         // ErrSessionLost
+	OutcomeClosed       = "closed"       // ErrPoolClosed
+	OutcomeUnauthorized = "unauthorized" // ErrUnauthorized
+	OutcomeError        = "error"        // any other error: a JSON-RPC error, a transport failure
 )
 
 // CallOutcome sums up a call's result in one word from a small fixed set
@@ -156,7 +160,7 @@ func CallOutcome(res *mcp.CallToolResult, err error) string {
 	case errors.Is(err, ErrPoolClosed):
 		return OutcomeClosed
 	case errors.Is(err, ErrUnauthorized):
-		return OutcomeRejected
+		return OutcomeUnauthorized
 	case errors.Is(err, context.DeadlineExceeded):
 		return OutcomeTimeout
 	case errors.Is(err, context.Canceled):
@@ -358,7 +362,7 @@ func (p *Pool) observeRequests(next mcp.MethodHandler) mcp.MethodHandler {
 }
 
 func (p *Pool) requestEvent(method string, req mcp.Request, start time.Time) *RequestEvent {
-	e := &RequestEvent{Method: method, Params: req.GetParams(), Start: start,
+	e := &RequestEvent{Method: method, Params: privateParams(req), Start: start,
 		Transport: p.target.transport, ServerAddress: p.target.address, ServerPort: p.target.port}
 	if cs, ok := req.GetSession().(*mcp.ClientSession); ok && cs != nil {
 		e.Session = cs
@@ -416,4 +420,32 @@ func targetInfo(s *settings) target {
 func (p *Pool) observeStats(st *Stats) {
 	st.LeakedLeases = p.leases.leaked.Load()
 	st.HealthScore, st.Health = p.health.report(st, p.cfg.MinSessions)
+}
+
+// privateParams gives a request a shallow copy of its params and returns
+// it, so that observers may set _meta without writing to a params value the
+// caller shares between concurrent calls. Requests are the go-sdk's
+// *ClientRequest[P], made afresh for each call, whose Params field holds a
+// pointer; anything else is returned as it is.
+func privateParams(req mcp.Request) mcp.Params {
+	v := reflect.ValueOf(req)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return req.GetParams()
+	}
+	f := v.Elem().FieldByName("Params")
+	if !f.IsValid() || !f.CanSet() {
+		return req.GetParams()
+	}
+	p := f
+	if p.Kind() == reflect.Interface {
+		// The SDK builds ClientRequest[Params]: the field is an interface.
+		p = p.Elem()
+	}
+	if p.Kind() != reflect.Pointer || p.IsNil() {
+		return req.GetParams()
+	}
+	cp := reflect.New(p.Type().Elem())
+	cp.Elem().Set(p.Elem())
+	f.Set(cp)
+	return req.GetParams()
 }

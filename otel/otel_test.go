@@ -263,3 +263,60 @@ func attrs(s sdktrace.ReadOnlySpan) map[string]string {
 	}
 	return m
 }
+
+// TestSharedParamsUntouched: concurrent calls made directly on leased
+// sessions with one shared params value each carry their own traceparent,
+// and the shared value is never written (the race detector watches). The
+// server is stateful (2025-11-25): under 2026-07-28 the SDK itself writes
+// protocol _meta into the params it is given.
+func TestSharedParamsUntouched(t *testing.T) {
+	rec := &metaRecorder{}
+	srv := demoserver.New(demoserver.Options{})
+	srv.AddReceivingMiddleware(rec.middleware)
+	ts := httptest.NewServer(demoserver.Handler(srv, false, 0))
+	t.Cleanup(ts.Close)
+	tp := sdktrace.NewTracerProvider()
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	p, err := mcpool.New(mcpool.Config{URL: ts.URL, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HealthCheckInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	reg, err := mcpoolotel.Instrument(p, mcpoolotel.Options{TracerProvider: tp, MeterProvider: sdkmetric.NewMeterProvider()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Unregister() })
+
+	shared := &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "x"}, Meta: mcp.Meta{"mine": "kept"}}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			ctx, span := tp.Tracer("test").Start(context.Background(), "agent")
+			defer span.End()
+			err := p.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
+				_, err := cs.CallTool(ctx, shared)
+				return err
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(shared.Meta) != 1 || shared.Meta["mine"] != "kept" {
+		t.Errorf("shared params' _meta changed: %v", shared.Meta)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	traces := map[trace.TraceID]bool{}
+	for i, sc := range rec.seen {
+		if !sc.IsValid() {
+			t.Errorf("call %d arrived without trace context", i)
+		}
+		traces[sc.TraceID()] = true
+	}
+	if len(rec.seen) != 4 || len(traces) != 4 {
+		t.Errorf("server saw %d calls in %d traces, want 4 in 4", len(rec.seen), len(traces))
+	}
+}
