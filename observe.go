@@ -127,6 +127,9 @@ type SessionEvent struct {
 	// health check), "lifetime" (MaxSessionLifetime), "idle" (MaxIdleTime)
 	// or "closed" (the pool closed).
 	Reason string
+	// Lifetime is how long the session lived, from its connect to its
+	// close.
+	Lifetime time.Duration
 }
 
 // The outcomes of CallOutcome.
@@ -310,7 +313,7 @@ func (p *Pool) observeClosed(s *session) {
 	if o == nil {
 		return
 	}
-	e := SessionEvent{SessionID: s.id, Reason: s.closeReason}
+	e := SessionEvent{SessionID: s.id, Reason: s.closeReason, Lifetime: time.Since(s.created)}
 	if e.Reason == "" {
 		e.Reason = "closed"
 	}

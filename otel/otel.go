@@ -10,7 +10,8 @@
 // (when the session has one: never under 2026-07-28), mcp.protocol.version,
 // network.transport, server.address, server.port and, on failure,
 // error.type. Its duration is recorded in the mcp.client.operation.duration
-// histogram (seconds). The span's context is injected into the request's
+// histogram (seconds); each session's lifetime in mcp.client.session.duration.
+// The span's context is injected into the request's
 // params._meta as traceparent and tracestate (MCP SEP-414), so the
 // server's spans join the caller's trace.
 //
@@ -90,10 +91,11 @@ type instr struct {
 	pool       attribute.KeyValue
 	poolSet    metric.MeasurementOption
 
-	opDuration metric.Float64Histogram
-	createTime metric.Float64Histogram
-	waitTime   metric.Float64Histogram
-	useTime    metric.Float64Histogram
+	opDuration      metric.Float64Histogram
+	sessionDuration metric.Float64Histogram
+	createTime      metric.Float64Histogram
+	waitTime        metric.Float64Histogram
+	useTime         metric.Float64Histogram
 }
 
 func instrument(src source, opts Options) (metric.Registration, error) {
@@ -121,6 +123,7 @@ func instrument(src source, opts Options) (metric.Registration, error) {
 		return h
 	}
 	in.opDuration = sec("mcp.client.operation.duration", "Duration of an MCP request as the client sees it.")
+	in.sessionDuration = sec("mcp.client.session.duration", "Lifetime of an MCP session, from connect to close.")
 	in.createTime = sec("mcpool.session.create_time", "Time to connect a session, initialize included.")
 	in.waitTime = sec("mcpool.session.wait_time", "Time successful acquires waited for room on a session.")
 	in.useTime = sec("mcpool.session.use_time", "Time a lease was held, from Acquire to Release.")
@@ -160,6 +163,9 @@ func instrument(src source, opts Options) (metric.Registration, error) {
 			if e.Err == nil {
 				in.createTime.Record(context.Background(), e.Duration.Seconds(), in.poolSet)
 			}
+		},
+		SessionClosed: func(e mcpool.SessionEvent) {
+			in.sessionDuration.Record(context.Background(), e.Lifetime.Seconds(), in.poolSet)
 		},
 		RequestStart: in.requestStart,
 		RequestEnd:   in.requestEnd,

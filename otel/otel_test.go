@@ -181,7 +181,10 @@ func testSpans(t *testing.T, stateless bool, version string) {
 		}
 	}
 
-	// Metrics.
+	// Metrics. Closing the pool ends its session: its lifetime is recorded.
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
@@ -194,7 +197,7 @@ func testSpans(t *testing.T, stateless bool, version string) {
 	}
 	for _, name := range []string{"mcp.client.operation.duration", "mcpool.session.count", "mcpool.session.max",
 		"mcpool.session.pending_requests", "mcpool.session.timeouts", "mcpool.session.create_time",
-		"mcpool.session.wait_time", "mcpool.session.use_time"} {
+		"mcpool.session.wait_time", "mcpool.session.use_time", "mcp.client.session.duration"} {
 		if got[name] == nil {
 			t.Errorf("metric %s missing", name)
 		}
