@@ -42,6 +42,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/embedded"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -83,6 +84,61 @@ func Instrument(p *mcpool.Pool, opts Options) (metric.Registration, error) {
 // appear in spans or metrics.
 func InstrumentKeyed(k *mcpool.Keyed, opts Options) (metric.Registration, error) {
 	return instrument(source{stats: k.PoolStats, observe: k.Observe}, opts)
+}
+
+// Servers is what InstrumentGroup reads of a group of servers, such as an
+// *mcpool.Group: its server names and each server's pools (its replicas).
+type Servers interface {
+	Servers() []string
+	Replicas(server string) []*mcpool.Pool
+}
+
+// InstrumentGroup instruments every server of g: its replicas' requests
+// and pool events, with mcpool.pool.name set to the server's name (opts'
+// PoolName is ignored) and the pool metrics summed over its replicas
+// ([mcpool.SumStats]). Servers added to g later are not seen. The
+// registration ends every server's metric callbacks.
+func InstrumentGroup(g Servers, opts Options) (metric.Registration, error) {
+	regs := &multiReg{}
+	for _, name := range g.Servers() {
+		pools := g.Replicas(name)
+		o := opts
+		o.PoolName = name
+		reg, err := instrument(source{
+			stats: func() mcpool.Stats {
+				all := make([]mcpool.Stats, len(pools))
+				for i, p := range pools {
+					all[i] = p.Stats()
+				}
+				return mcpool.SumStats(all...)
+			},
+			observe: func(ob mcpool.Observer) {
+				for _, p := range pools {
+					p.Observe(ob)
+				}
+			},
+		}, o)
+		if err != nil {
+			_ = regs.Unregister()
+			return nil, err
+		}
+		regs.regs = append(regs.regs, reg)
+	}
+	return regs, nil
+}
+
+// multiReg unregisters several registrations.
+type multiReg struct {
+	embedded.Registration
+	regs []metric.Registration
+}
+
+func (m *multiReg) Unregister() error {
+	var errs []error
+	for _, r := range m.regs {
+		errs = append(errs, r.Unregister())
+	}
+	return errors.Join(errs...)
 }
 
 type instr struct {

@@ -323,3 +323,79 @@ func TestSharedParamsUntouched(t *testing.T) {
 		t.Errorf("server saw %d calls in %d traces, want 4 in 4", len(rec.seen), len(traces))
 	}
 }
+
+// servers is the smallest group of servers: names and their replicas
+// (real pools), as an *mcpool.Group offers them.
+type servers map[string][]*mcpool.Pool
+
+func (s servers) Servers() []string {
+	var names []string
+	for n := range s {
+		names = append(names, n)
+	}
+	return names
+}
+func (s servers) Replicas(name string) []*mcpool.Pool { return s[name] }
+
+// TestInstrumentGroup: each server of a group reports under its own
+// mcpool.pool.name, its replicas summed.
+func TestInstrumentGroup(t *testing.T) {
+	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
+	t.Cleanup(ts.Close)
+	newPool := func() *mcpool.Pool {
+		p, err := mcpool.New(mcpool.Config{URL: ts.URL, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HealthCheckInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Close(context.Background()) })
+		return p
+	}
+	g := servers{"a": {newPool(), newPool()}, "b": {newPool()}}
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() {
+		_ = tp.Shutdown(context.Background())
+		_ = mp.Shutdown(context.Background())
+	})
+	reg, err := mcpoolotel.InstrumentGroup(g, mcpoolotel.Options{TracerProvider: tp, MeterProvider: mp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Unregister() })
+	ctx := context.Background()
+	for _, p := range append(g["a"], g["b"]...) {
+		if _, err := p.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "x"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	for _, s := range spans.Ended() {
+		if s.Name() == "tools/call echo" {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d call spans, want 3", n)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "mcpool.session.count" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				name, _ := dp.Attributes.Value("mcpool.pool.name")
+				used[name.AsString()] += dp.Value
+			}
+		}
+	}
+	if used["a"] != 2 || used["b"] != 1 {
+		t.Errorf("sessions by pool name: %v, want a=2 b=1", used)
+	}
+}

@@ -56,7 +56,8 @@ var (
 // otherTool is the tool label of calls beyond Options.MaxTools.
 const otherTool = "_other"
 
-// Collector is a prometheus.Collector for mcpool pools. It is safe for
+// Collector is a prometheus.Collector for mcpool pools, keyed pools and
+// groups of servers. It is safe for
 // concurrent use.
 type Collector struct {
 	maxTools int
@@ -152,6 +153,49 @@ func (c *Collector) AddKeyed(server string, k *mcpool.Keyed) error {
 		return err
 	}
 	k.Observe(c.observer(server))
+	return nil
+}
+
+// Servers is what AddGroup reads of a group of servers, such as an
+// *mcpool.Group: its server names and each server's pools (its replicas).
+type Servers interface {
+	Servers() []string
+	Replicas(server string) []*mcpool.Pool
+}
+
+// AddGroup exports every server of g under its own server label, the
+// Stats of its replicas summed ([mcpool.SumStats]) and the events of all
+// of them counted together. Servers added to g later are not seen. It
+// returns ErrDuplicateServer, adding nothing, if a server name is taken.
+func (c *Collector) AddGroup(g Servers) error {
+	names := g.Servers()
+	c.mu.Lock()
+	for _, name := range names {
+		for _, x := range c.sources {
+			if x.server == name {
+				c.mu.Unlock()
+				return fmt.Errorf("%w (%q)", ErrDuplicateServer, name)
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, name := range names {
+		pools := g.Replicas(name)
+		stats := func() mcpool.Stats {
+			all := make([]mcpool.Stats, len(pools))
+			for i, p := range pools {
+				all[i] = p.Stats()
+			}
+			return mcpool.SumStats(all...)
+		}
+		if err := c.add(source{server: name, stats: stats}); err != nil {
+			return err
+		}
+		o := c.observer(name)
+		for _, p := range pools {
+			p.Observe(o)
+		}
+	}
 	return nil
 }
 

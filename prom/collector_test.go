@@ -412,3 +412,55 @@ func BenchmarkAcquireReleaseObserved(b *testing.B) {
 		l.Release()
 	}
 }
+
+// servers is the smallest group of servers: names and their replicas
+// (real pools), as an *mcpool.Group offers them.
+type servers map[string][]*mcpool.Pool
+
+func (s servers) Servers() []string {
+	var names []string
+	for n := range s {
+		names = append(names, n)
+	}
+	return names
+}
+func (s servers) Replicas(name string) []*mcpool.Pool { return s[name] }
+
+// TestGroup exports a group: one server label per server, its replicas
+// summed.
+func TestGroup(t *testing.T) {
+	g := servers{
+		"a": {newHTTPPool(t, mcpool.Config{HealthCheckInterval: -1}), newHTTPPool(t, mcpool.Config{HealthCheckInterval: -1})},
+		"b": {newHTTPPool(t, mcpool.Config{HealthCheckInterval: -1})},
+	}
+	c := mcpoolprom.New(mcpoolprom.Options{})
+	if err := c.AddGroup(g); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddPool("a", g["b"][0]); err == nil {
+		t.Fatal("a pool under a group's server name was accepted")
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	ctx := context.Background()
+	for _, p := range append(g["a"], g["b"]...) {
+		if _, err := p.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "x"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for server, want := range map[string]float64{"a": 2, "b": 1} {
+		if got := value(families, "mcpool_calls_total", map[string]string{"server": server}); got != want {
+			t.Errorf("calls of %s: %v, want %v", server, got, want)
+		}
+		if got := value(families, "mcpool_acquires_total", map[string]string{"server": server}); got != want {
+			t.Errorf("acquires of %s: %v, want %v", server, got, want)
+		}
+		if got := value(families, "mcpool_sessions", map[string]string{"server": server}); got != want {
+			t.Errorf("sessions of %s: %v, want %v", server, got, want)
+		}
+	}
+}
