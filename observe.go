@@ -20,8 +20,9 @@ import (
 // The funcs run on the goroutine where the event happens, never while the
 // pool's lock is held. They must be quick, safe for concurrent use, and must
 // not block: they sit on the path of every Acquire and call. A pool with no
-// Observer (and no LeakThreshold) pays one atomic load per Acquire and
-// Release and nothing else.
+// Observer (and no LeakThreshold) pays one atomic load per Acquire, Release
+// and CallTool; each MCP request also feeds the health score (a short
+// lock, never on the Acquire path).
 type Observer struct {
 	// AcquireStart runs when Acquire begins. The context it returns (nil
 	// means ctx) is the one Acquire goes on with and AcquireEnd receives: a
