@@ -3,6 +3,10 @@ package mcpool_test
 import (
 	"context"
 	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -233,5 +237,24 @@ func TestHealthScore(t *testing.T) {
 	t.Logf("after failing calls: %s, score %.2f", st.Health, st.HealthScore)
 	if st.HealthScore >= mcpool.HealthyScore || st.Health == mcpool.HealthConnected {
 		t.Errorf("after failing calls: %s %.2f, want below %.2f and not connected", st.Health, st.HealthScore, mcpool.HealthyScore)
+	}
+}
+
+// TestNoMetricsLibrariesInCore: the core package depends on neither
+// Prometheus nor OpenTelemetry; they live in the subpackages prom and otel.
+func TestNoMetricsLibrariesInCore(t *testing.T) {
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	out, err := exec.Command(gobin, "list", "-deps", ".").Output()
+	if err != nil {
+		t.Skipf("go list: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, "github.com/modelcontextprotocol/go-sdk/mcp") {
+		t.Fatalf("go list -deps does not list the go-sdk: %d packages", len(deps))
+	}
+	for _, d := range deps {
+		if strings.HasPrefix(d, "github.com/prometheus/") || strings.HasPrefix(d, "go.opentelemetry.io/") {
+			t.Errorf("the core package depends on %s", d)
+		}
 	}
 }
