@@ -218,3 +218,49 @@ func readScenarioFile(dir, name string) string {
 	}
 	return ""
 }
+
+// TestOAuthCallThroughBrowser is "mcpool call --url URL --oauth TOOL ARGS"
+// against a server behind the suite's authorization server, done as a
+// person would: the command prints the authorization URL, the person (the
+// test's client wrapper) opens it, the authorization server redirects to
+// mcpool's loopback listener, and the call is made with the token.
+func TestOAuthCallThroughBrowser(t *testing.T) {
+	node, suite := suitePaths(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outDir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, suite, "client", "--command", exe,
+		"--scenario", "auth/metadata-default", "--timeout", "30000", "-o", outDir)
+	cmd.Env = append(os.Environ(), conformanceEnv+"=1", "BROWSER=none",
+		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the scenario failed: %v\n%s", err, out)
+	}
+	stderr, stdout := readScenarioFile(outDir, "stderr.txt"), readScenarioFile(outDir, "stdout.txt")
+	// The URL printed, for the authorization endpoint, with PKCE and the
+	// RFC 8707 resource; then the browser's visit ended at the listener.
+	var authURL string
+	lines := strings.Split(stderr, "\n")
+	for i, l := range lines {
+		if strings.Contains(l, "open this URL in a browser") && i+1 < len(lines) {
+			authURL = lines[i+1]
+		}
+	}
+	for _, want := range []string{"/authorize?", "code_challenge_method=S256", "resource=", "redirect_uri=http%3A%2F%2F127.0.0.1%3A"} {
+		if !strings.Contains(authURL, want) {
+			t.Errorf("printed authorization URL %q lacks %q (stderr:\n%s)", authURL, want, stderr)
+		}
+	}
+	if !strings.Contains(stderr, "browser: 200 OK") {
+		t.Errorf("the browser's visit did not end at mcpool's listener with 200 (stderr:\n%s)", stderr)
+	}
+	// The call was made: the tool's result is on stdout.
+	if !strings.Contains(stdout, `"text": "test"`) {
+		t.Errorf("stdout %q lacks the tool's result", stdout)
+	}
+}
