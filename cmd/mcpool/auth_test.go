@@ -175,3 +175,25 @@ func TestHeaderFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorsSayMcpoolOnce runs the command into the failures that carry
+// the library's errors (connect, tool, timeout, breaker) and checks that
+// each one-line error says "mcpool:" once.
+func TestErrorsSayMcpoolOnce(t *testing.T) {
+	ps := newProtectedServer(t, "s3cret")
+	for _, args := range [][]string{
+		{"tools", "--url", "http://127.0.0.1:1/mcp"},
+		{"bench", "--url", "http://127.0.0.1:1/mcp", "--calls", "1"},
+		{"tools", "--stdio", "/nonexistent/mcp-server"},
+		{"call", "nope"},
+		{"bench", "--tool", "nope", "--calls", "1"},
+		{"call", "--url", ps.url, "echo"},
+		{"bench", "--url", ps.url, "--token", "wrong", "--calls", "1"},
+		{"call", "sleep", `{"ms":20000}`, "--timeout", "200ms"},
+	} {
+		r := runCLI(t, args...)
+		if r.code == 0 || strings.Count(r.stderr, "mcpool:") != 1 {
+			t.Errorf("%q: status %d, stderr %q; want a failure saying \"mcpool:\" once", args, r.code, r.stderr)
+		}
+	}
+}
