@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +26,11 @@ import (
 // person at the browser by fetching each authorization URL the command
 // prints (following redirects to mcpool's loopback listener).
 
-const conformanceEnv = "MCPOOL_CONFORMANCE_CLIENT"
+const (
+	conformanceEnv = "MCPOOL_CONFORMANCE_CLIENT"
+	// conformanceBenchEnv makes the client run bench instead of call.
+	conformanceBenchEnv = "MCPOOL_CONFORMANCE_BENCH"
+)
 
 // Runs before TestMain: as the suite's client this binary is mcpool.
 func init() {
@@ -67,6 +72,11 @@ func conformanceClient(url string) int {
 	var sctx map[string]any
 	_ = json.Unmarshal([]byte(os.Getenv("MCP_CONFORMANCE_CONTEXT")), &sctx)
 	args := scenarioArgs(os.Getenv("MCP_CONFORMANCE_SCENARIO"), url, sctx)
+	if os.Getenv(conformanceBenchEnv) == "1" {
+		// bench instead of call, with the same credentials flags.
+		flags := slices.Clone(args[1 : len(args)-2]) // no command, tool or arguments
+		args = append([]string{"bench", "--tool", "test-tool", "--args", "{}", "--calls", "12", "--concurrency", "3", "--json"}, flags...)
+	}
 
 	// The person at the browser: read what the command prints, and open
 	// (GET, following redirects) every URL on a line of its own after the
@@ -164,7 +174,7 @@ func TestConformanceClient(t *testing.T) {
 			t.Parallel()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			ok, report := runScenario(t, node, suite, exe, sc)
+			ok, report, _ := runScenario(t, node, suite, exe, sc)
 			if ok {
 				mu.Lock()
 				passed++
@@ -183,11 +193,11 @@ func TestConformanceClient(t *testing.T) {
 	}
 }
 
-// runScenario runs one scenario and returns whether it passed and, if
-// not, the suite's report.
-func runScenario(t *testing.T, node, suite, exe, scenario string) (bool, string) {
+// runScenario runs one scenario and returns whether it passed, the
+// suite's report, and the directory where it saved the client's output.
+func runScenario(t *testing.T, node, suite, exe, scenario string, env ...string) (ok bool, report, outDir string) {
 	t.Helper()
-	outDir := t.TempDir()
+	outDir = t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, suite, "client", "--command", exe,
@@ -195,15 +205,16 @@ func runScenario(t *testing.T, node, suite, exe, scenario string) (bool, string)
 	cmd.Env = append(os.Environ(), conformanceEnv+"=1", "BROWSER=none",
 		// A race-enabled client would sleep a second at exit.
 		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		t.Fatalf("the suite did not finish within 2 minutes:\n%s", out)
 	}
-	report := string(out)
+	report = string(out)
 	if stdout := readScenarioFile(outDir, "stdout.txt"); stdout != "" {
 		report += "\nclient stdout:\n" + stdout
 	}
-	return err == nil, report
+	return err == nil, report, outDir
 }
 
 // readScenarioFile reads a file the suite saved for the one scenario run
@@ -230,16 +241,9 @@ func TestOAuthCallThroughBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	outDir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, suite, "client", "--command", exe,
-		"--scenario", "auth/metadata-default", "--timeout", "30000", "-o", outDir)
-	cmd.Env = append(os.Environ(), conformanceEnv+"=1", "BROWSER=none",
-		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("the scenario failed: %v\n%s", err, out)
+	ok, report, outDir := runScenario(t, node, suite, exe, "auth/metadata-default")
+	if !ok {
+		t.Fatalf("the scenario failed:\n%s", report)
 	}
 	stderr, stdout := readScenarioFile(outDir, "stderr.txt"), readScenarioFile(outDir, "stdout.txt")
 	// The URL printed, for the authorization endpoint, with PKCE and the
@@ -262,5 +266,28 @@ func TestOAuthCallThroughBrowser(t *testing.T) {
 	// The call was made: the tool's result is on stdout.
 	if !strings.Contains(stdout, `"text": "test"`) {
 		t.Errorf("stdout %q lacks the tool's result", stdout)
+	}
+}
+
+// TestOAuthBench: bench signs in once and every mode, per-call sessions
+// included (made outside the pool), carries the token.
+func TestOAuthBench(t *testing.T) {
+	node, suite := suitePaths(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, report, outDir := runScenario(t, node, suite, exe, "auth/metadata-default", conformanceBenchEnv+"=1")
+	if !ok {
+		t.Fatalf("the scenario failed with bench as the client:\n%s", report)
+	}
+	stdout := readScenarioFile(outDir, "stdout.txt")
+	for _, mode := range []string{"per-call", "exclusive", "pooled"} {
+		if !strings.Contains(stdout, `"mode":"`+mode+`","calls":12,"errors":0`) {
+			t.Errorf("bench output %q: want %s with 12 calls and no errors", stdout, mode)
+		}
+	}
+	if n := strings.Count(readScenarioFile(outDir, "stderr.txt"), "open this URL in a browser"); n != 1 {
+		t.Errorf("the person was asked to sign in %d times, want once", n)
 	}
 }
