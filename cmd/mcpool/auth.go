@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"strings"
@@ -82,7 +83,9 @@ func (a *serverAuth) check() error {
 	return nil
 }
 
-// configure puts the credentials into cfg, which must name an HTTP server.
+// configure puts the credentials into cfg (adding to its Headers), for
+// the server cfg names. The flags call it for the command's one server; a
+// config file's server entry can fill a serverAuth and call it per server.
 // OAuth starts a loopback redirect listener: call the returned stop when
 // the command ends (it is never nil). prompt receives the authorization
 // URL for the person to open.
@@ -97,8 +100,18 @@ func (a *serverAuth) configure(cfg *mcpool.Config, prompt io.Writer) (stop func(
 		}
 		return stop, nil
 	}
-	cfg.Headers = a.Headers.Clone()
-	cfg.BearerToken = a.Token
+	// Added to what cfg may already carry (a config file's headers).
+	if len(a.Headers) > 0 {
+		h := cfg.Headers.Clone()
+		if h == nil {
+			h = http.Header{}
+		}
+		maps.Copy(h, a.Headers.Clone())
+		cfg.Headers = h
+	}
+	if a.Token != "" {
+		cfg.BearerToken = a.Token
+	}
 	if !a.OAuth && a.ClientID == "" {
 		return stop, nil
 	}
