@@ -30,6 +30,9 @@ const (
 	conformanceEnv = "MCPOOL_CONFORMANCE_CLIENT"
 	// conformanceBenchEnv makes the client run bench instead of call.
 	conformanceBenchEnv = "MCPOOL_CONFORMANCE_BENCH"
+	// conformanceCacheEnv names a --token-cache file; the client then runs
+	// the command twice, the second time on the cached token.
+	conformanceCacheEnv = "MCPOOL_CONFORMANCE_TOKEN_CACHE"
 )
 
 // Runs before TestMain: as the suite's client this binary is mcpool.
@@ -77,6 +80,9 @@ func conformanceClient(url string) int {
 		flags := slices.Clone(args[1 : len(args)-2]) // no command, tool or arguments
 		args = append([]string{"bench", "--tool", "test-tool", "--args", "{}", "--calls", "12", "--concurrency", "3", "--json"}, flags...)
 	}
+	if cache := os.Getenv(conformanceCacheEnv); cache != "" {
+		args = append(args[:1], append([]string{"--token-cache", cache}, args[1:]...)...)
+	}
 
 	// The person at the browser: read what the command prints, and open
 	// (GET, following redirects) every URL on a line of its own after the
@@ -100,6 +106,11 @@ func conformanceClient(url string) int {
 		}
 	}()
 	code := run(args, os.Stdout, pw)
+	if cache := os.Getenv(conformanceCacheEnv); cache != "" && code == 0 {
+		// Again, with the token the first run cached: no browser step.
+		fmt.Fprintln(pw, "second run")
+		code = run(args, os.Stdout, pw)
+	}
 	pw.Close()
 	<-browsed
 	return code
@@ -289,5 +300,36 @@ func TestOAuthBench(t *testing.T) {
 	}
 	if n := strings.Count(readScenarioFile(outDir, "stderr.txt"), "open this URL in a browser"); n != 1 {
 		t.Errorf("the person was asked to sign in %d times, want once", n)
+	}
+}
+
+// TestOAuthTokenCache: with --token-cache, the first run signs in through
+// the browser and caches the token in a 0600 file; the second run calls
+// with the cached token and asks nobody to sign in.
+func TestOAuthTokenCache(t *testing.T) {
+	node, suite := suitePaths(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(t.TempDir(), "tokens.json")
+	ok, report, outDir := runScenario(t, node, suite, exe, "auth/metadata-default", conformanceCacheEnv+"="+cache)
+	if !ok {
+		t.Fatalf("the scenario failed:\n%s", report)
+	}
+	stderr := readScenarioFile(outDir, "stderr.txt")
+	first, second, found := strings.Cut(stderr, "second run")
+	if !found {
+		t.Fatalf("the second run did not happen (stderr:\n%s)", stderr)
+	}
+	if !strings.Contains(first, "open this URL in a browser") || strings.Contains(second, "open this URL") {
+		t.Errorf("want a sign-in in the first run only; stderr:\n%s", stderr)
+	}
+	if n := strings.Count(readScenarioFile(outDir, "stdout.txt"), `"text": "test"`); n != 2 {
+		t.Errorf("%d tool results on stdout, want 2 (one per run)", n)
+	}
+	fi, err := os.Stat(cache)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("token cache: %v, %v; want a file of mode 0600", fi, err)
 	}
 }
