@@ -153,6 +153,10 @@ type Config struct {
 	// It runs on the fetching goroutine: keep it quick.
 	OnCatalogChange func(CatalogChange)
 
+	// ClientHandlers answer elicitation and sampling requests from the
+	// server; nil declares neither capability. See ClientHandlers.
+	ClientHandlers *ClientHandlers
+
 	// Logger receives the pool's events. Nil means slog.Default().
 	Logger *slog.Logger
 	// HTTPClient carries URL and SSEURL traffic. Nil means a client owned by

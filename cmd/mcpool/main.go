@@ -132,6 +132,7 @@ func report(stderr io.Writer, cmd string, err error) int {
 	if err == nil || errors.Is(err, errHelp) {
 		return exitOK
 	}
+	err = explainError(err) // auth.go: 401s explained, "mcpool: " said once
 	// The library's errors already say "mcpool: "; say it once.
 	msg := strings.TrimPrefix(err.Error(), "mcpool: ")
 	// Errors from transports and servers may span lines; scripts and people
