@@ -116,7 +116,7 @@ var resourceList = listKind[mcp.Resource]{
 // (the pool's cache usually answers).
 func memberList[T any](ctx context.Context, m *member, lk listKind[T]) (*part[T], error) {
 	var items []*T
-	err := m.do(ctx, true, func(ctx context.Context, p *Pool) error {
+	err := m.list(ctx, func(ctx context.Context, p *Pool) error {
 		var err error
 		items, err = lk.fetch(p, ctx)
 		return err

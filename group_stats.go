@@ -67,7 +67,8 @@ type ServerStats struct {
 	// Sessions and CallsInFlight are summed over the replicas.
 	Sessions      int
 	CallsInFlight int
-	// Calls counts calls and list fetches the group sent to the server's
+	// Calls counts calls (tool calls, prompts, resource reads; not list
+	// fetches) the group sent to the server's
 	// replicas; Errors those that failed, Failovers those then moved to
 	// another replica (each attempt counts once).
 	Calls, Errors, Failovers uint64
