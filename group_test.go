@@ -324,10 +324,10 @@ func TestGroupNames(t *testing.T) {
 // kill: its listener and every connection close at once, as when its
 // process dies.
 type replicaServer struct {
-	url   string
-	mu    sync.Mutex
-	n     int
-	kill  func()
+	url  string
+	mu   sync.Mutex
+	n    int
+	kill func()
 }
 
 func (r *replicaServer) count() int {
