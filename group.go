@@ -352,3 +352,15 @@ type member struct {
 	prompts   part[mcp.Prompt]
 	resources part[mcp.Resource]
 }
+
+// Name returns the group's name for the tool or prompt that the named
+// server calls name ("github" and "create_issue" give
+// "github__create_issue"), and false if the group has no such server. It
+// does not check that the server has that tool.
+func (g *Group) Name(server, name string) (string, bool) {
+	m := g.byName[server]
+	if m == nil {
+		return "", false
+	}
+	return g.qualify(m.prefix, name), true
+}

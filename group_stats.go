@@ -2,7 +2,6 @@ package mcpool
 
 import (
 	"errors"
-	"strings"
 	"sync/atomic"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -102,7 +101,7 @@ func (g *Group) Stats() GroupStats {
 		}
 		for _, err := range []error{m.tools.err, m.prompts.err, m.resources.err} {
 			if err != nil && ss.ListError == "" {
-				ss.ListError = strings.TrimPrefix(err.Error(), "mcpool: ")
+				ss.ListError = unprefixed(err)
 			}
 		}
 		m.mu.Unlock()
