@@ -40,8 +40,18 @@ type Group struct {
 	byName   map[string]*member
 	byPrefix map[string]*member
 
+	// merged caches each merged list with the parts it was made from, so
+	// that a List call whose parts are all unchanged allocates nothing.
+	merged [3]mergedCache
+
 	closeOnce sync.Once
 	closeErr  error
+}
+
+type mergedCache struct {
+	mu    sync.Mutex
+	parts []any // the *part[T] of each server
+	out   any   // []*T
 }
 
 // GroupConfig describes a [Group].
@@ -347,10 +357,13 @@ type member struct {
 	replicas []*replica
 	next     atomic.Uint64 // round-robin position (see pick)
 
-	mu        sync.Mutex // guards the parts
-	tools     part[mcp.Tool]
-	prompts   part[mcp.Prompt]
-	resources part[mcp.Resource]
+	// The server's parts of the merged lists: replaced, never changed,
+	// when the server's list changes. mu guards the pointers and the
+	// parts' err fields.
+	mu        sync.Mutex
+	tools     *part[mcp.Tool]
+	prompts   *part[mcp.Prompt]
+	resources *part[mcp.Resource]
 }
 
 // Name returns the group's name for the tool or prompt that the named

@@ -135,8 +135,11 @@ func (g *Group) resourceServer(ctx context.Context, uri string) (*member, error)
 	var known []string
 	for _, m := range g.members {
 		m.mu.Lock()
-		_, ok := m.resources.orig[uri]
-		known = append(known, slices.Collect(maps.Keys(m.resources.orig))...)
+		var ok bool
+		if pt := m.resources; pt != nil {
+			_, ok = pt.orig[uri]
+			known = append(known, slices.Collect(maps.Keys(pt.orig))...)
+		}
 		m.mu.Unlock()
 		if ok {
 			return m, nil

@@ -96,10 +96,10 @@ func (g *Group) Stats() GroupStats {
 	for _, m := range g.members {
 		ss := ServerStats{Name: m.name, Tools: -1}
 		m.mu.Lock()
-		if m.tools.built {
+		if m.tools != nil && m.tools.built {
 			ss.Tools = len(m.tools.out)
 		}
-		for _, err := range []error{m.tools.err, m.prompts.err, m.resources.err} {
+		for _, err := range []error{partErr(m.tools), partErr(m.prompts), partErr(m.resources)} {
 			if err != nil && ss.ListError == "" {
 				ss.ListError = unprefixed(err)
 			}
@@ -136,4 +136,11 @@ func (g *Group) Stats() GroupStats {
 		st.Servers = append(st.Servers, ss)
 	}
 	return st
+}
+
+func partErr[T any](pt *part[T]) error {
+	if pt == nil {
+		return nil
+	}
+	return pt.err
 }

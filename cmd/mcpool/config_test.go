@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/mcpool/mcpool/internal/demoserver"
@@ -163,4 +169,99 @@ func TestConfigBenchReplicas(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, `"mode":"pooled"`) {
 		t.Errorf("bench --server --json: %d %q %q", r.code, r.stdout, r.stderr)
 	}
+}
+
+// httpEnv makes the test binary act as "mcpool demo-server --http ADDR",
+// so that a test can SIGKILL a real server process.
+const httpEnv = "MCPOOL_CLI_TEST_HTTP"
+
+// demoProcess starts the demo server over HTTP in a child process and
+// returns its URL and a kill (SIGKILL, then reap) that also runs when the
+// test ends.
+func demoProcess(t *testing.T) (url string, kill func()) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), httpEnv+"=127.0.0.1:0", "GORACE=atexit_sleep_ms=0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	kill = func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+		})
+	}
+	t.Cleanup(kill)
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if u, ok := strings.CutPrefix(sc.Text(), "serving MCP on "); ok {
+			go func() { _, _ = io.Copy(io.Discard, stderr) }()
+			return u, kill
+		}
+	}
+	t.Fatalf("the demo server process did not start: %v", sc.Err())
+	return "", nil
+}
+
+// progressTrigger is bench's stderr: it runs fire once, when the first
+// progress line of the pooled mode shows calls done.
+type progressTrigger struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	once sync.Once
+	fire func()
+}
+
+var progressLine = regexp.MustCompile(`pooled: ([1-9]\d*)/\d+ calls`)
+
+func (p *progressTrigger) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if progressLine.Match(b) {
+		p.once.Do(p.fire)
+	}
+	return p.buf.Write(b)
+}
+
+// With two demo-server processes behind one server entry and 16 callers,
+// SIGKILLing one during a pooled bench of a read-only tool costs no call.
+// The bench needs at least 4000×10ms/16 = 2.5s, and its first progress
+// line comes at 1.5s, when at most 16×1.5s/10ms = 2400 calls are done: the
+// kill falls mid-bench whatever the machine's speed.
+func TestConfigBenchReplicaKilled(t *testing.T) {
+	a, _ := demoProcess(t)
+	b, killB := demoProcess(t)
+	cfg := writeConfig(t, fmt.Sprintf(`{"mcpServers": {"demo": {"url": %q}},
+		"mcpool": {"servers": {"demo": {"replicas": [%q, %q], "minSessions": 2, "failureThreshold": 2, "breakerCooldown": "1m"}}}}`, a, a, b))
+	killed := make(chan struct{})
+	stderr := &progressTrigger{fire: func() { killB(); close(killed) }}
+	var stdout bytes.Buffer
+	code := run([]string{"bench", "--config", cfg, "--tool", "demo__sleep", "--args", `{"ms":10}`,
+		"--calls", "4000", "--concurrency", "16"}, &stdout, stderr)
+	select {
+	case <-killed:
+	default:
+		t.Fatalf("the replica was not killed during the bench (no progress line); stderr %q", stderr.buf.String())
+	}
+	if code != 0 {
+		t.Fatalf("bench failed (status %d):\n%s\n%s", code, stdout.String(), stderr.buf.String())
+	}
+	out := stdout.String()
+	if !regexp.MustCompile(`(?m)^pooled\s+4000\s+0\s`).MatchString(out) {
+		t.Errorf("want 4000 calls and 0 errors:\n%s", out)
+	}
+	m := regexp.MustCompile(regexp.QuoteMeta(b) + `: (\d+) calls, (\d+) moved`).FindStringSubmatch(out)
+	if m == nil || m[1] == "0" || m[2] == "0" {
+		t.Errorf("the killed replica should have served calls, and moved those in flight at the kill:\n%s", out)
+	}
+	t.Logf("\n%s", out)
 }
