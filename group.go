@@ -33,7 +33,8 @@ const DefaultSeparator = "__"
 // concurrent use.
 type Group struct {
 	sep       string
-	log       *slog.Logger
+	log       *slog.Logger // redacting: see redactor
+	red       *redactor
 	onChanged func(server, kind string)
 
 	members  []*member // in configuration order
@@ -164,6 +165,12 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 	if g.log == nil {
 		g.log = slog.Default()
 	}
+	var all []Config
+	for _, sc := range cfg.Servers {
+		all = append(append(all, sc.Config), sc.Replicas...)
+	}
+	g.red = newRedactor(all)
+	g.log = slog.New(g.red.handler(g.log.Handler()))
 	if strings.IndexFunc(g.sep, func(r rune) bool { return !toolNameChar(r) }) >= 0 || len(g.sep) > 8 {
 		return nil, configErr("Separator", fmt.Sprintf("%q may hold only A-Z a-z 0-9 _ - . and at most 8 of them", g.sep))
 	}
@@ -211,6 +218,8 @@ func (g *Group) newMember(sc ServerConfig) (*member, error) {
 			if len(configs) > 1 {
 				cfg.Logger = cfg.Logger.With("replica", i)
 			}
+		} else {
+			cfg.Logger = slog.New(g.red.handler(cfg.Logger.Handler()))
 		}
 		userHook := cfg.OnListChanged
 		cfg.OnListChanged = func(kind string) {
@@ -304,7 +313,7 @@ func (g *Group) Start(ctx context.Context) error {
 	var errs []error
 	for _, m := range g.members {
 		if !started[m] {
-			errs = append(errs, &ServerError{Server: m.name, Err: failed[m]})
+			errs = append(errs, &ServerError{Server: m.name, Err: g.red.err(failed[m])})
 		}
 	}
 	return errors.Join(errs...)
@@ -322,7 +331,7 @@ func (g *Group) Close(ctx context.Context) error {
 				wg.Go(func() {
 					if err := r.pool.Close(ctx); err != nil {
 						mu.Lock()
-						errs = append(errs, &ServerError{Server: m.name, Err: err})
+						errs = append(errs, &ServerError{Server: m.name, Err: g.red.err(err)})
 						mu.Unlock()
 					}
 				})

@@ -69,7 +69,7 @@ func (g *Group) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.
 		res, err = pool.CallTool(ctx, p)
 		return err
 	})
-	return res, err
+	return res, g.red.err(err)
 }
 
 // GetPrompt gets the prompt named server + separator + prompt from that
@@ -95,7 +95,7 @@ func (g *Group) GetPrompt(ctx context.Context, params *mcp.GetPromptParams) (*mc
 			return err
 		})
 	})
-	return res, err
+	return res, g.red.err(err)
 }
 
 // ReadResource reads a resource from the server that listed its URI (see
@@ -122,7 +122,7 @@ func (g *Group) ReadResource(ctx context.Context, params *mcp.ReadResourceParams
 			return err
 		})
 	})
-	return res, err
+	return res, g.red.err(err)
 }
 
 // resourceServer returns the first server, in configuration order, that

@@ -193,7 +193,7 @@ func mergedList[T any](ctx context.Context, g *Group, lk listKind[T]) ([]*T, err
 	var failed []*ServerError
 	for i, m := range g.members {
 		if errs[i] != nil {
-			failed = append(failed, &ServerError{Server: m.name, Err: errs[i]})
+			failed = append(failed, &ServerError{Server: m.name, Err: g.red.err(errs[i])})
 			g.log.Warn("server left out of the merged list", "list", lk.kind, "server", m.name, "error", errs[i])
 			continue
 		}

@@ -101,7 +101,7 @@ func (g *Group) Stats() GroupStats {
 		}
 		for _, err := range []error{partErr(m.tools), partErr(m.prompts), partErr(m.resources)} {
 			if err != nil && ss.ListError == "" {
-				ss.ListError = unprefixed(err)
+				ss.ListError = g.red.string(unprefixed(err))
 			}
 		}
 		m.mu.Unlock()

@@ -1,12 +1,14 @@
 package mcpool_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -378,4 +380,59 @@ func groupNames(tools []*mcp.Tool) []string {
 		names[i] = t.Name
 	}
 	return names
+}
+
+// Header values, environment values and URL credentials from a config
+// file appear in no error, log line or Stats.
+func TestGroupNoSecrets(t *testing.T) {
+	const secret = "s3cr3t"
+	var seen sync.Map
+	srv := demoserver.New(demoserver.Options{})
+	h := demoserver.Handler(srv, false, 0)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.Header.Get("Authorization"), true)
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close) // after the group's Close, registered later
+	file := fmt.Sprintf(`{"mcpServers": {
+	  "up": {"url": "%s/mcp?key=${KEY}", "headers": {"Authorization": "Bearer ${TOKEN}"}},
+	  "down": {"url": "http://user:${TOKEN}@%s/mcp?key=${KEY}", "headers": {"X-Key": "${KEY}"}},
+	  "proc": {"command": "/nonexistent/server", "args": ["--token", "${TOKEN}"], "env": {"API_KEY": "${KEY}"}}
+	}, "mcpool": {"defaults": {"failureThreshold": 1, "connectTimeout": "2s"}}}`, ts.URL, closedAddr(t))
+	gc, err := mcpool.ParseGroupConfig("mcp.json", []byte(file), env(map[string]string{"TOKEN": secret + "-token", "KEY": secret + "-key"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	gc.Logger = slog.New(slog.NewTextHandler(lockedWriter{b: &logs, mu: &logMu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	g := newGroup(t, *gc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var texts []string
+	if err := g.Start(ctx); err != nil {
+		texts = append(texts, err.Error())
+	}
+	if _, err := g.ListTools(ctx); err != nil {
+		t.Fatalf("ListTools: %v", err)
+	}
+	if _, ok := seen.Load("Bearer " + secret + "-token"); !ok {
+		t.Error("the expanded header did not reach the server")
+	}
+	for _, name := range []string{"down__echo", "proc__echo", "up__nope"} {
+		if _, err := g.CallTool(ctx, &mcp.CallToolParams{Name: name}); err != nil {
+			texts = append(texts, err.Error())
+		} else {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	texts = append(texts, fmt.Sprintf("%+v", g.Stats()))
+	logMu.Lock()
+	texts = append(texts, logs.String())
+	logMu.Unlock()
+	for _, s := range texts {
+		if strings.Contains(s, secret) {
+			t.Errorf("a secret leaked: %s", s)
+		}
+	}
 }
