@@ -169,9 +169,6 @@ func mergedList[T any](ctx context.Context, g *Group, lk listKind[T]) ([]*T, err
 		wg.Go(func() { parts[i], errs[i] = memberList(ctx, m, lk) })
 	}
 	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	mc := &g.merged[lk.index]
 	if slices.ContainsFunc(errs, func(e error) bool { return e != nil }) {
 		mc = nil // a list with servers left out is not cached
@@ -208,6 +205,9 @@ func mergedList[T any](ctx context.Context, g *Group, lk listKind[T]) ([]*T, err
 		}
 	}
 	if len(failed) == len(g.members) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		return nil, &ListError{Kind: lk.kind, Failed: failed}
 	}
 	if out == nil {
@@ -233,10 +233,12 @@ func mergedList[T any](ctx context.Context, g *Group, lk listKind[T]) ([]*T, err
 //
 // A server whose list cannot be had (it is down, its breaker is open) is
 // left out, logged at warning level and reported in [Group.Stats]
-// (ServerStats.ListError); the others' tools are still returned. Only when
-// every server fails is the result a [*ListError] naming each. ctx's error
-// is returned when ctx ends first. The tools are shared: treat them as
-// read-only.
+// (ServerStats.ListError); the others' tools are still returned. So is a
+// server that has not answered when ctx ends: a slow server does not hold
+// up the list (its fetch goes on in the background and fills its pool's
+// cache). Only when every server fails is the result an error: ctx's when
+// it ended, else a [*ListError] naming each server. The tools are shared:
+// treat them as read-only.
 func (g *Group) ListTools(ctx context.Context) ([]*mcp.Tool, error) {
 	return mergedList(ctx, g, toolList)
 }

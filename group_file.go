@@ -179,6 +179,7 @@ func (l *loader) parse(data []byte) (*GroupConfig, error) {
 		Servers    json.RawMessage `json:"servers"`
 		MCPool     json.RawMessage `json:"mcpool"`
 	}
+	data = stripJSONC(data)
 	if err := json.Unmarshal(data, &top); err != nil {
 		return nil, l.errf("", "", "%s", jsonProblem(data, err))
 	}
@@ -719,4 +720,64 @@ func dotted(field string) string {
 		return ""
 	}
 	return "." + field
+}
+
+// stripJSONC blanks out the comments (// and /* */) and trailing commas
+// that VS Code allows in its mcp.json (JSON with Comments), so that the
+// standard library can decode it. It replaces them with spaces, keeping
+// newlines, so line and column numbers in errors stay true.
+func stripJSONC(data []byte) []byte {
+	out := bytes.Clone(data)
+	blank := func(i int) {
+		if out[i] != '\n' && out[i] != '\r' {
+			out[i] = ' '
+		}
+	}
+	inString := false
+	lastComma := -1 // a comma after a value, that a '}' or ']' may make trailing
+	var prev byte   // the last character outside comments and whitespace
+	for i := 0; i < len(out); i++ {
+		c := out[i]
+		if inString {
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString, prev = false, '"'
+			}
+			continue
+		}
+		switch {
+		case c == '"':
+			inString, lastComma = true, -1
+		case c == '/' && i+1 < len(out) && out[i+1] == '/':
+			for ; i < len(out) && out[i] != '\n'; i++ {
+				blank(i)
+			}
+		case c == '/' && i+1 < len(out) && out[i+1] == '*':
+			end := bytes.Index(out[i+2:], []byte("*/"))
+			stop := len(out)
+			if end >= 0 {
+				stop = i + 2 + end + 2
+			}
+			for ; i < stop; i++ {
+				blank(i)
+			}
+			i--
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+		case c == ',':
+			lastComma = -1
+			if prev != 0 && prev != ',' && prev != '{' && prev != '[' && prev != ':' {
+				lastComma = i
+			}
+			prev = c
+		case c == '}' || c == ']':
+			if lastComma >= 0 {
+				out[lastComma] = ' '
+			}
+			lastComma, prev = -1, c
+		default:
+			lastComma, prev = -1, c
+		}
+	}
+	return out
 }

@@ -188,3 +188,33 @@ func TestGroupConfigLoadFile(t *testing.T) {
 		t.Fatalf("examples/mcp.json has %d servers, want a stdio and an HTTP one", len(gc.Servers))
 	}
 }
+
+// VS Code's mcp.json is JSON with Comments: comments and trailing commas
+// are allowed, and errors still point at the right line.
+func TestGroupConfigJSONC(t *testing.T) {
+	const file = `{
+	  // servers for this workspace
+	  "servers": {
+	    /* the docs server */
+	    "docs": {"url": "http://127.0.0.1:9/mcp?a=//not-a-comment", "headers": {"X": "a,}"},},
+	    "fs": {"command": "fs", "args": ["/*", "//"],},
+	  },
+	}`
+	gc, err := mcpool.ParseGroupConfig("mcp.json", []byte(file), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := gc.Servers[0].Config.URL; u != "http://127.0.0.1:9/mcp?a=//not-a-comment" {
+		t.Errorf("url %q", u)
+	}
+	if h := gc.Servers[0].Config.Headers.Get("X"); h != "a,}" {
+		t.Errorf("header %q", h)
+	}
+	if a := gc.Servers[1].Config.Command.Args; !slices.Equal(a, []string{"/*", "//"}) {
+		t.Errorf("args %q", a)
+	}
+	_, err = mcpool.ParseGroupConfig("mcp.json", []byte("{\n  // note\n  \"servers\": {\n    \"x\": {\"command\": \"a\" \"b\"}\n  }\n}"), nil)
+	if err == nil || !strings.Contains(err.Error(), "line 4") {
+		t.Errorf("syntax error after a comment: %v", err)
+	}
+}

@@ -436,3 +436,53 @@ func TestGroupNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+// A server that has not answered when the caller's ctx ends is left out of
+// the merged list, like one that is down; it joins once it answers.
+func TestGroupSlowServerLeftOut(t *testing.T) {
+	slow := demoserver.New(demoserver.Options{})
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	slow.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if method == "tools/list" {
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			return next(ctx, method, req)
+		}
+	})
+	slowURL := httpServer(t, slow, false)
+	g := newGroup(t, mcpool.GroupConfig{Servers: []mcpool.ServerConfig{
+		{Name: "slow", Config: mcpool.Config{URL: slowURL}},
+		{Name: "demo", Config: mcpool.Config{URL: httpServer(t, demoserver.New(demoserver.Options{}), false)}},
+	}})
+	t.Cleanup(unblock) // before the group closes: cleanups run last first
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The slow server's list is blocked until release: this ctx surely ends first.
+	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
+	tools, err := g.ListTools(short)
+	cancelShort()
+	if err != nil {
+		t.Fatalf("ListTools with a slow server: %v", err)
+	}
+	if names := groupNames(tools); !slices.Equal(names, []string{"demo__echo", "demo__sleep", "demo__structured"}) {
+		t.Errorf("tools %v, want the demo server's only", names)
+	}
+	if st := g.Stats(); st.Servers[0].ListError == "" {
+		t.Error("the slow server is not reported")
+	}
+	unblock()
+	eventually(t, "the slow server's tools in the list", func() bool {
+		tools, err := g.ListTools(ctx)
+		return err == nil && len(tools) == 6
+	})
+}
