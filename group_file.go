@@ -49,9 +49,9 @@ func (e *FileError) Is(target error) bool { return target == ErrInvalidConfig }
 
 // LoadGroupConfig reads the MCP server config file at path, in the format
 // Claude Desktop, Cursor and Claude Code (.mcp.json) read,
-// {"mcpServers": {NAME: ENTRY, …}}, or VS Code's (.vscode/mcp.json),
-// {"servers": {NAME: ENTRY, …}}, and returns a [GroupConfig] for
-// [NewGroup], servers in file order.
+// {"mcpServers": {NAME: ENTRY, …}}, or VS Code's (.vscode/mcp.json, where
+// comments and trailing commas are allowed), {"servers": {NAME: ENTRY, …}},
+// and returns a [GroupConfig] for [NewGroup], servers in file order.
 //
 // An ENTRY is a stdio server ("command", "args", "env", "cwd", VS Code's
 // "envFile") or an HTTP server ("url", "headers"); "type" is "stdio",
