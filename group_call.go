@@ -253,3 +253,35 @@ func (m *member) pick(tried []bool, balance Balance) int {
 	}
 	return -1
 }
+
+// ResolveTool returns the server of the tool the group names name and the
+// server's own name for it, as CallTool routes it, without calling it: for
+// callers that call the server another way (a keyed pool per end user, say).
+// Errors: a [*NotFoundError], as CallTool's. When the server's catalog
+// cannot be had, the name after the separator is returned as it is.
+func (g *Group) ResolveTool(ctx context.Context, name string) (server, tool string, err error) {
+	m, orig, _, err := route(ctx, g, toolList, "tool", name)
+	if err != nil {
+		return "", "", err
+	}
+	return m.name, orig, nil
+}
+
+// ResolvePrompt is ResolveTool for prompts.
+func (g *Group) ResolvePrompt(ctx context.Context, name string) (server, prompt string, err error) {
+	m, orig, _, err := route(ctx, g, promptList, "prompt", name)
+	if err != nil {
+		return "", "", err
+	}
+	return m.name, orig, nil
+}
+
+// ResourceServer returns the server that ReadResource would read uri from.
+// Errors: a [*NotFoundError] when no server lists it.
+func (g *Group) ResourceServer(ctx context.Context, uri string) (string, error) {
+	m, err := g.resourceServer(ctx, uri)
+	if err != nil {
+		return "", err
+	}
+	return m.name, nil
+}

@@ -145,6 +145,18 @@ func TestGroupMixedServers(t *testing.T) {
 		t.Errorf("unknown resource: %v", err)
 	}
 
+	if server, tool, err := g.ResolveTool(ctx, "web__get-sum"); server != "web" || tool != "get-sum" || err != nil {
+		t.Errorf("ResolveTool: %q %q %v", server, tool, err)
+	}
+	if server, prompt, err := g.ResolvePrompt(ctx, "everything__simple-prompt"); server != "everything" || prompt != "simple-prompt" || err != nil {
+		t.Errorf("ResolvePrompt: %q %q %v", server, prompt, err)
+	}
+	if server, err := g.ResourceServer(ctx, uri); server != "everything" || err != nil {
+		t.Errorf("ResourceServer(%s): %q %v", uri, server, err)
+	}
+	if n, ok := g.Name("web", "get-sum"); n != "web__get-sum" || !ok {
+		t.Errorf("Name: %q %v", n, ok)
+	}
 	if g.Pool("demo") == nil || g.Pool("nope") != nil || len(g.Replicas("web")) != 1 {
 		t.Error("Pool/Replicas lookups")
 	}

@@ -24,7 +24,8 @@ type groupFlags struct {
 
 func (f *groupFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.config, "config", "", "an MCP config file ({\"mcpServers\": …} or VS Code's {\"servers\": …}): use all its\n"+
-		"servers as one group, tools named SERVER__TOOL")
+		"servers as one group, tools named SERVER__TOOL, with the file's pool settings (bench runs\n"+
+		"its pooled mode only, through the group)")
 	fs.StringVar(&f.server, "server", "", "with --config, use only this server, with its plain tool names")
 }
 
