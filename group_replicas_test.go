@@ -141,3 +141,35 @@ func TestGroupBalancePolicies(t *testing.T) {
 		t.Errorf("failover after the first replica died: %d/%d, want 6/6", c.count(), d.count())
 	}
 }
+
+// A stdio server's replicas are separate pools of processes; calls spread
+// over them as over URLs.
+func TestGroupStdioReplicas(t *testing.T) {
+	file := `{"mcpServers": {"local": {"command": "CMD"}}, "mcpool": {"servers": {"local": {"replicas": 2, "balance": "round-robin"}}}}`
+	gc, err := mcpool.ParseGroupConfig("mcp.json", []byte(file), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := stdioCommand(t)
+	for i := range gc.Servers[0].Replicas {
+		gc.Servers[0].Replicas[i].Command = cmd
+	}
+	g := newGroup(t, *gc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 6 {
+		if _, err := g.CallTool(ctx, &mcp.CallToolParams{Name: "local__echo", Arguments: map[string]any{"message": "x"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs := g.Stats().Servers[0].Replicas
+	if len(rs) != 2 || rs[0].Calls != 3 || rs[1].Calls != 3 || rs[0].Pool.Sessions != 1 || rs[1].Pool.Sessions != 1 {
+		t.Errorf("replicas: %+v", rs)
+	}
+	if rs[0].Target != "stdio:"+cmd.Path {
+		t.Errorf("target %q", rs[0].Target)
+	}
+}
