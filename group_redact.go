@@ -73,14 +73,19 @@ func (r *redactor) string(s string) string {
 	return s
 }
 
-// err returns err with its message redacted; errors.Is and errors.As still
-// see the original chain.
+// err returns err with its message redacted, and "mcpool: " said once
+// (a pool error can wrap another that says it too); errors.Is and
+// errors.As still see the original chain.
 func (r *redactor) err(err error) error {
-	if err == nil || len(r.secrets) == 0 {
+	if err == nil {
 		return err
 	}
 	msg := err.Error()
-	if clean := r.string(msg); clean != msg {
+	clean := r.string(msg)
+	if rest, ok := strings.CutPrefix(clean, "mcpool: "); ok {
+		clean = "mcpool: " + strings.ReplaceAll(rest, "mcpool: ", "")
+	}
+	if clean != msg {
 		return &redactedError{msg: clean, err: err}
 	}
 	return err

@@ -498,3 +498,20 @@ func TestGroupSlowServerLeftOut(t *testing.T) {
 		return err == nil && len(tools) == 6
 	})
 }
+
+// An error the group returns says "mcpool: " once, even when the pool's
+// error wraps another that says it.
+func TestGroupErrorPrefixOnce(t *testing.T) {
+	g := newGroup(t, mcpool.GroupConfig{Servers: []mcpool.ServerConfig{
+		{Name: "down", Config: mcpool.Config{URL: "http://" + closedAddr(t) + "/mcp", FailureThreshold: 1}},
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := g.CallTool(ctx, &mcp.CallToolParams{Name: "down__echo"})
+	if err == nil || strings.Count(err.Error(), "mcpool: ") != 1 || !strings.HasPrefix(err.Error(), "mcpool: ") {
+		t.Errorf("error %q: want one mcpool: prefix, at the start", err)
+	}
+	if !errors.Is(err, mcpool.ErrServerUnavailable) && !errors.Is(err, mcpool.ErrConnectFailed) {
+		t.Errorf("error %v lost its chain", err)
+	}
+}
