@@ -24,6 +24,7 @@ type targetFlags struct {
 	verbose        bool
 	auth           authFlags   // auth.go
 	answers        answerFlags // elicit.go
+	group          groupFlags  // --config, --server (config.go)
 }
 
 func (f *targetFlags) register(fs *flag.FlagSet) {
@@ -34,6 +35,7 @@ func (f *targetFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.verbose, "verbose", false, "log pool events and pass a stdio server's stderr through to stderr")
 	f.auth.register(fs)
 	f.answers.register(fs)
+	f.group.register(fs)
 }
 
 // target is a server to talk to: the base of every pool's Config and the
