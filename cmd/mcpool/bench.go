@@ -87,14 +87,14 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	var b benchFlags
 	if err := b.parse(args, stdout); err != nil {
 		return err
 	}
-	arguments, err := parseArguments(b.rawArgs)
-	if err != nil {
-		return usageErrorf("--args: %v", err)
+	arguments, perr := parseArguments(b.rawArgs)
+	if perr != nil {
+		return usageErrorf("--args: %v", perr)
 	}
 	params := func() *mcp.CallToolParams {
 		// A fresh value per call: the SDK writes the request's _meta into
@@ -107,14 +107,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	defer tgt.close()
+	defer func() { shutdown(err != nil || ctx.Err() != nil, tgt) }()
 	var ch *chaos
 	if b.chaos > 0 {
 		if ch, err = tgt.enableChaos(b.chaos, b.maxSessions); err != nil {
 			return err
 		}
 	}
-	if err := preflight(ctx, tgt, b.tool, b.timeout); err != nil {
+	if err := preflight(ctx, tgt, &b.target, b.tool, b.timeout); err != nil {
 		return err
 	}
 	var runs []*modeRun
@@ -152,16 +152,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // preflight connects once and checks that the server has the tool, so that
 // an unreachable server or a misspelt tool costs one clear error, not a run
 // of failed calls.
-func preflight(ctx context.Context, tgt *target, tool string, timeout time.Duration) error {
+func preflight(ctx context.Context, tgt *target, f *targetFlags, tool string, timeout time.Duration) (err error) {
 	p, err := mcpool.New(tgt.poolConfig(1, 1, 0))
 	if err != nil {
 		return err
 	}
-	defer p.Close(context.Background())
+	defer func() { shutdown(err != nil || ctx.Err() != nil, nil, p) }()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := p.Start(ctx); err != nil {
-		return err
+		return explainConnect(ctx, err, f)
 	}
 	tools, err := p.ListTools(ctx)
 	if err != nil {
@@ -187,23 +187,59 @@ func benchPerCall(ctx context.Context, tgt *target, b *benchFlags, params func()
 	impl := &mcp.Implementation{Name: mcpool.DefaultClientName, Version: mcpool.Version}
 	opts := tgt.clientOptions()
 
+	var warns closeWarnings
 	r, err := drive(ctx, modePerCall, b, ch, stderr, func(ctx context.Context) error {
 		cs, err := mcp.NewClient(impl, opts).Connect(ctx, tgt.transport(hc), nil)
 		if err != nil {
 			return err
 		}
 		err = listAndCall(ctx, cs, params)
+		// The call's outcome is decided: a server that is slow to exit
+		// afterwards (still running after the terminate grace, then
+		// stopped by a signal) costs this worker time, which calls/s
+		// shows, but did not fail the call.
 		if cerr := cs.Close(); err == nil && cerr != nil && !errors.Is(cerr, mcp.ErrConnectionClosed) {
-			err = fmt.Errorf("closing the session: %w", cerr)
+			warns.add(cerr)
 		}
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	r.closeWarnings, r.firstCloseWarning = warns.result()
 	r.note = fmt.Sprintf("%s created (one per call)", plural(r.calls, "session"))
+	if r.closeWarnings > 0 {
+		r.note += fmt.Sprintf("; %d closed with a warning after a successful call (first: %s)",
+			r.closeWarnings, oneLine(r.firstCloseWarning))
+	}
 	return r, nil
 }
+
+// closeWarnings counts sessions whose close failed after their call had
+// succeeded, and keeps the first such error.
+type closeWarnings struct {
+	mu    sync.Mutex
+	n     int
+	first error
+}
+
+func (w *closeWarnings) add(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.n == 0 {
+		w.first = err
+	}
+	w.n++
+}
+
+func (w *closeWarnings) result() (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n, w.first
+}
+
+// oneLine folds an error's message onto one line.
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
 func listAndCall(ctx context.Context, cs *mcp.ClientSession, params func() *mcp.CallToolParams) error {
 	for _, err := range cs.Tools(ctx, nil) {
@@ -219,7 +255,7 @@ func listAndCall(ctx context.Context, cs *mcp.ClientSession, params func() *mcp.
 // starts: it connects the sessions the workload needs and fills the tool
 // catalog. Each call then lists tools (from the catalog) and calls the tool,
 // the pooled version of what per-call does.
-func benchPool(ctx context.Context, tgt *target, b *benchFlags, mode string, params func() *mcp.CallToolParams, ch *chaos, stderr io.Writer) (*modeRun, error) {
+func benchPool(ctx context.Context, tgt *target, b *benchFlags, mode string, params func() *mcp.CallToolParams, ch *chaos, stderr io.Writer) (_ *modeRun, err error) {
 	perSession := mcpool.DefaultMaxCallsPerSession
 	if mode == modeExclusive {
 		perSession = 1
@@ -229,11 +265,13 @@ func benchPool(ctx context.Context, tgt *target, b *benchFlags, mode string, par
 	if err != nil {
 		return nil, err
 	}
-	defer p.Close(context.Background())
+	defer func() { shutdown(err != nil || ctx.Err() != nil, nil, p) }()
 	wctx, cancel := context.WithTimeout(ctx, b.timeout)
 	err = p.Start(wctx)
 	if err == nil {
 		_, err = p.ListTools(wctx)
+	} else {
+		err = explainConnect(wctx, err, &b.target)
 	}
 	cancel()
 	if err != nil {
@@ -288,8 +326,13 @@ type modeRun struct {
 	firstErr error
 	ok       []time.Duration // latencies of the calls that succeeded, sorted
 	wall     time.Duration
-	note     string       // the brief statistics line printed under the table
-	chaos    *chaosResult // under --chaos only
+	cpu      time.Duration // the process's CPU time (user+sys) during the run
+	note     string        // the brief statistics line printed under the table
+	// Per-call only: sessions whose close failed after a successful call
+	// (a stdio server slow to exit, stopped by SIGTERM or SIGKILL).
+	closeWarnings     int
+	firstCloseWarning error
+	chaos             *chaosResult // under --chaos only
 }
 
 // drive makes b.calls calls with b.concurrency workers and times each. The
@@ -310,6 +353,7 @@ func drive(ctx context.Context, mode string, b *benchFlags, ch *chaos, stderr io
 		cr = ch.start()
 		defer cr.stop()
 	}
+	cpu0 := processCPU()
 	start := time.Now()
 	for range min(b.concurrency, b.calls) {
 		wg.Go(func() {
@@ -331,14 +375,21 @@ func drive(ctx context.Context, mode string, b *benchFlags, ch *chaos, stderr io
 			}
 		})
 	}
-	wg.Wait()
+	if !waitOrAbandon(ctx, &wg) {
+		// Workers still closing per-call sessions or waiting on a server
+		// that ignores cancellation are left to the process's exit: they
+		// touch nothing that is read from here on.
+		prog.stop()
+		return nil, fmt.Errorf("stopped: %w", context.Cause(ctx))
+	}
 	wall := time.Since(start)
+	cpu := processCPU() - cpu0
 	prog.stop()
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("interrupted: %w", err)
+		return nil, fmt.Errorf("stopped: %w", context.Cause(ctx))
 	}
 
-	r := &modeRun{mode: mode, calls: b.calls, wall: wall}
+	r := &modeRun{mode: mode, calls: b.calls, wall: wall, cpu: cpu}
 	if cr != nil {
 		r.chaos = cr.result(starts, errs)
 	}
@@ -354,4 +405,27 @@ func drive(ctx context.Context, mode string, b *benchFlags, ch *chaos, stderr io
 	}
 	slices.Sort(r.ok)
 	return r, nil
+}
+
+// waitOrAbandon waits for wg, or, once ctx has ended, for closeGrace more
+// at most. It reports whether wg finished.
+func waitOrAbandon(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }

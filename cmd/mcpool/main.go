@@ -18,9 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/mcpool/mcpool"
 )
@@ -37,10 +35,11 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run is the whole command; tests call it in process. SIGINT and SIGTERM
-// cancel the work under way, which then shuts down cleanly.
+// run is the whole command; tests call it in process. The first SIGINT or
+// SIGTERM cancels the work under way, which then winds down within about a
+// second; a second one exits at once.
 func run(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := withSignals(stderr, os.Exit)
 	defer stop()
 	return runContext(ctx, args, stdout, stderr)
 }
@@ -74,7 +73,15 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	for _, c := range commands {
 		if c.name == name {
-			return report(stderr, name, c.run(ctx, rest, stdout, stderr))
+			err := c.run(ctx, rest, stdout, stderr)
+			var in *interrupted
+			if err != nil && errors.As(context.Cause(ctx), &in) {
+				// Whatever the work said on its way out (a context
+				// error, a cancelled call), the signal is the reason.
+				fmt.Fprintf(stderr, "mcpool: %s: %s\n", name, in)
+				return exitInterrupted(in.sig)
+			}
+			return report(stderr, name, err)
 		}
 	}
 	return report(stderr, "", usageErrorf("unknown command %q (commands: %s)", name, commandNames()))

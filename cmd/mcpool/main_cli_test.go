@@ -3,7 +3,6 @@ package main
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestErrors(t *testing.T) {
@@ -45,17 +44,6 @@ func TestErrors(t *testing.T) {
 			wantOneLineError(t, r, c.code, c.mention)
 		})
 	}
-}
-
-func TestCallTimeout(t *testing.T) {
-	// Over stdio, closing the child's stdin ends the call on the server.
-	start := time.Now()
-	r := runCLI(t, "call", "sleep", `{"ms":20000}`, "--timeout", "300ms", "--stdio", selfStdio(t))
-	wantOneLineError(t, r, 1, "timed out")
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("call took %v with --timeout 300ms", d)
-	}
-	wantNoChildren(t)
 }
 
 func TestHelp(t *testing.T) {

@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mcpool/mcpool/internal/demoserver"
 	"github.com/mcpool/mcpool/internal/proctest"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/goleak"
 )
 
@@ -14,9 +18,28 @@ import (
 // --stdio tests start a real child process without building anything.
 const stdioEnv = "MCPOOL_CLI_TEST_STDIO"
 
+// runEnv makes the test binary act as the command itself, with its
+// arguments: tests that send signals or time the exit run the real thing
+// (see execCLI).
+const runEnv = "MCPOOL_CLI_TEST_RUN"
+
 func TestMain(m *testing.M) {
-	if os.Getenv(stdioEnv) == "1" {
+	if os.Getenv(runEnv) == "1" {
+		// Children it starts (--stdio) are servers, not commands.
+		os.Unsetenv(runEnv)
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	switch os.Getenv(stdioEnv) {
+	case "1":
 		os.Exit(run([]string{"demo-server", "--stdio"}, os.Stdout, os.Stderr))
+	case slowExit:
+		// A stdio server that serves normally, then keeps running after
+		// its input ends, as some servers do under load: the client's
+		// close must wait out its grace and send SIGTERM (which, not
+		// handled here, ends the process).
+		_ = demoserver.New(demoserver.Options{}).Run(context.Background(), &mcp.StdioTransport{})
+		time.Sleep(time.Minute)
+		os.Exit(0)
 	}
 	goleak.VerifyTestMain(m)
 }
@@ -57,11 +80,20 @@ func wantOneLineError(t *testing.T, r cliResult, code int, mention string) {
 // stdio server. The path is quoted: the shell-words split must keep it whole.
 func selfStdio(t *testing.T) string {
 	t.Helper()
+	return selfStdioMode(t, "1")
+}
+
+// slowExit is the stdio mode of a server slow to exit (see TestMain).
+const slowExit = "slow-exit"
+
+// selfStdioMode is selfStdio for one of TestMain's stdio modes.
+func selfStdioMode(t *testing.T, mode string) string {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(stdioEnv, "1")
+	t.Setenv(stdioEnv, mode)
 	// A race-enabled binary sleeps a second at exit by default; children
 	// started per call would make the tests crawl.
 	t.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mcpool/mcpool"
+)
+
+// closeGrace bounds the cleanup of a command that was stopped (its
+// --timeout passed, or a signal came) or failed: closing its pools and the
+// embedded server. A server that keeps working on a cancelled call, or a stdio
+// server slow to exit, must not hold the command past its deadline; the
+// process exits right after, which ends a stdio server's input and so
+// stops any well-behaved one.
+const closeGrace = 500 * time.Millisecond
+
+// shutdown closes pools, then stops the target. After a normal end it waits
+// for all of it, so stdio children are reaped; when abrupt is true (the
+// command was stopped or failed) it
+// runs them side by side (stopping the embedded server cancels its calls,
+// which frees the sessions closing on them) and returns after closeGrace
+// at most.
+func shutdown(abrupt bool, tgt *target, pools ...*mcpool.Pool) {
+	if !abrupt {
+		for _, p := range pools {
+			_ = p.Close(context.Background())
+		}
+		if tgt != nil {
+			tgt.close()
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, p := range pools {
+		wg.Go(func() { _ = p.Close(ctx) })
+	}
+	if tgt != nil {
+		wg.Go(tgt.close)
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// explainConnect adds the flag to raise to a connect that ran out of
+// --connect-timeout, which the library reports under its own setting's
+// name (ConnectTimeout). cmdCtx is the context the connect ran under: when
+// it ended too, the command's own deadline or a signal is the cause.
+func explainConnect(cmdCtx context.Context, err error, f *targetFlags) error {
+	if err == nil || cmdCtx.Err() != nil || !errors.Is(err, mcpool.ErrConnectFailed) {
+		return err
+	}
+	// The library's cause is context.DeadlineExceeded (or, in older
+	// versions, the cancellation that the timer caused).
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w (--connect-timeout %v: raise it for a slow server)", err, f.connectTimeout)
+}

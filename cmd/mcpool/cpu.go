@@ -1,0 +1,26 @@
+package main
+
+import (
+	"syscall"
+	"time"
+)
+
+// processCPU returns the CPU time (user plus system) that this process has
+// used so far, or 0 where the system cannot tell. Child processes (stdio
+// servers) are not counted: only what the client itself costs.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuPerCall is the process's CPU time spent during a mode, divided by
+// the calls made.
+func (r *modeRun) cpuPerCall() time.Duration {
+	if r.calls == 0 {
+		return 0
+	}
+	return r.cpu / time.Duration(r.calls)
+}
