@@ -51,6 +51,8 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 	fs.DurationVar(&b.timeout, "timeout", 30*time.Second, "bound on each call, and on warming each pool")
 	fs.DurationVar(&b.chaos, "chaos", 0, "inject a fault at this interval while each mode runs: SIGKILL one stdio\n"+
 		"server process (--stdio), or reset every TCP connection to the server (HTTP).\n"+
+		"After each fault the next also waits until twice --concurrency calls have\n"+
+		"succeeded, so a slow machine gets fewer faults rather than nothing but faults.\n"+
 		"The last tenth of each mode's calls (at least --concurrency of them) run\n"+
 		"without faults, to show whether it healed. Calls that fail under the faults do not fail the command; calls that\n"+
 		"fail after the faults stopped do")
@@ -350,7 +352,7 @@ func drive(ctx context.Context, mode string, b *benchFlags, ch *chaos, stderr io
 	var cr *chaosRun
 	if ch != nil {
 		quietFrom -= chaosTail(b.calls, b.concurrency)
-		cr = ch.start()
+		cr = ch.start(chaosGate(b.concurrency))
 		defer cr.stop()
 	}
 	cpu0 := processCPU()
@@ -370,6 +372,9 @@ func drive(ctx context.Context, mode string, b *benchFlags, ch *chaos, stderr io
 				starts[i] = t0
 				errs[i] = call(cctx)
 				lat[i] = time.Since(t0)
+				if errs[i] == nil {
+					cr.succeeded()
+				}
 				cancel()
 				prog.add()
 			}
