@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -36,6 +37,10 @@ type benchFlags struct {
 	json        bool
 	timeout     time.Duration
 	chaos       time.Duration // 0: no faults
+	matrix      bool
+	chart       string          // file to draw the latency chart in; "" for none
+	set         map[string]bool // the flags given on the command line
+	label       string          // prefix of the progress line (the matrix row)
 }
 
 func (b *benchFlags) parse(args []string, stdout io.Writer) error {
@@ -56,12 +61,34 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 		"The last tenth of each mode's calls (at least --concurrency of them) run\n"+
 		"without faults, to show whether it healed. Calls that fail under the faults do not fail the command; calls that\n"+
 		"fail after the faults stopped do")
-	rest, err := parseFlags(fs, args, "bench [--url URL | --sse URL | --stdio CMD] [flags]", stdout)
+	fs.BoolVar(&b.matrix, "matrix", false, "run the standard set of workloads (short calls at 1, 8, 32 and 128 callers; a\n"+
+		"50ms tool at 64; stdio at 8 and 32, also against a server that handles one call\n"+
+		"at a time per session) against the demo server, run as child processes of this\n"+
+		"command, and print exclusive against pooled for each. --calls, if given, sets\n"+
+		"every row's calls; --max-sessions, --timeout and --json apply. A couple of\n"+
+		"minutes on 2 cores")
+	fs.StringVar(&b.chart, "chart", "", "also draw each mode's latency percentiles (log scale) in this file:\n"+
+		"SVG or PNG, by the name's extension")
+	rest, err := parseFlags(fs, args, "bench [--url URL | --sse URL | --stdio CMD | --matrix] [flags]", stdout)
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 {
 		return usageErrorf("unexpected argument %q", rest[0])
+	}
+	b.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { b.set[f.Name] = true })
+	if b.matrix {
+		for _, name := range []string{"url", "sse", "stdio", "tool", "args", "concurrency", "modes", "chaos", "chart"} {
+			if b.set[name] {
+				return usageErrorf("--matrix runs its own workloads: --%s does not apply", name)
+			}
+		}
+	}
+	if b.chart != "" {
+		if err := checkChartName(b.chart); err != nil {
+			return err
+		}
 	}
 	for name, v := range map[string]int{"--calls": b.calls, "--concurrency": b.concurrency, "--max-sessions": b.maxSessions} {
 		if v < 1 {
@@ -93,6 +120,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	var b benchFlags
 	if err := b.parse(args, stdout); err != nil {
 		return err
+	}
+	if b.matrix {
+		return runMatrix(ctx, &b, stdout, stderr)
 	}
 	arguments, perr := parseArguments(b.rawArgs)
 	if perr != nil {
@@ -290,6 +320,7 @@ func benchPool(ctx context.Context, tgt *target, b *benchFlags, mode string, par
 		return nil, err
 	}
 	st := p.Stats()
+	r.sessions = int(st.SessionsCreated)
 	if r.chaos != nil {
 		r.chaos.pool = &st
 	}
@@ -329,6 +360,7 @@ type modeRun struct {
 	ok       []time.Duration // latencies of the calls that succeeded, sorted
 	wall     time.Duration
 	cpu      time.Duration // the process's CPU time (user+sys) during the run
+	sessions int           // sessions the pool created (pool modes)
 	note     string        // the brief statistics line printed under the table
 	// Per-call only: sessions whose close failed after a successful call
 	// (a stdio server slow to exit, stopped by SIGTERM or SIGKILL).
@@ -346,7 +378,7 @@ func drive(ctx context.Context, mode string, b *benchFlags, ch *chaos, stderr io
 	errs := make([]error, b.calls)
 	starts := make([]time.Time, b.calls)
 	var next atomic.Int64
-	prog := startProgress(stderr, mode, b.calls)
+	prog := startProgress(stderr, b.label+mode, b.calls)
 	var wg sync.WaitGroup
 	quietFrom := b.calls
 	var cr *chaosRun

@@ -62,27 +62,33 @@ type jsonRun struct {
 	Chaos *jsonChaos `json:"chaos,omitempty"`
 }
 
+// json is the run's element of bench --json's "runs". Figures are rounded
+// to the microsecond and the tenth of a call: finer digits are noise, and
+// they make the output hard to read.
+func (r *modeRun) json() jsonRun {
+	// Dividing by the whole number of steps (not multiplying by a step)
+	// gives the float nearest the decimal, which prints without a tail.
+	round := func(x float64, steps float64) float64 { return math.Round(x*steps) / steps }
+	j := jsonRun{
+		Mode: r.mode, Calls: r.calls, Errors: r.errors,
+		P50MS:         round(ms(percentile(r.ok, 0.50)), 1000),
+		P99MS:         round(ms(percentile(r.ok, 0.99)), 1000),
+		CallsPerS:     round(r.callsPerSecond(), 10),
+		CPUPerCallUS:  round(float64(r.cpuPerCall())/float64(time.Microsecond), 10),
+		CloseWarnings: r.closeWarnings,
+	}
+	if r.chaos != nil {
+		j.Chaos = r.chaos.json()
+	}
+	return j
+}
+
 func writeJSON(w io.Writer, runs []*modeRun) error {
 	out := struct {
 		Runs []jsonRun `json:"runs"`
 	}{Runs: make([]jsonRun, len(runs))}
-	// Rounded to the microsecond and the tenth of a call: finer digits
-	// are noise, and they make the output hard to read.
-	// Dividing by the whole number of steps (not multiplying by a step)
-	// gives the float nearest the decimal, which prints without a tail.
-	round := func(x float64, steps float64) float64 { return math.Round(x*steps) / steps }
 	for i, r := range runs {
-		out.Runs[i] = jsonRun{
-			Mode: r.mode, Calls: r.calls, Errors: r.errors,
-			P50MS:         round(ms(percentile(r.ok, 0.50)), 1000),
-			P99MS:         round(ms(percentile(r.ok, 0.99)), 1000),
-			CallsPerS:     round(r.callsPerSecond(), 10),
-			CPUPerCallUS:  round(float64(r.cpuPerCall())/float64(time.Microsecond), 10),
-			CloseWarnings: r.closeWarnings,
-		}
-		if r.chaos != nil {
-			out.Runs[i].Chaos = r.chaos.json()
-		}
+		out.Runs[i] = r.json()
 	}
 	return json.NewEncoder(w).Encode(out)
 }
