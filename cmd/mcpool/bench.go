@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -169,6 +171,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	}
 	if err != nil {
 		return err
+	}
+	if b.chart != "" {
+		if err := writeChart(b.chart, b.describe(tgt), runs); err != nil {
+			return err
+		}
 	}
 	if ch != nil {
 		return chaosOutcome(runs, stderr)
@@ -465,4 +472,29 @@ func waitOrAbandon(ctx context.Context, wg *sync.WaitGroup) bool {
 	case <-t.C:
 		return false
 	}
+}
+
+// describe says what was measured, for the chart's subtitle: the tool,
+// callers, pool size and server.
+func (b *benchFlags) describe(tgt *target) string {
+	server := "the embedded demo server (HTTP)"
+	switch {
+	case b.target.url != "":
+		server = redactedURL(b.target.url)
+	case b.target.sse != "":
+		server = redactedURL(b.target.sse) + " (SSE)"
+	case b.target.stdio != "":
+		server = "stdio: " + filepath.Base(tgt.command[0])
+	}
+	return fmt.Sprintf("tool %s, %d calls per mode, %d callers, MaxSessions %d, %s", b.tool, b.calls, b.concurrency, b.maxSessions, server)
+}
+
+// redactedURL drops a URL's credentials and query, which may hold keys.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "the server"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }
