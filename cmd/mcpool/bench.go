@@ -54,7 +54,7 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 	fs.IntVar(&b.concurrency, "concurrency", 8, "calls in flight at once")
 	fs.IntVar(&b.maxSessions, "max-sessions", 4, "MaxSessions of the pools")
 	modes := fs.String("modes", strings.Join(allModes, ","), "modes to run, comma-separated, from "+strings.Join(allModes, ", "))
-	fs.BoolVar(&b.json, "json", false, `print {"runs":[...]} as JSON instead of a table`)
+	fs.BoolVar(&b.json, "json", false, `print the results as JSON instead of a table: {"runs":[...]}, or {"matrix":[...]} with --matrix`)
 	fs.DurationVar(&b.timeout, "timeout", 30*time.Second, "bound on each call, and on warming each pool")
 	fs.DurationVar(&b.chaos, "chaos", 0, "inject a fault at this interval while each mode runs: SIGKILL one stdio\n"+
 		"server process (--stdio), or reset every TCP connection to the server (HTTP).\n"+
@@ -67,8 +67,8 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 		"50ms tool at 64; stdio at 8 and 32, also against a server that handles one call\n"+
 		"at a time per session) against the demo server, run as child processes of this\n"+
 		"command, and print exclusive against pooled for each. --calls, if given, sets\n"+
-		"every row's calls; --max-sessions, --timeout and --json apply. A couple of\n"+
-		"minutes on 2 cores")
+		"every row's calls; --max-sessions, --timeout and --json apply. About a minute\n"+
+		"on 2 cores")
 	fs.StringVar(&b.chart, "chart", "", "also draw each mode's latency percentiles (log scale) in this file:\n"+
 		"SVG or PNG, by the name's extension")
 	rest, err := parseFlags(fs, args, "bench [--url URL | --sse URL | --stdio CMD | --matrix] [flags]", stdout)

@@ -59,6 +59,12 @@ func writeChart(file, subtitle string, runs []*modeRun) error {
 	if drawn == 0 {
 		return fmt.Errorf("--chart %s: no call succeeded: nothing to draw", file)
 	}
+	// Room for the legend under the curves: the lowest 30% of the
+	// latency axis (in log terms) is left empty.
+	if p.Y.Min > 0 && p.Y.Max > p.Y.Min {
+		span := math.Log(p.Y.Max / p.Y.Min)
+		p.Y.Min /= math.Exp(span * 0.3 / 0.7)
+	}
 	if err := p.Save(8*vg.Inch, 5*vg.Inch, file); err != nil {
 		return fmt.Errorf("--chart: %w", err)
 	}

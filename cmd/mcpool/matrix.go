@@ -53,15 +53,15 @@ const echoArgs = `{"message":"hello"}`
 // few seconds on 2 cores; the serial rows call a 1ms tool, so that a
 // server handling one call at a time costs what it costs a real one.
 var matrixRows = []matrixRow{
-	{"http", false, "echo", echoArgs, 1, 1000},
-	{"http", false, "echo", echoArgs, 8, 2000},
-	{"http", false, "echo", echoArgs, 32, 2000},
-	{"http", false, "echo", echoArgs, 128, 2000},
-	{"http", false, "sleep", `{"ms":50}`, 64, 320},
-	{"stdio", false, "echo", echoArgs, 8, 2000},
-	{"stdio", false, "echo", echoArgs, 32, 2000},
-	{"stdio", true, "sleep", `{"ms":1}`, 8, 1000},
-	{"stdio", true, "sleep", `{"ms":1}`, 32, 1000},
+	{"http", false, "echo", echoArgs, 1, 2000},
+	{"http", false, "echo", echoArgs, 8, 4000},
+	{"http", false, "echo", echoArgs, 32, 4000},
+	{"http", false, "echo", echoArgs, 128, 4000},
+	{"http", false, "sleep", `{"ms":50}`, 64, 640},
+	{"stdio", false, "echo", echoArgs, 8, 4000},
+	{"stdio", false, "echo", echoArgs, 32, 4000},
+	{"stdio", true, "sleep", `{"ms":1}`, 8, 2000},
+	{"stdio", true, "sleep", `{"ms":1}`, 32, 2000},
 }
 
 // matrixResult is one row's outcome.
