@@ -278,7 +278,7 @@ func (w *closeWarnings) result() (int, error) {
 }
 
 // oneLine folds an error's message onto one line.
-func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+func oneLine(err error) string { return strings.Join(strings.Fields(withoutPrefix(err)), " ") }
 
 func listAndCall(ctx context.Context, cs *mcp.ClientSession, params func() *mcp.CallToolParams) error {
 	for _, err := range cs.Tools(ctx, nil) {

@@ -139,8 +139,7 @@ func report(stderr io.Writer, cmd string, err error) int {
 	if err == nil || errors.Is(err, errHelp) {
 		return exitOK
 	}
-	// The library's errors already say "mcpool: "; say it once.
-	msg := strings.TrimPrefix(err.Error(), "mcpool: ")
+	msg := withoutPrefix(err)
 	// Errors from transports and servers may span lines; scripts and people
 	// both read one line more easily.
 	msg = strings.Join(strings.Fields(msg), " ")
@@ -156,6 +155,13 @@ func report(stderr io.Writer, cmd string, err error) int {
 		return exitUsage
 	}
 	return exitFailure
+}
+
+// withoutPrefix is err's message without the library's "mcpool: "
+// prefixes, which wrapped errors carry in the middle as well: the line
+// printed says "mcpool: " once, at its start.
+func withoutPrefix(err error) string {
+	return strings.ReplaceAll(err.Error(), "mcpool: ", "")
 }
 
 // newFlagSet returns a flag set that reports errors to us instead of

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"fmt"
+	"io"
 	"strings"
 	"testing"
+
+	"github.com/mcpool/mcpool"
 )
 
 func TestErrors(t *testing.T) {
@@ -90,5 +94,19 @@ func TestSplitWords(t *testing.T) {
 		if _, err := splitWords(bad); err == nil {
 			t.Errorf("splitWords(%q): no error", bad)
 		}
+	}
+}
+
+// A library error wrapped inside the command's own still yields one line
+// with one "mcpool: ".
+func TestReportSaysMcpoolOnce(t *testing.T) {
+	var stderr strings.Builder
+	err := fmt.Errorf("pooled: 3 of 10 calls failed; first error: %w",
+		&mcpool.SessionLostError{Tool: "echo", Cause: io.EOF})
+	if code := report(&stderr, "bench", err); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	if got := stderr.String(); strings.Count(got, "mcpool:") != 1 || !strings.HasPrefix(got, "mcpool: pooled: 3 of 10") {
+		t.Errorf("stderr %q, want one line saying mcpool: once", got)
 	}
 }
