@@ -146,7 +146,7 @@ func matrixOne(ctx context.Context, b *benchFlags, row matrixRow, stderr io.Writ
 
 // startDemoProcess runs "exe demo-server --http 127.0.0.1:0" and returns
 // its URL, read from the line it prints once listening, and a func that
-// stops it (SIGTERM) and reaps it.
+// stops it (SIGTERM, then SIGKILL after shutdownTimeout) and reaps it.
 func startDemoProcess(ctx context.Context, exe string) (url string, stop func(), err error) {
 	cmd := exec.Command(exe, "demo-server", "--http", "127.0.0.1:0")
 	errPipe, err := cmd.StderrPipe()
@@ -159,7 +159,14 @@ func startDemoProcess(ctx context.Context, exe string) (url string, stop func(),
 	exited := make(chan struct{})
 	stop = func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		<-exited
+		// It cancels its calls and exits at once; should it not, it
+		// must not hold the command.
+		select {
+		case <-exited:
+		case <-time.After(shutdownTimeout):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
 	}
 	lines := make(chan string, 1)
 	go func() {
