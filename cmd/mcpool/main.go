@@ -110,7 +110,10 @@ func printUsage(w io.Writer) {
 		"bench, tools and call take --url URL, --sse URL or --stdio \"CMD ARGS\" to name\n"+
 		"a server; without them they start the embedded demo server (tools: echo,\n"+
 		"sleep, structured) on loopback HTTP. --timeout bounds tools and call (and\n"+
-		"each call of bench), --connect-timeout each connect.\n")
+		"each call of bench), --connect-timeout each connect.\n\n"+
+		"Ctrl-C (SIGINT) or SIGTERM stops a command within about a second, cancelling\n"+
+		"its calls: bench, tools and call exit with status 130 or 143, demo-server\n"+
+		"with 0. A second one exits at once.\n")
 }
 
 func commandNames() string {

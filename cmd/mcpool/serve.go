@@ -26,7 +26,8 @@ const shutdownTimeout = 5 * time.Second
 func runDemoServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo-server")
 	addr := fs.String("http", "127.0.0.1:8080", "serve streamable HTTP on this address, at path "+demoPath)
-	stdio := fs.Bool("stdio", false, "serve on standard input and output instead of HTTP")
+	stdio := fs.Bool("stdio", false, "serve on standard input and output instead of HTTP. SIGINT or SIGTERM\n"+
+		"stops the server in either mode, cancelling the calls in progress")
 	serial := fs.Bool("serial", false, "handle one tool call at a time per session, like a single-threaded server")
 	verbose := fs.Bool("verbose", false, "log each tool call's start and end to stderr")
 	rest, err := parseFlags(fs, args, "demo-server [--http ADDR | --stdio] [--serial] [--verbose]", stdout)
