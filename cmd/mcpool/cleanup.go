@@ -4,18 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/internal/proctest"
 )
 
 // closeGrace bounds the cleanup of a command that was stopped (its
 // --timeout passed, or a signal came) or failed: closing its pools and the
 // embedded server. A server that keeps working on a cancelled call, or a stdio
 // server slow to exit, must not hold the command past its deadline; the
-// process exits right after, which ends a stdio server's input and so
-// stops any well-behaved one.
+// process exits right after (see exit), which ends a stdio server's input
+// and so stops any well-behaved one, and signals the others.
 const closeGrace = 500 * time.Millisecond
 
 // shutdown closes pools, then stops the target. After a normal end it waits
@@ -51,7 +55,29 @@ func shutdown(abrupt bool, tgt *target, pools ...*mcpool.Pool) {
 	select {
 	case <-done:
 	case <-ctx.Done():
+		abandoned.Store(true)
 	}
+}
+
+// abandoned records that a cleanup was cut short: stdio servers may still
+// be running, waiting out their terminate grace.
+var abandoned atomic.Bool
+
+// exit ends the process with code. If a cleanup was cut short it first
+// sends SIGTERM to the child processes still running (stdio servers that
+// ignored the end of their input), which the cut-short close would have
+// sent them after its grace: none is left behind, orphaned. Only main (and
+// tests running the command as a process of its own) call it; in process,
+// other children may be someone else's.
+func exit(code int) {
+	if abandoned.Load() {
+		if pids, err := proctest.Children(""); err == nil {
+			for _, pid := range pids {
+				_ = syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
+	}
+	os.Exit(code)
 }
 
 // explainConnect adds the flag to raise to a connect that ran out of

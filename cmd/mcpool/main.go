@@ -32,14 +32,14 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // run is the whole command; tests call it in process. The first SIGINT or
 // SIGTERM cancels the work under way, which then winds down within about a
 // second; a second one exits at once.
 func run(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := withSignals(stderr, os.Exit)
+	ctx, stop := withSignals(stderr, exit)
 	defer stop()
 	return runContext(ctx, args, stdout, stderr)
 }

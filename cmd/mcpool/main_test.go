@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(runEnv) == "1" {
 		// Children it starts (--stdio) are servers, not commands.
 		os.Unsetenv(runEnv)
-		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+		exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	switch os.Getenv(stdioEnv) {
 	case "1":
@@ -37,6 +38,9 @@ func TestMain(m *testing.M) {
 		// its input ends, as some servers do under load: the client's
 		// close must wait out its grace and send SIGTERM (which, not
 		// handled here, ends the process).
+		if f := os.Getenv(pidFileEnv); f != "" {
+			_ = os.WriteFile(f, []byte(strconv.Itoa(os.Getpid())), 0o600)
+		}
 		_ = demoserver.New(demoserver.Options{}).Run(context.Background(), &mcp.StdioTransport{})
 		time.Sleep(time.Minute)
 		os.Exit(0)
@@ -85,6 +89,9 @@ func selfStdio(t *testing.T) string {
 
 // slowExit is the stdio mode of a server slow to exit (see TestMain).
 const slowExit = "slow-exit"
+
+// pidFileEnv names a file where a slow-exit server writes its process id.
+const pidFileEnv = "MCPOOL_CLI_TEST_PIDFILE"
 
 // selfStdioMode is selfStdio for one of TestMain's stdio modes.
 func selfStdioMode(t *testing.T, mode string) string {

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -298,4 +302,48 @@ func TestConnectTimeoutNamesFlag(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStoppedCommandLeavesNoServer stops call by its --timeout while its
+// stdio server ignores the end of its input: the command exits on time and
+// the server does not outlive it (it gets the SIGTERM that the cut-short
+// close would have sent).
+func TestStoppedCommandLeavesNoServer(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	t.Setenv(pidFileEnv, pidFile)
+	start := time.Now()
+	p := execCLI(t, "call", "--timeout", "1s", "--stdio", selfStdioMode(t, slowExit), "sleep", `{"ms":20000}`)
+	_, took := p.wait(start)
+	wantOneLineError(t, p.result(), 1, "timed out after 1s")
+	if took > quickExit {
+		t.Errorf("exited %v after it started, want within %v", took, quickExit)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("the server wrote no pid: %v", err)
+	}
+	pid, err := strconv.Atoi(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// It would linger a minute on its own; SIGTERM ends it at once.
+	deadline := time.Now().Add(20 * time.Second)
+	for running(pid) {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the stdio server (pid %d) still runs 20s after the command exited", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// running reports whether pid is a live process (not gone, not a zombie).
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] != "Z"
 }
