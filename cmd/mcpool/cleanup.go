@@ -73,7 +73,9 @@ func exit(code int) {
 	if abandoned.Load() {
 		if pids, err := proctest.Children(""); err == nil {
 			for _, pid := range pids {
-				_ = syscall.Kill(pid, syscall.SIGTERM)
+				if proc, err := os.FindProcess(pid); err == nil {
+					_ = proc.Signal(syscall.SIGTERM)
+				}
 			}
 		}
 	}
