@@ -135,7 +135,7 @@ func TestProgressQuietOnShortRuns(t *testing.T) {
 // running after its input closes, until the client's SIGTERM ends it: every
 // call succeeded, so the run succeeds, and the slow exits are counted apart.
 func TestBenchPerCallSlowExit(t *testing.T) {
-	r := runCLI(t, "bench", "--json", "--modes", "per-call", "--stdio", selfStdioMode(t, slowExit),
+	r := runCLI(t, "bench", "--json", "--modes", "per-call", "--stdio", selfSlowExit(t),
 		"--calls", "2", "--concurrency", "2")
 	if r.code != 0 {
 		t.Fatalf("exit status %d: %s", r.code, r.stderr)
@@ -146,7 +146,7 @@ func TestBenchPerCallSlowExit(t *testing.T) {
 	}
 	wantNoChildren(t)
 
-	r = runCLI(t, "bench", "--modes", "per-call", "--stdio", selfStdioMode(t, slowExit), "--calls", "1", "--concurrency", "1")
+	r = runCLI(t, "bench", "--modes", "per-call", "--stdio", selfSlowExit(t), "--calls", "1", "--concurrency", "1")
 	if r.code != 0 {
 		t.Fatalf("exit status %d: %s", r.code, r.stderr)
 	}

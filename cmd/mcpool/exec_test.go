@@ -55,9 +55,7 @@ func execCLIWith(t *testing.T, prepare func(*exec.Cmd), args ...string) *cliProc
 	}
 	p := &cliProc{t: t, done: make(chan struct{})}
 	p.cmd = exec.Command(exe, args...)
-	p.cmd.Env = append(os.Environ(), runEnv+"=1",
-		// A race-enabled binary sleeps a second at exit by default.
-		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	selfCommand(t)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if prepare != nil {
 		prepare(p.cmd)

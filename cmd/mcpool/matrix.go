@@ -146,7 +146,8 @@ func matrixOne(ctx context.Context, b *benchFlags, row matrixRow, stderr io.Writ
 
 // startDemoProcess runs "exe demo-server --http 127.0.0.1:0" and returns
 // its URL, read from the line it prints once listening, and a func that
-// stops it (SIGTERM, then SIGKILL after shutdownTimeout) and reaps it.
+// stops it (SIGTERM, then SIGKILL after shutdownTimeout, or closeGrace once
+// ctx has ended) and reaps it.
 func startDemoProcess(ctx context.Context, exe string) (url string, stop func(), err error) {
 	cmd := exec.Command(exe, "demo-server", "--http", "127.0.0.1:0")
 	errPipe, err := cmd.StderrPipe()
@@ -160,10 +161,14 @@ func startDemoProcess(ctx context.Context, exe string) (url string, stop func(),
 	stop = func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		// It cancels its calls and exits at once; should it not, it
-		// must not hold the command.
+		// must not hold the command, least of all a stopped one.
+		limit := shutdownTimeout
+		if ctx.Err() != nil {
+			limit = closeGrace
+		}
 		select {
 		case <-exited:
-		case <-time.After(shutdownTimeout):
+		case <-time.After(limit):
 			_ = cmd.Process.Kill()
 			<-exited
 		}

@@ -2,18 +2,9 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 )
-
-// selfCommand makes children that this test binary starts as "mcpool ..."
-// (the matrix's servers) act as the command (see TestMain).
-func selfCommand(t *testing.T) {
-	t.Helper()
-	t.Setenv(runEnv, "1")
-	t.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-}
 
 type matrixJSON struct {
 	Matrix []struct {

@@ -314,7 +314,7 @@ func TestStoppedCommandLeavesNoServer(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	t.Setenv(pidFileEnv, pidFile)
 	start := time.Now()
-	p := execCLI(t, "call", "--timeout", "1s", "--stdio", selfStdioMode(t, slowExit), "sleep", `{"ms":20000}`)
+	p := execCLI(t, "call", "--timeout", "1s", "--stdio", selfSlowExit(t), "sleep", `{"ms":20000}`)
 	_, took := p.wait(start)
 	wantOneLineError(t, p.result(), 1, "timed out after 1s")
 	if took > quickExit {
@@ -348,4 +348,57 @@ func running(pid int) bool {
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return len(f) > 0 && f[0] != "Z"
+}
+
+// TestInterruptMatrix interrupts bench --matrix while it runs: it exits on
+// time, and the demo servers it started (children running this binary as
+// "demo-server") all end with it.
+func TestInterruptMatrix(t *testing.T) {
+	p := execCLI(t, "bench", "--matrix")
+	p.waitStderr(" calls") // the progress line: a row is under way
+	sent := time.Now()
+	p.signal(syscall.SIGINT)
+	code, took := p.wait(sent)
+	if code != 130 || took > quickExit {
+		t.Errorf("exit status %d %v after SIGINT, want 130 within %v; stderr:\n%s", code, took, quickExit, p.stderr.String())
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := servers(exe)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, pid := range left {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			t.Fatalf("demo servers %v still run 10s after bench --matrix exited", left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// servers returns the live processes running exe as "demo-server".
+func servers(exe string) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var pids []int
+	for _, path := range stats {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) < 2 || args[0] != exe || args[1] != "demo-server" {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
+		if running(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
