@@ -81,7 +81,8 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 	b.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { b.set[f.Name] = true })
 	if b.matrix {
-		for _, name := range []string{"url", "sse", "stdio", "tool", "args", "concurrency", "modes", "chaos", "chart"} {
+		// (config and server are the flags that name a configured server.)
+		for _, name := range []string{"url", "sse", "stdio", "config", "server", "tool", "args", "concurrency", "modes", "chaos", "chart"} {
 			if b.set[name] {
 				return usageErrorf("--matrix runs its own workloads: --%s does not apply", name)
 			}
