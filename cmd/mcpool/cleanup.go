@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -95,5 +96,22 @@ func explainConnect(cmdCtx context.Context, err error, f *targetFlags) error {
 	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		return err
 	}
+	// Where the library names its own setting, name the flag instead.
+	if msg := err.Error(); strings.Contains(msg, "Config.ConnectTimeout") {
+		return &renamed{err, strings.ReplaceAll(msg, "Config.ConnectTimeout", "--connect-timeout")}
+	}
 	return fmt.Errorf("%w (--connect-timeout %v: raise it for a slow server)", err, f.connectTimeout)
 }
+
+// renamed is an error with another message: the command's words for the
+// library's.
+type renamed struct {
+	err error
+	msg string
+}
+
+// Error is the new message.
+func (e *renamed) Error() string { return e.msg }
+
+// Unwrap returns the original error, so errors.Is and As see through.
+func (e *renamed) Unwrap() error { return e.err }
