@@ -298,7 +298,11 @@ func TestConnectTimeoutNamesFlag(t *testing.T) {
 			start := time.Now()
 			p := execCLI(t, args...)
 			_, took := p.wait(start)
-			wantOneLineError(t, p.result(), 1, "--connect-timeout 300ms")
+			r := p.result()
+			wantOneLineError(t, r, 1, "--connect-timeout")
+			if !strings.Contains(r.stderr, "300ms") {
+				t.Errorf("stderr %q does not give the timeout", r.stderr)
+			}
 			if took > quickExit {
 				t.Errorf("took %v, want within %v", took, quickExit)
 			}
