@@ -83,22 +83,23 @@ func exit(code int) {
 	os.Exit(code)
 }
 
-// explainConnect adds the flag to raise to a connect that ran out of
-// --connect-timeout, which the library reports under its own setting's
-// name (ConnectTimeout). cmdCtx is the context the connect ran under: when
-// it ended too, the command's own deadline or a signal is the cause.
+// explainConnect names the flag to raise when connects ran out of
+// --connect-timeout. Where the library names its own setting
+// (Config.ConnectTimeout) the message says --connect-timeout instead, also
+// when the command's own deadline or a signal ended the wait; otherwise,
+// when the connect failed on its own timeout (cmdCtx, under which it ran,
+// still live), the flag and its value are added.
 func explainConnect(cmdCtx context.Context, err error, f *targetFlags) error {
-	if err == nil || cmdCtx.Err() != nil || !errors.Is(err, mcpool.ErrConnectFailed) {
+	if err == nil || !errors.Is(err, mcpool.ErrConnectFailed) {
 		return err
+	}
+	if msg := err.Error(); strings.Contains(msg, "Config.ConnectTimeout") {
+		return &renamed{err, strings.ReplaceAll(msg, "Config.ConnectTimeout", "--connect-timeout")}
 	}
 	// The library's cause is context.DeadlineExceeded (or, in older
 	// versions, the cancellation that the timer caused).
-	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+	if cmdCtx.Err() != nil || (!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)) {
 		return err
-	}
-	// Where the library names its own setting, name the flag instead.
-	if msg := err.Error(); strings.Contains(msg, "Config.ConnectTimeout") {
-		return &renamed{err, strings.ReplaceAll(msg, "Config.ConnectTimeout", "--connect-timeout")}
 	}
 	return fmt.Errorf("%w (--connect-timeout %v: raise it for a slow server)", err, f.connectTimeout)
 }

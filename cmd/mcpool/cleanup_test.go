@@ -32,4 +32,16 @@ func TestExplainConnect(t *testing.T) {
 	if err := explainConnect(context.Background(), other, f); err != error(other) {
 		t.Errorf("a refused connect became %v", err)
 	}
+	// When the command's deadline ended the wait, the library's words are
+	// still translated, and nothing is added.
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	named := &mcpool.ConnectError{Target: "x", Cause: fmt.Errorf("gave up (%w); the last: raise Config.ConnectTimeout", context.DeadlineExceeded)}
+	if msg := explainConnect(done, named, f).Error(); strings.Count(msg, "--connect-timeout") != 1 || strings.Contains(msg, "Config.") {
+		t.Errorf("%q: want the flag named once", msg)
+	}
+	plain := &mcpool.ConnectError{Target: "x", Cause: context.DeadlineExceeded}
+	if err := explainConnect(done, plain, f); err != error(plain) {
+		t.Errorf("after the command's deadline %v became %v", plain, err)
+	}
 }
