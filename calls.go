@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sync/atomic"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -26,6 +27,11 @@ import (
 // that expired all its sessions at once). Otherwise, or when the retries are
 // spent, it returns a [*SessionLostError] (errors.Is ErrSessionLost).
 //
+// A 429 Too Many Requests is not a lost session: the request did not run.
+// CallTool waits for the server's Retry-After (BackoffInitial if it sent
+// none) and tries once more, or returns a [*RateLimitedError] (errors.Is
+// ErrRateLimited) at once when ctx would end before the wait does.
+//
 // Other errors: those of Acquire; ctx's error; the server's JSON-RPC error
 // (an unknown tool, bad arguments); a transport error (the pool then probes
 // the session); or ErrPoolClosed wrapped with the call's error when Close
@@ -44,6 +50,13 @@ func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.C
 		return err
 	}
 	o := p.do(ctx, call)
+	if o.rateLimited && p.waitRateLimit(ctx, o.err) {
+		// A 429 did not run the tool: once, after the server's Retry-After.
+		p.counters.retries.Add(1)
+		if o = p.do(ctx, call); o.rateLimited {
+			o.err.(*RateLimitedError).Retried = true
+		}
+	}
 	if !o.lost {
 		return res, o.err
 	}
@@ -114,6 +127,8 @@ type outcome struct {
 	lost bool
 	// mayHaveRun: the request may have reached the server.
 	mayHaveRun bool
+	// rateLimited: the server answered 429; err is a *RateLimitedError.
+	rateLimited bool
 }
 
 // callTrack rides in a call's context down to the pool's HTTP transport,
@@ -122,8 +137,11 @@ type outcome struct {
 // it (a 404 on another call's POST), so the error alone cannot tell whether
 // this call's request was delivered.
 type callTrack struct {
-	delivered    atomic.Bool // the server accepted the request (2xx)
-	unauthorized atomic.Bool // it got 401 even after a token refresh
+	delivered      atomic.Bool  // the server accepted the request (2xx)
+	unauthorized   atomic.Bool  // it got 401 even after a token refresh
+	rateLimited    atomic.Bool  // it got 429
+	retryAfter     atomic.Int64 // the 429's Retry-After, in nanoseconds
+	unknownSession atomic.Bool  // it got 400 for an unknown session: not run
 }
 
 type trackKey struct{}
@@ -154,13 +172,16 @@ func (p *Pool) do(ctx context.Context, fn func(ctx context.Context, cs *mcp.Clie
 		return outcome{}
 	}
 	p.counters.errors.Add(1)
-	mayHaveRun := tr.delivered.Load() || !neverSent(err)
+	mayHaveRun := (tr.delivered.Load() || !neverSent(err)) && !tr.unknownSession.Load()
 	switch {
 	case tr.unauthorized.Load():
 		// The server refused the token and the SDK broke the session; the
 		// request did not run. Retrying would only be refused again.
 		p.markDead(s, err)
 		return outcome{err: fmt.Errorf("%w: the server refused the token (401): %w", ErrUnauthorized, err)}
+	case tr.rateLimited.Load() || isRateLimited(err):
+		// The server refused the request and the session is fine.
+		return outcome{err: &RateLimitedError{RetryAfter: time.Duration(tr.retryAfter.Load()), Cause: err}, rateLimited: true}
 	case ctx.Err() != nil:
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			// A stalled server looks like this: check the session once idle.
@@ -168,16 +189,17 @@ func (p *Pool) do(ctx context.Context, fn func(ctx context.Context, cs *mcp.Clie
 		}
 	case s.ctx.Err() != nil:
 		return outcome{err: fmt.Errorf("%w: call cancelled at the drain deadline: %w", ErrPoolClosed, err)}
-	case isSessionGone(err):
+	case isSessionGone(err) || breaksSession(err):
 		p.markDead(s, err)
 		return outcome{err: err, lost: true, mayHaveRun: mayHaveRun}
 	case isTransportFailure(err):
 		p.suspect(s)
 		return outcome{err: err, lost: true, mayHaveRun: mayHaveRun}
 	case !isServerAnswer(err):
-		if p.isLeaving(s) {
-			// Whatever the error says, the session died meanwhile (its
-			// Wait returned): the call went down with it.
+		if p.isLeaving(s) || brokenNow(ctx, s.cs, p.cfg.PingTimeout) {
+			// The session died meanwhile (its Wait returned), or the SDK
+			// no longer uses it: the call went down with it.
+			p.markDead(s, err)
 			return outcome{err: err, lost: true, mayHaveRun: mayHaveRun}
 		}
 		p.suspect(s)
