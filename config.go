@@ -35,6 +35,10 @@ const (
 	DefaultBreakerCooldown     = 5 * time.Second
 )
 
+// DefaultMaxListPages is the page limit of one tool, prompt or resource
+// listing when Config.MaxListPages is zero.
+const DefaultMaxListPages = 100
+
 // Config describes a pool. Exactly one of URL, SSEURL, Command and NewTransport
 // names the server. Every other field is optional: its zero value means the
 // documented default, applied by [New]. A Config is read once by New and may
@@ -148,6 +152,13 @@ type Config struct {
 	// opens it for another cool-down. Zero means DefaultBreakerCooldown (5s).
 	BreakerCooldown time.Duration
 
+	// MaxListPages bounds one ListTools, ListPrompts or ListResources
+	// fetch: a server still sending a next cursor after this many pages (or
+	// sending one cursor twice) gets a *ListTooLongError (ErrListTooLong)
+	// instead of a fetch that grows without end. Zero means
+	// DefaultMaxListPages (100).
+	MaxListPages int
+
 	// OnCatalogChange, if set, is called after a tool, prompt or resource
 	// list fetched from the server differs from the previous fetch (issue 4).
 	// It runs on the fetching goroutine: keep it quick.
@@ -254,6 +265,12 @@ func (c *Config) validate() (*settings, error) {
 	}
 	if s.MinSessions > s.MaxSessions {
 		return nil, configErr("MinSessions", fmt.Sprintf("(%d) exceeds MaxSessions (%d)", s.MinSessions, s.MaxSessions))
+	}
+	if c.MaxListPages < 0 {
+		return nil, configErr("MaxListPages", "is negative")
+	}
+	if s.MaxListPages == 0 {
+		s.MaxListPages = DefaultMaxListPages
 	}
 	if s.MaxCallsPerSession == 0 {
 		s.MaxCallsPerSession = DefaultMaxCallsPerSession

@@ -39,7 +39,7 @@ var (
 	// ErrListTooLong means a paginated list (tools, prompts, resources) did
 	// not end within Config.MaxListPages pages, or the server sent a cursor
 	// it had already sent: the fetch stopped rather than grow without bound.
-	// The error is a [*ListError].
+	// The error is a [*ListTooLongError].
 	ErrListTooLong = errors.New("mcpool: list did not end")
 )
 
@@ -72,8 +72,8 @@ func (e *RateLimitedError) Error() string {
 // Unwrap returns ErrRateLimited and the cause.
 func (e *RateLimitedError) Unwrap() []error { return []error{ErrRateLimited, e.Cause} }
 
-// ListError reports a runaway paginated list. It matches ErrListTooLong.
-type ListError struct {
+// ListTooLongError reports a runaway paginated list. It matches ErrListTooLong.
+type ListTooLongError struct {
 	Kind  string // "tools", "prompts" or "resources"
 	Pages int    // pages fetched before the pool stopped
 	// RepeatedCursor is the cursor the server sent twice, if that is why
@@ -82,7 +82,7 @@ type ListError struct {
 }
 
 // Error says why the listing stopped and what to do.
-func (e *ListError) Error() string {
+func (e *ListTooLongError) Error() string {
 	if e.RepeatedCursor != "" {
 		return fmt.Sprintf("mcpool: list did not end: the server sent %s cursor %q twice (after %d pages): its pagination loops",
 			e.Kind, e.RepeatedCursor, e.Pages)
@@ -91,7 +91,7 @@ func (e *ListError) Error() string {
 }
 
 // Is reports whether target is ErrListTooLong.
-func (e *ListError) Is(target error) bool { return target == ErrListTooLong }
+func (e *ListTooLongError) Is(target error) bool { return target == ErrListTooLong }
 
 // UnavailableError is returned while the circuit breaker is open. It matches
 // ErrServerUnavailable and unwraps to the last connect failure (a
