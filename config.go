@@ -90,7 +90,9 @@ type Config struct {
 	// wait for as long as the caller's context allows.
 	AcquireTimeout time.Duration
 	// ConnectTimeout bounds one connect, including the initialize (or
-	// server/discover) exchange. Zero means DefaultConnectTimeout (10s).
+	// server/discover) exchange. A connect it cuts short fails with a
+	// *ConnectError that matches context.DeadlineExceeded and names this
+	// setting. Zero means DefaultConnectTimeout (10s).
 	ConnectTimeout time.Duration
 	// DrainTimeout bounds how long Close lets calls in flight finish before
 	// it cancels them. Zero means DefaultDrainTimeout (10s).
@@ -185,7 +187,9 @@ type Command struct {
 	Env []string
 	// Dir is the child's working directory. Empty means this process's.
 	Dir string
-	// Stderr receives the child's standard error. Nil discards it.
+	// Stderr receives the child's standard error. Nil discards it. Either
+	// way the pool keeps the last 4 KB of it, so that a child that exits
+	// during connect is explained by ConnectError.Stderr.
 	Stderr io.Writer
 	// TerminateTimeout is how long closing a session waits for the child to
 	// exit after its stdin is closed, and again after SIGTERM, before SIGKILL

@@ -167,12 +167,18 @@ var sessionBreakingTexts = []string{
 // whose reader or writer failed, a request is refused before anything is
 // written, with mcp.ErrConnectionClosed. (The SDK records the failure before
 // it hands the failing call its error, so the answer is settled.) On a live
-// session this is an ordinary ping, bounded by timeout.
+// session this is an ordinary ping, bounded by timeout; a ping that meets
+// the session's end (404) settles it too.
 func brokenNow(ctx context.Context, cs *mcp.ClientSession, timeout time.Duration) bool {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err := cs.Ping(ctx, nil)
-	return errors.Is(err, mcp.ErrConnectionClosed) && ctx.Err() == nil
+	if err == nil || ctx.Err() != nil {
+		return false
+	}
+	// Refused as broken, or the ping itself met the session's end (a 404
+	// from a server that dropped the session meanwhile).
+	return isSessionGone(err) || breaksSession(err)
 }
 
 // isRateLimited reports the SDK's error for a 429 (the request was refused,
