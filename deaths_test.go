@@ -234,6 +234,15 @@ func (f *faultHTTP) misbehave(w http.ResponseWriter, r *http.Request, next http.
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
 		io.WriteString(w, "{not json")
+	case "huge-event":
+		// An SSE event over the SDK's 16 MB limit (mcp.DefaultMaxEventSize).
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "event: message\ndata: ")
+		w.Write(bytes.Repeat([]byte("x"), mcp.DefaultMaxEventSize+1<<20))
+		io.WriteString(w, "\n\n")
 	case "bad-request":
 		// A 400 that is not about the session: nothing proves the request
 		// did not run.
@@ -260,6 +269,8 @@ func TestSessionKillingHTTP(t *testing.T) {
 		{"content-type", faultCase{tool: "write", mayHaveRun: true}},
 		{"bad-json", faultCase{tool: "read", retried: true}},
 		{"bad-json", faultCase{tool: "write", mayHaveRun: true}},
+		{"huge-event", faultCase{tool: "read", retried: true}},
+		{"huge-event", faultCase{tool: "write", mayHaveRun: true}},
 		{"bad-request", faultCase{tool: "read", retried: true}},
 		{"bad-request", faultCase{tool: "write", mayHaveRun: true}},
 		// Not run: retried even though the tool is not read-only.
@@ -281,5 +292,3 @@ func TestSessionKillingHTTP(t *testing.T) {
 		})
 	}
 }
-
-var _ = bytes.NewReader
