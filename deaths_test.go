@@ -71,10 +71,7 @@ func (w *badWriter) Write(b []byte) (int, error) {
 		return len(b), err
 	case "huge":
 		// One frame over the SDK's 16 MB limit (mcp.DefaultMaxLineLength).
-		big := make([]byte, mcp.DefaultMaxLineLength+1<<20)
-		for i := range big {
-			big[i] = 'x'
-		}
+		big := bytes.Repeat([]byte("x"), mcp.DefaultMaxLineLength+1<<20)
 		w.out.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{"x":"`))
 		w.out.Write(big)
 		_, err := w.out.Write([]byte("\"}}\n"))
@@ -138,7 +135,9 @@ type faultCase struct {
 
 func checkFaultCall(t *testing.T, p *mcpool.Pool, fc faultCase) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Generous: reading 16 MB under the race detector on a loaded machine
+	// takes seconds. The test waits for the call's outcome, not a duration.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	before := p.Stats()
 	res, err := p.CallTool(ctx, &mcp.CallToolParams{Name: fc.tool})
@@ -211,7 +210,7 @@ func newFaultHTTP(t *testing.T) *faultHTTP {
 		}
 		next.ServeHTTP(w, r)
 	}))
-	t.Cleanup(ts.Close)
+	t.Cleanup(func() { closeServer(ts, srv) })
 	f.url = ts.URL
 	return f
 }
@@ -290,5 +289,14 @@ func TestSessionKillingHTTP(t *testing.T) {
 			f.arm(c.mode)
 			checkFaultCall(t, p, c.fc)
 		})
+	}
+}
+
+// closeServer stops a loopback MCP server and ends the sessions it still
+// holds (those whose DELETE a fault swallowed), or goleak sees their readers.
+func closeServer(ts *httptest.Server, srv *mcp.Server) {
+	ts.Close()
+	for ss := range srv.Sessions() {
+		ss.Close()
 	}
 }

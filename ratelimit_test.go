@@ -50,7 +50,7 @@ func newLimiter(t *testing.T) *limiter {
 		}
 		next.ServeHTTP(w, r)
 	}))
-	t.Cleanup(ts.Close)
+	t.Cleanup(func() { closeServer(ts, srv) })
 	l.url = ts.URL
 	return l
 }
