@@ -14,7 +14,7 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// This file holds what goes into every HTTP request (issue 4): static
+// This file holds what goes into every HTTP request: static
 // headers, bearer tokens read per request, and per-call headers.
 
 // TokenFunc supplies the bearer token for an HTTP request. The pool calls it

@@ -16,7 +16,7 @@ import (
 // nil error, as the SDK does.
 //
 // If the session dies during the call, or the request fails in transit (a
-// network error, a 5xx), CallTool (issue 3) retries on
+// network error, a 5xx), CallTool retries on
 // another session, inside the same ctx, only when that cannot run a tool
 // with side effects twice behind the caller's back: the request provably
 // never reached the server (the connection was already closed or could not
@@ -114,7 +114,9 @@ func (p *Pool) mayRetry(ctx context.Context, tool string, mayHaveRun bool) bool 
 // it for every request fn makes. fn must not keep the session after it
 // returns. Do never retries. Its errors are those of CallTool (a dead
 // session's error is returned as it is, and the session replaced), or fn's
-// own.
+// own. When fn returns an error that is neither the server's JSON-RPC answer
+// nor one the pool knows, the pool asks the SDK whether the session still
+// works (a ping on a live session) before Do returns.
 func (p *Pool) Do(ctx context.Context, fn func(ctx context.Context, cs *mcp.ClientSession) error) error {
 	return p.do(ctx, fn).err
 }

@@ -35,7 +35,7 @@ func newDialer(s *settings, onListChanged func(kind string)) *dialer {
 		Logger: s.Logger,
 		// No roots: a client that advertises roots and never answers roots/list
 		// leaves some servers (server-everything over stdio) running after
-		// stdin closes. See shared/NOTES.md.
+		// stdin closes.
 		Capabilities:               &mcp.ClientCapabilities{},
 		ToolListChangedHandler:     func(context.Context, *mcp.ToolListChangedRequest) { onListChanged("tools") },
 		PromptListChangedHandler:   func(context.Context, *mcp.PromptListChangedRequest) { onListChanged("prompts") },

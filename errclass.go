@@ -17,7 +17,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// How a dead session shows up (shared/NOTES.md, measured against go-sdk
+// How a dead session shows up (measured against go-sdk
 // v1.8.0 and server-everything):
 //   - stdio child gone: the call in flight fails with io.EOF, later calls
 //     with mcp.ErrConnectionClosed, a call written just as it died with
@@ -25,9 +25,12 @@ import (
 //   - HTTP session expired (404): mcp.ErrSessionMissing;
 //   - server-everything's unknown session: a 400 whose JSON body the SDK
 //     cannot decode (it has no id), so only the status text "Bad Request"
-//     is left; the SDK breaks the connection after it.
-// Network errors, 5xx and 429 do not break a session (go-sdk #683, #723):
-// the pool probes the session instead.
+//     is left; the SDK breaks the connection after it (the pool's HTTP
+//     transport reads the body to tell it from other 400s);
+//   - anything else that ends the SDK's read loop or fails a write: see
+//     breaksSession and brokenNow.
+// Network errors and 5xx do not break a session (go-sdk #683, #723): the
+// pool probes the session instead. A 429 is neither: see RateLimitedError.
 
 // isSessionGone reports whether err proves the session can take no more
 // calls.
