@@ -38,7 +38,7 @@ type ServerStatus struct {
 	Waiters     int64   `json:"waiters"`     // callers queued at the gateway plus in the pools
 	Utilization float64 `json:"utilization"` // calls in flight / (sessions × MaxCallsPerSession), 0..1
 	windowFigures
-	Refused   int64          `json:"refused"`   // calls refused as overloaded
+	Refused   int64          `json:"refused"`    // calls refused as overloaded
 	PoolErrs  uint64         `json:"poolErrors"` // the pools' error count (connects and calls)
 	Tools     int            `json:"tools"`
 	Detail    string         `json:"detail,omitempty"`
