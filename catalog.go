@@ -329,4 +329,7 @@ func (p *Pool) onListChanged(kind string) {
 	case "resources":
 		p.catalog.resources.invalidate()
 	}
+	if p.cfg.OnListChanged != nil {
+		p.cfg.OnListChanged(kind)
+	}
 }

@@ -157,6 +157,13 @@ type Config struct {
 	// for example to relay them to a caller further away. It runs on the
 	// session's reading goroutine: keep it quick.
 	OnProgress func(ctx context.Context, req *mcp.ProgressNotificationClientRequest)
+	// OnListChanged, if set, is called when a session of the pool receives
+	// notifications/tools/list_changed, prompts/list_changed or
+	// resources/list_changed (kind "tools", "prompts" or "resources"; MCP
+	// spec, "List Changed Notification"), after the pool's cache of that list
+	// has been emptied. It runs on the SDK's notification goroutine: keep it
+	// quick. A [Group] uses it to refresh one server's part of its catalog.
+	OnListChanged func(kind string)
 
 	// Logger receives the pool's events. Nil means slog.Default().
 	Logger *slog.Logger
