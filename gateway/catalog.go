@@ -110,6 +110,7 @@ func (g *Gateway) watchCatalogs() {
 		case <-g.ctx.Done():
 			return
 		case <-t.C:
+		case <-g.kick:
 		}
 		for _, srv := range g.servers {
 			if srv.Mode != ModePassthrough {
@@ -164,4 +165,28 @@ func (g *Gateway) serverNames() []string {
 		names[i] = s.name
 	}
 	return names
+}
+
+// ListChanged tells the gateway that a server's list ("tools", "prompts" or
+// "resources") changed upstream, so that downstream sessions hear of it at
+// once rather than at the next CatalogPoll. Install it as
+// mcpool.GroupConfig.OnListChanged. It does no I/O and is safe to call from
+// any goroutine.
+func (g *Gateway) ListChanged(server, kind string) {
+	srv := g.byName[server]
+	if srv == nil {
+		return
+	}
+	if srv.Mode == ModePassthrough {
+		g.notifyChanged(kindMask(kind))
+		return
+	}
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+func kindMask(kind string) [3]bool {
+	return [3]bool{kind == "tools", kind == "prompts", kind == "resources"}
 }

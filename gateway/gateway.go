@@ -39,16 +39,18 @@ const (
 	DefaultCatalogPoll        = time.Second
 )
 
-// Upstream is what the gateway needs of one upstream server: a catalog and
-// routed calls. *mcpool.Pool implements it; so does a Group's per-server
-// view.
+// Upstream is what the gateway needs of one upstream server: its catalog
+// under the server's own names, and calls by those names. [PoolUpstream]
+// makes one of a Pool, [GroupServers] of each server of a Group. Its
+// methods must be safe for concurrent use.
 type Upstream interface {
 	ListTools(ctx context.Context) ([]*mcp.Tool, error)
 	ListPrompts(ctx context.Context) ([]*mcp.Prompt, error)
 	ListResources(ctx context.Context) ([]*mcp.Resource, error)
 	CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.CallToolResult, error)
-	// Do runs fn on a pooled session (prompts/get, resources/read).
-	Do(ctx context.Context, fn func(ctx context.Context, cs *mcp.ClientSession) error) error
+	GetPrompt(ctx context.Context, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error)
+	ReadResource(ctx context.Context, params *mcp.ReadResourceParams) (*mcp.ReadResourceResult, error)
+	// Stats sums the server's pools (its replicas').
 	Stats() mcpool.Stats
 }
 
@@ -147,6 +149,7 @@ type Gateway struct {
 	cancel   context.CancelFunc
 	bg       sync.WaitGroup
 
+	kick     chan struct{} // a list_changed came in: refresh catalogs now
 	iso      isolation
 	progress progressHub
 	resMu    sync.Mutex
@@ -216,6 +219,7 @@ func New(opts Options) (*Gateway, error) {
 		g.opts.MaxRequests = opts.MaxInFlight + queued + 64
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g.kick = make(chan struct{}, 1)
 	g.iso.sessions = map[*mcp.ServerSession]*isoSession{}
 	g.mcp = g.newMCPServer()
 	return g, nil
@@ -252,7 +256,7 @@ func (g *Gateway) newServer(s Server) (*server, error) {
 			if err != nil {
 				return nil, fmt.Errorf("gateway: server %q: %w", s.Name, err)
 			}
-			srv.own, srv.Upstream = p, p
+			srv.own, srv.Upstream = p, PoolUpstream(p)
 		}
 	case ModePassthrough:
 		if cfg.URL == "" && cfg.SSEURL == "" {
@@ -267,6 +271,9 @@ func (g *Gateway) newServer(s Server) (*server, error) {
 			}
 		}
 		cfg.BearerToken, cfg.Token = "", nil
+		// Each credential's catalog is its own: tell every downstream
+		// session to list again.
+		cfg.OnListChanged = func(kind string) { g.notifyChanged(kindMask(kind)) }
 		k, err := mcpool.NewKeyed(mcpool.KeyedConfig{Config: cfg, ForIdentity: forIdentity})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: server %q: %w", s.Name, err)

@@ -22,8 +22,8 @@ func TestCatalogAndCallsBothEras(t *testing.T) {
 	demo := newPool(t, mcpool.Config{URL: demoURL(t)})
 	every := newPool(t, mcpool.Config{Command: everythingStdio(t)})
 	_, url := startGateway(t, gateway.Options{Servers: []gateway.Server{
-		{Name: "demo", Mode: gateway.ModeShared, Upstream: demo},
-		{Name: "everything", Mode: gateway.ModeShared, Upstream: every},
+		{Name: "demo", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(demo)},
+		{Name: "everything", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(every)},
 	}})
 	for _, version := range []string{"2025-11-25", ""} {
 		t.Run("version="+version, func(t *testing.T) {
@@ -96,7 +96,7 @@ func TestIsolatedStateNeverLeaks(t *testing.T) {
 	upURL := g.url(t)
 	catalog := newPool(t, mcpool.Config{URL: upURL})
 	gw, url := startGateway(t, gateway.Options{Servers: []gateway.Server{
-		{Name: "kv", Mode: gateway.ModeIsolated, Upstream: catalog, Config: mcpool.Config{URL: upURL}, Spares: 2},
+		{Name: "kv", Mode: gateway.ModeIsolated, Upstream: gateway.PoolUpstream(catalog), Config: mcpool.Config{URL: upURL}, Spares: 2},
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -130,7 +130,7 @@ func TestIsolatedStateNeverLeaks(t *testing.T) {
 
 	// Shared, for contrast: one client's state is the next one's.
 	shared := newPool(t, mcpool.Config{URL: upURL, MinSessions: 1, MaxSessions: 1})
-	_, url2 := startGateway(t, gateway.Options{Servers: []gateway.Server{{Name: "kv", Mode: gateway.ModeShared, Upstream: shared}}})
+	_, url2 := startGateway(t, gateway.Options{Servers: []gateway.Server{{Name: "kv", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(shared)}}})
 	c, d := connect(t, url2, "2025-11-25", nil), connect(t, url2, "2025-11-25", nil)
 	if _, err := call(ctx, c, "kv__set", map[string]any{"value": "c"}); err != nil {
 		t.Fatal(err)
@@ -147,7 +147,7 @@ func TestOverloadRefusesAtOnce(t *testing.T) {
 	g := newGate()
 	up := newPool(t, mcpool.Config{URL: g.url(t), MaxCallsPerSession: 64})
 	gw, url := startGateway(t, gateway.Options{MaxInFlight: 4, Servers: []gateway.Server{
-		{Name: "gate", Mode: gateway.ModeShared, Upstream: up, MaxQueued: 4},
+		{Name: "gate", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(up), MaxQueued: 4},
 	}})
 	cs := connect(t, url, "2025-11-25", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -187,7 +187,7 @@ func TestHTTPRefusalsAndToken(t *testing.T) {
 	g := newGate()
 	up := newPool(t, mcpool.Config{URL: g.url(t)})
 	_, url := startGateway(t, gateway.Options{MaxRequests: 2, Token: "s3cret", Servers: []gateway.Server{
-		{Name: "gate", Mode: gateway.ModeShared, Upstream: up},
+		{Name: "gate", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(up)},
 	}})
 	resp, err := http.Post(url, "application/json", strings.NewReader(`{}`))
 	if err != nil {
@@ -242,7 +242,7 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestDrainLosesNoAcceptedCall(t *testing.T) {
 	g := newGate()
 	up := newPool(t, mcpool.Config{URL: g.url(t)})
-	gw, url := startGateway(t, gateway.Options{Servers: []gateway.Server{{Name: "gate", Mode: gateway.ModeShared, Upstream: up}}})
+	gw, url := startGateway(t, gateway.Options{Servers: []gateway.Server{{Name: "gate", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(up)}}})
 	base := strings.TrimSuffix(url, "/mcp")
 	cs := connect(t, url, "2025-11-25", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -294,8 +294,8 @@ func TestProgressDownCancelUp(t *testing.T) {
 	g := newGate()
 	gatePool := newPool(t, mcpool.Config{URL: g.url(t)})
 	gw, url := startGateway(t, gateway.Options{Servers: []gateway.Server{
-		{Name: "everything", Mode: gateway.ModeShared, Upstream: every},
-		{Name: "gate", Mode: gateway.ModeShared, Upstream: gatePool},
+		{Name: "everything", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(every)},
+		{Name: "gate", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(gatePool)},
 	}})
 	var mu sync.Mutex
 	var got []float64
@@ -331,7 +331,7 @@ func TestIsolatedStdioChildrenReaped(t *testing.T) {
 	cmd := everythingStdio(t)
 	catalog := newPool(t, mcpool.Config{Command: cmd})
 	gw, url := startGateway(t, gateway.Options{Servers: []gateway.Server{
-		{Name: "e", Mode: gateway.ModeIsolated, Upstream: catalog, Config: mcpool.Config{Command: cmd}, Spares: 1},
+		{Name: "e", Mode: gateway.ModeIsolated, Upstream: gateway.PoolUpstream(catalog), Config: mcpool.Config{Command: cmd}, Spares: 1},
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

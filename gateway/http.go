@@ -28,12 +28,12 @@ func (g *Gateway) Handler() http.Handler {
 	getServer := func(*http.Request) *mcp.Server { return g.mcp }
 	stateful := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
 		SessionTimeout: g.opts.SessionIdleTimeout,
-		Logger:         g.log,
+		Logger:         sdkLogger(g.log),
 	})
 	stateless := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
 		Stateless:                    true,
 		PropagateRequestCancellation: true,
-		Logger:                       g.log,
+		Logger:                       sdkLogger(g.log),
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", g.guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

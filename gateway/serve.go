@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"log/slog"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +19,7 @@ import (
 // calls are routed, not registered.
 func (g *Gateway) newMCPServer() *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "mcpool-gateway", Version: mcpool.Version}, &mcp.ServerOptions{
-		Logger: g.log,
+		Logger: sdkLogger(g.log),
 		Capabilities: &mcp.ServerCapabilities{
 			Tools:     &mcp.ToolCapabilities{ListChanged: true},
 			Prompts:   &mcp.PromptCapabilities{ListChanged: true},
@@ -142,14 +143,14 @@ func (g *Gateway) withUpstream(ctx context.Context, srv *server, req mcp.Request
 		if err != nil {
 			return err
 		}
-		return srv.keyed.With(ctx, id, func(ctx context.Context, p *mcpool.Pool) error { return fn(ctx, p) })
+		return srv.keyed.With(ctx, id, func(ctx context.Context, p *mcpool.Pool) error { return fn(ctx, PoolUpstream(p)) })
 	case ModeIsolated:
 		ss, _ := req.GetSession().(*mcp.ServerSession)
 		p, err := g.isolatedPool(ctx, srv, ss)
 		if err != nil {
 			return err
 		}
-		return fn(ctx, p)
+		return fn(ctx, PoolUpstream(p))
 	}
 	return fn(ctx, srv.Upstream)
 }
@@ -182,11 +183,9 @@ func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mc
 	params := &mcp.GetPromptParams{Name: name, Arguments: req.Params.Arguments, Meta: upstreamMeta(req.Params.Meta)}
 	var res *mcp.GetPromptResult
 	err := g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
-		return up.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
-			var err error
-			res, err = cs.GetPrompt(ctx, params)
-			return err
-		})
+		var err error
+		res, err = up.GetPrompt(ctx, params)
+		return err
 	})
 	return res, err
 }
@@ -206,11 +205,9 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 	params := &mcp.ReadResourceParams{URI: uri, Meta: upstreamMeta(req.Params.Meta)}
 	var res *mcp.ReadResourceResult
 	err := g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
-		return up.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
-			var err error
-			res, err = cs.ReadResource(ctx, params)
-			return err
-		})
+		var err error
+		res, err = up.ReadResource(ctx, params)
+		return err
 	})
 	return res, err
 }
@@ -238,3 +235,22 @@ func requestHeader(req mcp.Request) http.Header {
 	}
 	return nil
 }
+
+// sdkLogger passes on the SDK's warnings and errors only: it logs every
+// stateless request's session at info level, which would drown the
+// gateway's own events.
+func sdkLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(minLevel{l.Handler(), slog.LevelWarn})
+}
+
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.Handler.Enabled(ctx, l)
+}
+
+func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler { return minLevel{m.Handler.WithAttrs(a), m.min} }
+func (m minLevel) WithGroup(n string) slog.Handler      { return minLevel{m.Handler.WithGroup(n), m.min} }

@@ -58,6 +58,7 @@ var commands = []command{
 	{"tools", "list a server's tools as JSON", runTools},
 	{"call", "call one tool (TOOL [JSON arguments]) and print its result as JSON", runCall},
 	{"demo-server", "serve the embedded demo server over HTTP or stdio", runDemoServer},
+	{"gateway", "serve a config's servers to any MCP client through pooled sessions", runGateway},
 }
 
 // runContext dispatches to a subcommand and maps its error to one line on
