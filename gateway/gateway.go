@@ -108,7 +108,7 @@ type Options struct {
 	CallTimeout time.Duration
 	// MaxRequests caps the HTTP POSTs to /mcp being handled at once; beyond
 	// it the gateway answers 429 with Retry-After without reading the body.
-	// Zero means MaxInFlight + the servers' MaxQueued + 64 (for lists).
+	// Zero means MaxInFlight + the servers' MaxQueued + 16 (for lists).
 	MaxRequests int
 	// Token, if set, is the bearer token downstream clients must send on
 	// /mcp. It is compared in constant time and never logged.
@@ -216,7 +216,7 @@ func New(opts Options) (*Gateway, error) {
 		queued += max(srv.maxQueued, 0)
 	}
 	if g.opts.MaxRequests == 0 {
-		g.opts.MaxRequests = opts.MaxInFlight + queued + 64
+		g.opts.MaxRequests = opts.MaxInFlight + queued + 16
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.kick = make(chan struct{}, 1)
