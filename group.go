@@ -33,15 +33,26 @@ const DefaultSeparator = "__"
 // concurrent use.
 type Group struct {
 	sep       string
-	log       *slog.Logger
+	log       *slog.Logger // redacting: see redactor
+	red       *redactor
 	onChanged func(server, kind string)
 
 	members  []*member // in configuration order
 	byName   map[string]*member
 	byPrefix map[string]*member
 
+	// merged caches each merged list with the parts it was made from, so
+	// that a List call whose parts are all unchanged allocates nothing.
+	merged [3]mergedCache
+
 	closeOnce sync.Once
 	closeErr  error
+}
+
+type mergedCache struct {
+	mu    sync.Mutex
+	parts []any // the *part[T] of each server
+	out   any   // []*T
 }
 
 // GroupConfig describes a [Group].
@@ -154,6 +165,12 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 	if g.log == nil {
 		g.log = slog.Default()
 	}
+	var all []Config
+	for _, sc := range cfg.Servers {
+		all = append(append(all, sc.Config), sc.Replicas...)
+	}
+	g.red = newRedactor(all)
+	g.log = slog.New(g.red.handler(g.log.Handler()))
 	if strings.IndexFunc(g.sep, func(r rune) bool { return !toolNameChar(r) }) >= 0 || len(g.sep) > 8 {
 		return nil, configErr("Separator", fmt.Sprintf("%q may hold only A-Z a-z 0-9 _ - . and at most 8 of them", g.sep))
 	}
@@ -201,6 +218,8 @@ func (g *Group) newMember(sc ServerConfig) (*member, error) {
 			if len(configs) > 1 {
 				cfg.Logger = cfg.Logger.With("replica", i)
 			}
+		} else {
+			cfg.Logger = slog.New(g.red.handler(cfg.Logger.Handler()))
 		}
 		userHook := cfg.OnListChanged
 		cfg.OnListChanged = func(kind string) {
@@ -294,7 +313,7 @@ func (g *Group) Start(ctx context.Context) error {
 	var errs []error
 	for _, m := range g.members {
 		if !started[m] {
-			errs = append(errs, &ServerError{Server: m.name, Err: failed[m]})
+			errs = append(errs, &ServerError{Server: m.name, Err: g.red.err(failed[m])})
 		}
 	}
 	return errors.Join(errs...)
@@ -312,7 +331,7 @@ func (g *Group) Close(ctx context.Context) error {
 				wg.Go(func() {
 					if err := r.pool.Close(ctx); err != nil {
 						mu.Lock()
-						errs = append(errs, &ServerError{Server: m.name, Err: err})
+						errs = append(errs, &ServerError{Server: m.name, Err: g.red.err(err)})
 						mu.Unlock()
 					}
 				})
@@ -347,8 +366,23 @@ type member struct {
 	replicas []*replica
 	next     atomic.Uint64 // round-robin position (see pick)
 
-	mu        sync.Mutex // guards the parts
-	tools     part[mcp.Tool]
-	prompts   part[mcp.Prompt]
-	resources part[mcp.Resource]
+	// The server's parts of the merged lists: replaced, never changed,
+	// when the server's list changes. mu guards the pointers and the
+	// parts' err fields.
+	mu        sync.Mutex
+	tools     *part[mcp.Tool]
+	prompts   *part[mcp.Prompt]
+	resources *part[mcp.Resource]
+}
+
+// Name returns the group's name for the tool or prompt that the named
+// server calls name ("github" and "create_issue" give
+// "github__create_issue"), and false if the group has no such server. It
+// does not check that the server has that tool.
+func (g *Group) Name(server, name string) (string, bool) {
+	m := g.byName[server]
+	if m == nil {
+		return "", false
+	}
+	return g.qualify(m.prefix, name), true
 }

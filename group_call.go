@@ -69,7 +69,7 @@ func (g *Group) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.
 		res, err = pool.CallTool(ctx, p)
 		return err
 	})
-	return res, err
+	return res, g.red.err(err)
 }
 
 // GetPrompt gets the prompt named server + separator + prompt from that
@@ -95,7 +95,7 @@ func (g *Group) GetPrompt(ctx context.Context, params *mcp.GetPromptParams) (*mc
 			return err
 		})
 	})
-	return res, err
+	return res, g.red.err(err)
 }
 
 // ReadResource reads a resource from the server that listed its URI (see
@@ -122,7 +122,7 @@ func (g *Group) ReadResource(ctx context.Context, params *mcp.ReadResourceParams
 			return err
 		})
 	})
-	return res, err
+	return res, g.red.err(err)
 }
 
 // resourceServer returns the first server, in configuration order, that
@@ -135,8 +135,11 @@ func (g *Group) resourceServer(ctx context.Context, uri string) (*member, error)
 	var known []string
 	for _, m := range g.members {
 		m.mu.Lock()
-		_, ok := m.resources.orig[uri]
-		known = append(known, slices.Collect(maps.Keys(m.resources.orig))...)
+		var ok bool
+		if pt := m.resources; pt != nil {
+			_, ok = pt.orig[uri]
+			known = append(known, slices.Collect(maps.Keys(pt.orig))...)
+		}
 		m.mu.Unlock()
 		if ok {
 			return m, nil
@@ -150,27 +153,46 @@ func (g *Group) resourceServer(ctx context.Context, uri string) (*member, error)
 // next replica when fn's error says the replica could not serve and moving
 // is safe (see Group.CallTool). safe says the operation may run twice.
 func (m *member) do(ctx context.Context, safe bool, fn func(ctx context.Context, p *Pool) error) error {
+	return m.attempt(ctx, safe, m.balance, true, fn)
+}
+
+// list runs a catalog fetch: on the first replica that can take it, so
+// that the same replica's catalog cache keeps answering, and without
+// counting in the replicas' call figures.
+func (m *member) list(ctx context.Context, fn func(ctx context.Context, p *Pool) error) error {
+	return m.attempt(ctx, true, Failover, false, fn)
+}
+
+func (m *member) attempt(ctx context.Context, safe bool, balance Balance, count bool, fn func(ctx context.Context, p *Pool) error) error {
 	tried := make([]bool, len(m.replicas))
 	var err error
 	for range m.replicas {
-		i := m.pick(tried)
+		i := m.pick(tried, balance)
 		if i < 0 {
 			break
 		}
 		tried[i] = true
 		r := m.replicas[i]
-		r.inFlight.Add(1)
-		r.calls.Add(1)
+		if count {
+			r.inFlight.Add(1)
+			r.calls.Add(1)
+		}
 		err = fn(ctx, r.pool)
-		r.inFlight.Add(-1)
+		if count {
+			r.inFlight.Add(-1)
+		}
 		if err == nil {
 			return nil
 		}
-		r.errors.Add(1)
+		if count {
+			r.errors.Add(1)
+		}
 		if len(m.replicas) == 1 || !movable(ctx, err, safe) {
 			return err
 		}
-		r.failovers.Add(1)
+		if count {
+			r.failovers.Add(1)
+		}
 		m.g.log.Debug("replica could not serve: trying another", "server", m.name, "replica", i, "error", err)
 	}
 	return err
@@ -198,7 +220,7 @@ func movable(ctx context.Context, err error, safe bool) bool {
 // every replica has been tried. Replicas that can take calls now come
 // first; when none can, the others are tried all the same so that the
 // caller gets a replica's own error (ErrServerUnavailable, say).
-func (m *member) pick(tried []bool) int {
+func (m *member) pick(tried []bool, balance Balance) int {
 	n := len(m.replicas)
 	if n == 1 {
 		if tried[0] {
@@ -207,7 +229,7 @@ func (m *member) pick(tried []bool) int {
 		return 0
 	}
 	start := 0
-	if m.balance != Failover {
+	if balance != Failover {
 		start = int(m.next.Add(1) % uint64(n))
 	}
 	for _, needReady := range []bool{true, false} {
@@ -218,7 +240,7 @@ func (m *member) pick(tried []bool) int {
 			if tried[i] || needReady && !r.pool.takesCalls() {
 				continue
 			}
-			if m.balance != LeastLoaded {
+			if balance != LeastLoaded {
 				return i
 			}
 			if load := r.inFlight.Load(); best < 0 || load < bestLoad {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"sync"
 
@@ -69,7 +70,8 @@ func sameSlice[T any](a, b []*T) bool {
 // listKind describes one of the three lists for the generic code below.
 type listKind[T any] struct {
 	kind  string // "tools", "prompts" or "resources"
-	part  func(m *member) *part[T]
+	index int    // in Group.merged
+	part  func(m *member) **part[T]
 	fetch func(p *Pool, ctx context.Context) ([]*T, error)
 	// rename returns the group's copy of item and its key in the group,
 	// and the server's key.
@@ -80,7 +82,8 @@ type listKind[T any] struct {
 
 var toolList = listKind[mcp.Tool]{
 	kind:  "tools",
-	part:  func(m *member) *part[mcp.Tool] { return &m.tools },
+	index: 0,
+	part:  func(m *member) **part[mcp.Tool] { return &m.tools },
 	fetch: (*Pool).ListTools,
 	rename: func(g *Group, m *member, t *mcp.Tool) (*mcp.Tool, string, string) {
 		c := *t
@@ -92,7 +95,8 @@ var toolList = listKind[mcp.Tool]{
 
 var promptList = listKind[mcp.Prompt]{
 	kind:  "prompts",
-	part:  func(m *member) *part[mcp.Prompt] { return &m.prompts },
+	index: 1,
+	part:  func(m *member) **part[mcp.Prompt] { return &m.prompts },
 	fetch: (*Pool).ListPrompts,
 	rename: func(g *Group, m *member, pr *mcp.Prompt) (*mcp.Prompt, string, string) {
 		c := *pr
@@ -104,7 +108,8 @@ var promptList = listKind[mcp.Prompt]{
 
 var resourceList = listKind[mcp.Resource]{
 	kind:  "resources",
-	part:  func(m *member) *part[mcp.Resource] { return &m.resources },
+	index: 2,
+	part:  func(m *member) **part[mcp.Resource] { return &m.resources },
 	fetch: (*Pool).ListResources,
 	rename: func(_ *Group, _ *member, r *mcp.Resource) (*mcp.Resource, string, string) {
 		return r, r.URI, r.URI // URIs are global: kept as they are
@@ -116,20 +121,23 @@ var resourceList = listKind[mcp.Resource]{
 // (the pool's cache usually answers).
 func memberList[T any](ctx context.Context, m *member, lk listKind[T]) (*part[T], error) {
 	var items []*T
-	err := m.do(ctx, true, func(ctx context.Context, p *Pool) error {
+	err := m.list(ctx, func(ctx context.Context, p *Pool) error {
 		var err error
 		items, err = lk.fetch(p, ctx)
 		return err
 	})
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	pt := lk.part(m)
+	pp := lk.part(m)
 	if err != nil {
-		pt.err = err
+		if *pp == nil {
+			*pp = &part[T]{}
+		}
+		(*pp).err = err
 		return nil, err
 	}
-	pt.err = nil
-	if pt.built && sameSlice(pt.src, items) {
+	if pt := *pp; pt != nil && pt.built && sameSlice(pt.src, items) {
+		pt.err = nil
 		return pt, nil
 	}
 	// A new part rather than an update in place: callers may still hold
@@ -145,7 +153,7 @@ func memberList[T any](ctx context.Context, m *member, lk listKind[T]) (*part[T]
 		np.orig[key] = orig
 		np.byKey[key] = c
 	}
-	*pt = *np
+	*pp = np
 	return np, nil
 }
 
@@ -164,12 +172,28 @@ func mergedList[T any](ctx context.Context, g *Group, lk listKind[T]) ([]*T, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	mc := &g.merged[lk.index]
+	if slices.ContainsFunc(errs, func(e error) bool { return e != nil }) {
+		mc = nil // a list with servers left out is not cached
+	} else {
+		mc.mu.Lock()
+		same := len(mc.parts) == len(parts)
+		for i := 0; same && i < len(parts); i++ {
+			same = mc.parts[i] == any(parts[i])
+		}
+		if same {
+			out := mc.out.([]*T)
+			mc.mu.Unlock()
+			return out, nil
+		}
+		mc.mu.Unlock()
+	}
 	var out []*T
 	seen := map[string]string{} // group name or URI → server
 	var failed []*ServerError
 	for i, m := range g.members {
 		if errs[i] != nil {
-			failed = append(failed, &ServerError{Server: m.name, Err: errs[i]})
+			failed = append(failed, &ServerError{Server: m.name, Err: g.red.err(errs[i])})
 			g.log.Warn("server left out of the merged list", "list", lk.kind, "server", m.name, "error", errs[i])
 			continue
 		}
@@ -188,6 +212,15 @@ func mergedList[T any](ctx context.Context, g *Group, lk listKind[T]) ([]*T, err
 	}
 	if out == nil {
 		out = []*T{}
+	}
+	if mc != nil {
+		keys := make([]any, len(parts))
+		for i, pt := range parts {
+			keys[i] = pt
+		}
+		mc.mu.Lock()
+		mc.parts, mc.out = keys, out
+		mc.mu.Unlock()
 	}
 	return out, nil
 }

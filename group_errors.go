@@ -58,7 +58,7 @@ type ServerError struct {
 
 // Error names the server and the cause.
 func (e *ServerError) Error() string {
-	return fmt.Sprintf("server %q: %s", e.Server, strings.TrimPrefix(fmt.Sprint(e.Err), "mcpool: "))
+	return fmt.Sprintf("server %q: %s", e.Server, unprefixed(e.Err))
 }
 
 // Unwrap returns the cause.
@@ -87,4 +87,10 @@ func (e *ListError) Unwrap() []error {
 		errs[i] = f
 	}
 	return errs
+}
+
+// unprefixed is err's message without "mcpool: ", wherever a wrapped error
+// repeats it: a message says it once, at its start.
+func unprefixed(err error) string {
+	return strings.ReplaceAll(fmt.Sprint(err), "mcpool: ", "")
 }

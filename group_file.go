@@ -283,8 +283,8 @@ func (l *loader) settings(raw json.RawMessage, gc *GroupConfig, entries map[stri
 	}
 	if sec.Defaults != nil {
 		var s fileSettings
-		if err := strictish(sec.Defaults, &s, true); err != nil {
-			return nil, nil, l.errf("", "mcpool.defaults"+dotted(jsonField(err)), "%s", jsonReason(err))
+		if f, err := strictField(sec.Defaults, &s); err != nil {
+			return nil, nil, l.errf("", "mcpool.defaults"+dotted(f), "%s", jsonReason(err))
 		}
 		if s.Replicas != nil {
 			return nil, nil, l.errf("", "mcpool.defaults.replicas", "belongs to one server: move it to mcpool.servers.NAME")
@@ -422,8 +422,8 @@ func (l *loader) apply(sc ServerConfig, kind string, defaults, own json.RawMessa
 		_ = strictish(defaults, &s, true) // checked in settings
 	}
 	if own != nil {
-		if err := strictish(own, &s, true); err != nil {
-			return sc, l.errf(sc.Name, field+dotted(jsonField(err)), "%s", jsonReason(err))
+		if f, err := strictField(own, &s); err != nil {
+			return sc, l.errf(sc.Name, field+dotted(f), "%s", jsonReason(err))
 		}
 	}
 	c := &sc.Config
@@ -634,6 +634,29 @@ func strictish(raw json.RawMessage, v any, strict bool) error {
 		return errors.New("has data after the object")
 	}
 	return nil
+}
+
+// strictField decodes raw into a new T strictly; on failure it returns the
+// error with the field it is about, found by decoding key by key when
+// encoding/json does not say (a custom decoder's error).
+func strictField[T any](raw json.RawMessage, v *T) (field string, err error) {
+	if err = strictish(raw, v, true); err == nil {
+		return "", nil
+	}
+	if f := jsonField(err); f != "" {
+		return f, err
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) == nil {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			one, _ := json.Marshal(map[string]json.RawMessage{k: m[k]})
+			var probe T
+			if kerr := strictish(one, &probe, true); kerr != nil {
+				return k, kerr
+			}
+		}
+	}
+	return "", err
 }
 
 // jsonField returns the field an encoding/json error is about, if it says.

@@ -2,7 +2,6 @@ package mcpool
 
 import (
 	"errors"
-	"strings"
 	"sync/atomic"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -67,7 +66,8 @@ type ServerStats struct {
 	// Sessions and CallsInFlight are summed over the replicas.
 	Sessions      int
 	CallsInFlight int
-	// Calls counts calls and list fetches the group sent to the server's
+	// Calls counts calls (tool calls, prompts, resource reads; not list
+	// fetches) the group sent to the server's
 	// replicas; Errors those that failed, Failovers those then moved to
 	// another replica (each attempt counts once).
 	Calls, Errors, Failovers uint64
@@ -96,12 +96,12 @@ func (g *Group) Stats() GroupStats {
 	for _, m := range g.members {
 		ss := ServerStats{Name: m.name, Tools: -1}
 		m.mu.Lock()
-		if m.tools.built {
+		if m.tools != nil && m.tools.built {
 			ss.Tools = len(m.tools.out)
 		}
-		for _, err := range []error{m.tools.err, m.prompts.err, m.resources.err} {
+		for _, err := range []error{partErr(m.tools), partErr(m.prompts), partErr(m.resources)} {
 			if err != nil && ss.ListError == "" {
-				ss.ListError = strings.TrimPrefix(err.Error(), "mcpool: ")
+				ss.ListError = g.red.string(unprefixed(err))
 			}
 		}
 		m.mu.Unlock()
@@ -136,4 +136,11 @@ func (g *Group) Stats() GroupStats {
 		st.Servers = append(st.Servers, ss)
 	}
 	return st
+}
+
+func partErr[T any](pt *part[T]) error {
+	if pt == nil {
+		return nil
+	}
+	return pt.err
 }

@@ -22,6 +22,7 @@ type targetFlags struct {
 	stdio          string
 	connectTimeout time.Duration
 	verbose        bool
+	group          groupFlags // --config, --server (config.go)
 }
 
 func (f *targetFlags) register(fs *flag.FlagSet) {
@@ -30,6 +31,7 @@ func (f *targetFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.stdio, "stdio", "", "command line that starts a stdio server, e.g. \"node server.js stdio\"")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "bound on one connect, handshake included")
 	fs.BoolVar(&f.verbose, "verbose", false, "log pool events and pass a stdio server's stderr through to stderr")
+	f.group.register(fs)
 }
 
 // target is a server to talk to: the base of every pool's Config and the
