@@ -46,14 +46,24 @@ type ServerSettings struct {
 }
 
 // GroupServers returns one [Server] per server of g, in g's order, with the
-// settings named in settings (a server missing there gets the defaults:
-// ModeIsolated). Calls in ModeShared go through the Group, which balances
-// them over the server's replicas and moves them when a replica dies;
-// catalogs are read from the server's replicas. The Group must use the
-// same separator as the gateway.
-func GroupServers(g *mcpool.Group, sep string, configs map[string]mcpool.Config, settings map[string]ServerSettings) []Server {
+// gateway settings named in settings (a server missing there gets the
+// defaults: ModeIsolated). gc is the config g was made from: it gives the
+// separator and each server's Config, the template of the pools that
+// ModeIsolated and ModePassthrough make (a server with replicas uses its
+// first). Calls in ModeShared go through the Group, which balances them over
+// the server's replicas and moves them when a replica dies; catalogs are
+// read from the first replica that answers.
+func GroupServers(g *mcpool.Group, gc *mcpool.GroupConfig, settings map[string]ServerSettings) []Server {
+	sep := gc.Separator
 	if sep == "" {
 		sep = DefaultSeparator
+	}
+	configs := map[string]mcpool.Config{}
+	for _, sc := range gc.Servers {
+		configs[sc.Name] = sc.Config
+		if len(sc.Replicas) > 0 {
+			configs[sc.Name] = sc.Replicas[0]
+		}
 	}
 	var out []Server
 	for _, name := range g.Servers() {

@@ -108,16 +108,11 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		default:
 		}
 	}
-	configs := map[string]mcpool.Config{}
 	for i := range gc.Servers {
 		sc := &gc.Servers[i]
 		sc.Config.OnProgress = relay
 		for j := range sc.Replicas {
 			sc.Replicas[j].OnProgress = relay
-		}
-		configs[sc.Name] = sc.Config
-		if len(sc.Replicas) > 0 {
-			configs[sc.Name] = sc.Replicas[0]
 		}
 		if settings.Servers[sc.Name].Mode == "" {
 			log.Info("server served in isolated mode (the default): each client gets its own upstream session; set \"mode\": \"shared\" in the gateway section if the server keeps no per-session state", "server", sc.Name)
@@ -152,7 +147,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 	queueWait, callTimeout := settings.Durations()
 	opts := gateway.Options{
-		Servers:      gateway.GroupServers(group, gc.Separator, configs, settings.Servers),
+		Servers:      gateway.GroupServers(group, gc, settings.Servers),
 		Separator:    gc.Separator,
 		MaxInFlight:  settings.MaxInFlight,
 		QueueWait:    queueWait,
