@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpool/mcpool"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -113,6 +114,9 @@ func (g *Gateway) watchCatalogs() {
 		case <-g.kick:
 		}
 		for _, srv := range g.servers {
+			if srv.Mode == ModeShared {
+				srv.unavailable.Store(srv.Upstream.Stats().Status == mcpool.StatusUnavailable)
+			}
 			if srv.Mode != ModePassthrough {
 				g.refreshCatalog(g.ctx, srv, true)
 			}

@@ -171,7 +171,9 @@ type server struct {
 	queued    atomic.Int64
 	inFlight  atomic.Int64
 	refused   atomic.Int64
-	win       window
+	// unavailable: the server's breaker is open and no session is left.
+	unavailable atomic.Bool
+	win         window
 
 	mu        sync.Mutex
 	tools     []*mcp.Tool // namespaced

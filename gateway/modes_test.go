@@ -137,3 +137,36 @@ func (s *credLog) tokensPerSession() int {
 	}
 	return most
 }
+
+// A server whose circuit breaker is open answers CodeUnavailable at once,
+// saying when to retry, and is left out of the merged list; the other
+// servers serve on.
+func TestBreakerOpenIsUnavailableAtOnce(t *testing.T) {
+	dead := newPool(t, mcpool.Config{URL: "http://127.0.0.1:1/mcp", FailureThreshold: 1, BreakerCooldown: time.Minute, ConnectTimeout: 5 * time.Second})
+	demo := newPool(t, mcpool.Config{URL: demoURL(t)})
+	gw, url := startGateway(t, gateway.Options{Servers: []gateway.Server{
+		{Name: "dead", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(dead)},
+		{Name: "demo", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(demo)},
+	}})
+	cs := connect(t, url, "2025-11-25", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	eventually(t, "the breaker open", func() bool { return dead.Stats().Status == mcpool.StatusUnavailable })
+	for range 2 {
+		start := time.Now()
+		_, err := call(ctx, cs, "dead__echo", map[string]any{})
+		if rpcCode(err) != gateway.CodeUnavailable || !strings.Contains(err.Error(), "retry") {
+			t.Fatalf("call to a dead server: %v; want code %d saying when to retry", err, gateway.CodeUnavailable)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("refusal took %v; want it at once", took)
+		}
+	}
+	tools, err := cs.ListTools(ctx, nil)
+	if err != nil || len(tools.Tools) != 3 {
+		t.Errorf("merged list: %d tools, %v; want demo's 3 with dead left out", len(tools.Tools), err)
+	}
+	if st := gw.Status().Servers[0]; st.Status != "unavailable" || st.ListError == "" {
+		t.Errorf("status of dead: %s, list error %q", st.Status, st.ListError)
+	}
+}

@@ -117,23 +117,26 @@ func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn fun
 	defer cancel()
 	err = g.withUpstream(ctx, srv, req, fn)
 	srv.win.add(time.Since(start), err != nil)
+	if srv.Mode == ModeShared {
+		srv.unavailable.Store(errors.Is(err, mcpool.ErrServerUnavailable))
+	}
 	if err != nil {
 		return upstreamError(srv.name, err)
 	}
 	return nil
 }
 
-// breakerOpen returns CodeUnavailable at once when srv's pool has its
-// breaker open and no session, so callers do not queue for it.
+// breakerOpen returns CodeUnavailable at once while srv is known to be
+// unavailable (its breaker open with no session left), so that callers do
+// not queue for it. The flag is set by calls that got ErrServerUnavailable
+// and by the catalog watcher's look at the pool, and cleared by a call that
+// got through: no lock and no Stats on the call path.
 func (g *Gateway) breakerOpen(srv *server) error {
-	if srv.Mode != ModeShared {
+	if !srv.unavailable.Load() {
 		return nil
 	}
-	st := srv.Upstream.Stats()
-	if st.Status != mcpool.StatusUnavailable {
-		return nil
-	}
-	return upstreamError(srv.name, &mcpool.UnavailableError{Failures: st.ConsecutiveFailures, RetryIn: time.Second, Cause: errors.New("no session and connects failing")})
+	return upstreamError(srv.name, &mcpool.UnavailableError{Failures: srv.Upstream.Stats().ConsecutiveFailures, RetryIn: time.Second,
+		Cause: errors.New("no session left and connects failing")})
 }
 
 func (g *Gateway) withUpstream(ctx context.Context, srv *server, req mcp.Request, fn func(ctx context.Context, up Upstream) error) error {
