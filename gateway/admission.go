@@ -29,7 +29,7 @@ func (a *admission) admit(ctx context.Context, srv *server) (func(), error) {
 			srv.queued.Add(-1)
 			srv.refused.Add(1)
 			return nil, overloaded(srv.name, fmt.Sprintf("%d calls in flight (cap %d) and %d callers queued for %s (cap %d)",
-				a.inFlight.Load(), a.max, srv.maxQueued, srv.name, srv.maxQueued), time.Second)
+				a.inFlight.Load(), a.max, q-1, srv.name, srv.maxQueued), time.Second)
 		}
 		wctx, cancel := context.WithTimeout(ctx, a.wait)
 		err := a.slots.Acquire(wctx, 1)

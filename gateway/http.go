@@ -108,7 +108,8 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 }
 
 // ServeStdio serves one downstream session over stdin and stdout until the
-// client closes stdin or ctx ends.
+// client closes stdin or ctx ends. Ending ctx ends the session and cancels
+// its calls: for a graceful stop, call Drain first, then end ctx.
 func (g *Gateway) ServeStdio(ctx context.Context) error {
 	return g.mcp.Run(ctx, &mcp.StdioTransport{})
 }

@@ -186,12 +186,31 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 
 	if *stdio {
+		// The session runs on its own context: a signal first drains
+		// (calls in flight finish), then ends the session.
+		runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancelRun()
+		served := make(chan error, 1)
+		go func() { served <- gw.ServeStdio(runCtx) }()
 		log.Info("serving MCP on stdio", "servers", len(opts.Servers))
-		err := gw.ServeStdio(ctx)
-		if derr := shutdown(); derr != nil {
-			log.Warn("drain", "error", derr)
+		var err error
+		select {
+		case err = <-served: // the client closed stdin
+		case <-ctx.Done():
+			log.Info("signal received: draining", "drain_timeout", *drain)
 		}
-		if ctx.Err() != nil || err == nil || errors.Is(err, io.EOF) {
+		derr := shutdown()
+		cancelRun()
+		if ctx.Err() != nil {
+			<-served
+			if derr != nil {
+				log.Warn("drain timed out: calls still in flight were cancelled", "error", derr)
+			} else {
+				log.Info("drained and stopped")
+			}
+			return nil
+		}
+		if err == nil || errors.Is(err, io.EOF) {
 			return nil
 		}
 		return err

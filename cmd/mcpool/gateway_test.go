@@ -4,14 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // lockedBuffer is an io.Writer that a test may read while the command
@@ -175,5 +181,91 @@ func TestGatewayJSONLogs(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &v); err != nil {
 			t.Errorf("log line is not JSON: %q", line)
 		}
+	}
+}
+
+// gatewayStdioEnv makes the test binary run "mcpool gateway --stdio" with
+// the config file it names, so the stdio test starts a real child process.
+const gatewayStdioEnv = "MCPOOL_CLI_TEST_GATEWAY_STDIO"
+
+func init() {
+	if config := os.Getenv(gatewayStdioEnv); config != "" {
+		os.Exit(run([]string{"gateway", "--stdio", "--config", config}, os.Stdout, os.Stderr))
+	}
+}
+
+// --stdio: a desktop client's single server entry. SIGTERM while a call is
+// in flight drains: the call finishes, then the process exits 0.
+func TestGatewayStdioDrainsOnSIGTERM(t *testing.T) {
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	up := mcp.NewServer(&mcp.Implementation{Name: "block", Version: "1"}, nil)
+	mcp.AddTool(up, &mcp.Tool{Name: "block"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "finished"}}}, nil, nil
+	})
+	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return up }, nil))
+	defer ts.Close()
+	path := filepath.Join(t.TempDir(), "mcp.json")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(`{"mcpServers": {"b": {"url": %q}}, "gateway": {"servers": {"b": {"mode": "shared"}}}}`, ts.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	logs := &lockedBuffer{}
+	cmd.Stderr = logs
+	cmd.Env = append(os.Environ(), gatewayStdioEnv+"="+path, "GORACE=atexit_sleep_ms=0")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := mcp.NewClient(&mcp.Implementation{Name: "desktop", Version: "1"}, nil)
+	cs, err := c.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatalf("connect over stdio: %v (%s)", err, logs.String())
+	}
+	defer cs.Close()
+	tools, err := cs.ListTools(ctx, nil)
+	if err != nil || len(tools.Tools) != 1 || tools.Tools[0].Name != "b__block" {
+		t.Fatalf("tools over stdio: %v, %v", tools, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "b__block", Arguments: map[string]any{}})
+		if err == nil && (res.IsError || len(res.Content) == 0) {
+			err = fmt.Errorf("tool error: %+v", res)
+		}
+		done <- err
+	}()
+	<-started
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(logs.String(), "draining") {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no drain after SIGTERM: %s", logs.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Errorf("the call in flight at SIGTERM: %v; want it finished", err)
+	}
+	_ = cs.Wait()
+	for cmd.ProcessState == nil {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the gateway did not exit")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit status %d, want 0: %s", code, logs.String())
 	}
 }
