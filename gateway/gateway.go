@@ -145,6 +145,7 @@ type Gateway struct {
 
 	draining atomic.Bool
 	requests atomic.Int64 // POSTs to /mcp being handled (subscriptions excepted)
+	answers  answerCounter // stdio: requests read and not yet answered
 	ctx      context.Context
 	cancel   context.CancelFunc
 	bg       sync.WaitGroup
@@ -340,7 +341,7 @@ func (g *Gateway) Drain(ctx context.Context) error {
 	defer cancel()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	for g.adm.inFlight.Load() > 0 || g.requests.Load() > 0 {
+	for g.adm.inFlight.Load() > 0 || g.requests.Load() > 0 || g.answers.pending.Load() > 0 {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("gateway: drain ended with %d calls still in flight: %w", g.adm.inFlight.Load(), ctx.Err())

@@ -111,11 +111,11 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 // client closes stdin or ctx ends. Ending ctx ends the session and cancels
 // its calls: for a graceful stop, call Drain first, then end ctx.
 func (g *Gateway) ServeStdio(ctx context.Context) error {
-	return g.mcp.Run(ctx, &mcp.StdioTransport{})
+	return g.Serve(ctx, &mcp.StdioTransport{})
 }
 
 // Serve serves one downstream session over t (an in-memory transport in
 // tests, say) until it ends or ctx does.
 func (g *Gateway) Serve(ctx context.Context, t mcp.Transport) error {
-	return g.mcp.Run(ctx, t)
+	return g.mcp.Run(ctx, countingTransport{t, &g.answers})
 }

@@ -255,7 +255,7 @@ func TestGatewayStdioDrainsOnSIGTERM(t *testing.T) {
 	}
 	close(release)
 	if err := <-done; err != nil {
-		t.Errorf("the call in flight at SIGTERM: %v; want it finished", err)
+		t.Errorf("the call in flight at SIGTERM: %v; want it finished; gateway log:\n%s", err, logs.String())
 	}
 	_ = cs.Wait()
 	for cmd.ProcessState == nil {
