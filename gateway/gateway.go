@@ -144,7 +144,7 @@ type Gateway struct {
 	started time.Time
 
 	draining atomic.Bool
-	requests atomic.Int64 // POSTs to /mcp being handled (subscriptions excepted)
+	requests atomic.Int64  // POSTs to /mcp being handled (subscriptions excepted)
 	answers  answerCounter // stdio: requests read and not yet answered
 	ctx      context.Context
 	cancel   context.CancelFunc
