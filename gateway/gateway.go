@@ -124,6 +124,13 @@ type Options struct {
 	// (a cache hit unless list_changed emptied the cache). Zero means
 	// DefaultCatalogPoll (1s).
 	CatalogPoll time.Duration
+	// SessionsOnly serves every downstream client with 2025-11-25-era
+	// sessions: a 2026-07-28 client is answered "unsupported protocol
+	// version" and falls back to initialize. The SDK builds a server
+	// session for every stateless request, which costs about twice a
+	// session's call (BENCHMARKS.md); set it when that matters more than
+	// serving the new era.
+	SessionsOnly bool
 	// Metrics, if set, is served at /metrics (a Prometheus handler, say).
 	Metrics http.Handler
 	// Logger receives the gateway's events. Nil means slog.Default().

@@ -37,7 +37,7 @@ func (g *Gateway) Handler() http.Handler {
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", g.guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if v := r.Header.Get("Mcp-Protocol-Version"); v >= "2026-07-28" {
+		if v := r.Header.Get("Mcp-Protocol-Version"); v >= "2026-07-28" && !g.opts.SessionsOnly {
 			stateless.ServeHTTP(w, r)
 			return
 		}

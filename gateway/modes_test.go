@@ -170,3 +170,21 @@ func TestBreakerOpenIsUnavailableAtOnce(t *testing.T) {
 		t.Errorf("status of dead: %s, list error %q", st.Status, st.ListError)
 	}
 }
+
+// SessionsOnly: a 2026-07-28 client falls back to a 2025-11-25 session and
+// is served.
+func TestSessionsOnly(t *testing.T) {
+	demo := newPool(t, mcpool.Config{URL: demoURL(t)})
+	_, url := startGateway(t, gateway.Options{SessionsOnly: true, Servers: []gateway.Server{
+		{Name: "demo", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(demo)},
+	}})
+	cs := connect(t, url, "", nil)
+	if v := cs.InitializeResult().ProtocolVersion; v >= "2026-07-28" {
+		t.Fatalf("negotiated %s; want a 2025-era session", v)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if got, err := call(ctx, cs, "demo__echo", map[string]any{"message": "s"}); err != nil || got != "s" {
+		t.Errorf("demo__echo = %q, %v", got, err)
+	}
+}

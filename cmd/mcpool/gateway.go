@@ -34,6 +34,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	logFormat := fs.String("log-format", "text", "log format on stderr: text or json")
 	verbose := fs.Bool("verbose", false, "log debug events (pools, sessions)")
 	drain := fs.Duration("drain-timeout", gateway.DefaultDrainTimeout, "on SIGTERM, how long calls in flight may finish")
+	sessionsOnly := fs.Bool("sessions-only", false, "serve 2025-11-25 sessions only: 2026-07-28 clients fall back to initialize (cheaper per call than stateless requests)")
 	maxInFlight := fs.Int("max-in-flight", 0, "calls in flight across the gateway (default: the config's, else 256)")
 	rest, err := parseFlags(fs, args, "gateway --config FILE [--listen ADDR | --stdio] [--token T]", stdout)
 	if err != nil {
@@ -153,6 +154,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		QueueWait:    queueWait,
 		CallTimeout:  callTimeout,
 		Token:        *token,
+		SessionsOnly: *sessionsOnly,
 		DrainTimeout: *drain,
 		Logger:       log,
 		// Metrics: mount the Prometheus collector's handler here once it
