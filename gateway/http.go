@@ -86,6 +86,9 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 			}
 		}
 		if g.draining.Load() {
+			// Connection: close sheds the refused client's connection (and
+			// its goroutine and buffers) instead of keeping it alive.
+			w.Header().Set("Connection", "close")
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "gateway is shutting down: retry on another gateway", http.StatusServiceUnavailable)
 			return
@@ -98,6 +101,7 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 		}
 		if n := g.requests.Add(1); n > int64(g.opts.MaxRequests) {
 			g.requests.Add(-1)
+			w.Header().Set("Connection", "close")
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "gateway overloaded: too many requests in flight; retry after 1s with backoff", http.StatusTooManyRequests)
 			return

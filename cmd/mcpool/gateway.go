@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/mcpool/mcpool"
@@ -54,12 +53,6 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *token == "" {
 		*token = os.Getenv(tokenEnv)
-	}
-	if os.Getenv("GOGC") == "" {
-		// Under overload the gateway holds a connection and a goroutine per
-		// waiting client; collecting at half the default growth keeps its
-		// memory within twice the idle figure (BENCHMARKS.md).
-		debug.SetGCPercent(50)
 	}
 	level := slog.LevelInfo
 	if *verbose {
