@@ -285,8 +285,8 @@ func TestDrainLosesNoAcceptedCall(t *testing.T) {
 	}
 }
 
-// Progress travels down and cancellation up, with server-everything's
-// long-running operation and the gate server's block.
+// Progress travels down and cancellation up, in both eras, with
+// server-everything's long-running operation and the gate server's block.
 func TestProgressDownCancelUp(t *testing.T) {
 	var gw *gateway.Gateway
 	relay := func(ctx context.Context, r *mcp.ProgressNotificationClientRequest) { gw.OnProgress(ctx, r) }
@@ -297,32 +297,37 @@ func TestProgressDownCancelUp(t *testing.T) {
 		{Name: "everything", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(every)},
 		{Name: "gate", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(gatePool)},
 	}})
-	var mu sync.Mutex
-	var got []float64
-	cs := connect(t, url, "2025-11-25", &mcp.ClientOptions{ProgressNotificationHandler: func(ctx context.Context, r *mcp.ProgressNotificationClientRequest) {
-		if r.Params.ProgressToken != "mine" {
-			t.Errorf("progress token %v, want the caller's own", r.Params.ProgressToken)
-		}
-		mu.Lock()
-		got = append(got, r.Params.Progress)
-		mu.Unlock()
-	}})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	params := &mcp.CallToolParams{Name: "everything__trigger-long-running-operation", Arguments: map[string]any{"duration": 1, "steps": 3}}
-	params.SetProgressToken("mine")
-	if _, err := cs.CallTool(ctx, params); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "3 progress notifications", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 3 })
+	for i, version := range []string{"2025-11-25", ""} {
+		t.Run("version="+version, func(t *testing.T) {
+			var mu sync.Mutex
+			var got []float64
+			cs := connect(t, url, version, &mcp.ClientOptions{ProgressNotificationHandler: func(ctx context.Context, r *mcp.ProgressNotificationClientRequest) {
+				if r.Params.ProgressToken != "mine" {
+					t.Errorf("progress token %v, want the caller's own", r.Params.ProgressToken)
+				}
+				mu.Lock()
+				got = append(got, r.Params.Progress)
+				mu.Unlock()
+			}})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			params := &mcp.CallToolParams{Name: "everything__trigger-long-running-operation", Arguments: map[string]any{"duration": 1, "steps": 3}}
+			params.SetProgressToken("mine")
+			if _, err := cs.CallTool(ctx, params); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "3 progress notifications", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 3 })
 
-	cctx, ccancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { _, err := call(cctx, cs, "gate__block", map[string]any{}); done <- err }()
-	eventually(t, "the call running upstream", func() bool { return g.running.Load() == 1 })
-	ccancel()
-	<-done
-	eventually(t, "the upstream call cancelled", func() bool { return g.cancelled.Load() == 1 })
+			cctx, ccancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { _, err := call(cctx, cs, "gate__block", map[string]any{}); done <- err }()
+			eventually(t, "the call running upstream", func() bool { return g.running.Load() == 1 })
+			ccancel()
+			<-done
+			eventually(t, "the upstream call cancelled", func() bool { return g.cancelled.Load() == int64(i+1) })
+			eventually(t, "no call running upstream", func() bool { return g.running.Load() == 0 })
+		})
+	}
 }
 
 // stdio upstream children are reaped when their pools close: the gateway

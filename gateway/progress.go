@@ -18,6 +18,10 @@ import (
 // then sends notifications/cancelled upstream.
 
 type progressTarget struct {
+	// ctx is the downstream request's: the SDK sends a notification made
+	// with it on that request's stream, the only way to reach a
+	// 2026-07-28 client, which has no other.
+	ctx   context.Context
 	ss    *mcp.ServerSession
 	token any
 }
@@ -38,7 +42,7 @@ func (g *Gateway) forwardProgress(ctx context.Context, req *mcp.CallToolRequest,
 		params.Meta = mcp.Meta{}
 	}
 	params.SetProgressToken(id)
-	g.progress.targets.Store(id, progressTarget{ss: ss, token: tok})
+	g.progress.targets.Store(id, progressTarget{ctx: ctx, ss: ss, token: tok})
 	return func() { g.progress.targets.Delete(id) }
 }
 
@@ -56,7 +60,7 @@ func (g *Gateway) OnProgress(ctx context.Context, req *mcp.ProgressNotificationC
 	p := *req.Params
 	p.ProgressToken = t.token
 	p.Meta = nil
-	if err := t.ss.NotifyProgress(ctx, &p); err != nil {
+	if err := t.ss.NotifyProgress(t.ctx, &p); err != nil {
 		g.log.Debug("progress: relay failed", "error", err)
 	}
 }
