@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -92,7 +93,8 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 }
 
 func isMethodNotFound(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "method not found") || err != nil && strings.Contains(err.Error(), "-32601")
+	var je *jsonrpc.Error
+	return errors.As(err, &je) && je.Code == jsonrpc.CodeMethodNotFound
 }
 
 func fingerprint[T any](items []*T) string {

@@ -21,10 +21,17 @@ import (
 func TestCatalogAndCallsBothEras(t *testing.T) {
 	demo := newPool(t, mcpool.Config{URL: demoURL(t)})
 	every := newPool(t, mcpool.Config{Command: everythingStdio(t)})
-	_, url := startGateway(t, gateway.Options{Servers: []gateway.Server{
+	gw, url := startGateway(t, gateway.Options{Servers: []gateway.Server{
 		{Name: "demo", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(demo)},
 		{Name: "everything", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(every)},
 	}})
+	// The demo server has no prompts or resources: an empty list, not a
+	// failure that would leave it out.
+	for _, st := range gw.Status().Servers {
+		if st.ListError != "" || st.Tools == 0 {
+			t.Errorf("server %s: list error %q, %d tools", st.Name, st.ListError, st.Tools)
+		}
+	}
 	for _, version := range []string{"2025-11-25", ""} {
 		t.Run("version="+version, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
