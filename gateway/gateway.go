@@ -372,6 +372,11 @@ func (g *Gateway) Close(ctx context.Context) error {
 			_ = ss.Close()
 		}
 		g.bg.Wait()
+		// A request that passed the HTTP guard just before draining began
+		// may have opened a session since.
+		for ss := range g.mcp.Sessions() {
+			_ = ss.Close()
+		}
 		g.closeErr = errors.Join(g.iso.closeAll(ctx), g.closeServersCtx(ctx))
 	})
 	return g.closeErr

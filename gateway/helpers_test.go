@@ -67,9 +67,20 @@ func newPool(t *testing.T, cfg mcpool.Config) *mcpool.Pool {
 // demoURL serves the demo server (echo, sleep, structured) over HTTP.
 func demoURL(t *testing.T) string {
 	t.Helper()
-	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
-	t.Cleanup(ts.Close)
+	s := demoserver.New(demoserver.Options{})
+	ts := httptest.NewServer(demoserver.Handler(s, false, 0))
+	t.Cleanup(func() { closePeer(s, ts) })
 	return ts.URL
+}
+
+// closePeer stops a test's upstream server: its sessions first (a session
+// whose client went away without a DELETE would otherwise stay open), then
+// the listener.
+func closePeer(s *mcp.Server, ts *httptest.Server) {
+	for ss := range s.Sessions() {
+		_ = ss.Close()
+	}
+	ts.Close()
 }
 
 // gate is a test server's tools: set and get keep a value per upstream
@@ -131,7 +142,7 @@ func (g *gate) url(t *testing.T) string {
 	t.Helper()
 	s := g.server()
 	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
-	t.Cleanup(ts.Close)
+	t.Cleanup(func() { closePeer(s, ts) })
 	return ts.URL
 }
 

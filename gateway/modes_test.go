@@ -24,7 +24,7 @@ func TestListChangedForwarded(t *testing.T) {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "1"}}}, nil, nil
 	})
 	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return up }, nil))
-	t.Cleanup(ts.Close)
+	t.Cleanup(func() { closePeer(up, ts) })
 	pool := newPool(t, mcpool.Config{URL: ts.URL})
 	_, url := startGateway(t, gateway.Options{CatalogPoll: 20 * time.Millisecond, Servers: []gateway.Server{
 		{Name: "g", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(pool)},
@@ -72,7 +72,7 @@ func TestPassthroughForwardsEachCallersCredentials(t *testing.T) {
 		}
 		handler.ServeHTTP(w, r)
 	}))
-	t.Cleanup(ts.Close)
+	t.Cleanup(func() { closePeer(up, ts) })
 	gw, url := startGateway(t, gateway.Options{Servers: []gateway.Server{
 		{Name: "p", Mode: gateway.ModePassthrough, Config: mcpool.Config{URL: ts.URL}},
 	}})
