@@ -188,3 +188,26 @@ func TestSessionsOnly(t *testing.T) {
 		t.Errorf("demo__echo = %q, %v", got, err)
 	}
 }
+
+// An isolated server's upstream session is closed when its downstream
+// session idles out (SessionIdleTimeout), not kept for ever.
+func TestIsolatedSessionIdlesOut(t *testing.T) {
+	g := newGate()
+	upURL := g.url(t)
+	catalog := newPool(t, mcpool.Config{URL: upURL})
+	gw, url := startGateway(t, gateway.Options{SessionIdleTimeout: 300 * time.Millisecond, Servers: []gateway.Server{
+		{Name: "kv", Mode: gateway.ModeIsolated, Upstream: gateway.PoolUpstream(catalog), Config: mcpool.Config{URL: upURL}, Spares: 1},
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cs := connect(t, url, "2025-11-25", nil)
+	if _, err := call(ctx, cs, "kv__set", map[string]any{"value": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if st := gw.Status().Servers[0]; st.Sessions != 1 {
+		t.Fatalf("%d isolated sessions, want 1", st.Sessions)
+	}
+	eventually(t, "the idle session's upstream session closed", func() bool {
+		return strings.HasPrefix(gw.Status().Servers[0].Detail, "0 downstream sessions")
+	})
+}
