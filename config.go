@@ -165,6 +165,11 @@ type Config struct {
 	// list fetched from the server differs from the previous fetch (issue 4).
 	// It runs on the fetching goroutine: keep it quick.
 	OnCatalogChange func(CatalogChange)
+	// OnProgress, if set, receives the server's notifications/progress for
+	// requests sent through the pool's sessions (MCP spec, "Progress"),
+	// for example to relay them to a caller further away. It runs on the
+	// session's reading goroutine: keep it quick.
+	OnProgress func(ctx context.Context, req *mcp.ProgressNotificationClientRequest)
 	// OnListChanged, if set, is called when a session of the pool receives
 	// notifications/tools/list_changed, prompts/list_changed or
 	// resources/list_changed (kind "tools", "prompts" or "resources"; MCP

@@ -36,10 +36,11 @@ func newDialer(s *settings, onListChanged func(kind string)) *dialer {
 		// No roots: a client that advertises roots and never answers roots/list
 		// leaves some servers (server-everything over stdio) running after
 		// stdin closes.
-		Capabilities:               &mcp.ClientCapabilities{},
-		ToolListChangedHandler:     func(context.Context, *mcp.ToolListChangedRequest) { onListChanged("tools") },
-		PromptListChangedHandler:   func(context.Context, *mcp.PromptListChangedRequest) { onListChanged("prompts") },
-		ResourceListChangedHandler: func(context.Context, *mcp.ResourceListChangedRequest) { onListChanged("resources") },
+		Capabilities:                &mcp.ClientCapabilities{},
+		ToolListChangedHandler:      func(context.Context, *mcp.ToolListChangedRequest) { onListChanged("tools") },
+		PromptListChangedHandler:    func(context.Context, *mcp.PromptListChangedRequest) { onListChanged("prompts") },
+		ResourceListChangedHandler:  func(context.Context, *mcp.ResourceListChangedRequest) { onListChanged("resources") },
+		ProgressNotificationHandler: s.OnProgress,
 	}, s.ClientHandlers))
 	httpClient := s.HTTPClient
 	if httpClient == nil && (s.URL != "" || s.SSEURL != "") {

@@ -59,6 +59,7 @@ var commands = []command{
 	{"call", "call one tool (TOOL [JSON arguments]) and print its result as JSON", runCall},
 	{"servers", "show each server of a config file (--config): status, sessions, tools", runServers},
 	{"demo-server", "serve the embedded demo server over HTTP or stdio", runDemoServer},
+	{"gateway", "serve a config's servers to any MCP client through pooled sessions", runGateway},
 }
 
 // runContext dispatches to a subcommand and maps its error to one line on
