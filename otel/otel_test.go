@@ -399,3 +399,6 @@ func TestInstrumentGroup(t *testing.T) {
 		t.Errorf("sessions by pool name: %v, want a=2 b=1", used)
 	}
 }
+
+// A Group is a Servers.
+var _ mcpoolotel.Servers = (*mcpool.Group)(nil)

@@ -1,0 +1,59 @@
+package mcpoolprom_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/internal/demoserver"
+	mcpoolprom "github.com/mcpool/mcpool/prom"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+var _ mcpoolprom.Servers = (*mcpool.Group)(nil)
+
+// TestRealGroup exports an *mcpool.Group: one server label per server,
+// its replicas summed, agreeing with each replica's Stats.
+func TestRealGroup(t *testing.T) {
+	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
+	t.Cleanup(ts.Close)
+	cfg := mcpool.Config{URL: ts.URL, Logger: quiet(), HealthCheckInterval: -1}
+	g, err := mcpool.NewGroup(mcpool.GroupConfig{Logger: quiet(), Servers: []mcpool.ServerConfig{
+		{Name: "a", Replicas: []mcpool.Config{cfg, cfg}},
+		{Name: "b", Config: cfg},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close(context.Background()) })
+	c := mcpoolprom.New(mcpoolprom.Options{})
+	if err := c.AddGroup(g); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	ctx := context.Background()
+	for _, server := range []string{"a", "a", "b"} {
+		if _, err := g.CallTool(ctx, &mcp.CallToolParams{Name: server + "__echo", Arguments: map[string]any{"message": "x"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for server, want := range map[string]float64{"a": 2, "b": 1} {
+		if got := value(families, "mcpool_calls_total", map[string]string{"server": server}); got != want {
+			t.Errorf("calls of %s: %v, want %v", server, got, want)
+		}
+		var acquires uint64
+		for _, p := range g.Replicas(server) {
+			acquires += p.Stats().Acquires
+		}
+		if got := value(families, "mcpool_acquires_total", map[string]string{"server": server}); got != float64(acquires) {
+			t.Errorf("acquires of %s: %v, Stats say %d", server, got, acquires)
+		}
+	}
+}
