@@ -162,7 +162,9 @@ func cachedList[T any](ctx context.Context, p *Pool, c *listCache[T], page func(
 		return items, nil
 	}
 	c.stats.misses.Add(1)
-	ch := c.group.DoChan(c.kind, func() (any, error) { return fetch(p, c, page) })
+	ch := c.group.DoChan(c.kind, func() (any, error) {
+		return sharedFetch(p, c, func() ([]*T, error) { return fetch(p, c, page) })
+	})
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -313,11 +315,21 @@ func (p *Pool) Tool(ctx context.Context, name string) (*mcp.Tool, error) {
 }
 
 // InvalidateTools empties the tool catalog cache: the next ListTools fetches
-// from the server. It is safe to call at any time.
-func (p *Pool) InvalidateTools() { p.catalog.tools.invalidate() }
+// from the server. With a CatalogStore the shared copy is invalidated too,
+// in every process. It is safe to call at any time.
+func (p *Pool) InvalidateTools() {
+	p.catalog.tools.invalidate()
+	p.publishInvalidation("tools")
+}
 
-// InvalidateCatalog empties the tool, prompt and resource caches.
-func (p *Pool) InvalidateCatalog() { p.catalog.invalidateAll() }
+// InvalidateCatalog empties the tool, prompt and resource caches (and,
+// with a CatalogStore, their shared copies).
+func (p *Pool) InvalidateCatalog() {
+	p.catalog.invalidateAll()
+	for _, kind := range []string{"tools", "prompts", "resources"} {
+		p.publishInvalidation(kind)
+	}
+}
 
 func (p *Pool) onListChanged(kind string) {
 	p.log.debug("list_changed: catalog invalidated", "list", kind)
@@ -329,4 +341,5 @@ func (p *Pool) onListChanged(kind string) {
 	case "resources":
 		p.catalog.resources.invalidate()
 	}
+	p.publishInvalidation(kind)
 }

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -142,6 +143,16 @@ func (k *Keyed) newPool(identity string) (*Pool, error) {
 		c.Args = slices.Clone(c.Args)
 		c.Env = slices.Clone(c.Env)
 		cfg.Command = &c
+	}
+	if cfg.CatalogStore != nil {
+		// Lists fetched with this identity's credentials are stored under
+		// its digest only: never served to another identity.
+		base := cfg.CatalogKey
+		if base == "" {
+			base = redactURL(cfg.URL + cfg.SSEURL)
+		}
+		sum := sha256.Sum256([]byte(identity))
+		cfg.CatalogKey = base + ":id:" + hex.EncodeToString(sum[:])
 	}
 	if k.cfg.ForIdentity != nil {
 		if err := k.cfg.ForIdentity(identity, &cfg); err != nil {

@@ -48,6 +48,14 @@ type Stats struct {
 	// ConsecutiveFailures counts connects failed in a row (0 after a success).
 	ConsecutiveFailures int
 
+	// StoreHits counts lists served from Config.CatalogStore instead of the
+	// server; StoreErrors counts store operations that failed (the pool then
+	// fell back to its local cache and the server). Store is "" without a
+	// store, "ok", or "failing" while the last operation failed.
+	StoreHits   uint64
+	StoreErrors uint64
+	Store       string
+
 	ProtocolVersion string        // the version later sessions pin; "" before the first connect
 	Uptime          time.Duration // time since New
 	Closed          bool          // Close has begun
@@ -111,6 +119,13 @@ func (p *Pool) Stats() Stats {
 	st.Retries = p.counters.retries.Load()
 	st.LostCalls = p.counters.lostCalls.Load()
 	st.Unavailable = p.counters.unavailable.Load()
+	if g := p.store; g != nil {
+		st.StoreHits, st.StoreErrors = g.hits.Load(), g.errors.Load()
+		st.Store = "ok"
+		if g.failing() {
+			st.Store = "failing"
+		}
+	}
 	return st
 }
 
