@@ -17,13 +17,9 @@ import (
 // process that dies while fetching holds up the others no longer than this.
 const storeLockTTL = 5 * time.Second
 
-// storeWait is how long a process that finds another one refreshing a list
-// waits for it (reading the store every storePoll) before it asks the server
-// itself.
-const (
-	storeWait = time.Second
-	storePoll = 20 * time.Millisecond
-)
+// storePoll is how often a process that finds another one refreshing a
+// list reads the store for it.
+const storePoll = 20 * time.Millisecond
 
 // storeGate wraps the pool's CatalogStore with backoff: after a failure the
 // store is left alone for a while (doubling up to storeBackoffMax), so that
@@ -138,29 +134,37 @@ func sharedFetch[T any](p *Pool, c *listCache[T], fetch func() ([]*T, error)) ([
 		c.store(gen, items, ttl)
 		return items, nil
 	}
-	if !g.usable() {
-		return fetch()
-	}
-	lctx, cancel := context.WithTimeout(p.ctx, storeTimeout)
-	unlock, locked, err := g.store.TryLock(lctx, g.key(c.kind), storeLockTTL)
-	cancel()
-	if !g.result(err) {
-		return fetch()
-	}
-	if !locked {
-		// Another process is fetching: wait for its list.
-		deadline := time.Now().Add(storeWait)
-		for time.Now().Before(deadline) && g.usable() {
-			if sleepCtx(p.ctx, storePoll) != nil {
-				return nil, ErrPoolClosed
-			}
-			if items, ttl, ok := storeLoad[T](p.ctx, g, c.kind); ok {
-				g.hits.Add(1)
-				c.store(gen, items, ttl)
-				return items, nil
-			}
+	// Take the refresh lock, or wait for the process that holds it to save
+	// the list: as long as the lock lives (storeLockTTL at most), so that
+	// however slow the fetch, one process makes it. A holder that fails
+	// saves nothing and lets the lock go, and the next one here takes it.
+	var unlock func()
+	deadline := time.Now().Add(storeLockTTL)
+	for {
+		if !g.usable() {
+			return fetch()
 		}
-		return fetch()
+		lctx, cancel := context.WithTimeout(p.ctx, storeTimeout)
+		u, locked, err := g.store.TryLock(lctx, g.key(c.kind), storeLockTTL)
+		cancel()
+		if !g.result(err) {
+			return fetch()
+		}
+		if locked {
+			unlock = u
+			break
+		}
+		if time.Now().After(deadline) {
+			return fetch()
+		}
+		if sleepCtx(p.ctx, storePoll) != nil {
+			return nil, ErrPoolClosed
+		}
+		if items, ttl, ok := storeLoad[T](p.ctx, g, c.kind); ok {
+			g.hits.Add(1)
+			c.store(gen, items, ttl)
+			return items, nil
+		}
 	}
 	defer unlock()
 	items, err := fetch()

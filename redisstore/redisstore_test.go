@@ -20,7 +20,15 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// go-redis logs dial failures itself; the tests kill Redis on purpose.
+	redis.SetLogger(quiet{})
+	goleak.VerifyTestMain(m)
+}
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
 
 func newStore(t *testing.T, url string) *redisstore.Store {
 	t.Helper()
@@ -189,14 +197,24 @@ func TestReplicasShareOneFetch(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := up.lists.Load(); n != 1 {
-		t.Fatalf("server answered %d tools/list for 300 listings on 3 replicas, want 1", n)
+	// One fetch for all. A store operation that overran its bound (a Redis
+	// slowed by a loaded machine) makes its replica fall back to the server,
+	// as it must: each extra fetch has to be explained by a counted error.
+	var storeErrors uint64
+	for _, p := range pools {
+		storeErrors += p.Stats().StoreErrors
+	}
+	if n := up.lists.Load(); n < 1 || uint64(n) > 1+storeErrors {
+		for i, p := range pools {
+			t.Logf("replica %d: %+v", i, p.Stats())
+		}
+		t.Fatalf("server answered %d tools/list for 300 listings on 3 replicas with %d store errors, want 1", n, storeErrors)
 	}
 	var hits uint64
 	for _, p := range pools {
 		hits += p.Stats().StoreHits
 	}
-	if hits < 2 {
+	if hits+storeErrors < 2 {
 		t.Fatalf("StoreHits across replicas %d, want at least 2 (the replicas that did not fetch)", hits)
 	}
 }
@@ -265,6 +283,9 @@ func TestRedisDownIsNotAnOutage(t *testing.T) {
 	stop := make(chan struct{})
 	var failed, calls atomic.Int64
 	var wg sync.WaitGroup
+	var once sync.Once
+	halt := func() { once.Do(func() { close(stop) }); wg.Wait() }
+	defer halt() // before the pools close, even when the test fails
 	for range 8 {
 		wg.Go(func() {
 			for {
@@ -313,8 +334,7 @@ func TestRedisDownIsNotAnOutage(t *testing.T) {
 			t.Fatalf("sharing did not resume after Redis came back (%d new replicas fetched for themselves)", i+1)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	halt()
 	if failed.Load() != 0 {
 		t.Fatalf("%d of %d calls failed while Redis was down", failed.Load(), calls.Load())
 	}
