@@ -333,6 +333,14 @@ func (p *Pool) InvalidateCatalog() {
 
 func (p *Pool) onListChanged(kind string) {
 	p.log.debug("list_changed: catalog invalidated", "list", kind)
+	p.listChanged(kind)
+	p.publishInvalidation(kind)
+}
+
+// listChanged empties kind's cache and tells Config.OnListChanged, whether
+// a session of this pool said so or, through the CatalogStore, another
+// process did.
+func (p *Pool) listChanged(kind string) {
 	switch kind {
 	case "tools":
 		p.catalog.tools.invalidate()
@@ -341,5 +349,7 @@ func (p *Pool) onListChanged(kind string) {
 	case "resources":
 		p.catalog.resources.invalidate()
 	}
-	p.publishInvalidation(kind)
+	if p.cfg.OnListChanged != nil {
+		p.cfg.OnListChanged(kind)
+	}
 }

@@ -235,16 +235,12 @@ func (p *Pool) subscribeStore() {
 	g := p.store
 	p.bg.Go(func() {
 		g.store.Subscribe(p.ctx, func(key string) {
-			switch key {
-			case "":
-				// Invalidations may have been missed while cut off.
-				p.catalog.invalidateAll()
-			case g.key("tools"):
-				p.catalog.tools.invalidate()
-			case g.key("prompts"):
-				p.catalog.prompts.invalidate()
-			case g.key("resources"):
-				p.catalog.resources.invalidate()
+			for _, kind := range []string{"tools", "prompts", "resources"} {
+				// The empty key: invalidations may have been missed while
+				// cut off from the store.
+				if key == "" || key == g.key(kind) {
+					p.listChanged(kind)
+				}
 			}
 		})
 	})

@@ -168,6 +168,17 @@ type Config struct {
 	// list fetched from the server differs from the previous fetch (issue 4).
 	// It runs on the fetching goroutine: keep it quick.
 	OnCatalogChange func(CatalogChange)
+	// OnListChanged, if set, is called when a session of the pool receives
+	// notifications/tools/list_changed, prompts/list_changed or
+	// resources/list_changed (kind "tools", "prompts" or "resources"; MCP
+	// spec, "List Changed Notification"), after the pool's cache of that list
+	// has been emptied. It runs on the SDK's notification goroutine: keep it
+	// quick. A [Group] uses it to refresh one server's part of its catalog.
+	OnListChanged func(kind string)
+
+	// ClientHandlers answer elicitation and sampling requests from the
+	// server; nil declares neither capability. See ClientHandlers.
+	ClientHandlers *ClientHandlers
 
 	// Logger receives the pool's events. Nil means slog.Default().
 	Logger *slog.Logger

@@ -29,7 +29,7 @@ type dialer struct {
 
 func newDialer(s *settings, onListChanged func(kind string)) *dialer {
 	d := &dialer{}
-	d.client = mcp.NewClient(&mcp.Implementation{Name: s.ClientName, Version: s.ClientVersion}, &mcp.ClientOptions{
+	d.client = mcp.NewClient(&mcp.Implementation{Name: s.ClientName, Version: s.ClientVersion}, applyClientHandlers(&mcp.ClientOptions{
 		Logger: s.Logger,
 		// No roots: a client that advertises roots and never answers roots/list
 		// leaves some servers (server-everything over stdio) running after
@@ -38,7 +38,7 @@ func newDialer(s *settings, onListChanged func(kind string)) *dialer {
 		ToolListChangedHandler:     func(context.Context, *mcp.ToolListChangedRequest) { onListChanged("tools") },
 		PromptListChangedHandler:   func(context.Context, *mcp.PromptListChangedRequest) { onListChanged("prompts") },
 		ResourceListChangedHandler: func(context.Context, *mcp.ResourceListChangedRequest) { onListChanged("resources") },
-	})
+	}, s.ClientHandlers))
 	httpClient := s.HTTPClient
 	if httpClient == nil && (s.URL != "" || s.SSEURL != "") {
 		httpClient = newHTTPClient(s.MaxSessions * (s.MaxCallsPerSession + 1))

@@ -148,3 +148,81 @@ func ExampleWithHeaders() {
 	fmt.Println("ok")
 	// Output: ok
 }
+
+// A group of two servers used as one: the merged catalog names each tool
+// server__tool, and calls route by that name.
+func ExampleGroup() {
+	// Two go-sdk demo servers on loopback stand in for real ones.
+	search := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
+	defer search.Close()
+	files := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
+	defer files.Close()
+
+	g, err := mcpool.NewGroup(mcpool.GroupConfig{Servers: []mcpool.ServerConfig{
+		{Name: "search", Config: mcpool.Config{URL: search.URL}},
+		{Name: "files", Config: mcpool.Config{URL: files.URL}},
+	}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	defer g.Close(ctx)
+	if err := g.Start(ctx); err != nil {
+		log.Print(err) // the servers that did not start, each a *mcpool.ServerError
+	}
+	tools, err := g.ListTools(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, t := range tools {
+		fmt.Println(t.Name)
+	}
+	res, err := g.CallTool(ctx, &mcp.CallToolParams{Name: "files__echo", Arguments: map[string]any{"message": "routed"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Content[0].(*mcp.TextContent).Text)
+	// Output:
+	// search__echo
+	// search__sleep
+	// search__structured
+	// files__echo
+	// files__sleep
+	// files__structured
+	// routed
+}
+
+// Reading the mcpServers config file other MCP clients use, with mcpool's
+// own settings (two replicas, balanced by load) in a section they ignore.
+func ExampleLoadGroupConfig() {
+	const file = `{
+	  "mcpServers": {
+	    "github": {"type": "http", "url": "https://api.example.com/mcp",
+	               "headers": {"Authorization": "Bearer ${GITHUB_TOKEN:-none}"}},
+	    "search": {"url": "http://127.0.0.1:8080/mcp"}
+	  },
+	  "mcpool": {
+	    "servers": {
+	      "search": {"replicas": ["http://127.0.0.1:8080/mcp", "http://127.0.0.1:8081/mcp"], "maxSessions": 8}
+	    }
+	  }
+	}`
+	// LoadGroupConfig(path) reads a file; ParseGroupConfig takes its bytes.
+	gc, err := mcpool.ParseGroupConfig("mcp.json", []byte(file), nil)
+	if err != nil {
+		log.Fatal(err) // one line: file, server, field
+	}
+	for _, s := range gc.Servers {
+		fmt.Println(s.Name, len(s.Replicas), s.Balance)
+	}
+	g, err := mcpool.NewGroup(*gc)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	fmt.Println(g.Servers())
+	// Output:
+	// github 0 least-loaded
+	// search 2 least-loaded
+	// [github search]
+}

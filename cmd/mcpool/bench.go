@@ -54,7 +54,7 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 		"The last tenth of each mode's calls (at least --concurrency of them) run\n"+
 		"without faults, to show whether it healed. Calls that fail under the faults do not fail the command; calls that\n"+
 		"fail after the faults stopped do")
-	rest, err := parseFlags(fs, args, "bench [--url URL | --sse URL | --stdio CMD] [flags]", stdout)
+	rest, err := parseFlags(fs, args, "bench [--url URL | --sse URL | --stdio CMD | --config FILE [--server NAME]] [flags]", stdout)
 	if err != nil {
 		return err
 	}
@@ -101,6 +101,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// the params it is given (protocol 2026-07-28), so calls in flight
 		// must not share them.
 		return &mcp.CallToolParams{Name: b.tool, Arguments: arguments}
+	}
+	if b.target.group.used() {
+		return groupBench(ctx, &b, params, stdout, stderr)
 	}
 
 	tgt, err := b.target.open(stderr)

@@ -434,7 +434,7 @@ func (c *trackedConn) Close() error {
 func chaosOutcome(runs []*modeRun, stderr io.Writer) error {
 	for _, r := range runs {
 		if r.errors > 0 {
-			msg := strings.Join(strings.Fields(r.firstErr.Error()), " ")
+			msg := strings.Join(strings.Fields(explainError(r.firstErr).Error()), " ")
 			fmt.Fprintf(stderr, "mcpool: bench: %s: %d of %d calls failed under --chaos (%s); first: %s\n",
 				r.mode, r.errors, r.calls, kindsText(r.chaos.kinds), msg)
 		}

@@ -7,6 +7,7 @@
 //	mcpool bench [flags]              compare per-call, exclusive and pooled sessions
 //	mcpool tools [flags]              list a server's tools as JSON
 //	mcpool call [flags] TOOL [JSON]   call one tool and print its result as JSON
+//	mcpool servers --config FILE      show the status of each server of a config file
 //	mcpool demo-server [flags]        serve the embedded demo server
 //	mcpool help [COMMAND]             print usage
 package main
@@ -57,6 +58,7 @@ var commands = []command{
 	{"bench", "compare per-call, exclusive and pooled sessions on one workload", runBench},
 	{"tools", "list a server's tools as JSON", runTools},
 	{"call", "call one tool (TOOL [JSON arguments]) and print its result as JSON", runCall},
+	{"servers", "show each server of a config file (--config): status, sessions, tools", runServers},
 	{"demo-server", "serve the embedded demo server over HTTP or stdio", runDemoServer},
 }
 
@@ -103,7 +105,10 @@ func printUsage(w io.Writer) {
 		"bench, tools and call take --url URL, --sse URL or --stdio \"CMD ARGS\" to name\n"+
 		"a server; without them they start the embedded demo server (tools: echo,\n"+
 		"sleep, structured) on loopback HTTP. --timeout bounds tools and call (and\n"+
-		"each call of bench), --connect-timeout each connect.\n")
+		"each call of bench), --connect-timeout each connect.\n\n"+
+		"--config FILE names every server of an MCP config file ({\"mcpServers\": …}\n"+
+		"or VS Code's {\"servers\": …}) instead: tools are named SERVER__TOOL, and\n"+
+		"--server NAME keeps to one server with its plain tool names.\n")
 }
 
 func commandNames() string {
@@ -132,6 +137,7 @@ func report(stderr io.Writer, cmd string, err error) int {
 	if err == nil || errors.Is(err, errHelp) {
 		return exitOK
 	}
+	err = explainError(err) // auth.go: 401s explained, "mcpool: " said once
 	// The library's errors already say "mcpool: "; say it once.
 	msg := strings.TrimPrefix(err.Error(), "mcpool: ")
 	// Errors from transports and servers may span lines; scripts and people

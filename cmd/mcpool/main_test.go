@@ -18,6 +18,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(stdioEnv) == "1" {
 		os.Exit(run([]string{"demo-server", "--stdio"}, os.Stdout, os.Stderr))
 	}
+	if addr := os.Getenv(httpEnv); addr != "" { // config_test.go
+		os.Exit(run([]string{"demo-server", "--http", addr}, os.Stdout, os.Stderr))
+	}
 	goleak.VerifyTestMain(m)
 }
 

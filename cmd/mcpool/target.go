@@ -22,6 +22,9 @@ type targetFlags struct {
 	stdio          string
 	connectTimeout time.Duration
 	verbose        bool
+	auth           authFlags   // auth.go
+	answers        answerFlags // elicit.go
+	group          groupFlags  // --config, --server (config.go)
 }
 
 func (f *targetFlags) register(fs *flag.FlagSet) {
@@ -30,6 +33,9 @@ func (f *targetFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.stdio, "stdio", "", "command line that starts a stdio server, e.g. \"node server.js stdio\"")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "bound on one connect, handshake included")
 	fs.BoolVar(&f.verbose, "verbose", false, "log pool events and pass a stdio server's stderr through to stderr")
+	f.auth.register(fs)
+	f.answers.register(fs)
+	f.group.register(fs)
 }
 
 // target is a server to talk to: the base of every pool's Config and the
@@ -95,6 +101,10 @@ func (f *targetFlags) open(stderr io.Writer) (*target, error) {
 		}
 		t.cfg.URL, t.stop = url, stop
 	}
+	if err := t.configureAuth(&f.auth, &f.answers, stderr); err != nil { // auth.go
+		t.close()
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -123,16 +133,17 @@ func (t *target) poolConfig(minSessions, maxSessions, callsPerSession int) mcpoo
 // nothing else: a client advertising roots leaves some stdio servers running
 // after stdin closes (see /work/shared/NOTES.md).
 func (t *target) clientOptions() *mcp.ClientOptions {
-	return &mcp.ClientOptions{Logger: t.cfg.Logger, Capabilities: &mcp.ClientCapabilities{}}
+	return t.withClientHandlers(&mcp.ClientOptions{Logger: t.cfg.Logger, Capabilities: &mcp.ClientCapabilities{}}) // elicit.go
 }
 
 // transport returns a fresh transport for one per-call session. HTTP
 // transports share hc, so per-call sessions reuse TCP connections as an
 // agent's HTTP client would.
 func (t *target) transport(hc *http.Client) mcp.Transport {
+	hc = t.withCredentials(hc) // auth.go
 	switch {
 	case t.cfg.URL != "":
-		return &mcp.StreamableClientTransport{Endpoint: t.cfg.URL, HTTPClient: hc}
+		return &mcp.StreamableClientTransport{Endpoint: t.cfg.URL, HTTPClient: hc, OAuthHandler: t.cfg.OAuthHandler}
 	case t.cfg.SSEURL != "":
 		return &mcp.SSEClientTransport{Endpoint: t.cfg.SSEURL, HTTPClient: hc}
 	default:

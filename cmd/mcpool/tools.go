@@ -34,12 +34,15 @@ func (f *oneShotFlags) parse(name, synopsis string, args []string, stdout io.Wri
 
 func runTools(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f oneShotFlags
-	rest, err := f.parse("tools", "tools [--url URL | --sse URL | --stdio CMD] [flags]", args, stdout)
+	rest, err := f.parse("tools", "tools [--url URL | --sse URL | --stdio CMD | --config FILE [--server NAME]] [flags]", args, stdout)
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 {
 		return usageErrorf("unexpected argument %q", rest[0])
+	}
+	if f.target.group.used() {
+		return groupTools(ctx, &f, stdout, stderr)
 	}
 	var tools []*mcp.Tool
 	err = withPool(ctx, &f, stderr, func(ctx context.Context, p *mcpool.Pool) error {
@@ -71,10 +74,14 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	var res *mcp.CallToolResult
-	err = withPool(ctx, &f, stderr, func(ctx context.Context, p *mcpool.Pool) error {
-		res, err = p.CallTool(ctx, params)
-		return err
-	})
+	if f.target.group.used() {
+		res, err = groupCall(ctx, &f, params, stderr)
+	} else {
+		err = withPool(ctx, &f, stderr, func(ctx context.Context, p *mcpool.Pool) error {
+			res, err = p.CallTool(ctx, params)
+			return err
+		})
+	}
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/mcpool/mcpool/internal/demoserver"
+)
+
+// everythingNpx puts an npx on PATH that runs the pinned server-everything
+// installed in testdata (what "npx -y PACKAGE stdio" does once the package
+// is cached), so that examples/mcp.json runs as written, offline.
+func everythingNpx(t *testing.T) {
+	t.Helper()
+	js, err := filepath.Abs("../../testdata/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(js); err != nil {
+		t.Fatalf("server-everything is not installed (%v): run scripts/test, which runs npm ci --prefix testdata/npm", err)
+	}
+	dir := t.TempDir()
+	script := fmt.Sprintf("#!/bin/sh\n[ \"$2\" = \"@modelcontextprotocol/server-everything@2026.8.31\" ] || { echo \"unexpected package $2\" >&2; exit 1; }\nexec node %q \"$3\"\n", js)
+	if err := os.WriteFile(filepath.Join(dir, "npx"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// demoHTTP serves the demo server on loopback and returns its URL.
+func demoHTTP(t *testing.T) string {
+	t.Helper()
+	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
+	t.Cleanup(ts.Close)
+	return ts.URL + "/mcp"
+}
+
+// examples/mcp.json mixes server-everything on stdio and the demo server
+// on HTTP: tools lists both under namespaced names, and call reaches both.
+func TestConfigExample(t *testing.T) {
+	everythingNpx(t)
+	t.Setenv("MCPOOL_DEMO_URL", demoHTTP(t))
+	const example = "../../examples/mcp.json"
+
+	names := toolNames(t, runCLI(t, "tools", "--config", example))
+	for _, want := range []string{"everything__echo", "everything__get-sum", "demo__echo", "demo__sleep", "demo__structured"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("tools lack %s: %v", want, names)
+		}
+	}
+	for _, c := range []struct{ tool, want string }{{"everything__echo", "Echo: via stdio"}, {"demo__echo", "via stdio"}} {
+		r := runCLI(t, "call", "--config", example, c.tool, `{"message":"via stdio"}`)
+		if r.code != 0 || !strings.Contains(r.stdout, c.want) {
+			t.Errorf("call %s: status %d, stdout %q, stderr %q", c.tool, r.code, r.stdout, r.stderr)
+		}
+	}
+	r := runCLI(t, "call", "--config", example, "everything__get-sum", `{"a":20,"b":22}`)
+	if r.code != 0 || !strings.Contains(r.stdout, "42") {
+		t.Errorf("get-sum: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+
+	// --server: one server, plain names.
+	if got := toolNames(t, runCLI(t, "tools", "--config", example, "--server", "demo")); !slices.Equal(got, demoTools) {
+		t.Errorf("tools --server demo: %v", got)
+	}
+	r = runCLI(t, "call", "--config", example, "--server", "demo", "echo", `{"message":"plain"}`)
+	if r.code != 0 || !strings.Contains(r.stdout, "plain") {
+		t.Errorf("call --server demo echo: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+
+	// servers: one row per server.
+	r = runCLI(t, "servers", "--config", example)
+	if r.code != 0 {
+		t.Fatalf("servers: status %d, stderr %q", r.code, r.stderr)
+	}
+	for _, row := range []string{`(?m)^everything\s+healthy\s+1\s+1[0-9]\s+stdio:npx`, `(?m)^demo\s+healthy\s+1\s+3\s+http://127\.0\.0\.1:\d+/mcp`} {
+		if !regexp.MustCompile(row).MatchString(r.stdout) {
+			t.Errorf("servers output lacks a row like %s:\n%s", row, r.stdout)
+		}
+	}
+	wantNoChildren(t)
+}
+
+// A server that is down is reported and left out; the others are listed.
+func TestConfigServerDown(t *testing.T) {
+	cfg := writeConfig(t, fmt.Sprintf(`{"mcpServers": {"demo": {"url": %q}, "down": {"url": "http://127.0.0.1:1/mcp"}},
+		"mcpool": {"servers": {"down": {"failureThreshold": 1}}}}`, demoHTTP(t)))
+	r := runCLI(t, "tools", "--config", cfg)
+	if r.code != 1 || !strings.Contains(r.stdout, "demo__echo") || !strings.Contains(r.stderr, "down") {
+		t.Errorf("tools with a server down: status %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, "servers", "--config", cfg, "--json")
+	var out struct {
+		Servers []struct {
+			Name, Status, Error string
+			Tools               int
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out.Servers) != 2 {
+		t.Fatalf("servers --json: %v\n%s", err, r.stdout)
+	}
+	if s := out.Servers[1]; s.Name != "down" || s.Error == "" || s.Tools != -1 || out.Servers[0].Tools != 3 {
+		t.Errorf("servers --json: %+v", out.Servers)
+	}
+	if r.code != 1 {
+		t.Errorf("servers with one down: status %d, want 1", r.code)
+	}
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "mcp.json")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Bad configs fail with one line naming the file, the server and the field.
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ body, mention string }{
+		{`{"mcpServers": {"gh": {"url": "https://x/mcp", "headers": {"Authorization": "Bearer ${MCPOOL_TEST_UNSET_TOKEN}"}}}}`,
+			`server "gh": headers.Authorization: ${MCPOOL_TEST_UNSET_TOKEN} is not set`},
+		{`{"mcpServers": {"x": {"type": "websocket", "url": "ws://a"}}}`, `server "x": type: "websocket" is not a server type`},
+		{`{"mcpServers": {"x": {"args": ["a"]}}}`, `server "x": command: is missing, and so is "url"`},
+	} {
+		path := writeConfig(t, tc.body)
+		for _, cmd := range [][]string{{"tools"}, {"call", "x__echo"}, {"bench"}, {"servers"}} {
+			r := runCLI(t, append(cmd, "--config", path)...)
+			wantOneLineError(t, r, exitUsage, path+": "+tc.mention)
+		}
+	}
+	wantOneLineError(t, runCLI(t, "tools", "--server", "a"), exitUsage, "--server needs --config")
+	wantOneLineError(t, runCLI(t, "tools", "--config", "x.json", "--url", "http://127.0.0.1:1/mcp"), exitUsage, "not both")
+	wantOneLineError(t, runCLI(t, "servers"), exitUsage, "--config FILE is required")
+}
+
+// bench --config balances a pooled run over two replicas of one server.
+func TestConfigBenchReplicas(t *testing.T) {
+	a, b := demoHTTP(t), demoHTTP(t)
+	cfg := writeConfig(t, fmt.Sprintf(`{"mcpServers": {"demo": {"url": %q}},
+		"mcpool": {"servers": {"demo": {"replicas": [%q, %q], "minSessions": 1}}}}`, a, a, b))
+	r := runCLI(t, "bench", "--config", cfg, "--tool", "demo__sleep", "--args", `{"ms":2}`, "--calls", "400", "--concurrency", "16")
+	if r.code != 0 {
+		t.Fatalf("bench: status %d, stderr %q", r.code, r.stderr)
+	}
+	if !regexp.MustCompile(`(?m)^pooled\s+400\s+0\s`).MatchString(r.stdout) {
+		t.Errorf("bench output:\n%s", r.stdout)
+	}
+	for _, u := range []string{a, b} {
+		if !regexp.MustCompile(regexp.QuoteMeta(u) + `: [1-9]\d* calls`).MatchString(r.stdout) {
+			t.Errorf("replica %s served no calls:\n%s", u, r.stdout)
+		}
+	}
+	r = runCLI(t, "bench", "--config", cfg, "--server", "demo", "--tool", "echo", "--calls", "50", "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"mode":"pooled"`) {
+		t.Errorf("bench --server --json: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// httpEnv makes the test binary act as "mcpool demo-server --http ADDR",
+// so that a test can SIGKILL a real server process.
+const httpEnv = "MCPOOL_CLI_TEST_HTTP"
+
+// demoProcess starts the demo server over HTTP in a child process and
+// returns its URL and a kill (SIGKILL, then reap) that also runs when the
+// test ends.
+func demoProcess(t *testing.T) (url string, kill func()) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), httpEnv+"=127.0.0.1:0", "GORACE=atexit_sleep_ms=0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	kill = func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+		})
+	}
+	t.Cleanup(kill)
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if u, ok := strings.CutPrefix(sc.Text(), "serving MCP on "); ok {
+			go func() { _, _ = io.Copy(io.Discard, stderr) }()
+			return u, kill
+		}
+	}
+	t.Fatalf("the demo server process did not start: %v", sc.Err())
+	return "", nil
+}
+
+// progressTrigger is bench's stderr: it runs fire once, when the first
+// progress line of the pooled mode shows calls done.
+type progressTrigger struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	once sync.Once
+	fire func()
+}
+
+var progressLine = regexp.MustCompile(`pooled: ([1-9]\d*)/\d+ calls`)
+
+func (p *progressTrigger) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if progressLine.Match(b) {
+		p.once.Do(p.fire)
+	}
+	return p.buf.Write(b)
+}
+
+// With two demo-server processes behind one server entry and 16 callers,
+// SIGKILLing one during a pooled bench of a read-only tool costs no call.
+// The bench needs at least 4000×10ms/16 = 2.5s, and its first progress
+// line comes at 1.5s, when at most 16×1.5s/10ms = 2400 calls are done: the
+// kill falls mid-bench whatever the machine's speed.
+func TestConfigBenchReplicaKilled(t *testing.T) {
+	a, _ := demoProcess(t)
+	b, killB := demoProcess(t)
+	cfg := writeConfig(t, fmt.Sprintf(`{"mcpServers": {"demo": {"url": %q}},
+		"mcpool": {"servers": {"demo": {"replicas": [%q, %q], "minSessions": 2, "failureThreshold": 2, "breakerCooldown": "1m"}}}}`, a, a, b))
+	killed := make(chan struct{})
+	stderr := &progressTrigger{fire: func() { killB(); close(killed) }}
+	var stdout bytes.Buffer
+	code := run([]string{"bench", "--config", cfg, "--tool", "demo__sleep", "--args", `{"ms":10}`,
+		"--calls", "4000", "--concurrency", "16"}, &stdout, stderr)
+	select {
+	case <-killed:
+	default:
+		t.Fatalf("the replica was not killed during the bench (no progress line); stderr %q", stderr.buf.String())
+	}
+	if code != 0 {
+		t.Fatalf("bench failed (status %d):\n%s\n%s", code, stdout.String(), stderr.buf.String())
+	}
+	out := stdout.String()
+	if !regexp.MustCompile(`(?m)^pooled\s+4000\s+0\s`).MatchString(out) {
+		t.Errorf("want 4000 calls and 0 errors:\n%s", out)
+	}
+	m := regexp.MustCompile(regexp.QuoteMeta(b) + `: (\d+) calls, (\d+) moved`).FindStringSubmatch(out)
+	if m == nil || m[1] == "0" || m[2] == "0" {
+		t.Errorf("the killed replica should have served calls, and moved those in flight at the kill:\n%s", out)
+	}
+	t.Logf("\n%s", out)
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mcpool/mcpool"
+)
+
+// runServers starts every server of a config file, lists its tools, and
+// prints each server's status, sessions and tool count.
+func runServers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f oneShotFlags
+	asJSON := false
+	fs := newFlagSet("servers")
+	f.target.register(fs)
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "bound on the whole command, connects included")
+	fs.BoolVar(&asJSON, "json", false, `print {"servers":[...]} as JSON instead of a table`)
+	rest, err := parseFlags(fs, args, "servers --config FILE [--server NAME] [flags]", stdout)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErrorf("unexpected argument %q", rest[0])
+	}
+	if f.target.group.config == "" {
+		return usageErrorf("--config FILE is required: the MCP config file whose servers to show")
+	}
+	if f.timeout <= 0 {
+		return usageErrorf("--timeout must be positive")
+	}
+	c, err := openGroup(&f.target, stderr)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	_ = c.g.Start(ctx) // each server's failure shows in its row
+	_, _ = c.g.ListTools(ctx)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("timed out after %v (--timeout): %w", f.timeout, err)
+	}
+	st := c.g.Stats()
+	if asJSON {
+		err = writeServersJSON(stdout, st)
+	} else {
+		err = writeServersTable(stdout, st)
+	}
+	if err != nil {
+		return err
+	}
+	var down []string
+	for _, s := range st.Servers {
+		if s.ListError != "" {
+			down = append(down, s.Name)
+		}
+	}
+	if down != nil {
+		return fmt.Errorf("%d of %d servers unreachable: %s", len(down), len(st.Servers), strings.Join(down, ", "))
+	}
+	return nil
+}
+
+func writeServersTable(w io.Writer, st mcpool.GroupStats) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVER\tSTATUS\tSESSIONS\tTOOLS\tTARGET\tERROR")
+	for _, s := range st.Servers {
+		tools := "-"
+		if s.Tools >= 0 && s.ListError == "" {
+			tools = fmt.Sprint(s.Tools)
+		}
+		targets := make([]string, len(s.Replicas))
+		for i, r := range s.Replicas {
+			targets[i] = r.Target
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, s.Status, s.Sessions, tools, strings.Join(targets, ", "), s.ListError)
+	}
+	return tw.Flush()
+}
+
+// jsonServer is one element of servers --json's "servers".
+type jsonServer struct {
+	Name     string        `json:"name"`
+	Status   string        `json:"status"`
+	Sessions int           `json:"sessions"`
+	Tools    int           `json:"tools"` // -1 when unknown
+	Error    string        `json:"error,omitempty"`
+	Replicas []jsonReplica `json:"replicas"`
+}
+
+type jsonReplica struct {
+	Target   string `json:"target"`
+	Status   string `json:"status"`
+	Sessions int    `json:"sessions"`
+	Breaker  string `json:"breaker"`
+}
+
+func writeServersJSON(w io.Writer, st mcpool.GroupStats) error {
+	out := struct {
+		Servers []jsonServer `json:"servers"`
+	}{Servers: []jsonServer{}}
+	for _, s := range st.Servers {
+		js := jsonServer{Name: s.Name, Status: string(s.Status), Sessions: s.Sessions, Tools: s.Tools, Error: s.ListError}
+		if s.ListError != "" {
+			js.Tools = -1
+		}
+		for _, r := range s.Replicas {
+			js.Replicas = append(js.Replicas, jsonReplica{Target: r.Target, Status: string(r.Pool.Status), Sessions: r.Pool.Sessions, Breaker: r.Pool.Breaker})
+		}
+		out.Servers = append(out.Servers, js)
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}

@@ -1,0 +1,388 @@
+package mcpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// DefaultSeparator joins a server's name and a tool's or prompt's name in a
+// [Group]'s merged catalog: "github__create_issue". It is the form most MCP
+// aggregators use (docker/mcp-gateway, envoy ai-gateway, MetaMCP).
+const DefaultSeparator = "__"
+
+// Group is a set of MCP servers used as one: one [Pool] per server (or per
+// replica of a server), started together and closed together. Its tool and
+// prompt catalogs merge every server's, each name prefixed with the
+// server's name and the separator ("server__tool"); resources keep their
+// URIs and the group remembers which server listed each. [Group.CallTool],
+// [Group.GetPrompt] and [Group.ReadResource] route by those names.
+//
+// A server may have several replicas, each its own Pool; calls go to one of
+// them as ServerConfig.Balance says, and a call whose replica dies under it
+// moves to another replica when that is safe (see [Group.CallTool]).
+//
+// Build a Group from a config file with [LoadGroupConfig] and [NewGroup], or
+// from ServerConfig values made in code. All methods are safe for
+// concurrent use.
+type Group struct {
+	sep       string
+	log       *slog.Logger // redacting: see redactor
+	red       *redactor
+	onChanged func(server, kind string)
+
+	members  []*member // in configuration order
+	byName   map[string]*member
+	byPrefix map[string]*member
+
+	// merged caches each merged list with the parts it was made from, so
+	// that a List call whose parts are all unchanged allocates nothing.
+	merged [3]mergedCache
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type mergedCache struct {
+	mu    sync.Mutex
+	parts []any // the *part[T] of each server
+	out   any   // []*T
+}
+
+// GroupConfig describes a [Group].
+type GroupConfig struct {
+	// Servers are the group's servers, in the order catalogs are merged.
+	// Names must be unique.
+	Servers []ServerConfig
+	// Separator joins a server's name and a tool's or prompt's name. Empty
+	// means DefaultSeparator ("__"). It may hold only the characters the MCP
+	// spec (2025-11-25, "Tool names") allows in a tool name, A-Z a-z 0-9 _ -
+	// and ., and no server name may contain it: "__" (the default), "_"
+	// (agentgateway) and "-" (LiteLLM) are the common choices.
+	Separator string
+	// OnListChanged, if set, is called with the server's name and the list
+	// ("tools", "prompts" or "resources") when a session of that server
+	// receives a list_changed notification. The group has already dropped
+	// its copy of that server's part of the list: the next List call fetches
+	// it; the other servers' parts are untouched. A gateway forwards the
+	// notification to its own clients from here. It runs on the SDK's
+	// notification goroutine: keep it quick.
+	OnListChanged func(server, kind string)
+	// Logger receives the group's events (servers left out of a merged
+	// list, calls moved to another replica) and, for servers whose Config
+	// has no Logger, their pools' events, with a "server" attribute. Nil
+	// means slog.Default().
+	Logger *slog.Logger
+}
+
+// ServerConfig is one server of a [Group]. New fields may be added: build
+// it with field names.
+type ServerConfig struct {
+	// Name identifies the server in the group, in namespaced names, in
+	// errors and in Stats. It must be non-empty and must not contain the
+	// group's separator. Characters a tool name may not hold (MCP spec
+	// 2025-11-25, "Tool names") are replaced by "_" in namespaced names.
+	Name string
+	// Config is the server's pool: where the server is, and the pool's
+	// settings. It is used when Replicas is empty.
+	Config Config
+	// Replicas, if not empty, are the server's replicas, one Pool each:
+	// copies of the same server at other URLs (or, for a stdio server,
+	// separate sets of processes). Config is then ignored. Replicas must
+	// serve the same tools: the catalog is read from whichever replica is
+	// chosen.
+	Replicas []Config
+	// Balance chooses a replica for each call. The zero value is
+	// LeastLoaded.
+	Balance Balance
+}
+
+// Balance is how a [Group] spreads a server's calls over its replicas. A
+// replica whose circuit breaker is open, or that has no live session (every
+// session dead, or suspect and waiting for a health check), takes no calls
+// while another replica can; when none can, the group tries them anyway so
+// that the caller gets the replica's own error.
+type Balance int
+
+// The balancing policies.
+const (
+	// LeastLoaded sends each call to the replica with the fewest calls in
+	// flight from this group; ties go round-robin.
+	LeastLoaded Balance = iota
+	// RoundRobin sends calls to the replicas in turn.
+	RoundRobin
+	// Failover sends every call to the first replica that can take it, in
+	// configuration order: the next only when the ones before are
+	// unavailable.
+	Failover
+)
+
+// String returns the policy's name in config files: "least-loaded",
+// "round-robin" or "failover".
+func (b Balance) String() string {
+	switch b {
+	case LeastLoaded:
+		return "least-loaded"
+	case RoundRobin:
+		return "round-robin"
+	case Failover:
+		return "failover"
+	}
+	return fmt.Sprintf("Balance(%d)", int(b))
+}
+
+// ParseBalance returns the policy named s, as Balance.String spells it.
+func ParseBalance(s string) (Balance, error) {
+	for _, b := range []Balance{LeastLoaded, RoundRobin, Failover} {
+		if s == b.String() {
+			return b, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown balance %q (want least-loaded, round-robin or failover)", s)
+}
+
+// NewGroup validates cfg and makes one Pool per server replica. Like [New]
+// it does no I/O: call [Group.Start] to connect, and [Group.Close] when
+// done. Errors are [*ConfigError] values (errors.Is ErrInvalidConfig)
+// whose Field names the server, such as `Servers["github"].MaxSessions`.
+func NewGroup(cfg GroupConfig) (*Group, error) {
+	g := &Group{
+		sep:       cfg.Separator,
+		log:       cfg.Logger,
+		onChanged: cfg.OnListChanged,
+		byName:    map[string]*member{},
+		byPrefix:  map[string]*member{},
+	}
+	if g.sep == "" {
+		g.sep = DefaultSeparator
+	}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	var all []Config
+	for _, sc := range cfg.Servers {
+		all = append(append(all, sc.Config), sc.Replicas...)
+	}
+	g.red = newRedactor(all)
+	g.log = slog.New(g.red.handler(g.log.Handler()))
+	if strings.IndexFunc(g.sep, func(r rune) bool { return !toolNameChar(r) }) >= 0 || len(g.sep) > 8 {
+		return nil, configErr("Separator", fmt.Sprintf("%q may hold only A-Z a-z 0-9 _ - . and at most 8 of them", g.sep))
+	}
+	if len(cfg.Servers) == 0 {
+		return nil, configErr("Servers", "is empty: name at least one server")
+	}
+	for _, sc := range cfg.Servers {
+		m, err := g.newMember(sc)
+		if err != nil {
+			g.closePools()
+			return nil, err
+		}
+		g.members = append(g.members, m)
+		g.byName[m.name] = m
+		g.byPrefix[m.prefix] = m
+	}
+	return g, nil
+}
+
+func (g *Group) newMember(sc ServerConfig) (*member, error) {
+	field := fmt.Sprintf("Servers[%q]", sc.Name)
+	switch {
+	case sc.Name == "":
+		return nil, configErr("Servers", "has a server with no Name")
+	case strings.Contains(sanitizeName(sc.Name), g.sep):
+		return nil, configErr(field+".Name", fmt.Sprintf("contains the separator %q: namespaced names could not be split; rename the server or choose another Separator", g.sep))
+	case g.byName[sc.Name] != nil:
+		return nil, configErr(field+".Name", "is used twice")
+	}
+	if sc.Balance < LeastLoaded || sc.Balance > Failover {
+		return nil, configErr(field+".Balance", fmt.Sprintf("is %v", sc.Balance))
+	}
+	prefix := sanitizeName(sc.Name)
+	if other := g.byPrefix[prefix]; other != nil {
+		return nil, configErr(field+".Name", fmt.Sprintf("becomes %q in tool names, as server %q does: rename one", prefix, other.name))
+	}
+	m := &member{g: g, name: sc.Name, prefix: prefix, balance: sc.Balance}
+	configs := sc.Replicas
+	if len(configs) == 0 {
+		configs = []Config{sc.Config}
+	}
+	for i, cfg := range configs {
+		if cfg.Logger == nil {
+			cfg.Logger = g.log.With("server", sc.Name)
+			if len(configs) > 1 {
+				cfg.Logger = cfg.Logger.With("replica", i)
+			}
+		} else {
+			cfg.Logger = slog.New(g.red.handler(cfg.Logger.Handler()))
+		}
+		userHook := cfg.OnListChanged
+		cfg.OnListChanged = func(kind string) {
+			m.listChanged(kind)
+			if userHook != nil {
+				userHook(kind)
+			}
+		}
+		p, err := New(cfg)
+		if err != nil {
+			m.closePools()
+			var ce *ConfigError
+			if errors.As(err, &ce) {
+				f := field + "."
+				if len(sc.Replicas) > 0 {
+					f = fmt.Sprintf("%s.Replicas[%d].", field, i)
+				}
+				return nil, configErr(f+ce.Field, ce.Reason)
+			}
+			return nil, err
+		}
+		m.replicas = append(m.replicas, &replica{pool: p, target: p.dialer.target})
+	}
+	return m, nil
+}
+
+// Servers returns the names of the group's servers in configuration order.
+func (g *Group) Servers() []string {
+	names := make([]string, len(g.members))
+	for i, m := range g.members {
+		names[i] = m.name
+	}
+	return names
+}
+
+// Pool returns the pool of the named server (its first replica's when it
+// has several; see [Group.Replicas]), or nil if the group has no such
+// server. The pool belongs to the group: do not Close it.
+func (g *Group) Pool(server string) *Pool {
+	m := g.byName[server]
+	if m == nil {
+		return nil
+	}
+	return m.replicas[0].pool
+}
+
+// Replicas returns the pools of the named server's replicas in
+// configuration order (one for a server without replicas), or nil if the
+// group has no such server. The pools belong to the group: do not Close
+// them.
+func (g *Group) Replicas(server string) []*Pool {
+	m := g.byName[server]
+	if m == nil {
+		return nil
+	}
+	pools := make([]*Pool, len(m.replicas))
+	for i, r := range m.replicas {
+		pools[i] = r.pool
+	}
+	return pools
+}
+
+// Start starts every pool of every server concurrently, as [Pool.Start]
+// does, and waits for them. A server counts as started when one of its
+// replicas is. It returns nil when every server started; otherwise a
+// [*ServerError] per server that did not (joined with errors.Join), while
+// the servers that did start are ready for calls and those that did not go
+// on connecting in the background with backoff. ctx bounds the wait.
+func (g *Group) Start(ctx context.Context) error {
+	type result struct {
+		m   *member
+		err error
+	}
+	results := make(chan result)
+	var wg sync.WaitGroup
+	for _, m := range g.members {
+		for _, r := range m.replicas {
+			wg.Go(func() { results <- result{m, r.pool.Start(ctx)} })
+		}
+	}
+	go func() { wg.Wait(); close(results) }()
+	started := map[*member]bool{}
+	failed := map[*member]error{}
+	for r := range results {
+		if r.err == nil {
+			started[r.m] = true
+		} else if failed[r.m] == nil {
+			failed[r.m] = r.err
+		}
+	}
+	var errs []error
+	for _, m := range g.members {
+		if !started[m] {
+			errs = append(errs, &ServerError{Server: m.name, Err: g.red.err(failed[m])})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes every pool concurrently, as [Pool.Close] does, and returns
+// their errors joined, each wrapped in a [*ServerError]. It is idempotent.
+func (g *Group) Close(ctx context.Context) error {
+	g.closeOnce.Do(func() {
+		var mu sync.Mutex
+		var errs []error
+		var wg sync.WaitGroup
+		for _, m := range g.members {
+			for _, r := range m.replicas {
+				wg.Go(func() {
+					if err := r.pool.Close(ctx); err != nil {
+						mu.Lock()
+						errs = append(errs, &ServerError{Server: m.name, Err: g.red.err(err)})
+						mu.Unlock()
+					}
+				})
+			}
+		}
+		wg.Wait()
+		g.closeErr = errors.Join(errs...)
+	})
+	return g.closeErr
+}
+
+// closePools closes pools made by a NewGroup that then failed. They never
+// connected, so this does no I/O.
+func (g *Group) closePools() {
+	for _, m := range g.members {
+		m.closePools()
+	}
+}
+
+func (m *member) closePools() {
+	for _, r := range m.replicas {
+		_ = r.pool.Close(context.Background())
+	}
+}
+
+// member is one server of a group.
+type member struct {
+	g        *Group
+	name     string
+	prefix   string // name with characters a tool name may not hold replaced
+	balance  Balance
+	replicas []*replica
+	next     atomic.Uint64 // round-robin position (see pick)
+
+	// The server's parts of the merged lists: replaced, never changed,
+	// when the server's list changes. mu guards the pointers and the
+	// parts' err fields.
+	mu        sync.Mutex
+	tools     *part[mcp.Tool]
+	prompts   *part[mcp.Prompt]
+	resources *part[mcp.Resource]
+}
+
+// Name returns the group's name for the tool or prompt that the named
+// server calls name ("github" and "create_issue" give
+// "github__create_issue"), and false if the group has no such server. It
+// does not check that the server has that tool.
+func (g *Group) Name(server, name string) (string, bool) {
+	m := g.byName[server]
+	if m == nil {
+		return "", false
+	}
+	return g.qualify(m.prefix, name), true
+}

@@ -1,0 +1,287 @@
+package mcpool
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// route finds the server of a namespaced tool or prompt name and the
+// server's own name for it, with the group's copy of its definition.
+func route[T any](ctx context.Context, g *Group, lk listKind[T], kind, name string) (*member, string, *T, error) {
+	i := strings.Index(name, g.sep)
+	var m *member
+	if i > 0 {
+		m = g.byPrefix[name[:i]]
+	}
+	if m == nil {
+		return nil, "", nil, &NotFoundError{Kind: kind, Name: name, Known: g.Servers()}
+	}
+	pt, err := memberList(ctx, m, lk)
+	if err != nil {
+		// The catalog cannot be had (the server is down?): call by the
+		// plain name, and let the call say what is wrong.
+		return m, name[i+len(g.sep):], nil, nil
+	}
+	orig, ok := pt.orig[name]
+	if !ok {
+		return nil, "", nil, &NotFoundError{Kind: kind, Name: name, Server: m.name, Known: slices.Sorted(maps.Keys(pt.orig))}
+	}
+	return m, orig, pt.byKey[name], nil
+}
+
+// CallTool calls the tool named server + separator + tool on that server's
+// pool, under the server's own name for it; the result is the server's,
+// unchanged. params is not modified.
+//
+// With replicas, the call goes to one chosen by the server's Balance. If
+// that replica cannot take it (its breaker is open: ErrServerUnavailable;
+// it cannot connect: ErrConnectFailed; it has no room in time:
+// ErrPoolExhausted) or its session dies under the call and the pool's own
+// retry on that replica fails too ([*SessionLostError]), the call moves to
+// the next replica, once per replica, when that cannot run a tool with
+// side effects twice: the request provably never ran
+// (SessionLostError.MayHaveRun false), or the tool is marked read-only or
+// idempotent, or ctx carries [WithRetry] — the rules of [Pool.CallTool].
+//
+// Errors: a [*NotFoundError] (errors.Is ErrNotFound) listing the servers,
+// or the server's tools, when the name matches none; otherwise those of
+// Pool.CallTool, from the last replica tried.
+func (g *Group) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.CallToolResult, error) {
+	if params == nil {
+		params = &mcp.CallToolParams{}
+	}
+	m, orig, tool, err := route(ctx, g, toolList, "tool", params.Name)
+	if err != nil {
+		return nil, err
+	}
+	p := cloneCallParams(params)
+	p.Name = orig
+	safe := ctx.Value(retryKey{}) != nil ||
+		tool != nil && tool.Annotations != nil && (tool.Annotations.ReadOnlyHint || tool.Annotations.IdempotentHint)
+	var res *mcp.CallToolResult
+	err = m.do(ctx, safe, func(ctx context.Context, pool *Pool) error {
+		var err error
+		res, err = pool.CallTool(ctx, p)
+		return err
+	})
+	return res, g.red.err(err)
+}
+
+// GetPrompt gets the prompt named server + separator + prompt from that
+// server. Getting a prompt has no side effects, so with replicas a failure
+// that is not the server's own answer moves to the next replica. Errors: a
+// [*NotFoundError], or those of [Pool.Do] and the server's.
+func (g *Group) GetPrompt(ctx context.Context, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error) {
+	if params == nil {
+		params = &mcp.GetPromptParams{}
+	}
+	m, orig, _, err := route(ctx, g, promptList, "prompt", params.Name)
+	if err != nil {
+		return nil, err
+	}
+	var res *mcp.GetPromptResult
+	err = m.do(ctx, true, func(ctx context.Context, pool *Pool) error {
+		return pool.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
+			// A copy per attempt: the SDK writes protocol metadata into it.
+			cp := *params
+			cp.Name, cp.Meta = orig, maps.Clone(params.Meta)
+			var err error
+			res, err = cs.GetPrompt(ctx, &cp)
+			return err
+		})
+	})
+	return res, g.red.err(err)
+}
+
+// ReadResource reads a resource from the server that listed its URI (see
+// [Group.ListResources]). Reading has no side effects, so with replicas a
+// failure that is not the server's own answer moves to the next replica.
+// Errors: a [*NotFoundError] when no server lists the URI (for a URI made
+// from a resource template, read it with Group.Pool(server).Do), or those
+// of [Pool.Do] and the server's.
+func (g *Group) ReadResource(ctx context.Context, params *mcp.ReadResourceParams) (*mcp.ReadResourceResult, error) {
+	if params == nil {
+		params = &mcp.ReadResourceParams{}
+	}
+	m, err := g.resourceServer(ctx, params.URI)
+	if err != nil {
+		return nil, err
+	}
+	var res *mcp.ReadResourceResult
+	err = m.do(ctx, true, func(ctx context.Context, pool *Pool) error {
+		return pool.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
+			cp := *params
+			cp.Meta = maps.Clone(params.Meta)
+			var err error
+			res, err = cs.ReadResource(ctx, &cp)
+			return err
+		})
+	})
+	return res, g.red.err(err)
+}
+
+// resourceServer returns the first server, in configuration order, that
+// lists uri, listing afresh (from the pools' caches) so that a server's
+// new resources are found.
+func (g *Group) resourceServer(ctx context.Context, uri string) (*member, error) {
+	if _, err := g.ListResources(ctx); err != nil && ctx.Err() != nil {
+		return nil, err
+	}
+	var known []string
+	for _, m := range g.members {
+		m.mu.Lock()
+		var ok bool
+		if pt := m.resources; pt != nil {
+			_, ok = pt.orig[uri]
+			known = append(known, slices.Collect(maps.Keys(pt.orig))...)
+		}
+		m.mu.Unlock()
+		if ok {
+			return m, nil
+		}
+	}
+	slices.Sort(known)
+	return nil, &NotFoundError{Kind: "resource", Name: uri, Known: known}
+}
+
+// do runs fn on one of m's replicas, chosen by m.balance, and moves to the
+// next replica when fn's error says the replica could not serve and moving
+// is safe (see Group.CallTool). safe says the operation may run twice.
+func (m *member) do(ctx context.Context, safe bool, fn func(ctx context.Context, p *Pool) error) error {
+	return m.attempt(ctx, safe, m.balance, true, fn)
+}
+
+// list runs a catalog fetch: on the first replica that can take it, so
+// that the same replica's catalog cache keeps answering, and without
+// counting in the replicas' call figures.
+func (m *member) list(ctx context.Context, fn func(ctx context.Context, p *Pool) error) error {
+	return m.attempt(ctx, true, Failover, false, fn)
+}
+
+func (m *member) attempt(ctx context.Context, safe bool, balance Balance, count bool, fn func(ctx context.Context, p *Pool) error) error {
+	tried := make([]bool, len(m.replicas))
+	var err error
+	for range m.replicas {
+		i := m.pick(tried, balance)
+		if i < 0 {
+			break
+		}
+		tried[i] = true
+		r := m.replicas[i]
+		if count {
+			r.inFlight.Add(1)
+			r.calls.Add(1)
+		}
+		err = fn(ctx, r.pool)
+		if count {
+			r.inFlight.Add(-1)
+		}
+		if err == nil {
+			return nil
+		}
+		if count {
+			r.errors.Add(1)
+		}
+		if len(m.replicas) == 1 || !movable(ctx, err, safe) {
+			return err
+		}
+		if count {
+			r.failovers.Add(1)
+		}
+		m.g.log.Debug("replica could not serve: trying another", "server", m.name, "replica", i, "error", err)
+	}
+	return err
+}
+
+// movable reports whether a call that failed with err on one replica may
+// go to another.
+func movable(ctx context.Context, err error, safe bool) bool {
+	if ctx.Err() != nil || errors.Is(err, ErrPoolClosed) || errors.Is(err, ErrUnauthorized) {
+		return false
+	}
+	if errors.Is(err, ErrServerUnavailable) || errors.Is(err, ErrConnectFailed) || errors.Is(err, ErrPoolExhausted) {
+		return true // the call never reached a session
+	}
+	var lost *SessionLostError
+	if errors.As(err, &lost) {
+		return !lost.MayHaveRun || safe
+	}
+	// Errors of Pool.Do (prompts, resources) come as the SDK gives them:
+	// anything but the server's own answer may be the replica's failure.
+	return safe && !serverAnswered(err)
+}
+
+// pick returns the index of the replica for the next attempt, or -1 when
+// every replica has been tried. Replicas that can take calls now come
+// first; when none can, the others are tried all the same so that the
+// caller gets a replica's own error (ErrServerUnavailable, say).
+func (m *member) pick(tried []bool, balance Balance) int {
+	n := len(m.replicas)
+	if n == 1 {
+		if tried[0] {
+			return -1
+		}
+		return 0
+	}
+	start := 0
+	if balance != Failover {
+		start = int(m.next.Add(1) % uint64(n))
+	}
+	for _, needReady := range []bool{true, false} {
+		best, bestLoad := -1, int64(0)
+		for k := range n {
+			i := (start + k) % n
+			r := m.replicas[i]
+			if tried[i] || needReady && !r.pool.takesCalls() {
+				continue
+			}
+			if balance != LeastLoaded {
+				return i
+			}
+			if load := r.inFlight.Load(); best < 0 || load < bestLoad {
+				best, bestLoad = i, load
+			}
+		}
+		if best >= 0 {
+			return best
+		}
+	}
+	return -1
+}
+
+// ResolveTool returns the server of the tool the group names name and the
+// server's own name for it, as CallTool routes it, without calling it: for
+// callers that call the server another way (a keyed pool per end user, say).
+// Errors: a [*NotFoundError], as CallTool's. When the server's catalog
+// cannot be had, the name after the separator is returned as it is.
+func (g *Group) ResolveTool(ctx context.Context, name string) (server, tool string, err error) {
+	m, orig, _, err := route(ctx, g, toolList, "tool", name)
+	if err != nil {
+		return "", "", err
+	}
+	return m.name, orig, nil
+}
+
+// ResolvePrompt is ResolveTool for prompts.
+func (g *Group) ResolvePrompt(ctx context.Context, name string) (server, prompt string, err error) {
+	m, orig, _, err := route(ctx, g, promptList, "prompt", name)
+	if err != nil {
+		return "", "", err
+	}
+	return m.name, orig, nil
+}
+
+// ResourceServer returns the server that ReadResource would read uri from.
+// Errors: a [*NotFoundError] when no server lists it.
+func (g *Group) ResourceServer(ctx context.Context, uri string) (string, error) {
+	m, err := g.resourceServer(ctx, uri)
+	if err != nil {
+		return "", err
+	}
+	return m.name, nil
+}

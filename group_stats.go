@@ -1,0 +1,146 @@
+package mcpool
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/sony/gobreaker/v2"
+)
+
+// replica is one pool of a server, with the group's figures for it.
+type replica struct {
+	pool   *Pool
+	target string // the pool's target, without credentials
+
+	inFlight  atomic.Int64  // calls from the group in flight on it
+	calls     atomic.Uint64 // calls (and list fetches) sent to it
+	errors    atomic.Uint64 // of which failed
+	failovers atomic.Uint64 // of which then moved to another replica
+}
+
+// takesCalls reports whether the pool can take a call now: it is open, its
+// breaker is not open, and it has a session that is neither suspect nor
+// being probed. One short lock, no I/O.
+func (p *Pool) takesCalls() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.breaker != nil && p.breaker.State() == gobreaker.StateOpen {
+		return false
+	}
+	for _, s := range p.sessions {
+		if !s.suspect && !s.probing {
+			return true
+		}
+	}
+	return false
+}
+
+// serverAnswered reports whether err is the server's own JSON-RPC error
+// (not one the SDK made for a request that failed in transit), which
+// another replica would give as well.
+func serverAnswered(err error) bool {
+	var rpcErr *jsonrpc.Error
+	return errors.As(err, &rpcErr) && rpcErr.Code != codeRejected
+}
+
+// GroupStats is a snapshot of a [Group], from [Group.Stats].
+type GroupStats struct {
+	Servers []ServerStats // in configuration order
+}
+
+// ServerStats describes one server of a group. It holds no header, token,
+// environment value or URL query: targets are shown without credentials.
+type ServerStats struct {
+	Name string
+	// Status is healthy when every replica is, unavailable when none can
+	// take calls (every breaker open), degraded otherwise.
+	Status Status
+	// Tools is the number of tools in the server's part of the catalog,
+	// as of the latest ListTools that reached it; -1 before one did.
+	Tools int
+	// ListError is why the latest attempt to list the server's tools,
+	// prompts or resources failed, "" when the latest worked: the server
+	// was left out of the merged list.
+	ListError string
+	// Sessions and CallsInFlight are summed over the replicas.
+	Sessions      int
+	CallsInFlight int
+	// Calls counts calls (tool calls, prompts, resource reads; not list
+	// fetches) the group sent to the server's
+	// replicas; Errors those that failed, Failovers those then moved to
+	// another replica (each attempt counts once).
+	Calls, Errors, Failovers uint64
+	Replicas                 []ReplicaStats
+}
+
+// ReplicaStats describes one replica of a server.
+type ReplicaStats struct {
+	// Target is the replica's URL without user info or query, or
+	// "stdio:" and its program (arguments can carry secrets).
+	Target string
+	// InFlight is the group's calls in flight on it: what LeastLoaded
+	// balances.
+	InFlight                 int
+	Calls, Errors, Failovers uint64
+	// TakesCalls reports whether the replica can take calls now: its
+	// breaker is not open and it has a live session.
+	TakesCalls bool
+	Pool       Stats // the replica's pool
+}
+
+// Stats returns a snapshot of every server and replica. It costs one
+// [Pool.Stats] per replica; it does no I/O.
+func (g *Group) Stats() GroupStats {
+	var st GroupStats
+	for _, m := range g.members {
+		ss := ServerStats{Name: m.name, Tools: -1}
+		m.mu.Lock()
+		if m.tools != nil && m.tools.built {
+			ss.Tools = len(m.tools.out)
+		}
+		for _, err := range []error{partErr(m.tools), partErr(m.prompts), partErr(m.resources)} {
+			if err != nil && ss.ListError == "" {
+				ss.ListError = g.red.string(unprefixed(err))
+			}
+		}
+		m.mu.Unlock()
+		healthy, usable := 0, 0
+		for _, r := range m.replicas {
+			rs := ReplicaStats{
+				Target: r.target, InFlight: int(r.inFlight.Load()),
+				Calls: r.calls.Load(), Errors: r.errors.Load(), Failovers: r.failovers.Load(),
+				TakesCalls: r.pool.takesCalls(), Pool: r.pool.Stats(),
+			}
+			ss.Sessions += rs.Pool.Sessions
+			ss.CallsInFlight += rs.Pool.CallsInFlight
+			ss.Calls += rs.Calls
+			ss.Errors += rs.Errors
+			ss.Failovers += rs.Failovers
+			if rs.Pool.Status == StatusHealthy {
+				healthy++
+			}
+			if rs.Pool.Status != StatusUnavailable {
+				usable++
+			}
+			ss.Replicas = append(ss.Replicas, rs)
+		}
+		switch {
+		case healthy == len(m.replicas):
+			ss.Status = StatusHealthy
+		case usable == 0:
+			ss.Status = StatusUnavailable
+		default:
+			ss.Status = StatusDegraded
+		}
+		st.Servers = append(st.Servers, ss)
+	}
+	return st
+}
+
+func partErr[T any](pt *part[T]) error {
+	if pt == nil {
+		return nil
+	}
+	return pt.err
+}
