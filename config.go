@@ -172,8 +172,10 @@ type Config struct {
 	// notifications/tools/list_changed, prompts/list_changed or
 	// resources/list_changed (kind "tools", "prompts" or "resources"; MCP
 	// spec, "List Changed Notification"), after the pool's cache of that list
-	// has been emptied. It runs on the SDK's notification goroutine: keep it
-	// quick. A [Group] uses it to refresh one server's part of its catalog.
+	// has been emptied, and when another process sharing the catalog through
+	// CatalogStore reports such a change. It runs on the SDK's notification
+	// goroutine (or the store's): keep it quick. A [Group] uses it to
+	// refresh one server's part of its catalog.
 	OnListChanged func(kind string)
 
 	// ClientHandlers answer elicitation and sampling requests from the
