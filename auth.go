@@ -1,17 +1,20 @@
 package mcpool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
+	"strings"
+	"time"
 
 	"golang.org/x/oauth2"
 )
 
-// This file holds what goes into every HTTP request (issue 4): static
+// This file holds what goes into every HTTP request: static
 // headers, bearer tokens read per request, and per-call headers.
 
 // TokenFunc supplies the bearer token for an HTTP request. The pool calls it
@@ -128,18 +131,45 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return track(retry, resp, err)
 }
 
-// track records, for a call made through the pool, whether the server
-// accepted its request or refused its token (see callTrack).
+// track records, for a call made through the pool, what became of its own
+// request (see callTrack): accepted, refused for its token, rate limited
+// (with the server's Retry-After), or answered 400 or 404 for an unknown
+// session.
 func track(req *http.Request, resp *http.Response, err error) (*http.Response, error) {
-	if tr := trackOf(req.Context()); tr != nil && err == nil {
-		switch {
-		case resp.StatusCode >= 200 && resp.StatusCode < 300:
-			tr.delivered.Store(true)
-		case resp.StatusCode == http.StatusUnauthorized:
-			tr.unauthorized.Store(true)
+	tr := trackOf(req.Context())
+	if tr == nil || err != nil {
+		return resp, err
+	}
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		tr.delivered.Store(true)
+	case resp.StatusCode == http.StatusUnauthorized:
+		tr.unauthorized.Store(true)
+	case resp.StatusCode == http.StatusTooManyRequests:
+		tr.retryAfter.Store(int64(parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())))
+		tr.rateLimited.Store(true)
+	case resp.StatusCode == http.StatusBadRequest && req.Header.Get("Mcp-Session-Id") != "":
+		if unknownSessionBody(resp) {
+			tr.unknownSession.Store(true)
 		}
 	}
-	return resp, err
+	return resp, nil
+}
+
+// unknownSessionBody reports whether a 400's body says the session is
+// unknown (server-everything: "Bad Request: No valid session ID provided"),
+// the one 400 that proves the request was not run. It reads at most 4 KB of
+// the body and puts them back for the SDK.
+func unknownSessionBody(resp *http.Response) bool {
+	if resp.Body == nil {
+		return false
+	}
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+	return strings.Contains(strings.ToLower(string(head)), "session")
 }
 
 // CloseIdleConnections lets http.Client.CloseIdleConnections reach the base.

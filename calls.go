@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sync/atomic"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -15,7 +16,7 @@ import (
 // nil error, as the SDK does.
 //
 // If the session dies during the call, or the request fails in transit (a
-// network error, a 5xx), CallTool (issue 3) retries on
+// network error, a 5xx), CallTool retries on
 // another session, inside the same ctx, only when that cannot run a tool
 // with side effects twice behind the caller's back: the request provably
 // never reached the server (the connection was already closed or could not
@@ -25,6 +26,11 @@ import (
 // up to MaxSessions times while every attempt provably never ran (a server
 // that expired all its sessions at once). Otherwise, or when the retries are
 // spent, it returns a [*SessionLostError] (errors.Is ErrSessionLost).
+//
+// A 429 Too Many Requests is not a lost session: the request did not run.
+// CallTool waits for the server's Retry-After (BackoffInitial if it sent
+// none) and tries once more, or returns a [*RateLimitedError] (errors.Is
+// ErrRateLimited) at once when ctx would end before the wait does.
 //
 // Other errors: those of Acquire; ctx's error; the server's JSON-RPC error
 // (an unknown tool, bad arguments); a transport error (the pool then probes
@@ -44,6 +50,13 @@ func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.C
 		return err
 	}
 	o := p.do(ctx, call)
+	if o.rateLimited && p.waitRateLimit(ctx, o.err) {
+		// A 429 did not run the tool: once, after the server's Retry-After.
+		p.counters.retries.Add(1)
+		if o = p.do(ctx, call); o.rateLimited {
+			o.err.(*RateLimitedError).Retried = true
+		}
+	}
 	if !o.lost {
 		return res, o.err
 	}
@@ -101,7 +114,9 @@ func (p *Pool) mayRetry(ctx context.Context, tool string, mayHaveRun bool) bool 
 // it for every request fn makes. fn must not keep the session after it
 // returns. Do never retries. Its errors are those of CallTool (a dead
 // session's error is returned as it is, and the session replaced), or fn's
-// own.
+// own. When fn returns an error that is neither the server's JSON-RPC answer
+// nor one the pool knows, the pool asks the SDK whether the session still
+// works (a ping on a live session) before Do returns.
 func (p *Pool) Do(ctx context.Context, fn func(ctx context.Context, cs *mcp.ClientSession) error) error {
 	return p.do(ctx, fn).err
 }
@@ -114,6 +129,8 @@ type outcome struct {
 	lost bool
 	// mayHaveRun: the request may have reached the server.
 	mayHaveRun bool
+	// rateLimited: the server answered 429; err is a *RateLimitedError.
+	rateLimited bool
 }
 
 // callTrack rides in a call's context down to the pool's HTTP transport,
@@ -122,8 +139,11 @@ type outcome struct {
 // it (a 404 on another call's POST), so the error alone cannot tell whether
 // this call's request was delivered.
 type callTrack struct {
-	delivered    atomic.Bool // the server accepted the request (2xx)
-	unauthorized atomic.Bool // it got 401 even after a token refresh
+	delivered      atomic.Bool  // the server accepted the request (2xx)
+	unauthorized   atomic.Bool  // it got 401 even after a token refresh
+	rateLimited    atomic.Bool  // it got 429
+	retryAfter     atomic.Int64 // the 429's Retry-After, in nanoseconds
+	unknownSession atomic.Bool  // it got 400 for an unknown session: not run
 }
 
 type trackKey struct{}
@@ -154,13 +174,16 @@ func (p *Pool) do(ctx context.Context, fn func(ctx context.Context, cs *mcp.Clie
 		return outcome{}
 	}
 	p.counters.errors.Add(1)
-	mayHaveRun := tr.delivered.Load() || !neverSent(err)
+	mayHaveRun := (tr.delivered.Load() || !neverSent(err)) && !tr.unknownSession.Load()
 	switch {
 	case tr.unauthorized.Load():
 		// The server refused the token and the SDK broke the session; the
 		// request did not run. Retrying would only be refused again.
 		p.markDead(s, err)
 		return outcome{err: fmt.Errorf("%w: the server refused the token (401): %w", ErrUnauthorized, err)}
+	case tr.rateLimited.Load() || isRateLimited(err):
+		// The server refused the request and the session is fine.
+		return outcome{err: &RateLimitedError{RetryAfter: time.Duration(tr.retryAfter.Load()), Cause: err}, rateLimited: true}
 	case ctx.Err() != nil:
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			// A stalled server looks like this: check the session once idle.
@@ -168,16 +191,17 @@ func (p *Pool) do(ctx context.Context, fn func(ctx context.Context, cs *mcp.Clie
 		}
 	case s.ctx.Err() != nil:
 		return outcome{err: fmt.Errorf("%w: call cancelled at the drain deadline: %w", ErrPoolClosed, err)}
-	case isSessionGone(err):
+	case isSessionGone(err) || breaksSession(err):
 		p.markDead(s, err)
 		return outcome{err: err, lost: true, mayHaveRun: mayHaveRun}
 	case isTransportFailure(err):
 		p.suspect(s)
 		return outcome{err: err, lost: true, mayHaveRun: mayHaveRun}
 	case !isServerAnswer(err):
-		if p.isLeaving(s) {
-			// Whatever the error says, the session died meanwhile (its
-			// Wait returned): the call went down with it.
+		if p.isLeaving(s) || brokenNow(ctx, s.cs, p.cfg.PingTimeout) {
+			// The session died meanwhile (its Wait returned), or the SDK
+			// no longer uses it: the call went down with it.
+			p.markDead(s, err)
 			return outcome{err: err, lost: true, mayHaveRun: mayHaveRun}
 		}
 		p.suspect(s)

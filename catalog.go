@@ -48,6 +48,59 @@ type listCache[T any] struct {
 	gen uint64
 	// last is the latest list fetched, kept to compute CatalogChange.
 	last map[string][]byte
+
+	// fmu guards the shared fetch's audience: a fetch that nobody waits
+	// for any more is stopped rather than left to run (a server that always
+	// returns a next cursor would grow it without bound).
+	fmu       sync.Mutex
+	waiting   int                // callers waiting on the shared fetch
+	stopFetch context.CancelFunc // the running fetch's; nil when none
+	fetchID   uint64
+}
+
+// join counts a caller in on the shared fetch.
+func (c *listCache[T]) join() {
+	c.fmu.Lock()
+	c.waiting++
+	c.fmu.Unlock()
+}
+
+// leave counts a caller out; the last one to give up stops the fetch, and
+// the next caller starts a fresh one.
+func (c *listCache[T]) leave(gaveUp bool) {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	c.waiting--
+	if gaveUp && c.waiting == 0 {
+		if c.stopFetch != nil {
+			c.stopFetch()
+			c.stopFetch = nil
+		}
+		// Whoever comes next starts a fetch of its own rather than join
+		// one that is stopping (or about to find nobody waiting).
+		c.group.Forget(c.kind)
+	}
+}
+
+// started registers a fetch's cancel func. It reports false, and the fetch
+// must not run, when every caller has already given up.
+func (c *listCache[T]) started(cancel context.CancelFunc) (uint64, bool) {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	if c.waiting == 0 {
+		return 0, false
+	}
+	c.fetchID++
+	c.stopFetch = cancel
+	return c.fetchID, true
+}
+
+func (c *listCache[T]) finished(id uint64) {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	if c.fetchID == id {
+		c.stopFetch = nil
+	}
 }
 
 type catalogStats struct {
@@ -155,23 +208,27 @@ func diff(kind string, before, after map[string][]byte) *CatalogChange {
 }
 
 // cachedList serves c from the cache or from one shared fetch on the pool's
-// context, so that one caller giving up does not fail the others.
+// context, so that one caller giving up does not fail the others; when the
+// last one gives up, the fetch stops.
 func cachedList[T any](ctx context.Context, p *Pool, c *listCache[T], page func(context.Context, *mcp.ClientSession, string) ([]*T, string, time.Duration, error)) ([]*T, error) {
 	if items, ok := c.get(); ok {
 		c.stats.hits.Add(1)
 		return items, nil
 	}
 	c.stats.misses.Add(1)
+	c.join()
 	ch := c.group.DoChan(c.kind, func() (any, error) {
 		return sharedFetch(p, c, func() ([]*T, error) { return fetch(p, c, page) })
 	})
 	select {
 	case r := <-ch:
+		c.leave(false)
 		if r.Err != nil {
 			return nil, r.Err
 		}
 		return r.Val.([]*T), nil
 	case <-ctx.Done():
+		c.leave(true)
 		return nil, ctx.Err()
 	}
 }
@@ -189,12 +246,19 @@ func fetch[T any](p *Pool, c *listCache[T], page func(context.Context, *mcp.Clie
 	gen := c.generation()
 	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ConnectTimeout+max(p.cfg.AcquireTimeout, 0))
 	defer cancel()
+	id, ok := c.started(cancel)
+	if !ok {
+		return nil, context.Canceled // every caller gave up before it began
+	}
+	defer c.finished(id)
 	var items []*T
 	var ttl time.Duration
+	var runaway error
 	walk := func(ctx context.Context, cs *mcp.ClientSession) error {
-		items, ttl = nil, 0
+		items, ttl, runaway = nil, 0, nil
 		cursor := ""
-		for {
+		seen := map[string]bool{}
+		for pages := 1; ; pages++ {
 			got, next, pageTTL, err := page(ctx, cs, cursor)
 			if err != nil {
 				return err
@@ -206,17 +270,35 @@ func fetch[T any](p *Pool, c *listCache[T], page func(context.Context, *mcp.Clie
 			if next == "" {
 				return nil
 			}
+			// A runaway listing ends here, as a success of the session
+			// (it answered well) but a failure of the fetch.
+			switch {
+			case seen[next]:
+				runaway = &ListTooLongError{Kind: c.kind, Pages: pages, RepeatedCursor: next}
+				return nil
+			case pages >= p.cfg.MaxListPages:
+				runaway = &ListTooLongError{Kind: c.kind, Pages: pages}
+				return nil
+			}
+			seen[next] = true
 			cursor = next
 		}
 	}
 	// Listing is read-only: when the session dies under it, walk again on
 	// another (from the first page: cursors do not move between sessions).
 	o := p.do(ctx, walk)
+	if o.rateLimited && p.waitRateLimit(ctx, o.err) {
+		o = p.do(ctx, walk)
+	}
 	for attempt := 0; o.lost && attempt < p.cfg.MaxSessions && ctx.Err() == nil; attempt++ {
 		o = p.do(ctx, walk)
 	}
 	if o.err != nil {
 		return nil, o.err
+	}
+	if runaway != nil {
+		p.log.warn("catalog fetch stopped", "error", runaway)
+		return nil, runaway
 	}
 	items = slices.Clip(items)
 	if change := c.store(gen, items, ttl); change != nil && p.cfg.OnCatalogChange != nil {
@@ -258,8 +340,14 @@ func ttlOf(r mcp.CacheableResult) time.Duration {
 // reports a different server name or version, or [Pool.InvalidateTools]
 // empties the cache.
 //
+// A listing that has not ended after Config.MaxListPages pages, or whose
+// server sends a cursor twice, stops with a [*ListTooLongError] (errors.Is
+// ErrListTooLong). When every caller waiting on the shared fetch has given
+// up, the fetch stops too.
+//
 // The returned slice and tools are shared: treat them as read-only.
-// Errors: ErrPoolClosed, ctx's error, any Acquire error, or the server's.
+// Errors: ErrPoolClosed, ctx's error, any Acquire error, ErrListTooLong, a
+// [*RateLimitedError], or the server's.
 func (p *Pool) ListTools(ctx context.Context) ([]*mcp.Tool, error) {
 	return cachedList(ctx, p, &p.catalog.tools, func(ctx context.Context, cs *mcp.ClientSession, cursor string) ([]*mcp.Tool, string, time.Duration, error) {
 		res, err := cs.ListTools(ctx, &mcp.ListToolsParams{Cursor: cursor})

@@ -18,14 +18,44 @@ import (
 // 5s) and stdio children are stopped (stdin closed, then SIGTERM, then
 // SIGKILL, each after Command.TerminateTimeout) and reaped.
 //
-// Close is idempotent and safe from many goroutines: every call waits for
-// the same shutdown and returns the same result, which is nil or the errors
-// from closing sessions, joined. Sessions are closed even if ctx has ended.
+// Close returns by ctx's deadline whatever the server does. If the teardown
+// has not finished when ctx ends, Close returns an error matching ctx's error
+// (context.DeadlineExceeded or context.Canceled) and ErrCloseIncomplete, and
+// the teardown goes on in the background: the sessions still close and their
+// stdio children are still reaped. To wait for it (before a program exits,
+// or in a test that checks for leaked goroutines), call Close again with a
+// longer ctx.
+//
+// Close is idempotent and safe from many goroutines: every call waits, as
+// long as its own ctx allows, for the same shutdown, and once that is done
+// returns the same result: nil or the errors from closing sessions, joined.
+// Sessions are closed even if ctx has ended.
 func (p *Pool) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() { go p.shutdown(ctx) })
-	<-p.closeDone
-	return p.closeErr
+	select {
+	case <-p.closeDone:
+		return p.closeErr
+	default:
+	}
+	select {
+	case <-p.closeDone:
+		return p.closeErr
+	case <-ctx.Done():
+		return &closeIncompleteError{cause: ctx.Err()}
+	}
 }
+
+// ErrCloseIncomplete is matched by Close's error when ctx ended before the
+// teardown finished; the teardown goes on in the background.
+var ErrCloseIncomplete = errors.New("mcpool: close incomplete")
+
+type closeIncompleteError struct{ cause error }
+
+func (e *closeIncompleteError) Error() string {
+	return "mcpool: close incomplete: sessions are still closing in the background (call Close again to wait for them): " + e.cause.Error()
+}
+
+func (e *closeIncompleteError) Unwrap() []error { return []error{ErrCloseIncomplete, e.cause} }
 
 func (p *Pool) shutdown(ctx context.Context) {
 	defer close(p.closeDone)

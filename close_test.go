@@ -2,6 +2,7 @@ package mcpool_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -80,10 +81,14 @@ func TestCloseContextBoundsDrain(t *testing.T) {
 	eventually(t, "call in flight", func() bool { return p.Stats().CallsInFlight == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if err := p.Close(ctx); err != nil {
+	// The teardown after the drain may or may not be done by ctx's end.
+	if err := p.Close(ctx); err != nil && !errors.Is(err, mcpool.ErrCloseIncomplete) {
 		t.Fatal(err)
 	}
 	mustIs(t, <-errc, mcpool.ErrPoolClosed)
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Close from many goroutines at once, and again later: all return the same,

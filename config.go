@@ -35,6 +35,10 @@ const (
 	DefaultBreakerCooldown     = 5 * time.Second
 )
 
+// DefaultMaxListPages is the page limit of one tool, prompt or resource
+// listing when Config.MaxListPages is zero.
+const DefaultMaxListPages = 100
+
 // Config describes a pool. Exactly one of URL, SSEURL, Command and NewTransport
 // names the server. Every other field is optional: its zero value means the
 // documented default, applied by [New]. A Config is read once by New and may
@@ -86,7 +90,9 @@ type Config struct {
 	// wait for as long as the caller's context allows.
 	AcquireTimeout time.Duration
 	// ConnectTimeout bounds one connect, including the initialize (or
-	// server/discover) exchange. Zero means DefaultConnectTimeout (10s).
+	// server/discover) exchange. A connect it cuts short fails with a
+	// *ConnectError that matches context.DeadlineExceeded and names this
+	// setting. Zero means DefaultConnectTimeout (10s).
 	ConnectTimeout time.Duration
 	// DrainTimeout bounds how long Close lets calls in flight finish before
 	// it cancels them. Zero means DefaultDrainTimeout (10s).
@@ -148,6 +154,13 @@ type Config struct {
 	// opens it for another cool-down. Zero means DefaultBreakerCooldown (5s).
 	BreakerCooldown time.Duration
 
+	// MaxListPages bounds one ListTools, ListPrompts or ListResources
+	// fetch: a server still sending a next cursor after this many pages (or
+	// sending one cursor twice) gets a *ListTooLongError (ErrListTooLong)
+	// instead of a fetch that grows without end. Zero means
+	// DefaultMaxListPages (100).
+	MaxListPages int
+
 	// CatalogStore, if set, shares the catalog (tools, prompts, resources)
 	// with other processes pooling sessions to the same server, such as
 	// gateway replicas: a list missing here is read from the store before
@@ -168,6 +181,11 @@ type Config struct {
 	// list fetched from the server differs from the previous fetch (issue 4).
 	// It runs on the fetching goroutine: keep it quick.
 	OnCatalogChange func(CatalogChange)
+	// OnProgress, if set, receives the server's notifications/progress for
+	// requests sent through the pool's sessions (MCP spec, "Progress"),
+	// for example to relay them to a caller further away. It runs on the
+	// session's reading goroutine: keep it quick.
+	OnProgress func(ctx context.Context, req *mcp.ProgressNotificationClientRequest)
 	// OnListChanged, if set, is called when a session of the pool receives
 	// notifications/tools/list_changed, prompts/list_changed or
 	// resources/list_changed (kind "tools", "prompts" or "resources"; MCP
@@ -203,7 +221,9 @@ type Command struct {
 	Env []string
 	// Dir is the child's working directory. Empty means this process's.
 	Dir string
-	// Stderr receives the child's standard error. Nil discards it.
+	// Stderr receives the child's standard error. Nil discards it. Either
+	// way the pool keeps the last 4 KB of it, so that a child that exits
+	// during connect is explained by ConnectError.Stderr.
 	Stderr io.Writer
 	// TerminateTimeout is how long closing a session waits for the child to
 	// exit after its stdin is closed, and again after SIGTERM, before SIGKILL
@@ -286,6 +306,12 @@ func (c *Config) validate() (*settings, error) {
 	}
 	if s.MinSessions > s.MaxSessions {
 		return nil, configErr("MinSessions", fmt.Sprintf("(%d) exceeds MaxSessions (%d)", s.MinSessions, s.MaxSessions))
+	}
+	if c.MaxListPages < 0 {
+		return nil, configErr("MaxListPages", "is negative")
+	}
+	if s.MaxListPages == 0 {
+		s.MaxListPages = DefaultMaxListPages
 	}
 	if s.MaxCallsPerSession == 0 {
 		s.MaxCallsPerSession = DefaultMaxCallsPerSession

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -33,11 +35,12 @@ func newDialer(s *settings, onListChanged func(kind string)) *dialer {
 		Logger: s.Logger,
 		// No roots: a client that advertises roots and never answers roots/list
 		// leaves some servers (server-everything over stdio) running after
-		// stdin closes. See shared/NOTES.md.
-		Capabilities:               &mcp.ClientCapabilities{},
-		ToolListChangedHandler:     func(context.Context, *mcp.ToolListChangedRequest) { onListChanged("tools") },
-		PromptListChangedHandler:   func(context.Context, *mcp.PromptListChangedRequest) { onListChanged("prompts") },
-		ResourceListChangedHandler: func(context.Context, *mcp.ResourceListChangedRequest) { onListChanged("resources") },
+		// stdin closes.
+		Capabilities:                &mcp.ClientCapabilities{},
+		ToolListChangedHandler:      func(context.Context, *mcp.ToolListChangedRequest) { onListChanged("tools") },
+		PromptListChangedHandler:    func(context.Context, *mcp.PromptListChangedRequest) { onListChanged("prompts") },
+		ResourceListChangedHandler:  func(context.Context, *mcp.ResourceListChangedRequest) { onListChanged("resources") },
+		ProgressNotificationHandler: s.OnProgress,
 	}, s.ClientHandlers))
 	httpClient := s.HTTPClient
 	if httpClient == nil && (s.URL != "" || s.SSEURL != "") {
@@ -65,7 +68,13 @@ func newDialer(s *settings, onListChanged func(kind string)) *dialer {
 		term := orDefault(c.TerminateTimeout, DefaultStdioTerminate)
 		d.transport = func(context.Context) (mcp.Transport, error) {
 			cmd := exec.Command(c.Path, c.Args...)
-			cmd.Env, cmd.Dir, cmd.Stderr = c.Env, c.Dir, c.Stderr
+			cmd.Env, cmd.Dir = c.Env, c.Dir
+			// The tail of stderr explains a child that exits during connect;
+			// what it writes still reaches Command.Stderr.
+			cmd.Stderr = newStderrTail(c.Stderr)
+			// A grandchild holding stderr open must not keep Wait (and so
+			// the session's Close) from returning once the child is gone.
+			cmd.WaitDelay = term
 			return &mcp.CommandTransport{Command: cmd, TerminateDuration: term}, nil
 		}
 	default:
@@ -103,15 +112,19 @@ type conn struct {
 // a pending notifications/cancelled waits up to 5s), and ConnectTimeout must
 // not wait for that. The goroutine finishes the teardown in the background.
 func (d *dialer) dial(parent context.Context, version string, timeout time.Duration, bg *sync.WaitGroup) (conn, error) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	ctx, cancelCause := context.WithCancelCause(context.WithoutCancel(parent))
+	cancel := func() { cancelCause(nil) }
 	stop := context.AfterFunc(parent, cancel)
-	timer := time.AfterFunc(timeout, cancel)
+	// The timer ends the connect with a cause, so that the error says which
+	// setting ran out and matches context.DeadlineExceeded.
+	timer := time.AfterFunc(timeout, func() { cancelCause(errConnectTimeout) })
+	var stdio *exec.Cmd
 	fail := func(err error) (conn, error) {
 		timedOut := !timer.Stop() // read before cancel() below ends ctx anyway
 		stop()
 		cancel()
 		if timedOut && parent.Err() == nil {
-			err = fmt.Errorf("no answer within ConnectTimeout (%v): %w", timeout, err)
+			err = timeoutErr(timeout, err)
 		}
 		// net/http's errors quote the URL, query included: an api_key
 		// there must not reach errors or logs.
@@ -122,7 +135,11 @@ func (d *dialer) dial(parent context.Context, version string, timeout time.Durat
 		if !errors.Is(err, ErrUnauthorized) && strings.HasSuffix(err.Error(), http.StatusText(http.StatusUnauthorized)) {
 			err = fmt.Errorf("%w (check the token): %w", ErrUnauthorized, err)
 		}
-		return conn{}, &ConnectError{Target: d.target, Cause: err}
+		ce := &ConnectError{Target: d.target, Cause: err}
+		if stdio != nil && !timedOut {
+			ce.Exit, ce.Stderr = stdioExit(stdio)
+		}
+		return conn{}, ce
 	}
 	t, err := d.transport(ctx)
 	if err == nil && t == nil {
@@ -130,6 +147,9 @@ func (d *dialer) dial(parent context.Context, version string, timeout time.Durat
 	}
 	if err != nil {
 		return fail(err)
+	}
+	if ct, ok := t.(*mcp.CommandTransport); ok {
+		stdio = ct.Command
 	}
 	type result struct {
 		cs  *mcp.ClientSession
@@ -150,17 +170,41 @@ func (d *dialer) dial(parent context.Context, version string, timeout time.Durat
 				_ = r.cs.Close()
 			}
 		})
+		stdio = nil // still being torn down: its state is not ours to read
 		return fail(ctx.Err())
 	}
 	if r.err != nil {
+		// Client.Connect closed the half-made session before returning, and
+		// with it reaped a stdio child: its exit status is settled.
 		return fail(r.err)
 	}
 	if !timer.Stop() || !stop() {
 		// The timeout or the pool's Close won the race with the connect.
 		_ = r.cs.Close()
-		return fail(context.Canceled)
+		stdio = nil
+		return fail(context.Cause(ctx))
 	}
 	return conn{cs: r.cs, cancel: cancel}, nil
+}
+
+// errConnectTimeout is the cause a connect's context is cancelled with when
+// ConnectTimeout passes.
+var errConnectTimeout = fmt.Errorf("ConnectTimeout passed: %w", context.DeadlineExceeded)
+
+// timeoutErr names ConnectTimeout in err and makes it match
+// context.DeadlineExceeded; a bare context error (the SDK's view of the
+// cancellation) is dropped as noise.
+func timeoutErr(timeout time.Duration, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) && err.Error() == context.Canceled.Error() ||
+		errors.Is(err, errConnectTimeout) {
+		return fmt.Errorf("no answer within ConnectTimeout (%v; raise Config.ConnectTimeout if the server is slow to start): %w", timeout, context.DeadlineExceeded)
+	}
+	if errors.Is(err, context.Canceled) {
+		// The SDK's error says "context canceled": keep its text, not its
+		// identity, which would contradict the deadline.
+		return fmt.Errorf("no answer within ConnectTimeout (%v; raise Config.ConnectTimeout if the server is slow to start): %w (%v)", timeout, context.DeadlineExceeded, err)
+	}
+	return fmt.Errorf("no answer within ConnectTimeout (%v; raise Config.ConnectTimeout if the server is slow to start): %w: %w", timeout, context.DeadlineExceeded, err)
 }
 
 func redactURL(raw string) string {
@@ -172,4 +216,55 @@ func redactURL(raw string) string {
 	u.RawQuery = ""
 	u.Fragment = ""
 	return u.String()
+}
+
+// stderrTailSize bounds how much of a stdio server's stderr the pool keeps
+// to explain a failed connect.
+const stderrTailSize = 4 << 10
+
+// stderrTail keeps the last stderrTailSize bytes a stdio server wrote to its
+// stderr and passes everything on to the user's Command.Stderr, if any.
+type stderrTail struct {
+	next io.Writer
+	mu   sync.Mutex
+	buf  []byte
+}
+
+func newStderrTail(next io.Writer) *stderrTail { return &stderrTail{next: next} }
+
+func (w *stderrTail) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	w.buf = append(w.buf, b...)
+	if over := len(w.buf) - stderrTailSize; over > 0 {
+		w.buf = append(w.buf[:0], w.buf[over:]...)
+	}
+	w.mu.Unlock()
+	if w.next != nil {
+		return w.next.Write(b)
+	}
+	return len(b), nil
+}
+
+// String returns the kept tail, from the first whole line when it was cut.
+func (w *stderrTail) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := string(w.buf)
+	if len(w.buf) >= stderrTailSize {
+		if i := strings.IndexByte(s, '\n'); i >= 0 && i < len(s)-1 {
+			s = s[i+1:]
+		}
+	}
+	return strings.TrimRight(s, "\r\n\t ")
+}
+
+// stdioExit reports how a stdio child that the SDK has already reaped
+// exited, and the tail of its stderr. It must be called only once
+// Client.Connect has returned (it closes, and so waits for, the child).
+func stdioExit(cmd *exec.Cmd) (*os.ProcessState, string) {
+	var tail string
+	if w, ok := cmd.Stderr.(*stderrTail); ok {
+		tail = w.String()
+	}
+	return cmd.ProcessState, tail
 }

@@ -1,18 +1,23 @@
 package mcpool
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// How a dead session shows up (shared/NOTES.md, measured against go-sdk
+// How a dead session shows up (measured against go-sdk
 // v1.8.0 and server-everything):
 //   - stdio child gone: the call in flight fails with io.EOF, later calls
 //     with mcp.ErrConnectionClosed, a call written just as it died with
@@ -20,9 +25,12 @@ import (
 //   - HTTP session expired (404): mcp.ErrSessionMissing;
 //   - server-everything's unknown session: a 400 whose JSON body the SDK
 //     cannot decode (it has no id), so only the status text "Bad Request"
-//     is left; the SDK breaks the connection after it.
-// Network errors, 5xx and 429 do not break a session (go-sdk #683, #723):
-// the pool probes the session instead.
+//     is left; the SDK breaks the connection after it (the pool's HTTP
+//     transport reads the body to tell it from other 400s);
+//   - anything else that ends the SDK's read loop or fails a write: see
+//     breaksSession and brokenNow.
+// Network errors and 5xx do not break a session (go-sdk #683, #723): the
+// pool probes the session instead. A 429 is neither: see RateLimitedError.
 
 // isSessionGone reports whether err proves the session can take no more
 // calls.
@@ -46,6 +54,10 @@ func isRejected(err error) bool {
 	return errors.As(err, &rpcErr) && rpcErr.Code == codeRejected
 }
 
+// isUnknownSession400 reports the SDK's error for a 400 whose body it could
+// not read as a JSON-RPC answer. It breaks the session in the SDK, whatever
+// the reason; whether the request ran is told apart by callTrack, which saw
+// the body (see unknownSessionBody).
 func isUnknownSession400(err error) bool {
 	return !isServerAnswer(err) && strings.HasSuffix(err.Error(), ": Bad Request")
 }
@@ -64,9 +76,10 @@ func isBrokenPipe(err error) bool {
 // neverSent reports whether err proves the request was not executed by the
 // server: it was refused before it was written (the connection was already
 // closed, or could not be dialled), or the server rejected the session
-// before reading the request (404, 400 unknown session).
+// before reading the request (404). A 400 proves it only when its body says
+// the session is unknown, which callTrack sees and the error does not.
 func neverSent(err error) bool {
-	if errors.Is(err, mcp.ErrSessionMissing) || isUnknownSession400(err) || isBrokenPipe(err) {
+	if errors.Is(err, mcp.ErrSessionMissing) || isBrokenPipe(err) {
 		return true
 	}
 	// The SDK formats the closing cause with %v, so an io.EOF inside means the
@@ -100,4 +113,120 @@ func isServerAnswer(err error) bool {
 		return false
 	}
 	return !errors.Is(err, mcp.ErrConnectionClosed) && !errors.Is(err, mcp.ErrSessionMissing)
+}
+
+// breaksSession reports the SDK's errors after which it will not use the
+// session again (go-sdk v1.8.0): the read loop ends on any error from the
+// transport's Read, and a failed write that was not "rejected by transport"
+// sets the connection's write error; either way every later request fails
+// with mcp.ErrConnectionClosed. These are the errors the call in flight gets
+// when that happens:
+//   - stdio: a line that is not JSON (*json.SyntaxError), a message over
+//     the SDK's 16 MB frame limit (mcp.DefaultMaxLineLength), trailing data
+//     after a message, a batch where none is allowed;
+//   - streamable HTTP: a 2xx answer with a content type other than JSON or
+//     SSE, a body or event that does not decode, an SSE event over
+//     MaxEventSize, a 4xx the SDK cannot read as a JSON-RPC answer (other
+//     than 404, which is mcp.ErrSessionMissing), a changed session id.
+//
+// Errors of other shapes are settled by brokenNow.
+func breaksSession(err error) bool {
+	if isServerAnswer(err) || isRejected(err) {
+		return false
+	}
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return true
+	}
+	msg := err.Error()
+	for _, s := range sessionBreakingTexts {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// sessionBreakingTexts are the texts of the SDK's unexported errors that
+// breaksSession recognises (mcp/transport.go, mcp/streamable.go,
+// mcp/event.go of go-sdk v1.8.0).
+var sessionBreakingTexts = []string{
+	"exceeded the configured maximum line length",
+	"invalid trailing data at the end of stream",
+	"JSON-RPC batching is not supported",
+	"empty batch",
+	"unsupported content type",
+	"failed to decode response",
+	"failed to decode event",
+	"failed to read body",
+	"malformed event",
+	"mismatching session IDs",
+	"standalone SSE request failed",
+	"failed to reconnect",
+	"retries without progress",
+}
+
+// brokenNow asks the SDK whether it still uses the session: on a connection
+// whose reader or writer failed, a request is refused before anything is
+// written, with mcp.ErrConnectionClosed. (The SDK records the failure before
+// it hands the failing call its error, so the answer is settled.) On a live
+// session this is an ordinary ping, bounded by timeout; a ping that meets
+// the session's end (404) settles it too.
+func brokenNow(ctx context.Context, cs *mcp.ClientSession, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := cs.Ping(ctx, nil)
+	if err == nil || ctx.Err() != nil {
+		return false
+	}
+	// Refused as broken, or the ping itself met the session's end (a 404
+	// from a server that dropped the session meanwhile).
+	return isSessionGone(err) || breaksSession(err)
+}
+
+// isRateLimited reports the SDK's error for a 429 (the request was refused,
+// the session is fine: go-sdk #723).
+func isRateLimited(err error) bool {
+	return isRejected(err) && strings.HasSuffix(err.Error(), http.StatusText(http.StatusTooManyRequests))
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date
+// (RFC 9110, section 10.2.3). It returns 0 when absent or unreadable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), maxRetryAfter)
+	}
+	return 0
+}
+
+// maxRetryAfter caps a server's Retry-After, against a typo of a day.
+const maxRetryAfter = time.Hour
+
+// waitRateLimit waits out a 429's Retry-After (BackoffInitial when the
+// server sent none) within ctx, and reports whether a retry may follow:
+// false at once when ctx would end first, so that the caller gets the
+// RateLimitedError by its deadline rather than after it.
+func (p *Pool) waitRateLimit(ctx context.Context, err error) bool {
+	var rl *RateLimitedError
+	if !errors.As(err, &rl) {
+		return false
+	}
+	wait := rl.RetryAfter
+	if wait <= 0 {
+		wait = p.cfg.BackoffInitial
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
+		return false
+	}
+	return sleepCtx(ctx, wait) == nil
 }

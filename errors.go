@@ -3,6 +3,7 @@ package mcpool
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -31,7 +32,66 @@ var (
 	// not marked read-only or idempotent (see [Pool.CallTool]). The error is
 	// a [*SessionLostError].
 	ErrSessionLost = errors.New("mcpool: session lost")
+	// ErrRateLimited means the server answered 429 Too Many Requests: it
+	// refused the request (which did not run) and the session is fine. The
+	// error is a [*RateLimitedError] carrying the server's Retry-After.
+	ErrRateLimited = errors.New("mcpool: rate limited")
+	// ErrListTooLong means a paginated list (tools, prompts, resources) did
+	// not end within Config.MaxListPages pages, or the server sent a cursor
+	// it had already sent: the fetch stopped rather than grow without bound.
+	// The error is a [*ListTooLongError].
+	ErrListTooLong = errors.New("mcpool: list did not end")
 )
+
+// RateLimitedError reports a request the server refused with 429 Too Many
+// Requests. It matches ErrRateLimited and unwraps to the SDK's error. The
+// session is not lost and the request did not run: [Pool.CallTool] retries
+// it once after RetryAfter when the caller's ctx allows that wait, and
+// otherwise returns this error at once.
+type RateLimitedError struct {
+	// RetryAfter is the server's Retry-After (delay-seconds or an HTTP date,
+	// RFC 9110 section 10.2.3), capped at an hour; 0 if it sent none.
+	RetryAfter time.Duration
+	// Retried is true when the pool waited and retried, and was refused again.
+	Retried bool
+	Cause   error
+}
+
+// Error says the server limits the rate and when it asked to come back.
+func (e *RateLimitedError) Error() string {
+	after := "it sent no Retry-After"
+	if e.RetryAfter > 0 {
+		after = fmt.Sprintf("Retry-After %v", e.RetryAfter)
+	}
+	if e.Retried {
+		after += "; refused again after waiting for it"
+	}
+	return fmt.Sprintf("mcpool: rate limited: the server answered 429 Too Many Requests (%s): %v", after, e.Cause)
+}
+
+// Unwrap returns ErrRateLimited and the cause.
+func (e *RateLimitedError) Unwrap() []error { return []error{ErrRateLimited, e.Cause} }
+
+// ListTooLongError reports a runaway paginated list. It matches ErrListTooLong.
+type ListTooLongError struct {
+	Kind  string // "tools", "prompts" or "resources"
+	Pages int    // pages fetched before the pool stopped
+	// RepeatedCursor is the cursor the server sent twice, if that is why
+	// the pool stopped; empty when the page limit was reached.
+	RepeatedCursor string
+}
+
+// Error says why the listing stopped and what to do.
+func (e *ListTooLongError) Error() string {
+	if e.RepeatedCursor != "" {
+		return fmt.Sprintf("mcpool: list did not end: the server sent %s cursor %q twice (after %d pages): its pagination loops",
+			e.Kind, e.RepeatedCursor, e.Pages)
+	}
+	return fmt.Sprintf("mcpool: list did not end: %s still had a next cursor after %d pages (Config.MaxListPages); raise it if the server really lists that much", e.Kind, e.Pages)
+}
+
+// Is reports whether target is ErrListTooLong.
+func (e *ListTooLongError) Is(target error) bool { return target == ErrListTooLong }
 
 // UnavailableError is returned while the circuit breaker is open. It matches
 // ErrServerUnavailable and unwraps to the last connect failure (a
@@ -117,15 +177,31 @@ func (e *ExhaustedError) Unwrap() []error { return []error{ErrPoolExhausted, e.C
 
 // ConnectError reports a failed connect. It matches ErrConnectFailed and
 // unwraps to the cause (a dial error, an exec error, a JSON-RPC error from
-// initialize, context.DeadlineExceeded after ConnectTimeout…).
+// initialize…). A connect cut short by ConnectTimeout matches
+// context.DeadlineExceeded and names the setting.
 type ConnectError struct {
 	Target string // where the pool tried to connect: a URL or a command line
 	Cause  error
+	// Exit is how a stdio server exited when it exited during the connect
+	// (its exit status, or the signal that ended it); nil otherwise.
+	Exit *os.ProcessState
+	// Stderr is the end of what a stdio server that exited during the
+	// connect wrote to its standard error: at most the last 4 KB, from a
+	// line start when cut. Everything it wrote also went to Command.Stderr.
+	Stderr string
 }
 
-// Error names the target (without credentials) and the cause.
+// Error names the target (without credentials) and the cause, and for a
+// stdio server that exited, its exit status and the end of its stderr.
 func (e *ConnectError) Error() string {
-	return fmt.Sprintf("mcpool: connect to %s failed: %v", e.Target, e.Cause)
+	msg := fmt.Sprintf("mcpool: connect to %s failed: %v", e.Target, e.Cause)
+	if e.Exit != nil {
+		msg += fmt.Sprintf("; the server exited (%v)", e.Exit)
+	}
+	if e.Stderr != "" {
+		msg += "; its stderr ends with:\n" + e.Stderr
+	}
+	return msg
 }
 
 // Unwrap returns ErrConnectFailed and the cause.

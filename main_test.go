@@ -15,6 +15,9 @@ import (
 const stdioServerEnv = "MCPOOL_TEST_STDIO_SERVER"
 
 func TestMain(m *testing.M) {
+	if mode := os.Getenv(misbehaveEnv); mode != "" {
+		runMisbehavingStdioServer(mode)
+	}
 	if os.Getenv(stdioServerEnv) == "1" {
 		if err := demoserver.New(demoserver.Options{}).Run(context.Background(), &mcp.StdioTransport{}); err != nil {
 			os.Exit(1)

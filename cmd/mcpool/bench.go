@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +39,10 @@ type benchFlags struct {
 	json        bool
 	timeout     time.Duration
 	chaos       time.Duration // 0: no faults
+	matrix      bool
+	chart       string          // file to draw the latency chart in; "" for none
+	set         map[string]bool // the flags given on the command line
+	label       string          // prefix of the progress line (the matrix row)
 }
 
 func (b *benchFlags) parse(args []string, stdout io.Writer) error {
@@ -47,19 +54,44 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 	fs.IntVar(&b.concurrency, "concurrency", 8, "calls in flight at once")
 	fs.IntVar(&b.maxSessions, "max-sessions", 4, "MaxSessions of the pools")
 	modes := fs.String("modes", strings.Join(allModes, ","), "modes to run, comma-separated, from "+strings.Join(allModes, ", "))
-	fs.BoolVar(&b.json, "json", false, `print {"runs":[...]} as JSON instead of a table`)
+	fs.BoolVar(&b.json, "json", false, `print the results as JSON instead of a table: {"runs":[...]}, or {"matrix":[...]} with --matrix`)
 	fs.DurationVar(&b.timeout, "timeout", 30*time.Second, "bound on each call, and on warming each pool")
 	fs.DurationVar(&b.chaos, "chaos", 0, "inject a fault at this interval while each mode runs: SIGKILL one stdio\n"+
 		"server process (--stdio), or reset every TCP connection to the server (HTTP).\n"+
+		"After each fault the next also waits until twice --concurrency calls have\n"+
+		"succeeded, so a slow machine gets fewer faults rather than nothing but faults.\n"+
 		"The last tenth of each mode's calls (at least --concurrency of them) run\n"+
 		"without faults, to show whether it healed. Calls that fail under the faults do not fail the command; calls that\n"+
 		"fail after the faults stopped do")
-	rest, err := parseFlags(fs, args, "bench [--url URL | --sse URL | --stdio CMD | --config FILE [--server NAME]] [flags]", stdout)
+	fs.BoolVar(&b.matrix, "matrix", false, "run the standard set of workloads (short calls at 1, 8, 32 and 128 callers; a\n"+
+		"50ms tool at 64; stdio at 8 and 32, also against a server that handles one call\n"+
+		"at a time per session) against the demo server, run as child processes of this\n"+
+		"command, and print exclusive against pooled for each. --calls, if given, sets\n"+
+		"every row's calls; --max-sessions, --timeout and --json apply. About a minute\n"+
+		"on 2 cores")
+	fs.StringVar(&b.chart, "chart", "", "also draw each mode's latency percentiles (log scale) in this file:\n"+
+		"SVG or PNG, by the name's extension")
+	rest, err := parseFlags(fs, args, "bench [--url URL | --sse URL | --stdio CMD | --config FILE [--server NAME] | --matrix] [flags]", stdout)
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 {
 		return usageErrorf("unexpected argument %q", rest[0])
+	}
+	b.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { b.set[f.Name] = true })
+	if b.matrix {
+		// (config and server are the flags that name a configured server.)
+		for _, name := range []string{"url", "sse", "stdio", "config", "server", "tool", "args", "concurrency", "modes", "chaos", "chart"} {
+			if b.set[name] {
+				return usageErrorf("--matrix runs its own workloads: --%s does not apply", name)
+			}
+		}
+	}
+	if b.chart != "" {
+		if err := checkChartName(b.chart); err != nil {
+			return err
+		}
 	}
 	for name, v := range map[string]int{"--calls": b.calls, "--concurrency": b.concurrency, "--max-sessions": b.maxSessions} {
 		if v < 1 {
@@ -87,14 +119,17 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	var b benchFlags
 	if err := b.parse(args, stdout); err != nil {
 		return err
 	}
-	arguments, err := parseArguments(b.rawArgs)
-	if err != nil {
-		return usageErrorf("--args: %v", err)
+	if b.matrix {
+		return runMatrix(ctx, &b, stdout, stderr)
+	}
+	arguments, perr := parseArguments(b.rawArgs)
+	if perr != nil {
+		return usageErrorf("--args: %v", perr)
 	}
 	params := func() *mcp.CallToolParams {
 		// A fresh value per call: the SDK writes the request's _meta into
@@ -110,14 +145,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	defer tgt.close()
+	defer func() { shutdown(err != nil || ctx.Err() != nil, tgt) }()
 	var ch *chaos
 	if b.chaos > 0 {
 		if ch, err = tgt.enableChaos(b.chaos, b.maxSessions); err != nil {
 			return err
 		}
 	}
-	if err := preflight(ctx, tgt, b.tool, b.timeout); err != nil {
+	if err := preflight(ctx, tgt, &b.target, b.tool, b.timeout); err != nil {
 		return err
 	}
 	var runs []*modeRun
@@ -141,6 +176,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if b.chart != "" {
+		if err := writeChart(b.chart, b.describe(tgt), runs); err != nil {
+			return err
+		}
+	}
 	if ch != nil {
 		return chaosOutcome(runs, stderr)
 	}
@@ -155,16 +195,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // preflight connects once and checks that the server has the tool, so that
 // an unreachable server or a misspelt tool costs one clear error, not a run
 // of failed calls.
-func preflight(ctx context.Context, tgt *target, tool string, timeout time.Duration) error {
+func preflight(ctx context.Context, tgt *target, f *targetFlags, tool string, timeout time.Duration) (err error) {
 	p, err := mcpool.New(tgt.poolConfig(1, 1, 0))
 	if err != nil {
 		return err
 	}
-	defer p.Close(context.Background())
+	defer func() { shutdown(err != nil || ctx.Err() != nil, nil, p) }()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := p.Start(ctx); err != nil {
-		return err
+		return explainConnect(ctx, err, f)
 	}
 	tools, err := p.ListTools(ctx)
 	if err != nil {
@@ -190,23 +230,59 @@ func benchPerCall(ctx context.Context, tgt *target, b *benchFlags, params func()
 	impl := &mcp.Implementation{Name: mcpool.DefaultClientName, Version: mcpool.Version}
 	opts := tgt.clientOptions()
 
+	var warns closeWarnings
 	r, err := drive(ctx, modePerCall, b, ch, stderr, func(ctx context.Context) error {
 		cs, err := mcp.NewClient(impl, opts).Connect(ctx, tgt.transport(hc), nil)
 		if err != nil {
 			return err
 		}
 		err = listAndCall(ctx, cs, params)
+		// The call's outcome is decided: a server that is slow to exit
+		// afterwards (still running after the terminate grace, then
+		// stopped by a signal) costs this worker time, which calls/s
+		// shows, but did not fail the call.
 		if cerr := cs.Close(); err == nil && cerr != nil && !errors.Is(cerr, mcp.ErrConnectionClosed) {
-			err = fmt.Errorf("closing the session: %w", cerr)
+			warns.add(cerr)
 		}
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	r.closeWarnings, r.firstCloseWarning = warns.result()
 	r.note = fmt.Sprintf("%s created (one per call)", plural(r.calls, "session"))
+	if r.closeWarnings > 0 {
+		r.note += fmt.Sprintf("; %d closed with a warning after a successful call (first: %s)",
+			r.closeWarnings, oneLine(r.firstCloseWarning))
+	}
 	return r, nil
 }
+
+// closeWarnings counts sessions whose close failed after their call had
+// succeeded, and keeps the first such error.
+type closeWarnings struct {
+	mu    sync.Mutex
+	n     int
+	first error
+}
+
+func (w *closeWarnings) add(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.n == 0 {
+		w.first = err
+	}
+	w.n++
+}
+
+func (w *closeWarnings) result() (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n, w.first
+}
+
+// oneLine folds an error's message onto one line.
+func oneLine(err error) string { return strings.Join(strings.Fields(withoutPrefix(err)), " ") }
 
 func listAndCall(ctx context.Context, cs *mcp.ClientSession, params func() *mcp.CallToolParams) error {
 	for _, err := range cs.Tools(ctx, nil) {
@@ -222,7 +298,7 @@ func listAndCall(ctx context.Context, cs *mcp.ClientSession, params func() *mcp.
 // starts: it connects the sessions the workload needs and fills the tool
 // catalog. Each call then lists tools (from the catalog) and calls the tool,
 // the pooled version of what per-call does.
-func benchPool(ctx context.Context, tgt *target, b *benchFlags, mode string, params func() *mcp.CallToolParams, ch *chaos, stderr io.Writer) (*modeRun, error) {
+func benchPool(ctx context.Context, tgt *target, b *benchFlags, mode string, params func() *mcp.CallToolParams, ch *chaos, stderr io.Writer) (_ *modeRun, err error) {
 	perSession := mcpool.DefaultMaxCallsPerSession
 	if mode == modeExclusive {
 		perSession = 1
@@ -232,11 +308,13 @@ func benchPool(ctx context.Context, tgt *target, b *benchFlags, mode string, par
 	if err != nil {
 		return nil, err
 	}
-	defer p.Close(context.Background())
+	defer func() { shutdown(err != nil || ctx.Err() != nil, nil, p) }()
 	wctx, cancel := context.WithTimeout(ctx, b.timeout)
 	err = p.Start(wctx)
 	if err == nil {
 		_, err = p.ListTools(wctx)
+	} else {
+		err = explainConnect(wctx, err, &b.target)
 	}
 	cancel()
 	if err != nil {
@@ -253,6 +331,7 @@ func benchPool(ctx context.Context, tgt *target, b *benchFlags, mode string, par
 		return nil, err
 	}
 	st := p.Stats()
+	r.sessions = int(st.SessionsCreated)
 	if r.chaos != nil {
 		r.chaos.pool = &st
 	}
@@ -291,8 +370,14 @@ type modeRun struct {
 	firstErr error
 	ok       []time.Duration // latencies of the calls that succeeded, sorted
 	wall     time.Duration
-	note     string       // the brief statistics line printed under the table
-	chaos    *chaosResult // under --chaos only
+	cpu      time.Duration // the process's CPU time (user+sys) during the run
+	sessions int           // sessions the pool created (pool modes)
+	note     string        // the brief statistics line printed under the table
+	// Per-call only: sessions whose close failed after a successful call
+	// (a stdio server slow to exit, stopped by SIGTERM or SIGKILL).
+	closeWarnings     int
+	firstCloseWarning error
+	chaos             *chaosResult // under --chaos only
 }
 
 // drive makes b.calls calls with b.concurrency workers and times each. The
@@ -304,15 +389,16 @@ func drive(ctx context.Context, mode string, b *benchFlags, ch *chaos, stderr io
 	errs := make([]error, b.calls)
 	starts := make([]time.Time, b.calls)
 	var next atomic.Int64
-	prog := startProgress(stderr, mode, b.calls)
+	prog := startProgress(stderr, b.label+mode, b.calls)
 	var wg sync.WaitGroup
 	quietFrom := b.calls
 	var cr *chaosRun
 	if ch != nil {
 		quietFrom -= chaosTail(b.calls, b.concurrency)
-		cr = ch.start()
+		cr = ch.start(chaosGate(b.concurrency))
 		defer cr.stop()
 	}
+	cpu0 := processCPU()
 	start := time.Now()
 	for range min(b.concurrency, b.calls) {
 		wg.Go(func() {
@@ -329,19 +415,29 @@ func drive(ctx context.Context, mode string, b *benchFlags, ch *chaos, stderr io
 				starts[i] = t0
 				errs[i] = call(cctx)
 				lat[i] = time.Since(t0)
+				if errs[i] == nil {
+					cr.succeeded()
+				}
 				cancel()
 				prog.add()
 			}
 		})
 	}
-	wg.Wait()
+	if !waitOrAbandon(ctx, &wg) {
+		// Workers still closing per-call sessions or waiting on a server
+		// that ignores cancellation are left to the process's exit: they
+		// touch nothing that is read from here on.
+		prog.stop()
+		return nil, fmt.Errorf("stopped: %w", context.Cause(ctx))
+	}
 	wall := time.Since(start)
+	cpu := processCPU() - cpu0
 	prog.stop()
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("interrupted: %w", err)
+		return nil, fmt.Errorf("stopped: %w", context.Cause(ctx))
 	}
 
-	r := &modeRun{mode: mode, calls: b.calls, wall: wall}
+	r := &modeRun{mode: mode, calls: b.calls, wall: wall, cpu: cpu}
 	if cr != nil {
 		r.chaos = cr.result(starts, errs)
 	}
@@ -357,4 +453,52 @@ func drive(ctx context.Context, mode string, b *benchFlags, ch *chaos, stderr io
 	}
 	slices.Sort(r.ok)
 	return r, nil
+}
+
+// waitOrAbandon waits for wg, or, once ctx has ended, for closeGrace more
+// at most. It reports whether wg finished.
+func waitOrAbandon(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// describe says what was measured, for the chart's subtitle: the tool,
+// callers, pool size and server.
+func (b *benchFlags) describe(tgt *target) string {
+	server := "the embedded demo server (HTTP)"
+	switch {
+	case b.target.url != "":
+		server = redactedURL(b.target.url)
+	case b.target.sse != "":
+		server = redactedURL(b.target.sse) + " (SSE)"
+	case b.target.stdio != "":
+		server = "stdio: " + filepath.Base(tgt.command[0])
+	}
+	return fmt.Sprintf("tool %s, %d calls per mode, %d callers, MaxSessions %d, %s", b.tool, b.calls, b.concurrency, b.maxSessions, server)
+}
+
+// redactedURL drops a URL's credentials and query, which may hold keys.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "the server"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }

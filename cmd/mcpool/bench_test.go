@@ -10,12 +10,14 @@ import (
 
 type benchJSON struct {
 	Runs []struct {
-		Mode      string  `json:"mode"`
-		Calls     int     `json:"calls"`
-		Errors    int     `json:"errors"`
-		P50MS     float64 `json:"p50_ms"`
-		P99MS     float64 `json:"p99_ms"`
-		CallsPerS float64 `json:"calls_per_s"`
+		Mode          string  `json:"mode"`
+		Calls         int     `json:"calls"`
+		Errors        int     `json:"errors"`
+		P50MS         float64 `json:"p50_ms"`
+		P99MS         float64 `json:"p99_ms"`
+		CallsPerS     float64 `json:"calls_per_s"`
+		CPUPerCallUS  float64 `json:"cpu_per_call_us"`
+		CloseWarnings int     `json:"close_warnings"`
 	} `json:"runs"`
 }
 
@@ -47,8 +49,8 @@ func TestBenchJSON(t *testing.T) {
 	}
 	for i, run := range out.Runs {
 		if run.Mode != want[i] || run.Calls != 60 || run.Errors != 0 || run.P50MS <= 0 ||
-			run.P99MS < run.P50MS || run.CallsPerS <= 0 {
-			t.Errorf("run %d: %+v, want mode %s, 60 calls, no errors, 0 < p50 <= p99, calls/s > 0", i, run, want[i])
+			run.P99MS < run.P50MS || run.CallsPerS <= 0 || run.CPUPerCallUS <= 0 || run.CloseWarnings != 0 {
+			t.Errorf("run %d: %+v, want mode %s, 60 calls, no errors, 0 < p50 <= p99, calls/s > 0, cpu/call > 0, no close warnings", i, run, want[i])
 		}
 	}
 }
@@ -59,7 +61,7 @@ func TestBenchTable(t *testing.T) {
 		t.Fatalf("exit status %d: %s", r.code, r.stderr)
 	}
 	lines := strings.Split(r.stdout, "\n")
-	if !strings.Contains(lines[0], "vs per-call") {
+	if !strings.Contains(lines[0], "vs per-call") || !strings.Contains(lines[0], "cpu/call") {
 		t.Errorf("header %q has no ratio column", lines[0])
 	}
 	for i, mode := range []string{"per-call", "exclusive", "pooled"} {
@@ -126,5 +128,29 @@ func TestProgressQuietOnShortRuns(t *testing.T) {
 	p.stop()
 	if buf.Len() != 0 {
 		t.Errorf("progress wrote %q for a run shorter than %v", buf.String(), progressDelay)
+	}
+}
+
+// TestBenchPerCallSlowExit runs per-call against a stdio server that keeps
+// running after its input closes, until the client's SIGTERM ends it: every
+// call succeeded, so the run succeeds, and the slow exits are counted apart.
+func TestBenchPerCallSlowExit(t *testing.T) {
+	r := runCLI(t, "bench", "--json", "--modes", "per-call", "--stdio", selfSlowExit(t),
+		"--calls", "2", "--concurrency", "2")
+	if r.code != 0 {
+		t.Fatalf("exit status %d: %s", r.code, r.stderr)
+	}
+	run := decodeBench(t, r.stdout).Runs[0]
+	if run.Errors != 0 || run.CloseWarnings != 2 || run.CallsPerS <= 0 {
+		t.Errorf("%+v: want 0 errors, 2 close warnings", run)
+	}
+	wantNoChildren(t)
+
+	r = runCLI(t, "bench", "--modes", "per-call", "--stdio", selfSlowExit(t), "--calls", "1", "--concurrency", "1")
+	if r.code != 0 {
+		t.Fatalf("exit status %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "1 closed with a warning after a successful call (first: signal: terminated)") {
+		t.Errorf("the table does not count the slow exit:\n%s", r.stdout)
 	}
 }

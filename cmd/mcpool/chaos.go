@@ -138,6 +138,11 @@ func (c *chaos) inject() bool {
 	return true
 }
 
+// chaosGate is how many calls must succeed between two faults: two rounds
+// of the workers, so that faults can cost at most about a third of a
+// mode's calls (a fault hits at most the calls in flight).
+func chaosGate(concurrency int) int { return 2 * concurrency }
+
 // chaosTail is how many calls at the end of each mode run without faults:
 // a tenth of them, at least one round of the workers, at most half.
 func chaosTail(calls, concurrency int) int {
@@ -145,8 +150,18 @@ func chaosTail(calls, concurrency int) int {
 }
 
 // chaosRun injects faults during one mode, from start until stop.
+//
+// Faults are paced by the interval and by progress: after a fault, the
+// next one also waits until gate calls have succeeded. A fault hits at
+// most the calls in flight, so the run serves calls between faults however
+// slow the machine is; without the gate a loaded machine, whose calls take
+// longer than the interval, would see every call hit and show nothing
+// about healing.
 type chaosRun struct {
 	c       *chaos
+	gate    int64
+	ok      atomic.Int64  // calls that succeeded so far
+	okSig   chan struct{} // a call succeeded (buffered, 1)
 	quit    chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -154,24 +169,48 @@ type chaosRun struct {
 	stopped time.Time
 }
 
-func (c *chaos) start() *chaosRun {
-	r := &chaosRun{c: c, quit: make(chan struct{}), done: make(chan struct{})}
+// start begins faults at c's interval; gate is the number of calls that
+// must succeed between two faults.
+func (c *chaos) start(gate int) *chaosRun {
+	r := &chaosRun{c: c, gate: int64(gate), okSig: make(chan struct{}, 1),
+		quit: make(chan struct{}), done: make(chan struct{})}
 	go r.loop()
 	return r
+}
+
+// succeeded counts a call that succeeded. Safe on a nil *chaosRun.
+func (r *chaosRun) succeeded() {
+	if r == nil {
+		return
+	}
+	r.ok.Add(1)
+	select {
+	case r.okSig <- struct{}{}:
+	default:
+	}
 }
 
 func (r *chaosRun) loop() {
 	defer close(r.done)
 	tick := time.NewTicker(r.c.interval)
 	defer tick.Stop()
+	okAtFault := int64(-1) // no fault yet: the first needs no calls before it
 	for {
 		select {
 		case <-r.quit:
 			return
 		case <-tick.C:
 		}
+		for okAtFault >= 0 && r.ok.Load()-okAtFault < r.gate {
+			select {
+			case <-r.quit:
+				return
+			case <-r.okSig:
+			}
+		}
 		if r.c.inject() {
 			r.faults++
+			okAtFault = r.ok.Load()
 		}
 	}
 }
@@ -434,7 +473,7 @@ func (c *trackedConn) Close() error {
 func chaosOutcome(runs []*modeRun, stderr io.Writer) error {
 	for _, r := range runs {
 		if r.errors > 0 {
-			msg := strings.Join(strings.Fields(explainError(r.firstErr).Error()), " ")
+			msg := strings.Join(strings.Fields(withoutPrefix(explainError(r.firstErr))), " ")
 			fmt.Fprintf(stderr, "mcpool: bench: %s: %d of %d calls failed under --chaos (%s); first: %s\n",
 				r.mode, r.errors, r.calls, kindsText(r.chaos.kinds), msg)
 		}

@@ -19,13 +19,15 @@ import (
 
 type chaosBenchJSON struct {
 	Runs []struct {
-		Mode      string  `json:"mode"`
-		Calls     int     `json:"calls"`
-		Errors    int     `json:"errors"`
-		P50MS     float64 `json:"p50_ms"`
-		P99MS     float64 `json:"p99_ms"`
-		CallsPerS float64 `json:"calls_per_s"`
-		Chaos     *struct {
+		Mode          string  `json:"mode"`
+		Calls         int     `json:"calls"`
+		Errors        int     `json:"errors"`
+		P50MS         float64 `json:"p50_ms"`
+		P99MS         float64 `json:"p99_ms"`
+		CallsPerS     float64 `json:"calls_per_s"`
+		CPUPerCallUS  float64 `json:"cpu_per_call_us"`
+		CloseWarnings int     `json:"close_warnings"`
+		Chaos         *struct {
 			Fault       string         `json:"fault"`
 			EveryMS     float64        `json:"every_ms"`
 			Faults      int            `json:"faults"`

@@ -138,10 +138,6 @@ func serverErrors(err error) []string {
 	return []string{oneLine(err)}
 }
 
-func oneLine(err error) string {
-	return strings.Join(strings.Fields(strings.TrimPrefix(err.Error(), "mcpool: ")), " ")
-}
-
 // errPartial reports servers left out of a merged list: the output is
 // printed, and the exit status says it is incomplete.
 type errPartial struct{ servers []string }

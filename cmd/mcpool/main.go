@@ -19,9 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/mcpool/mcpool"
 )
@@ -35,13 +33,14 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run is the whole command; tests call it in process. SIGINT and SIGTERM
-// cancel the work under way, which then shuts down cleanly.
+// run is the whole command; tests call it in process. The first SIGINT or
+// SIGTERM cancels the work under way, which then winds down within about a
+// second; a second one exits at once.
 func run(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := withSignals(stderr, exit)
 	defer stop()
 	return runContext(ctx, args, stdout, stderr)
 }
@@ -60,6 +59,7 @@ var commands = []command{
 	{"call", "call one tool (TOOL [JSON arguments]) and print its result as JSON", runCall},
 	{"servers", "show each server of a config file (--config): status, sessions, tools", runServers},
 	{"demo-server", "serve the embedded demo server over HTTP or stdio", runDemoServer},
+	{"gateway", "serve a config's servers to any MCP client through pooled sessions", runGateway},
 }
 
 // runContext dispatches to a subcommand and maps its error to one line on
@@ -76,7 +76,15 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	for _, c := range commands {
 		if c.name == name {
-			return report(stderr, name, c.run(ctx, rest, stdout, stderr))
+			err := c.run(ctx, rest, stdout, stderr)
+			var in *interrupted
+			if err != nil && errors.As(context.Cause(ctx), &in) {
+				// Whatever the work said on its way out (a context
+				// error, a cancelled call), the signal is the reason.
+				fmt.Fprintf(stderr, "mcpool: %s: %s\n", name, in)
+				return exitInterrupted(in.sig)
+			}
+			return report(stderr, name, err)
 		}
 	}
 	return report(stderr, "", usageErrorf("unknown command %q (commands: %s)", name, commandNames()))
@@ -108,7 +116,10 @@ func printUsage(w io.Writer) {
 		"each call of bench), --connect-timeout each connect.\n\n"+
 		"--config FILE names every server of an MCP config file ({\"mcpServers\": …}\n"+
 		"or VS Code's {\"servers\": …}) instead: tools are named SERVER__TOOL, and\n"+
-		"--server NAME keeps to one server with its plain tool names.\n")
+		"--server NAME keeps to one server with its plain tool names.\n"+
+		"Ctrl-C (SIGINT) or SIGTERM stops a command within about a second, cancelling\n"+
+		"its calls: bench, tools and call exit with status 130 or 143, demo-server\n"+
+		"with 0. A second one exits at once.\n")
 }
 
 func commandNames() string {
@@ -137,9 +148,8 @@ func report(stderr io.Writer, cmd string, err error) int {
 	if err == nil || errors.Is(err, errHelp) {
 		return exitOK
 	}
-	err = explainError(err) // auth.go: 401s explained, "mcpool: " said once
-	// The library's errors already say "mcpool: "; say it once.
-	msg := strings.TrimPrefix(err.Error(), "mcpool: ")
+	err = explainError(err) // auth.go: 401s explained
+	msg := withoutPrefix(err)
 	// Errors from transports and servers may span lines; scripts and people
 	// both read one line more easily.
 	msg = strings.Join(strings.Fields(msg), " ")
@@ -155,6 +165,13 @@ func report(stderr io.Writer, cmd string, err error) int {
 		return exitUsage
 	}
 	return exitFailure
+}
+
+// withoutPrefix is err's message without the library's "mcpool: "
+// prefixes, which wrapped errors carry in the middle as well: the line
+// printed says "mcpool: " once, at its start.
+func withoutPrefix(err error) string {
+	return strings.ReplaceAll(err.Error(), "mcpool: ", "")
 }
 
 // newFlagSet returns a flag set that reports errors to us instead of

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
+	"io"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/mcpool/mcpool"
 )
 
 func TestErrors(t *testing.T) {
@@ -45,17 +48,6 @@ func TestErrors(t *testing.T) {
 			wantOneLineError(t, r, c.code, c.mention)
 		})
 	}
-}
-
-func TestCallTimeout(t *testing.T) {
-	// Over stdio, closing the child's stdin ends the call on the server.
-	start := time.Now()
-	r := runCLI(t, "call", "sleep", `{"ms":20000}`, "--timeout", "300ms", "--stdio", selfStdio(t))
-	wantOneLineError(t, r, 1, "timed out")
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("call took %v with --timeout 300ms", d)
-	}
-	wantNoChildren(t)
 }
 
 func TestHelp(t *testing.T) {
@@ -102,5 +94,19 @@ func TestSplitWords(t *testing.T) {
 		if _, err := splitWords(bad); err == nil {
 			t.Errorf("splitWords(%q): no error", bad)
 		}
+	}
+}
+
+// A library error wrapped inside the command's own still yields one line
+// with one "mcpool: ".
+func TestReportSaysMcpoolOnce(t *testing.T) {
+	var stderr strings.Builder
+	err := fmt.Errorf("pooled: 3 of 10 calls failed; first error: %w",
+		&mcpool.SessionLostError{Tool: "echo", Cause: io.EOF})
+	if code := report(&stderr, "bench", err); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	if got := stderr.String(); strings.Count(got, "mcpool:") != 1 || !strings.HasPrefix(got, "mcpool: pooled: 3 of 10") {
+		t.Errorf("stderr %q, want one line saying mcpool: once", got)
 	}
 }

@@ -2,26 +2,58 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mcpool/mcpool/internal/demoserver"
 	"github.com/mcpool/mcpool/internal/proctest"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/goleak"
 )
 
-// stdioEnv makes the test binary act as "mcpool demo-server --stdio", so
-// --stdio tests start a real child process without building anything.
-const stdioEnv = "MCPOOL_CLI_TEST_STDIO"
+// runEnv makes the test binary act as the command itself, with its
+// arguments ("bench ...", "demo-server --stdio"): tests that send signals or
+// time the exit run the real thing (execCLI), --stdio tests start real
+// server processes (selfStdio), and bench --matrix starts its servers
+// (os.Executable) without building anything. Every process descending from
+// a test that sets it acts as the command.
+const runEnv = "MCPOOL_CLI_TEST_RUN"
+
+// slowExitArg, as the first argument under runEnv, starts a stdio server
+// that is slow to exit (see TestMain).
+const slowExitArg = "test-slow-exit-server"
+
+// pidFileEnv names a file where a slow-exit server writes its process id.
+const pidFileEnv = "MCPOOL_CLI_TEST_PIDFILE"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(stdioEnv) == "1" {
-		os.Exit(run([]string{"demo-server", "--stdio"}, os.Stdout, os.Stderr))
+	if os.Getenv(runEnv) == "1" {
+		if len(os.Args) > 1 && os.Args[1] == slowExitArg {
+			slowExitServer()
+		}
+		exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	if addr := os.Getenv(httpEnv); addr != "" { // config_test.go
 		os.Exit(run([]string{"demo-server", "--http", addr}, os.Stdout, os.Stderr))
 	}
 	goleak.VerifyTestMain(m)
+}
+
+// slowExitServer is a stdio server that serves normally, then keeps
+// running after its input ends, as some servers do under load: the
+// client's close must wait out its grace and send SIGTERM (which, not
+// handled here, ends the process).
+func slowExitServer() {
+	if f := os.Getenv(pidFileEnv); f != "" {
+		_ = os.WriteFile(f, []byte(strconv.Itoa(os.Getpid())), 0o600)
+	}
+	_ = demoserver.New(demoserver.Options{}).Run(context.Background(), &mcp.StdioTransport{})
+	time.Sleep(time.Minute)
+	os.Exit(0)
 }
 
 // cliResult is what one run of the command produced.
@@ -56,19 +88,41 @@ func wantOneLineError(t *testing.T, r cliResult, code int, mention string) {
 	}
 }
 
-// selfStdio returns a --stdio value that starts this test binary as a demo
-// stdio server. The path is quoted: the shell-words split must keep it whole.
+// selfStdio returns a --stdio value that starts this test binary as
+// "mcpool demo-server --stdio". The path is quoted: the shell-words split
+// must keep it whole.
 func selfStdio(t *testing.T) string {
+	t.Helper()
+	return selfExe(t) + " demo-server --stdio"
+}
+
+// selfSlowExit returns a --stdio value that starts a stdio server slow to
+// exit (see slowExitServer).
+func selfSlowExit(t *testing.T) string {
+	t.Helper()
+	return selfExe(t) + " " + slowExitArg
+}
+
+// selfExe returns this test binary's path, quoted for --stdio, and makes
+// the processes it starts act as the command (runEnv).
+func selfExe(t *testing.T) string {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(stdioEnv, "1")
+	selfCommand(t)
+	return shellQuote(exe)
+}
+
+// selfCommand makes children that this test binary starts act as the
+// command (see TestMain).
+func selfCommand(t *testing.T) {
+	t.Helper()
+	t.Setenv(runEnv, "1")
 	// A race-enabled binary sleeps a second at exit by default; children
 	// started per call would make the tests crawl.
 	t.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-	return "'" + strings.ReplaceAll(exe, "'", `'\''`) + "'"
 }
 
 // children returns the ids of this process's children, running or not yet

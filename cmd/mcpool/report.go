@@ -38,6 +38,10 @@ func plural(n int, noun string) string {
 
 func formatMS(d time.Duration) string { return fmt.Sprintf("%.2fms", ms(d)) }
 
+func formatUS(d time.Duration) string {
+	return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+}
+
 // jsonRun is one element of bench --json's "runs". Its fields are a
 // contract with scripts: change them only with care.
 type jsonRun struct {
@@ -47,29 +51,44 @@ type jsonRun struct {
 	P50MS     float64 `json:"p50_ms"`
 	P99MS     float64 `json:"p99_ms"`
 	CallsPerS float64 `json:"calls_per_s"`
+	// CPUPerCallUS is the client process's CPU time (user+sys) during the
+	// mode divided by its calls, in microseconds. With the embedded server
+	// it includes the server's share, which runs in the same process.
+	CPUPerCallUS float64 `json:"cpu_per_call_us"`
+	// CloseWarnings counts per-call sessions whose close failed after
+	// their call succeeded (a stdio server slow to exit); 0 in other modes.
+	CloseWarnings int `json:"close_warnings"`
 	// Chaos is present only under --chaos.
 	Chaos *jsonChaos `json:"chaos,omitempty"`
+}
+
+// json is the run's element of bench --json's "runs". Figures are rounded
+// to the microsecond and the tenth of a call: finer digits are noise, and
+// they make the output hard to read.
+func (r *modeRun) json() jsonRun {
+	// Dividing by the whole number of steps (not multiplying by a step)
+	// gives the float nearest the decimal, which prints without a tail.
+	round := func(x float64, steps float64) float64 { return math.Round(x*steps) / steps }
+	j := jsonRun{
+		Mode: r.mode, Calls: r.calls, Errors: r.errors,
+		P50MS:         round(ms(percentile(r.ok, 0.50)), 1000),
+		P99MS:         round(ms(percentile(r.ok, 0.99)), 1000),
+		CallsPerS:     round(r.callsPerSecond(), 10),
+		CPUPerCallUS:  round(float64(r.cpuPerCall())/float64(time.Microsecond), 10),
+		CloseWarnings: r.closeWarnings,
+	}
+	if r.chaos != nil {
+		j.Chaos = r.chaos.json()
+	}
+	return j
 }
 
 func writeJSON(w io.Writer, runs []*modeRun) error {
 	out := struct {
 		Runs []jsonRun `json:"runs"`
 	}{Runs: make([]jsonRun, len(runs))}
-	// Rounded to the microsecond and the tenth of a call: finer digits
-	// are noise, and they make the output hard to read.
-	// Dividing by the whole number of steps (not multiplying by a step)
-	// gives the float nearest the decimal, which prints without a tail.
-	round := func(x float64, steps float64) float64 { return math.Round(x*steps) / steps }
 	for i, r := range runs {
-		out.Runs[i] = jsonRun{
-			Mode: r.mode, Calls: r.calls, Errors: r.errors,
-			P50MS:     round(ms(percentile(r.ok, 0.50)), 1000),
-			P99MS:     round(ms(percentile(r.ok, 0.99)), 1000),
-			CallsPerS: round(r.callsPerSecond(), 10),
-		}
-		if r.chaos != nil {
-			out.Runs[i].Chaos = r.chaos.json()
-		}
+		out.Runs[i] = r.json()
 	}
 	return json.NewEncoder(w).Encode(out)
 }
@@ -83,8 +102,8 @@ func writeTable(w io.Writer, runs []*modeRun, ch *chaos) error {
 	}
 	base := runs[0].callsPerSecond()
 	ratioHeader := "vs " + runs[0].mode
-	row := "%-10s %7v %7v %10v %10v %10v %12v\n"
-	fmt.Fprintf(w, row, "mode", "calls", "errors", "p50", "p99", "calls/s", ratioHeader)
+	row := "%-10s %7v %7v %10v %10v %10v %10v %12v\n"
+	fmt.Fprintf(w, row, "mode", "calls", "errors", "p50", "p99", "cpu/call", "calls/s", ratioHeader)
 	for _, r := range runs {
 		ratio := "-"
 		if base > 0 {
@@ -92,7 +111,7 @@ func writeTable(w io.Writer, runs []*modeRun, ch *chaos) error {
 		}
 		fmt.Fprintf(w, row, r.mode, r.calls, r.errors,
 			formatMS(percentile(r.ok, 0.50)), formatMS(percentile(r.ok, 0.99)),
-			fmt.Sprintf("%.1f", r.callsPerSecond()), ratio)
+			formatUS(r.cpuPerCall()), fmt.Sprintf("%.1f", r.callsPerSecond()), ratio)
 	}
 	fmt.Fprintln(w)
 	for _, r := range runs {

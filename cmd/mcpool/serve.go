@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/mcpool/mcpool/internal/demoserver"
@@ -25,9 +26,11 @@ const shutdownTimeout = 5 * time.Second
 func runDemoServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo-server")
 	addr := fs.String("http", "127.0.0.1:8080", "serve streamable HTTP on this address, at path "+demoPath)
-	stdio := fs.Bool("stdio", false, "serve on standard input and output instead of HTTP")
+	stdio := fs.Bool("stdio", false, "serve on standard input and output instead of HTTP. SIGINT or SIGTERM\n"+
+		"stops the server in either mode, cancelling the calls in progress")
 	serial := fs.Bool("serial", false, "handle one tool call at a time per session, like a single-threaded server")
-	rest, err := parseFlags(fs, args, "demo-server [--http ADDR | --stdio] [--serial]", stdout)
+	verbose := fs.Bool("verbose", false, "log each tool call's start and end to stderr")
+	rest, err := parseFlags(fs, args, "demo-server [--http ADDR | --stdio] [--serial] [--verbose]", stdout)
 	if err != nil {
 		return err
 	}
@@ -39,8 +42,18 @@ func runDemoServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *stdio && httpSet {
 		return usageErrorf("give --http or --stdio, not both")
 	}
+	// Calls in progress are cancelled when the command is stopped: the
+	// SDK's server would otherwise wait for them before closing a session.
+	opts := demoserver.Options{Serial: *serial, Shutdown: ctx}
+	if *verbose {
+		opts.OnCall = logCalls(stderr)
+	}
+	stop := context.AfterFunc(ctx, func() {
+		fmt.Fprintf(stderr, "mcpool: demo-server: %s: shutting down, cancelling calls in progress\n", stopReason(ctx))
+	})
+	defer stop()
 	if *stdio {
-		err := demoserver.New(demoserver.Options{Serial: *serial}).Run(ctx, &mcp.StdioTransport{})
+		err := demoserver.New(opts).Run(ctx, &mcp.StdioTransport{})
 		if ctx.Err() != nil {
 			return nil // stopped by a signal, as asked
 		}
@@ -51,11 +64,13 @@ func runDemoServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	fmt.Fprintf(stderr, "serving MCP on http://%s%s\n", ln.Addr(), demoPath)
-	return serveHTTP(ctx, ln, demoserver.Options{Serial: *serial}, log.New(stderr, "mcpool: demo-server: ", 0))
+	return serveHTTP(ctx, ln, opts, log.New(stderr, "mcpool: demo-server: ", 0))
 }
 
-// serveHTTP serves the demo server on ln until ctx ends, then shuts down
-// gracefully: requests in flight get shutdownTimeout to finish.
+// serveHTTP serves the demo server on ln until ctx ends, then shuts down:
+// tool calls in progress are cancelled if opts.Shutdown is ctx (as the
+// commands set it), and other requests in flight get shutdownTimeout to
+// finish.
 func serveHTTP(ctx context.Context, ln net.Listener, opts demoserver.Options, errorLog *log.Logger) error {
 	demo := demoserver.New(opts)
 	mux := http.NewServeMux()
@@ -110,11 +125,27 @@ func startEmbedded() (url string, stop func(), err error) {
 	go func() {
 		defer close(done)
 		// Its clients are ours and closed before stop; nothing to report.
-		_ = serveHTTP(ctx, ln, demoserver.Options{}, log.New(io.Discard, "", 0))
+		_ = serveHTTP(ctx, ln, demoserver.Options{Shutdown: ctx}, log.New(io.Discard, "", 0))
 	}()
 	stop = func() {
 		cancel()
 		<-done
 	}
 	return "http://" + ln.Addr().String() + demoPath, stop, nil
+}
+
+// logCalls returns a demoserver.Options.OnCall that writes one line when a
+// tool call starts and one when it ends.
+func logCalls(stderr io.Writer) func(*mcp.ServerSession, string) func() {
+	var mu sync.Mutex
+	say := func(format string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stderr, "mcpool: demo-server: "+format+"\n", a...)
+	}
+	return func(_ *mcp.ServerSession, tool string) func() {
+		start := time.Now()
+		say("call %s: started", tool)
+		return func() { say("call %s: ended after %v", tool, time.Since(start).Round(time.Millisecond)) }
+	}
 }

@@ -95,27 +95,28 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // withPool opens the target, runs fn on a one-session pool within the
-// command's timeout, and tears both down.
+// command's timeout, and tears both down: fully after a normal end, within
+// closeGrace after a failure, the timeout or a signal.
 func withPool(ctx context.Context, f *oneShotFlags, stderr io.Writer, fn func(context.Context, *mcpool.Pool) error) error {
 	tgt, err := f.target.open(stderr)
 	if err != nil {
 		return err
 	}
-	defer tgt.close()
 	p, err := mcpool.New(tgt.poolConfig(1, 1, 0))
 	if err != nil {
+		tgt.close()
 		return err
 	}
-	// Close gets its own context: the command's may have run out, and
-	// sessions and stdio children must go all the same.
-	defer p.Close(context.Background())
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	tctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	err = p.Start(ctx)
+	err = p.Start(tctx)
 	if err == nil {
-		err = fn(ctx, p)
+		err = fn(tctx, p)
+	} else {
+		err = explainConnect(tctx, err, &f.target)
 	}
-	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	shutdown(err != nil || tctx.Err() != nil, tgt, p)
+	if err != nil && ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("timed out after %v (--timeout): %w", f.timeout, err)
 	}
 	return err

@@ -4,6 +4,7 @@ package demoserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,6 +34,11 @@ type Options struct {
 	// requests on one session queue behind each other, while different
 	// sessions still run in parallel.
 	Serial bool
+	// Shutdown, if set, cancels every tool call in progress, and every later
+	// one, once it is done: a server that is shutting down does not wait for
+	// a long sleep to finish. Nil means calls end only when they are done or
+	// the client cancels them.
+	Shutdown context.Context
 }
 
 // IncrementArgs are the arguments of the increment tool.
@@ -65,6 +71,11 @@ func New(opts Options) *mcp.Server {
 		&mcp.ServerOptions{PageSize: opts.PageSize})
 	if opts.Serial {
 		s.AddReceivingMiddleware(serialize())
+	}
+	if opts.Shutdown != nil {
+		// Added last, so it runs first: a call queued behind a serial
+		// session's lock is cancelled too.
+		s.AddReceivingMiddleware(cancelOn(opts.Shutdown))
 	}
 	hook := func(req *mcp.CallToolRequest, name string) func() {
 		if opts.OnCall == nil {
@@ -145,6 +156,24 @@ func serialize() mcp.Middleware {
 			mu.Unlock()
 			l.Lock()
 			defer l.Unlock()
+			return next(ctx, method, req)
+		}
+	}
+}
+
+// cancelOn returns middleware that cancels tool calls when shutdown is done.
+// The SDK detaches request handlers from the connection's context, so
+// without it a server cannot end a call in progress on its own.
+func cancelOn(shutdown context.Context) mcp.Middleware {
+	return func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if _, ok := req.(*mcp.CallToolRequest); !ok {
+				return next(ctx, method, req)
+			}
+			ctx, cancel := context.WithCancelCause(ctx)
+			defer cancel(nil)
+			stop := context.AfterFunc(shutdown, func() { cancel(errors.New("the server is shutting down")) })
+			defer stop()
 			return next(ctx, method, req)
 		}
 	}

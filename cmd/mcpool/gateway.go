@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/gateway"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// tokenEnv holds the gateway's downstream token when --token is not given,
+// so that it need not appear in a process listing.
+const tokenEnv = "MCPOOL_GATEWAY_TOKEN"
+
+// runGateway serves the servers of a config file through pooled sessions,
+// over HTTP or stdio, until SIGINT or SIGTERM; then it drains: readiness
+// drops, new calls are refused, calls in flight finish (within
+// --drain-timeout), upstream sessions are closed, and it exits 0.
+func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("gateway")
+	config := fs.String("config", "", "mcpServers (or VS Code servers) config file to serve; its \"gateway\" object sets modes per server")
+	listen := fs.String("listen", "127.0.0.1:7300", "serve HTTP on this address: /mcp, /healthz, /readyz, / (status page)")
+	stdio := fs.Bool("stdio", false, "serve one client over standard input and output instead of HTTP")
+	token := fs.String("token", "", "bearer token clients must send (default $"+tokenEnv+"); required off loopback")
+	logFormat := fs.String("log-format", "text", "log format on stderr: text or json")
+	verbose := fs.Bool("verbose", false, "log debug events (pools, sessions)")
+	drain := fs.Duration("drain-timeout", gateway.DefaultDrainTimeout, "on SIGTERM, how long calls in flight may finish")
+	sessionsOnly := fs.Bool("sessions-only", false, "serve 2025-11-25 sessions only: 2026-07-28 clients fall back to initialize (cheaper per call than stateless requests)")
+	maxInFlight := fs.Int("max-in-flight", 0, "calls in flight across the gateway (default: the config's, else 256)")
+	rest, err := parseFlags(fs, args, "gateway --config FILE [--listen ADDR | --stdio] [--token T]", stdout)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErrorf("unexpected argument %q", rest[0])
+	}
+	if *config == "" {
+		return usageErrorf("--config FILE is required")
+	}
+	if *logFormat != "text" && *logFormat != "json" {
+		return usageErrorf("--log-format must be text or json")
+	}
+	if *drain <= 0 {
+		return usageErrorf("--drain-timeout must be positive")
+	}
+	if *token == "" {
+		*token = os.Getenv(tokenEnv)
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var log *slog.Logger
+	if *logFormat == "json" {
+		log = slog.New(slog.NewJSONHandler(stderr, hopts))
+	} else {
+		log = slog.New(slog.NewTextHandler(stderr, hopts))
+	}
+
+	var ln net.Listener
+	if !*stdio {
+		host, _, err := net.SplitHostPort(*listen)
+		if err != nil {
+			return usageErrorf("--listen %q: %v", *listen, err)
+		}
+		if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" && *token == "" {
+			return usageErrorf("--listen %s is not a loopback address: set --token or $%s so that only your clients get in", *listen, tokenEnv)
+		}
+	}
+
+	gc, err := mcpool.LoadGroupConfig(*config)
+	if err != nil {
+		return err
+	}
+	settings, err := gateway.LoadSettings(*config)
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	for name := range settings.Servers {
+		if !hasServer(gc, name) {
+			return usageErrorf("%s: field gateway.servers.%s: no such server in the config", *config, name)
+		}
+	}
+
+	// The gateway relays progress and list_changed from the pools, and is
+	// made after them: the hooks reach it through gw.
+	var gw *gateway.Gateway
+	ready := make(chan struct{})
+	relay := func(ctx context.Context, r *mcp.ProgressNotificationClientRequest) {
+		select {
+		case <-ready:
+			gw.OnProgress(ctx, r)
+		default:
+		}
+	}
+	for i := range gc.Servers {
+		sc := &gc.Servers[i]
+		sc.Config.OnProgress = relay
+		for j := range sc.Replicas {
+			sc.Replicas[j].OnProgress = relay
+		}
+		if settings.Servers[sc.Name].Mode == "" {
+			log.Info("server served in isolated mode (the default): each client gets its own upstream session; set \"mode\": \"shared\" in the gateway section if the server keeps no per-session state", "server", sc.Name)
+		}
+	}
+	gc.Logger = log
+	gc.OnListChanged = func(server, kind string) {
+		select {
+		case <-ready:
+			gw.ListChanged(server, kind)
+		default:
+		}
+	}
+	group, err := mcpool.NewGroup(*gc)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), *drain+10*time.Second)
+		defer cancel()
+		if err := group.Close(cctx); err != nil {
+			log.Warn("closing upstream sessions", "error", err)
+		}
+	}()
+	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	if err := group.Start(startCtx); err != nil {
+		// Servers that did not start are reported and retried in the
+		// background; the others serve.
+		log.Warn("some servers did not start", "error", err)
+	}
+	cancel()
+
+	queueWait, callTimeout := settings.Durations()
+	opts := gateway.Options{
+		Servers:      gateway.GroupServers(group, gc, settings.Servers),
+		Separator:    gc.Separator,
+		MaxInFlight:  settings.MaxInFlight,
+		QueueWait:    queueWait,
+		CallTimeout:  callTimeout,
+		Token:        *token,
+		SessionsOnly: *sessionsOnly,
+		DrainTimeout: *drain,
+		Logger:       log,
+		// Metrics: mount the Prometheus collector's handler here once it
+		// exists (gateway.Options.Metrics serves it at /metrics).
+	}
+	if *maxInFlight > 0 {
+		opts.MaxInFlight = *maxInFlight
+	}
+	gw, err = gateway.New(opts)
+	if err != nil {
+		return err
+	}
+	close(ready)
+	startCtx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	err = gw.Start(startCtx)
+	cancel()
+	if err != nil {
+		_ = gw.Close(context.Background())
+		return err
+	}
+	shutdown := func() error {
+		dctx, cancel := context.WithTimeout(context.Background(), *drain)
+		defer cancel()
+		derr := gw.Drain(dctx)
+		cctx, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel2()
+		if err := gw.Close(cctx); err != nil {
+			log.Warn("closing the gateway", "error", err)
+		}
+		return derr
+	}
+
+	if *stdio {
+		// The session runs on its own context: a signal first drains
+		// (calls in flight finish), then ends the session.
+		runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancelRun()
+		served := make(chan error, 1)
+		go func() { served <- gw.ServeStdio(runCtx) }()
+		log.Info("serving MCP on stdio", "servers", len(opts.Servers))
+		var err error
+		select {
+		case err = <-served: // the client closed stdin
+		case <-ctx.Done():
+			log.Info("signal received: draining", "drain_timeout", *drain)
+		}
+		derr := shutdown()
+		cancelRun()
+		if ctx.Err() != nil {
+			<-served
+			if derr != nil {
+				log.Warn("drain timed out: calls still in flight were cancelled", "error", derr)
+			} else {
+				log.Info("drained and stopped")
+			}
+			return nil
+		}
+		if err == nil || errors.Is(err, io.EOF) {
+			return nil
+		}
+		return err
+	}
+
+	ln, err = net.Listen("tcp", *listen)
+	if err != nil {
+		_ = shutdown()
+		return err
+	}
+	srv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("serving MCP", "url", fmt.Sprintf("http://%s/mcp", ln.Addr()), "status", fmt.Sprintf("http://%s/", ln.Addr()), "servers", len(opts.Servers))
+	select {
+	case <-ctx.Done():
+		log.Info("signal received: draining", "drain_timeout", *drain)
+	case err := <-served:
+		_ = shutdown()
+		return err
+	}
+	derr := shutdown()
+	// Calls have finished and sessions are closed: what is left are idle
+	// connections.
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	<-served
+	if derr != nil {
+		log.Warn("drain timed out: calls still in flight were cancelled", "error", derr)
+	} else {
+		log.Info("drained and stopped")
+	}
+	return nil
+}
+
+func hasServer(gc *mcpool.GroupConfig, name string) bool {
+	for _, s := range gc.Servers {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// startGateway runs "mcpool gateway" in process on a free loopback port with
+// the config given, and returns its /mcp URL and a stop func that sends the
+// equivalent of SIGTERM (cancels the command's context) and returns the
+// exit status.
+func startGateway(t *testing.T, config string) (url string, stop func() int, logs *lockedBuffer) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "mcp.json")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs = &lockedBuffer{}
+	status := make(chan int, 1)
+	go func() {
+		status <- runContext(ctx, []string{"gateway", "--config", path, "--listen", "127.0.0.1:0", "--drain-timeout", "20s"}, os.Stdout, logs)
+	}()
+	var once sync.Once
+	code := -1
+	stop = func() int {
+		once.Do(func() {
+			cancel()
+			select {
+			case code = <-status:
+			case <-time.After(60 * time.Second):
+				t.Fatal("gateway did not stop after SIGTERM")
+			}
+		})
+		return code
+	}
+	t.Cleanup(func() { stop() })
+	re := regexp.MustCompile(`url=(http://127\.0\.0\.1:\d+/mcp)`)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(logs.String()); m != nil {
+			return m[1], stop, logs
+		}
+		select {
+		case code := <-status:
+			t.Fatalf("gateway exited (%d) before serving: %s", code, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway did not serve within 60s: %s", logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func everythingJS(t *testing.T) string {
+	t.Helper()
+	js, err := filepath.Abs("../../testdata/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(js); err != nil {
+		t.Fatalf("server-everything is not installed (%v): run scripts/test", err)
+	}
+	return js
+}
+
+// The done-when check, in small: the gateway serves a config mixing a stdio
+// server (server-everything) and an HTTP server (the demo server); the
+// project's own CLI lists every server's namespaced tools through it and
+// calls work; SIGTERM exits 0 and leaves no child.
+func TestGatewayCommandServesConfig(t *testing.T) {
+	demoURL, stopDemo := startDemoServer(t)
+	defer stopDemo()
+	config := fmt.Sprintf(`{
+  "mcpServers": {
+    "everything": {"command": "node", "args": [%q, "stdio"]},
+    "demo": {"type": "http", "url": %q}
+  },
+  "gateway": {"servers": {"everything": {"mode": "shared"}, "demo": {"mode": "shared"}}}
+}`, everythingJS(t), demoURL)
+	url, stop, logs := startGateway(t, config)
+
+	r := runCLI(t, "tools", "--url", url)
+	if r.code != 0 {
+		t.Fatalf("tools through the gateway: %d %s", r.code, r.stderr)
+	}
+	names := toolNames(t, r)
+	for _, want := range []string{"demo__echo", "demo__sleep", "everything__echo", "everything__get-sum"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("mcpool tools --url %s lacks %s (got %v)", url, want, names)
+		}
+	}
+	for tool, args := range map[string]string{"demo__echo": `{"message":"hi"}`, "everything__get-sum": `{"a":2,"b":40}`} {
+		r := runCLI(t, "call", "--url", url, tool, args)
+		if r.code != 0 || !(strings.Contains(r.stdout, "hi") || strings.Contains(r.stdout, "42")) {
+			t.Errorf("call %s through the gateway: %d %q %q", tool, r.code, r.stdout, r.stderr)
+		}
+	}
+	if code := stop(); code != 0 {
+		t.Errorf("gateway exit status %d after SIGTERM, want 0: %s", code, logs.String())
+	}
+	if !strings.Contains(logs.String(), "drained") {
+		t.Errorf("no drain in the logs: %s", logs.String())
+	}
+	wantNoChildren(t)
+}
+
+// Listening off loopback without a token is refused in one line.
+func TestGatewayNeedsTokenOffLoopback(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mcp.json")
+	if err := os.WriteFile(path, []byte(`{"mcpServers": {"a": {"url": "http://127.0.0.1:1/mcp"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(tokenEnv, "")
+	r := runCLI(t, "gateway", "--config", path, "--listen", "0.0.0.0:0")
+	wantOneLineError(t, r, exitUsage, "--token")
+}
+
+// The JSON log format writes one JSON object per line.
+func TestGatewayJSONLogs(t *testing.T) {
+	demoURL, stopDemo := startDemoServer(t)
+	defer stopDemo()
+	path := filepath.Join(t.TempDir(), "mcp.json")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(`{"mcpServers": {"demo": {"url": %q}}, "gateway": {"servers": {"demo": {"mode": "shared"}}}}`, demoURL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- runContext(ctx, []string{"gateway", "--config", path, "--listen", "127.0.0.1:0", "--log-format", "json"}, os.Stdout, logs)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), `"msg":"serving MCP"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no JSON 'serving MCP' line: %s", logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Errorf("log line is not JSON: %q", line)
+		}
+	}
+}
+
+// gatewayStdioEnv makes the test binary run "mcpool gateway --stdio" with
+// the config file it names, so the stdio test starts a real child process.
+const gatewayStdioEnv = "MCPOOL_CLI_TEST_GATEWAY_STDIO"
+
+func init() {
+	if config := os.Getenv(gatewayStdioEnv); config != "" {
+		os.Exit(run([]string{"gateway", "--stdio", "--config", config}, os.Stdout, os.Stderr))
+	}
+}
+
+// --stdio: a desktop client's single server entry. SIGTERM while a call is
+// in flight drains: the call finishes, then the process exits 0.
+func TestGatewayStdioDrainsOnSIGTERM(t *testing.T) {
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	up := mcp.NewServer(&mcp.Implementation{Name: "block", Version: "1"}, nil)
+	mcp.AddTool(up, &mcp.Tool{Name: "block"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "finished"}}}, nil, nil
+	})
+	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return up }, nil))
+	defer ts.Close()
+	path := filepath.Join(t.TempDir(), "mcp.json")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(`{"mcpServers": {"b": {"url": %q}}, "gateway": {"servers": {"b": {"mode": "shared"}}}}`, ts.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	logs := &lockedBuffer{}
+	cmd.Stderr = logs
+	cmd.Env = append(os.Environ(), gatewayStdioEnv+"="+path, "GORACE=atexit_sleep_ms=0")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := mcp.NewClient(&mcp.Implementation{Name: "desktop", Version: "1"}, nil)
+	cs, err := c.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatalf("connect over stdio: %v (%s)", err, logs.String())
+	}
+	defer cs.Close()
+	tools, err := cs.ListTools(ctx, nil)
+	if err != nil || len(tools.Tools) != 1 || tools.Tools[0].Name != "b__block" {
+		t.Fatalf("tools over stdio: %v, %v", tools, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "b__block", Arguments: map[string]any{}})
+		if err == nil && (res.IsError || len(res.Content) == 0) {
+			err = fmt.Errorf("tool error: %+v", res)
+		}
+		done <- err
+	}()
+	<-started
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(logs.String(), "draining") {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no drain after SIGTERM: %s", logs.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Errorf("the call in flight at SIGTERM: %v; want it finished; gateway log:\n%s", err, logs.String())
+	}
+	_ = cs.Wait()
+	for cmd.ProcessState == nil {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the gateway did not exit")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit status %d, want 0: %s", code, logs.String())
+	}
+}

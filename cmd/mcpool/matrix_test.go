@@ -1,0 +1,89 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+type matrixJSON struct {
+	Matrix []struct {
+		Workload       string   `json:"workload"`
+		Transport      string   `json:"transport"`
+		Serial         bool     `json:"serial"`
+		Tool           string   `json:"tool"`
+		Concurrency    int      `json:"concurrency"`
+		Exclusive      jsonRun  `json:"exclusive"`
+		Pooled         jsonRun  `json:"pooled"`
+		CallsPerSRatio *float64 `json:"calls_per_s_ratio"`
+		P99Ratio       *float64 `json:"p99_ratio"`
+	} `json:"matrix"`
+}
+
+func TestBenchMatrixJSON(t *testing.T) {
+	selfCommand(t)
+	r := runCLI(t, "bench", "--matrix", "--calls", "16", "--json")
+	if r.code != 0 {
+		t.Fatalf("exit status %d: %s", r.code, r.stderr)
+	}
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec.DisallowUnknownFields()
+	var out matrixJSON
+	if err := dec.Decode(&out); err != nil || dec.More() {
+		t.Fatalf("stdout is not one matrix JSON document (%v):\n%s", err, r.stdout)
+	}
+	if len(out.Matrix) != len(matrixRows) {
+		t.Fatalf("%d rows, want %d", len(out.Matrix), len(matrixRows))
+	}
+	serial := 0
+	for i, row := range out.Matrix {
+		want := matrixRows[i]
+		if row.Transport != want.transport || row.Serial != want.serial || row.Tool != want.tool ||
+			row.Concurrency != want.concurrency || row.Workload != want.name() {
+			t.Errorf("row %d: %+v, want %+v", i, row, want)
+		}
+		if row.Serial {
+			serial++
+		}
+		for _, m := range []jsonRun{row.Exclusive, row.Pooled} {
+			if m.Calls != 16 || m.Errors != 0 || m.P50MS <= 0 || m.P99MS < m.P50MS || m.CallsPerS <= 0 || m.CPUPerCallUS <= 0 {
+				t.Errorf("row %d (%s): %+v: want 16 calls, no errors, 0 < p50 <= p99, calls/s and cpu/call > 0", i, row.Workload, m)
+			}
+		}
+		if row.Exclusive.Mode != modeExclusive || row.Pooled.Mode != modePooled {
+			t.Errorf("row %d: modes %q and %q", i, row.Exclusive.Mode, row.Pooled.Mode)
+		}
+		if row.CallsPerSRatio == nil || row.P99Ratio == nil || *row.CallsPerSRatio <= 0 || *row.P99Ratio <= 0 {
+			t.Errorf("row %d: ratios %v %v, want both positive", i, row.CallsPerSRatio, row.P99Ratio)
+		}
+	}
+	if serial == 0 {
+		t.Error("no row runs against a serial server")
+	}
+	wantNoChildren(t)
+}
+
+func TestBenchMatrixTable(t *testing.T) {
+	selfCommand(t)
+	r := runCLI(t, "bench", "--matrix", "--calls", "8")
+	if r.code != 0 {
+		t.Fatalf("exit status %d: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"workload", "callers", "excl. c/s", "pooled c/s", "cpu/call", "c/s ratio", "p99 ratio"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("no %q in the table:\n%s", want, r.stdout)
+		}
+	}
+	for _, row := range matrixRows {
+		if !strings.Contains(r.stdout, row.name()) {
+			t.Errorf("no row %q:\n%s", row.name(), r.stdout)
+		}
+	}
+	wantNoChildren(t)
+}
+
+func TestBenchMatrixUsage(t *testing.T) {
+	wantOneLineError(t, runCLI(t, "bench", "--matrix", "--url", "http://127.0.0.1:1/mcp"), 2, "--url does not apply")
+	wantOneLineError(t, runCLI(t, "bench", "--matrix", "--concurrency", "3"), 2, "--concurrency")
+	wantOneLineError(t, runCLI(t, "bench", "--chart", "out.gif"), 2, ".svg or .png")
+}

@@ -1,0 +1,63 @@
+package gateway_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/gateway"
+	"github.com/mcpool/mcpool/internal/demoserver"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// BenchmarkHop compares pooled calls to a go-sdk server over loopback HTTP,
+// made directly and through the gateway (downstream 2025-11-25 sessions and
+// 2026-07-28 stateless requests), with 16×GOMAXPROCS callers. Client,
+// gateway and server share this process's CPU.
+func BenchmarkHop(b *testing.B) {
+	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
+	defer ts.Close()
+	up, err := mcpool.New(mcpool.Config{URL: ts.URL, Logger: quiet()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer up.Close(context.Background())
+	gw, err := gateway.New(gateway.Options{Logger: quiet(), Servers: []gateway.Server{{Name: "demo", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(up)}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := gw.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	gts := httptest.NewServer(gw.Handler())
+	defer func() { _ = gw.Close(context.Background()); gts.Close() }()
+
+	for _, c := range []struct{ name, url, tool, version string }{
+		{"direct", ts.URL, "echo", ""},
+		{"gateway-2025", gts.URL + "/mcp", "demo__echo", "2025-11-25"},
+		{"gateway-2026", gts.URL + "/mcp", "demo__echo", ""},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			p, err := mcpool.New(mcpool.Config{URL: c.url, Logger: quiet(), ProtocolVersion: c.version, MaxSessions: 1, MaxCallsPerSession: 64})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close(context.Background())
+			params := &mcp.CallToolParams{Name: c.tool, Arguments: map[string]any{"message": "hi"}}
+			if _, err := p.CallTool(context.Background(), params); err != nil {
+				b.Fatal(err)
+			}
+			b.SetParallelism(16)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := p.CallTool(context.Background(), params); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

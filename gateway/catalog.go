@@ -1,0 +1,198 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/mcpool/mcpool"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// The merged catalog. Shared and isolated servers' lists come from their
+// Upstream (whose pool caches them and empties the cache on list_changed);
+// a watcher asks for them every CatalogPoll, which is a cache hit unless the
+// server changed something, and tells downstream sessions when a list
+// differs. Passthrough servers are listed per credential, on each request.
+
+// refreshCatalog fetches srv's lists and reports whether any changed. When
+// notify is set, downstream sessions are told of the lists that changed.
+func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	up := srv.Upstream
+	tools, terr := up.ListTools(ctx)
+	prompts, perr := up.ListPrompts(ctx)
+	resources, rerr := up.ListResources(ctx)
+	// A server without prompts or resources answers "method not found":
+	// an empty list, not a failure.
+	if isMethodNotFound(perr) {
+		prompts, perr = nil, nil
+	}
+	if isMethodNotFound(rerr) {
+		resources, rerr = nil, nil
+	}
+	nsTools := make([]*mcp.Tool, 0, len(tools))
+	for _, t := range tools {
+		c := *t
+		c.Name = srv.name + g.opts.Separator + t.Name
+		nsTools = append(nsTools, &c)
+	}
+	nsPrompts := make([]*mcp.Prompt, 0, len(prompts))
+	for _, p := range prompts {
+		c := *p
+		c.Name = srv.name + g.opts.Separator + p.Name
+		nsPrompts = append(nsPrompts, &c)
+	}
+	fp := [3]string{fingerprint(nsTools), fingerprint(nsPrompts), fingerprint(resources)}
+
+	srv.mu.Lock()
+	old := srv.fprint
+	var changed [3]bool
+	if terr == nil {
+		srv.tools, srv.fprint[0], changed[0] = nsTools, fp[0], old[0] != fp[0]
+	}
+	if perr == nil {
+		srv.prompts, srv.fprint[1], changed[1] = nsPrompts, fp[1], old[1] != fp[1]
+	}
+	if rerr == nil {
+		srv.resources, srv.fprint[2], changed[2] = resources, fp[2], old[2] != fp[2]
+	}
+	err := errors.Join(terr, perr, rerr)
+	if (err == nil) != (srv.listErr == nil) {
+		// A server going down leaves the merged list; coming back joins it.
+		changed = [3]bool{true, true, true}
+	}
+	srv.listErr = err
+	srv.mu.Unlock()
+
+	if rerr == nil {
+		g.resMu.Lock()
+		for uri, owner := range g.resOwner {
+			if owner == srv {
+				delete(g.resOwner, uri)
+			}
+		}
+		for _, r := range resources {
+			if _, taken := g.resOwner[r.URI]; !taken {
+				g.resOwner[r.URI] = srv
+			}
+		}
+		g.resMu.Unlock()
+	}
+	if err != nil && ctx.Err() == nil {
+		g.log.Warn("catalog: listing failed; the server is left out of the merged lists", "server", srv.name, "error", err)
+	}
+	if notify {
+		g.notifyChanged(changed)
+	}
+}
+
+func isMethodNotFound(err error) bool {
+	var je *jsonrpc.Error
+	return errors.As(err, &je) && je.Code == jsonrpc.CodeMethodNotFound
+}
+
+func fingerprint[T any](items []*T) string {
+	b, _ := json.Marshal(items)
+	h := sha256.Sum256(b)
+	return string(h[:])
+}
+
+// watchCatalogs checks every shared and isolated server's lists each
+// CatalogPoll until Close.
+func (g *Gateway) watchCatalogs() {
+	t := time.NewTicker(g.opts.CatalogPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-t.C:
+		case <-g.kick:
+		}
+		for _, srv := range g.servers {
+			if srv.Mode == ModeShared {
+				srv.unavailable.Store(srv.Upstream.Stats().Status == mcpool.StatusUnavailable)
+			}
+			if srv.Mode != ModePassthrough {
+				g.refreshCatalog(g.ctx, srv, true)
+			}
+		}
+	}
+}
+
+// The SDK sends list_changed to downstream sessions (legacy sessions, and
+// 2026-07-28 clients subscribed with subscriptions/listen) when a feature is
+// added or removed. The gateway answers the list methods itself, so it
+// registers a placeholder and removes it again: the SDK debounces the two
+// changes into one notification, and the placeholder is never listed.
+const placeholder = "mcpool-gateway-list-changed"
+
+func (g *Gateway) notifyChanged(changed [3]bool) {
+	if changed[0] {
+		g.mcp.AddTool(&mcp.Tool{Name: placeholder, InputSchema: map[string]any{"type": "object"}}, nil)
+		g.mcp.RemoveTools(placeholder)
+	}
+	if changed[1] {
+		g.mcp.AddPrompt(&mcp.Prompt{Name: placeholder}, nil)
+		g.mcp.RemovePrompts(placeholder)
+	}
+	if changed[2] {
+		uri := "mcpool:" + placeholder
+		g.mcp.AddResource(&mcp.Resource{URI: uri, Name: placeholder}, nil)
+		g.mcp.RemoveResources(uri)
+	}
+}
+
+// route finds the server whose prefix name carries and returns the name the
+// server knows. The longest server name wins, so "a" and "a__b" can both be
+// servers.
+func (g *Gateway) route(name string) (*server, string, bool) {
+	var best *server
+	for _, srv := range g.servers {
+		if strings.HasPrefix(name, srv.name+g.opts.Separator) && (best == nil || len(srv.name) > len(best.name)) {
+			best = srv
+		}
+	}
+	if best == nil {
+		return nil, "", false
+	}
+	return best, name[len(best.name)+len(g.opts.Separator):], true
+}
+
+func (g *Gateway) serverNames() []string {
+	names := make([]string, len(g.servers))
+	for i, s := range g.servers {
+		names[i] = s.name
+	}
+	return names
+}
+
+// ListChanged tells the gateway that a server's list ("tools", "prompts" or
+// "resources") changed upstream, so that downstream sessions hear of it at
+// once rather than at the next CatalogPoll. Install it as
+// mcpool.GroupConfig.OnListChanged. It does no I/O and is safe to call from
+// any goroutine.
+func (g *Gateway) ListChanged(server, kind string) {
+	srv := g.byName[server]
+	if srv == nil {
+		return
+	}
+	if srv.Mode == ModePassthrough {
+		g.notifyChanged(kindMask(kind))
+		return
+	}
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+func kindMask(kind string) [3]bool {
+	return [3]bool{kind == "tools", kind == "prompts", kind == "resources"}
+}

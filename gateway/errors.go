@@ -1,0 +1,79 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mcpool/mcpool"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+)
+
+// JSON-RPC error codes the gateway answers with, from the range JSON-RPC 2.0
+// leaves to implementations (-32000 to -32099). Each error's data is an
+// [ErrorData].
+const (
+	// CodeOverloaded: the gateway refused the call at once because its caps
+	// on calls in flight and on queued callers were reached. Nothing was
+	// sent upstream: retry after ErrorData.RetryAfterMs, with backoff and
+	// jitter, or lower the client's concurrency.
+	CodeOverloaded = -32029
+	// CodeUnavailable: the server cannot take calls now: its circuit
+	// breaker is open after failed connects, or the gateway is shutting
+	// down. Nothing was sent upstream: retry after ErrorData.RetryAfterMs
+	// (for a shutdown, on another gateway replica).
+	CodeUnavailable = -32053
+	// CodeUnknownName: no server owns the tool or prompt name or resource
+	// URI. ErrorData.Known lists the servers.
+	CodeUnknownName = -32044
+	// CodeUnauthorized: a passthrough server needs the caller's
+	// credentials and the request carried none, or the server refused them.
+	CodeUnauthorized = -32041
+)
+
+// ErrorData is the data of the gateway's JSON-RPC errors.
+type ErrorData struct {
+	Server       string   `json:"server,omitempty"`       // the server the call was for
+	Reason       string   `json:"reason"`                 // "overloaded", "unavailable", "draining", "unknown", "unauthorized"
+	RetryAfterMs int64    `json:"retryAfterMs,omitempty"` // when a retry may succeed; 0 means do not retry as is
+	Known        []string `json:"known,omitempty"`        // for unknown names: the servers configured
+}
+
+func rpcError(code int64, msg string, data ErrorData) error {
+	raw, _ := json.Marshal(data)
+	return &jsonrpc.Error{Code: code, Message: msg, Data: raw}
+}
+
+func overloaded(server, why string, retry time.Duration) error {
+	return rpcError(CodeOverloaded, fmt.Sprintf("gateway overloaded: %s; nothing was sent to %s, retry in %v with backoff", why, server, retry),
+		ErrorData{Server: server, Reason: "overloaded", RetryAfterMs: retry.Milliseconds()})
+}
+
+func draining(server string) error {
+	return rpcError(CodeUnavailable, "gateway is shutting down: the call was not started; retry on another gateway",
+		ErrorData{Server: server, Reason: "draining", RetryAfterMs: 1000})
+}
+
+// upstreamError maps the pool's errors for a call to server to the
+// gateway's JSON-RPC errors; others pass through as they are.
+func upstreamError(server string, err error) error {
+	var ue *mcpool.UnavailableError
+	switch {
+	case errors.As(err, &ue):
+		retry := max(ue.RetryIn, 100*time.Millisecond)
+		return rpcError(CodeUnavailable, fmt.Sprintf("server %s unavailable: %d connects failed in a row (circuit breaker open); retry in %v",
+			server, ue.Failures, retry.Round(time.Millisecond)),
+			ErrorData{Server: server, Reason: "unavailable", RetryAfterMs: retry.Milliseconds()})
+	case errors.Is(err, mcpool.ErrServerUnavailable):
+		return rpcError(CodeUnavailable, "server "+server+" unavailable (circuit breaker open)",
+			ErrorData{Server: server, Reason: "unavailable", RetryAfterMs: 1000})
+	case errors.Is(err, mcpool.ErrPoolExhausted):
+		return overloaded(server, "no upstream session had room in time", time.Second)
+	case errors.Is(err, mcpool.ErrPoolClosed):
+		return draining(server)
+	case errors.Is(err, mcpool.ErrUnauthorized):
+		return rpcError(CodeUnauthorized, "server "+server+" refused the credentials", ErrorData{Server: server, Reason: "unauthorized"})
+	}
+	return err
+}

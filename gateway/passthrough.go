@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/mcpool/mcpool"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Passthrough servers: the identity is the forwarded headers themselves
+// (encoded as JSON), so two callers share upstream sessions and catalogs
+// only when they present the same credentials. mcpool.Keyed keeps only a
+// digest of it.
+
+// identityOf returns the identity of req's credentials for fwd.
+func identityOf(req mcp.Request, fwd []string) (string, error) {
+	h := requestHeader(req)
+	id := http.Header{}
+	for _, name := range fwd {
+		if v := h.Values(name); len(v) > 0 {
+			id[http.CanonicalHeaderKey(name)] = v
+		}
+	}
+	if len(id) == 0 {
+		return "", rpcError(CodeUnauthorized, "this server uses the caller's own credentials, and the request carried none (headers "+joinNames(fwd)+")",
+			ErrorData{Reason: "unauthorized"})
+	}
+	b, _ := json.Marshal(id) // map keys sorted: one identity, one encoding
+	return string(b), nil
+}
+
+func joinNames(names []string) string {
+	b, _ := json.Marshal(names)
+	return string(b)
+}
+
+// forIdentity sets the identity's headers on its pool's Config.
+func forIdentity(identity string, cfg *mcpool.Config) error {
+	var h http.Header
+	if err := json.Unmarshal([]byte(identity), &h); err != nil {
+		return err
+	}
+	if cfg.Headers == nil {
+		cfg.Headers = http.Header{}
+	}
+	for k, v := range h {
+		cfg.Headers[k] = v
+	}
+	return nil
+}
+
+func (g *Gateway) passthroughPool(ctx context.Context, srv *server, req mcp.Request, fn func(ctx context.Context, p *mcpool.Pool) error) error {
+	id, err := identityOf(req, srv.ForwardHeaders)
+	if err != nil {
+		return err
+	}
+	return srv.keyed.With(ctx, id, fn)
+}
+
+func namespaced[T any](g *Gateway, srv *server, items []*T, rename func(*T) *string) []*T {
+	out := make([]*T, 0, len(items))
+	for _, it := range items {
+		c := *it
+		if n := rename(&c); n != nil {
+			*n = srv.name + g.opts.Separator + *n
+		}
+		out = append(out, &c)
+	}
+	return out
+}
+
+// The passthrough lists: the caller's own catalog; a caller without
+// credentials, or whose listing fails, sees none of the server's items.
+func (g *Gateway) passthroughTools(ctx context.Context, srv *server, req mcp.Request) []*mcp.Tool {
+	var out []*mcp.Tool
+	err := g.passthroughPool(ctx, srv, req, func(ctx context.Context, p *mcpool.Pool) error {
+		tools, err := p.ListTools(ctx)
+		out = namespaced(g, srv, tools, func(t *mcp.Tool) *string { return &t.Name })
+		return err
+	})
+	if err != nil {
+		g.log.Debug("passthrough: listing tools failed", "server", srv.name, "error", err)
+	}
+	return out
+}
+
+func (g *Gateway) passthroughPrompts(ctx context.Context, srv *server, req mcp.Request) []*mcp.Prompt {
+	var out []*mcp.Prompt
+	_ = g.passthroughPool(ctx, srv, req, func(ctx context.Context, p *mcpool.Pool) error {
+		prompts, err := p.ListPrompts(ctx)
+		out = namespaced(g, srv, prompts, func(t *mcp.Prompt) *string { return &t.Name })
+		return err
+	})
+	return out
+}
+
+func (g *Gateway) passthroughResources(ctx context.Context, srv *server, req mcp.Request) []*mcp.Resource {
+	var out []*mcp.Resource
+	_ = g.passthroughPool(ctx, srv, req, func(ctx context.Context, p *mcpool.Pool) error {
+		var err error
+		out, err = p.ListResources(ctx)
+		return err
+	})
+	return out
+}
+
+// passthroughOwner finds the passthrough server that lists uri for the
+// caller.
+func (g *Gateway) passthroughOwner(ctx context.Context, req mcp.Request, uri string) *server {
+	for _, srv := range g.servers {
+		if srv.Mode != ModePassthrough {
+			continue
+		}
+		for _, r := range g.passthroughResources(ctx, srv, req) {
+			if r.URI == uri {
+				return srv
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,261 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/mcpool/mcpool"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// newMCPServer returns the downstream MCP server. The gateway answers the
+// list and call methods itself, in receiving middleware: the catalog is the
+// upstream servers' (and, for passthrough servers, the caller's own), and
+// calls are routed, not registered.
+func (g *Gateway) newMCPServer() *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "mcpool-gateway", Version: mcpool.Version}, &mcp.ServerOptions{
+		Logger: sdkLogger(g.log),
+		Capabilities: &mcp.ServerCapabilities{
+			Tools:     &mcp.ToolCapabilities{ListChanged: true},
+			Prompts:   &mcp.PromptCapabilities{ListChanged: true},
+			Resources: &mcp.ResourceCapabilities{ListChanged: true},
+		},
+		Instructions: "mcpool gateway: tools and prompts are named SERVER" + g.opts.Separator + "NAME.",
+	})
+	s.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			switch r := req.(type) {
+			case *mcp.ListToolsRequest:
+				return g.listTools(ctx, r)
+			case *mcp.ListPromptsRequest:
+				return g.listPrompts(ctx, r)
+			case *mcp.ListResourcesRequest:
+				return g.listResources(ctx, r)
+			case *mcp.ListResourceTemplatesRequest:
+				return &mcp.ListResourceTemplatesResult{ResourceTemplates: []*mcp.ResourceTemplate{}}, nil
+			case *mcp.CallToolRequest:
+				return g.callTool(ctx, r)
+			case *mcp.GetPromptRequest:
+				return g.getPrompt(ctx, r)
+			case *mcp.ReadResourceRequest:
+				return g.readResource(ctx, r)
+			}
+			return next(ctx, method, req)
+		}
+	})
+	return s
+}
+
+func (g *Gateway) listTools(ctx context.Context, req *mcp.ListToolsRequest) (*mcp.ListToolsResult, error) {
+	out := []*mcp.Tool{}
+	for _, srv := range g.servers {
+		if srv.Mode == ModePassthrough {
+			out = append(out, g.passthroughTools(ctx, srv, req)...)
+			continue
+		}
+		srv.mu.Lock()
+		out = append(out, srv.tools...)
+		srv.mu.Unlock()
+	}
+	return &mcp.ListToolsResult{Tools: out}, nil
+}
+
+func (g *Gateway) listPrompts(ctx context.Context, req *mcp.ListPromptsRequest) (*mcp.ListPromptsResult, error) {
+	out := []*mcp.Prompt{}
+	for _, srv := range g.servers {
+		if srv.Mode == ModePassthrough {
+			out = append(out, g.passthroughPrompts(ctx, srv, req)...)
+			continue
+		}
+		srv.mu.Lock()
+		out = append(out, srv.prompts...)
+		srv.mu.Unlock()
+	}
+	return &mcp.ListPromptsResult{Prompts: out}, nil
+}
+
+func (g *Gateway) listResources(ctx context.Context, req *mcp.ListResourcesRequest) (*mcp.ListResourcesResult, error) {
+	out := []*mcp.Resource{}
+	for _, srv := range g.servers {
+		if srv.Mode == ModePassthrough {
+			out = append(out, g.passthroughResources(ctx, srv, req)...)
+			continue
+		}
+		srv.mu.Lock()
+		out = append(out, srv.resources...)
+		srv.mu.Unlock()
+	}
+	return &mcp.ListResourcesResult{Resources: out}, nil
+}
+
+func (g *Gateway) unknown(kind, name string) error {
+	return rpcError(CodeUnknownName, fmt.Sprintf("unknown %s %q: names are SERVER%sNAME, servers: %v", kind, name, g.opts.Separator, g.serverNames()),
+		ErrorData{Reason: "unknown", Known: g.serverNames()})
+}
+
+// call runs one routed call to srv: admission, the call timeout, the
+// session the mode picks, and the figures.
+func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn func(ctx context.Context, up Upstream) error) error {
+	if g.draining.Load() {
+		return draining(srv.name)
+	}
+	if err := g.breakerOpen(srv); err != nil {
+		return err
+	}
+	start := time.Now()
+	release, err := g.adm.admit(ctx, srv)
+	if err != nil {
+		return err
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(ctx, g.opts.CallTimeout)
+	defer cancel()
+	err = g.withUpstream(ctx, srv, req, fn)
+	srv.win.add(time.Since(start), err != nil)
+	if srv.Mode == ModeShared {
+		srv.unavailable.Store(errors.Is(err, mcpool.ErrServerUnavailable))
+	}
+	if err != nil {
+		return upstreamError(srv.name, err)
+	}
+	return nil
+}
+
+// breakerOpen returns CodeUnavailable at once while srv is known to be
+// unavailable (its breaker open with no session left), so that callers do
+// not queue for it. The flag is set by calls that got ErrServerUnavailable
+// and by the catalog watcher's look at the pool, and cleared by a call that
+// got through: no lock and no Stats on the call path.
+func (g *Gateway) breakerOpen(srv *server) error {
+	if !srv.unavailable.Load() {
+		return nil
+	}
+	return upstreamError(srv.name, &mcpool.UnavailableError{Failures: srv.Upstream.Stats().ConsecutiveFailures, RetryIn: time.Second,
+		Cause: errors.New("no session left and connects failing")})
+}
+
+func (g *Gateway) withUpstream(ctx context.Context, srv *server, req mcp.Request, fn func(ctx context.Context, up Upstream) error) error {
+	switch srv.Mode {
+	case ModePassthrough:
+		id, err := identityOf(req, srv.ForwardHeaders)
+		if err != nil {
+			return err
+		}
+		return srv.keyed.With(ctx, id, func(ctx context.Context, p *mcpool.Pool) error { return fn(ctx, PoolUpstream(p)) })
+	case ModeIsolated:
+		ss, _ := req.GetSession().(*mcp.ServerSession)
+		p, err := g.isolatedPool(ctx, srv, ss)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, PoolUpstream(p))
+	}
+	return fn(ctx, srv.Upstream)
+}
+
+func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	srv, name, ok := g.route(req.Params.Name)
+	if !ok {
+		return nil, g.unknown("tool", req.Params.Name)
+	}
+	params := &mcp.CallToolParams{Name: name, Meta: upstreamMeta(req.Params.Meta)}
+	if len(req.Params.Arguments) > 0 {
+		params.Arguments = json.RawMessage(req.Params.Arguments)
+	}
+	stop := g.forwardProgress(ctx, req, params)
+	defer stop()
+	var res *mcp.CallToolResult
+	err := g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
+		var err error
+		res, err = up.CallTool(ctx, params)
+		return err
+	})
+	return res, err
+}
+
+func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+	srv, name, ok := g.route(req.Params.Name)
+	if !ok {
+		return nil, g.unknown("prompt", req.Params.Name)
+	}
+	params := &mcp.GetPromptParams{Name: name, Arguments: req.Params.Arguments, Meta: upstreamMeta(req.Params.Meta)}
+	var res *mcp.GetPromptResult
+	err := g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
+		var err error
+		res, err = up.GetPrompt(ctx, params)
+		return err
+	})
+	return res, err
+}
+
+func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+	uri := req.Params.URI
+	g.resMu.Lock()
+	srv := g.resOwner[uri]
+	g.resMu.Unlock()
+	if srv == nil {
+		srv = g.passthroughOwner(ctx, req, uri)
+	}
+	if srv == nil {
+		return nil, rpcError(CodeUnknownName, fmt.Sprintf("unknown resource %q: no server lists it (servers: %v)", uri, g.serverNames()),
+			ErrorData{Reason: "unknown", Known: g.serverNames()})
+	}
+	params := &mcp.ReadResourceParams{URI: uri, Meta: upstreamMeta(req.Params.Meta)}
+	var res *mcp.ReadResourceResult
+	err := g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
+		var err error
+		res, err = up.ReadResource(ctx, params)
+		return err
+	})
+	return res, err
+}
+
+// upstreamMeta copies the downstream _meta that may travel upstream: trace
+// context. The progress token is replaced by the gateway's own (see
+// forwardProgress); protocol fields belong to each hop.
+func upstreamMeta(m mcp.Meta) mcp.Meta {
+	var out mcp.Meta
+	for _, k := range []string{"traceparent", "tracestate"} {
+		if v, ok := m[k]; ok {
+			if out == nil {
+				out = mcp.Meta{}
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// requestHeader returns the downstream HTTP request's header, or nil (stdio).
+func requestHeader(req mcp.Request) http.Header {
+	if ex := req.GetExtra(); ex != nil {
+		return ex.Header
+	}
+	return nil
+}
+
+// sdkLogger passes on the SDK's warnings and errors only: it logs every
+// stateless request's session at info level, which would drown the
+// gateway's own events.
+func sdkLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(minLevel{l.Handler(), slog.LevelWarn})
+}
+
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.Handler.Enabled(ctx, l)
+}
+
+func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{m.Handler.WithAttrs(a), m.min}
+}
+func (m minLevel) WithGroup(n string) slog.Handler { return minLevel{m.Handler.WithGroup(n), m.min} }

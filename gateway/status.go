@@ -1,0 +1,163 @@
+package gateway
+
+import (
+	_ "embed"
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"time"
+
+	"github.com/mcpool/mcpool"
+)
+
+// Status is the gateway's state, as served at /status.json and shown on the
+// status page. Latency and rates are measured at the gateway (queueing and
+// the upstream call together) over the last minute.
+type Status struct {
+	Ready       bool           `json:"ready"`
+	UptimeSec   float64        `json:"uptimeSec"`
+	InFlight    int64          `json:"inFlight"`    // calls in flight across the gateway
+	MaxInFlight int            `json:"maxInFlight"` // the cap
+	Requests    int64          `json:"requests"`    // HTTP POSTs being handled
+	Sessions    int            `json:"sessions"`    // downstream sessions
+	Servers     []ServerStatus `json:"servers"`
+	At          time.Time      `json:"at"`
+}
+
+// ServerStatus is one server's (or one replica's) row.
+type ServerStatus struct {
+	Name        string  `json:"name"`
+	Mode        Mode    `json:"mode,omitempty"`
+	Status      string  `json:"status"`  // healthy, degraded, unavailable
+	Breaker     string  `json:"breaker"` // closed, open, half-open, disabled
+	Sessions    int     `json:"sessions"`
+	Active      int     `json:"active"`
+	Idle        int     `json:"idle"`
+	Connecting  int     `json:"connecting"`
+	InFlight    int64   `json:"inFlight"`    // calls in flight (gateway's count for a server, the pool's for a replica)
+	Waiters     int64   `json:"waiters"`     // callers queued at the gateway plus in the pools
+	Utilization float64 `json:"utilization"` // calls in flight / (sessions × MaxCallsPerSession), 0..1
+	windowFigures
+	Refused   int64          `json:"refused"`    // calls refused as overloaded
+	PoolErrs  uint64         `json:"poolErrors"` // the pools' error count (connects and calls)
+	Tools     int            `json:"tools"`
+	Detail    string         `json:"detail,omitempty"`
+	ListError string         `json:"listError,omitempty"`
+	Replicas  []ServerStatus `json:"replicas,omitempty"`
+}
+
+// Status returns a snapshot. It is cheap (no I/O) and safe at any time.
+func (g *Gateway) Status() Status {
+	st := Status{Ready: g.Ready(), UptimeSec: time.Since(g.started).Seconds(), InFlight: g.adm.inFlight.Load(),
+		MaxInFlight: g.opts.MaxInFlight, Requests: g.requests.Load(), At: time.Now().UTC()}
+	for range g.mcp.Sessions() {
+		st.Sessions++
+	}
+	for _, srv := range g.servers {
+		st.Servers = append(st.Servers, g.serverStatus(srv))
+	}
+	return st
+}
+
+func (g *Gateway) serverStatus(srv *server) ServerStatus {
+	row := ServerStatus{Name: srv.name, Mode: srv.Mode, InFlight: srv.inFlight.Load(), Refused: srv.refused.Load(),
+		windowFigures: srv.win.figures(g.started)}
+	row.Waiters = srv.queued.Load()
+	perSession := orInt(srv.Config.MaxCallsPerSession, mcpool.DefaultMaxCallsPerSession)
+	var pools []mcpool.Stats
+	switch srv.Mode {
+	case ModeShared:
+		pools = append(pools, srv.Upstream.Stats())
+	case ModeIsolated:
+		g.iso.mu.Lock()
+		var iss []*isoSession
+		for _, is := range g.iso.sessions {
+			iss = append(iss, is)
+		}
+		g.iso.mu.Unlock()
+		n := 0
+		for _, is := range iss {
+			is.mu.Lock()
+			if p := is.pools[srv]; p != nil {
+				pools = append(pools, p.Stats())
+				n++
+			}
+			is.mu.Unlock()
+		}
+		row.Detail = itoa(n) + " downstream sessions with their own upstream session, " + itoa(len(srv.spares)) + " spares warm"
+		row.Status, row.Breaker = string(mcpool.StatusHealthy), "closed"
+		if srv.Upstream != nil {
+			cs := srv.Upstream.Stats()
+			row.Status, row.Breaker = string(cs.Status), cs.Breaker
+		}
+	case ModePassthrough:
+		ks := srv.keyed.Stats()
+		row.Sessions, row.InFlight, row.Waiters = ks.Sessions, max(row.InFlight, int64(ks.CallsInFlight)), row.Waiters+int64(ks.Waiters)
+		row.Active = min(ks.Sessions, ks.CallsInFlight)
+		row.Idle = ks.Sessions - row.Active
+		row.Status, row.Breaker = string(mcpool.StatusHealthy), "per identity"
+		row.Detail = itoa(ks.Identities) + " credentials with their own pool"
+		if ks.Sessions > 0 {
+			row.Utilization = float64(ks.CallsInFlight) / float64(ks.Sessions*perSession)
+		}
+	}
+	var poolInFlight int
+	for i, ps := range pools {
+		if srv.Mode == ModeShared || i == 0 && row.Status == "" {
+			row.Status, row.Breaker = string(ps.Status), ps.Breaker
+		}
+		row.Sessions += ps.Sessions
+		row.Active += ps.ActiveSessions
+		row.Idle += ps.IdleSessions
+		row.Connecting += ps.Connecting
+		row.Waiters += int64(ps.Waiters)
+		row.PoolErrs += ps.Errors
+		poolInFlight += ps.CallsInFlight
+	}
+	if row.Sessions > 0 && len(pools) > 0 {
+		row.Utilization = float64(poolInFlight) / float64(row.Sessions*perSession)
+	}
+	srv.mu.Lock()
+	row.Tools = len(srv.tools)
+	if srv.listErr != nil {
+		row.ListError = srv.listErr.Error()
+	}
+	srv.mu.Unlock()
+	if srv.Replicas != nil {
+		for _, r := range srv.Replicas() {
+			ps := r.Stats
+			rr := ServerStatus{Name: r.Name, Status: string(ps.Status), Breaker: ps.Breaker, Sessions: ps.Sessions,
+				Active: ps.ActiveSessions, Idle: ps.IdleSessions, Connecting: ps.Connecting,
+				InFlight: int64(ps.CallsInFlight), Waiters: int64(ps.Waiters), PoolErrs: ps.Errors}
+			if ps.Sessions > 0 {
+				rr.Utilization = float64(ps.CallsInFlight) / float64(ps.Sessions*perSession)
+			}
+			row.Replicas = append(row.Replicas, rr)
+		}
+	}
+	return row
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
+
+func (g *Gateway) serveStatusJSON(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(g.Status())
+}
+
+//go:embed status.html
+var statusHTML string
+
+var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
+	"pct": func(f float64) string { b, _ := json.Marshal(int(f*100 + 0.5)); return string(b) + "%" },
+}).Parse(statusHTML))
+
+func (g *Gateway) serveStatusPage(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = statusPage.Execute(w, g.Status())
+}

@@ -1,0 +1,163 @@
+package mcpool_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/internal/demoserver"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// limiter is a loopback HTTP server in front of the demo server that
+// answers the next n tools/call POSTs with 429 and a Retry-After, and
+// records when each tools/call arrived.
+type limiter struct {
+	mu         sync.Mutex
+	n          int
+	retryAfter string
+	arrivals   []time.Time
+	url        string
+}
+
+func newLimiter(t *testing.T) *limiter {
+	t.Helper()
+	srv := demoserver.New(demoserver.Options{})
+	addFaultTools(srv, nil)
+	next := demoserver.Handler(srv, false, 0)
+	l := &limiter{}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && peekMethod(r) == "tools/call" {
+			l.mu.Lock()
+			l.arrivals = append(l.arrivals, time.Now())
+			limited := l.n > 0
+			if limited {
+				l.n--
+				if l.retryAfter != "" {
+					w.Header().Set("Retry-After", l.retryAfter)
+				}
+			}
+			l.mu.Unlock()
+			if limited {
+				http.Error(w, "slow down", http.StatusTooManyRequests)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { closeServer(ts, srv) })
+	l.url = ts.URL
+	return l
+}
+
+func (l *limiter) limit(n int, retryAfter string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n, l.retryAfter, l.arrivals = n, retryAfter, nil
+}
+
+func (l *limiter) calls() []time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]time.Time(nil), l.arrivals...)
+}
+
+func rateLimitedPool(t *testing.T) (*limiter, *mcpool.Pool) {
+	l := newLimiter(t)
+	p := newPool(t, mcpool.Config{URL: l.url, HealthCheckInterval: -1})
+	ctx := context.Background()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ListTools(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return l, p
+}
+
+func checkNotLost(t *testing.T, p *mcpool.Pool) {
+	t.Helper()
+	if st := p.Stats(); st.Deaths != 0 || st.LostCalls != 0 || st.Sessions != 1 {
+		t.Errorf("a 429 cost a session or was counted lost: %+v", st)
+	}
+}
+
+// A 429 with Retry-After is waited out within the caller's ctx and the
+// call retried, even for a tool that is not safe to run twice: the
+// refused request did not run.
+func TestRateLimitedRetryWaitsRetryAfter(t *testing.T) {
+	l, p := rateLimitedPool(t)
+	l.limit(1, "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := p.CallTool(ctx, &mcp.CallToolParams{Name: "write"})
+	if err != nil || text(res) != "ok" {
+		t.Fatalf("call after a 429: %v %q", err, text(res))
+	}
+	calls := l.calls()
+	if len(calls) != 2 {
+		t.Fatalf("the server saw %d tools/call requests, want 2", len(calls))
+	}
+	if gap := calls[1].Sub(calls[0]); gap < time.Second {
+		t.Fatalf("the retry came %v after the 429, before its Retry-After of 1s", gap)
+	}
+	checkNotLost(t, p)
+}
+
+// When the caller's ctx would end before Retry-After, the call fails at
+// once with a RateLimitedError carrying it.
+func TestRateLimitedFailsFastWhenCtxTooShort(t *testing.T) {
+	l, p := rateLimitedPool(t)
+	for _, c := range []struct {
+		name, header string
+		min, max     time.Duration
+	}{
+		{"seconds", "30", 30 * time.Second, 30 * time.Second},
+		{"http-date", time.Now().Add(20 * time.Second).UTC().Format(http.TimeFormat), 15 * time.Second, 21 * time.Second},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l.limit(1, c.header)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err := p.CallTool(ctx, &mcp.CallToolParams{Name: "read"})
+			var rl *mcpool.RateLimitedError
+			if !errors.As(err, &rl) {
+				t.Fatalf("want a *RateLimitedError, got %T: %v", err, err)
+			}
+			mustIs(t, err, mcpool.ErrRateLimited)
+			if errors.Is(err, mcpool.ErrSessionLost) {
+				t.Errorf("a 429 reported as a lost session: %v", err)
+			}
+			if ctx.Err() != nil {
+				t.Errorf("the call waited out its ctx instead of failing at once: %v", err)
+			}
+			if rl.RetryAfter < c.min || rl.RetryAfter > c.max || rl.Retried {
+				t.Fatalf("RetryAfter %v (want %v..%v), Retried %v", rl.RetryAfter, c.min, c.max, rl.Retried)
+			}
+			if n := len(l.calls()); n != 1 {
+				t.Fatalf("the server saw %d tools/call requests, want 1 (no retry)", n)
+			}
+			checkNotLost(t, p)
+		})
+	}
+}
+
+// Refused again after the wait: the RateLimitedError says it was retried.
+func TestRateLimitedTwice(t *testing.T) {
+	l, p := rateLimitedPool(t)
+	l.limit(2, "")
+	_, err := p.CallTool(context.Background(), &mcp.CallToolParams{Name: "read"})
+	var rl *mcpool.RateLimitedError
+	if !errors.As(err, &rl) || !rl.Retried || rl.RetryAfter != 0 {
+		t.Fatalf("want a retried RateLimitedError without Retry-After, got %T: %v", err, err)
+	}
+	if n := len(l.calls()); n != 2 {
+		t.Fatalf("the server saw %d tools/call requests, want 2", n)
+	}
+	checkNotLost(t, p)
+}
