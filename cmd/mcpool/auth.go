@@ -246,6 +246,7 @@ type explained struct {
 
 // Error is the rewritten message.
 func (e *explained) Error() string { return e.msg }
+
 // Unwrap returns the original error.
 func (e *explained) Unwrap() error { return e.err }
 
