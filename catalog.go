@@ -217,7 +217,9 @@ func cachedList[T any](ctx context.Context, p *Pool, c *listCache[T], page func(
 	}
 	c.stats.misses.Add(1)
 	c.join()
-	ch := c.group.DoChan(c.kind, func() (any, error) { return fetch(p, c, page) })
+	ch := c.group.DoChan(c.kind, func() (any, error) {
+		return sharedFetch(p, c, func() ([]*T, error) { return fetch(p, c, page) })
+	})
 	select {
 	case r := <-ch:
 		c.leave(false)
@@ -401,14 +403,32 @@ func (p *Pool) Tool(ctx context.Context, name string) (*mcp.Tool, error) {
 }
 
 // InvalidateTools empties the tool catalog cache: the next ListTools fetches
-// from the server. It is safe to call at any time.
-func (p *Pool) InvalidateTools() { p.catalog.tools.invalidate() }
+// from the server. With a CatalogStore the shared copy is invalidated too,
+// in every process. It is safe to call at any time.
+func (p *Pool) InvalidateTools() {
+	p.catalog.tools.invalidate()
+	p.publishInvalidation("tools")
+}
 
-// InvalidateCatalog empties the tool, prompt and resource caches.
-func (p *Pool) InvalidateCatalog() { p.catalog.invalidateAll() }
+// InvalidateCatalog empties the tool, prompt and resource caches (and,
+// with a CatalogStore, their shared copies).
+func (p *Pool) InvalidateCatalog() {
+	p.catalog.invalidateAll()
+	for _, kind := range []string{"tools", "prompts", "resources"} {
+		p.publishInvalidation(kind)
+	}
+}
 
 func (p *Pool) onListChanged(kind string) {
 	p.log.debug("list_changed: catalog invalidated", "list", kind)
+	p.listChanged(kind)
+	p.publishInvalidation(kind)
+}
+
+// listChanged empties kind's cache and tells Config.OnListChanged, whether
+// a session of this pool said so or, through the CatalogStore, another
+// process did.
+func (p *Pool) listChanged(kind string) {
 	switch kind {
 	case "tools":
 		p.catalog.tools.invalidate()

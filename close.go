@@ -51,10 +51,12 @@ var ErrCloseIncomplete = errors.New("mcpool: close incomplete")
 
 type closeIncompleteError struct{ cause error }
 
+// Error says the teardown goes on in the background, and why Close returned.
 func (e *closeIncompleteError) Error() string {
 	return "mcpool: close incomplete: sessions are still closing in the background (call Close again to wait for them): " + e.cause.Error()
 }
 
+// Unwrap returns ErrCloseIncomplete and the context error.
 func (e *closeIncompleteError) Unwrap() []error { return []error{ErrCloseIncomplete, e.cause} }
 
 func (p *Pool) shutdown(ctx context.Context) {

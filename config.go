@@ -167,6 +167,22 @@ type Config struct {
 	// DefaultMaxListPages (100).
 	MaxListPages int
 
+	// CatalogStore, if set, shares the catalog (tools, prompts, resources)
+	// with other processes pooling sessions to the same server, such as
+	// gateway replicas: a list missing here is read from the store before
+	// the server is asked, one process fetches an expired list for all, and
+	// a list_changed seen here invalidates the list everywhere. A store that
+	// fails or is slow is skipped (with backoff) and the local cache serves;
+	// see [CatalogStore]. Nil means the catalog is this pool's own.
+	CatalogStore CatalogStore
+	// CatalogKey names this server's lists in CatalogStore: pools that are
+	// to share lists use the same key, and pools of different servers must
+	// not. Empty means the URL or SSEURL without credentials or query;
+	// stdio and NewTransport pools with a CatalogStore must set it. A keyed
+	// pool ([Keyed]) adds a digest of the identity, so that a list fetched
+	// with one identity's credentials is never served to another.
+	CatalogKey string
+
 	// OnCatalogChange, if set, is called after a tool, prompt or resource
 	// list fetched from the server differs from the previous fetch (issue 4).
 	// It runs on the fetching goroutine: keep it quick.
@@ -180,8 +196,10 @@ type Config struct {
 	// notifications/tools/list_changed, prompts/list_changed or
 	// resources/list_changed (kind "tools", "prompts" or "resources"; MCP
 	// spec, "List Changed Notification"), after the pool's cache of that list
-	// has been emptied. It runs on the SDK's notification goroutine: keep it
-	// quick. A [Group] uses it to refresh one server's part of its catalog.
+	// has been emptied, and when another process sharing the catalog through
+	// CatalogStore reports such a change. It runs on the SDK's notification
+	// goroutine (or the store's): keep it quick. A [Group] uses it to
+	// refresh one server's part of its catalog.
 	OnListChanged func(kind string)
 
 	// ClientHandlers answer elicitation and sampling requests from the
@@ -274,6 +292,9 @@ func (c *Config) validate() (*settings, error) {
 	if c.OAuthHandler != nil && c.URL == "" {
 		return nil, configErr("OAuthHandler", "works with URL (streamable HTTP) only")
 	}
+	if c.CatalogStore != nil && c.CatalogKey == "" && c.URL == "" && c.SSEURL == "" {
+		return nil, configErr("CatalogKey", "is empty: a stdio or NewTransport pool with a CatalogStore must name its server's lists")
+	}
 	if c.MinSessions < 0 {
 		return nil, configErr("MinSessions", "is negative")
 	}
@@ -341,6 +362,13 @@ func (c *Config) validate() (*settings, error) {
 	}
 	if s.Logger == nil {
 		s.Logger = slog.Default()
+	}
+	if c.CatalogStore != nil && s.CatalogKey == "" {
+		if c.URL != "" {
+			s.CatalogKey = redactURL(c.URL)
+		} else {
+			s.CatalogKey = redactURL(c.SSEURL)
+		}
 	}
 	return s, nil
 }

@@ -27,10 +27,23 @@ type dialer struct {
 	target    string // for errors and logs; never holds credentials
 	// ownedHTTP is the HTTP client the pool made itself and must tidy on Close.
 	ownedHTTP *http.Client
+	// credentials: the pool sends some (a token, an OAuth handler or an
+	// Authorization header), so a 401 refused them rather than asked for them.
+	credentials bool
 }
 
+// unauthorizedError is a 401 at connect. It matches ErrUnauthorized without
+// repeating its "mcpool: " prefix inside a ConnectError's message.
+type unauthorizedError struct {
+	what  string
+	cause error
+}
+
+func (e *unauthorizedError) Error() string   { return e.what + ": " + e.cause.Error() }
+func (e *unauthorizedError) Unwrap() []error { return []error{ErrUnauthorized, e.cause} }
+
 func newDialer(s *settings, onListChanged func(kind string)) *dialer {
-	d := &dialer{}
+	d := &dialer{credentials: s.BearerToken != "" || s.Token != nil || s.OAuthHandler != nil || s.Headers.Get("Authorization") != ""}
 	d.client = mcp.NewClient(&mcp.Implementation{Name: s.ClientName, Version: s.ClientVersion}, applyClientHandlers(&mcp.ClientOptions{
 		Logger: s.Logger,
 		// No roots: a client that advertises roots and never answers roots/list
@@ -133,7 +146,11 @@ func (d *dialer) dial(parent context.Context, version string, timeout time.Durat
 			uerr.URL = redactURL(uerr.URL)
 		}
 		if !errors.Is(err, ErrUnauthorized) && strings.HasSuffix(err.Error(), http.StatusText(http.StatusUnauthorized)) {
-			err = fmt.Errorf("%w (check the token): %w", ErrUnauthorized, err)
+			what := "the server requires authorization (401): set Config.BearerToken, Token or OAuthHandler"
+			if d.credentials {
+				what = "the server refused the credentials (401): check BearerToken, Token, the Authorization header or the OAuth client"
+			}
+			err = &unauthorizedError{what: what, cause: err}
 		}
 		ce := &ConnectError{Target: d.target, Cause: err}
 		if stdio != nil && !timedOut {

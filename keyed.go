@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,13 +14,13 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// Keyed is a pool partitioned by identity (issue 4), for multi-tenant
+// Keyed is a pool partitioned by identity, for multi-tenant
 // agents: each identity (a string of the caller's choosing, such as a user
 // or tenant id) gets its own [Pool], so sessions, the tool catalog and
 // everything cached from them are never shared with another identity.
 // Gateways that shared upstream sessions across users leaked state between
-// them, and caches keyed globally showed one user another's tools
-// (shared/NOTES.md).
+// them, and caches keyed globally showed one user another's tools (IBM
+// mcp-context-forge #2055, #4205).
 //
 // Identities are kept only as SHA-256 digests: they never appear in logs,
 // errors or Stats. An identity is never derived from headers or tokens, so
@@ -145,6 +146,16 @@ func (k *Keyed) newPool(identity string) (*Pool, error) {
 		c.Args = slices.Clone(c.Args)
 		c.Env = slices.Clone(c.Env)
 		cfg.Command = &c
+	}
+	if cfg.CatalogStore != nil {
+		// Lists fetched with this identity's credentials are stored under
+		// its digest only: never served to another identity.
+		base := cfg.CatalogKey
+		if base == "" {
+			base = redactURL(cfg.URL + cfg.SSEURL)
+		}
+		sum := sha256.Sum256([]byte(identity))
+		cfg.CatalogKey = base + ":id:" + hex.EncodeToString(sum[:])
 	}
 	if k.cfg.ForIdentity != nil {
 		if err := k.cfg.ForIdentity(identity, &cfg); err != nil {

@@ -61,6 +61,9 @@ type Pool struct {
 	closeErr  error
 
 	catalog catalog
+	// store shares the catalog with other processes; nil without a
+	// CatalogStore.
+	store *storeGate
 	// breakerNote holds the breaker's latest state change until the
 	// maintainer logs it outside the lock.
 	breakerNote atomic.Pointer[string]
@@ -156,6 +159,10 @@ func New(cfg Config) (*Pool, error) {
 	})
 	p.bg.Add(1)
 	go p.maintain()
+	if s.CatalogStore != nil {
+		p.store = &storeGate{store: s.CatalogStore, base: "catalog:" + s.CatalogKey}
+		p.subscribeStore()
+	}
 	return p, nil
 }
 

@@ -55,6 +55,13 @@ type Stats struct {
 	Health      Health // connected, connecting, reconnecting, degraded or unavailable
 	// LeakedLeases counts leases held longer than LeakThreshold.
 	LeakedLeases uint64
+	// StoreHits counts lists served from Config.CatalogStore instead of the
+	// server; StoreErrors counts store operations that failed (the pool then
+	// fell back to its local cache and the server). Store is "" without a
+	// store, "ok", or "failing" while the last operation failed.
+	StoreHits   uint64
+	StoreErrors uint64
+	Store       string
 
 	ProtocolVersion string        // the version later sessions pin; "" before the first connect
 	Uptime          time.Duration // time since New
@@ -119,6 +126,13 @@ func (p *Pool) Stats() Stats {
 	st.Retries = p.counters.retries.Load()
 	st.LostCalls = p.counters.lostCalls.Load()
 	st.Unavailable = p.counters.unavailable.Load()
+	if g := p.store; g != nil {
+		st.StoreHits, st.StoreErrors = g.hits.Load(), g.errors.Load()
+		st.Store = "ok"
+		if g.failing() {
+			st.Store = "failing"
+		}
+	}
 	p.observeStats(&st) // observe.go: health score, leaks
 	return st
 }

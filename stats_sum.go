@@ -5,8 +5,8 @@ package mcpool
 // MaxSessions too; ConsecutiveFailures is the largest; HealthScore the
 // lowest and Health the worst (in the order unavailable, connecting,
 // reconnecting, degraded, connected); Breaker is "open" if any breaker is
-// open, else "half-open" if any is, else that of the first. Status, the
-// AcquireWait figures, ProtocolVersion, Uptime and Closed are left zero.
+// open, else "half-open" if any is, else that of the first. Status, Store,
+// the AcquireWait figures, ProtocolVersion, Uptime and Closed are left zero.
 // With no Stats it returns the Stats of an empty pool: connecting, score 1.
 func SumStats(stats ...Stats) Stats {
 	sum := Stats{HealthScore: 1, Health: HealthConnected, Breaker: "closed"}
@@ -40,6 +40,8 @@ func SumStats(stats ...Stats) Stats {
 		sum.LostCalls += st.LostCalls
 		sum.Unavailable += st.Unavailable
 		sum.LeakedLeases += st.LeakedLeases
+		sum.StoreHits += st.StoreHits
+		sum.StoreErrors += st.StoreErrors
 		sum.ConsecutiveFailures = max(sum.ConsecutiveFailures, st.ConsecutiveFailures)
 		sum.HealthScore = min(sum.HealthScore, st.HealthScore)
 		if rank[st.Health] < rank[sum.Health] {

@@ -131,6 +131,15 @@ type Options struct {
 	// session's call (BENCHMARKS.md); set it when that matters more than
 	// serving the new era.
 	SessionsOnly bool
+	// Stateless serves every downstream request on its own, 2025-11-25
+	// clients included: no Mcp-Session-Id is handed out, so any gateway
+	// replica behind a load balancer can answer any request, with no sticky
+	// routing. What needs a session then does not work across requests:
+	// servers in ModeIsolated get a new upstream session for every request,
+	// and list_changed and progress notifications reach a client only on
+	// the request that caused them. SessionsOnly and Stateless exclude each
+	// other.
+	Stateless bool
 	// Metrics, if set, is served at /metrics (a Prometheus handler, say).
 	Metrics http.Handler
 	// Logger receives the gateway's events. Nil means slog.Default().
@@ -199,6 +208,9 @@ func New(opts Options) (*Gateway, error) {
 	}
 	if opts.Separator == "" {
 		opts.Separator = DefaultSeparator
+	}
+	if opts.SessionsOnly && opts.Stateless {
+		return nil, errors.New("gateway: SessionsOnly and Stateless exclude each other: choose one")
 	}
 	if opts.MaxInFlight < 0 || opts.MaxRequests < 0 || opts.QueueWait < 0 || opts.CallTimeout < 0 {
 		return nil, errors.New("gateway: MaxInFlight, MaxRequests, QueueWait and CallTimeout must not be negative")

@@ -15,7 +15,8 @@ import (
 //   - /mcp: the MCP endpoint (streamable HTTP). Requests that carry
 //     Mcp-Protocol-Version 2026-07-28 or later are served statelessly
 //     (no Mcp-Session-Id; a closed request cancels its call); all others
-//     get 2025-11-25-era sessions, which idle out after SessionIdleTimeout.
+//     get 2025-11-25-era sessions, which idle out after SessionIdleTimeout
+//     (unless Options.Stateless, which serves every request on its own).
 //     With Options.Token set, every request needs "Authorization: Bearer
 //     TOKEN" (401 otherwise). A POST beyond MaxRequests gets 429 with
 //     Retry-After, and any request while draining 503, before its body is
@@ -37,7 +38,7 @@ func (g *Gateway) Handler() http.Handler {
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", g.guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if v := r.Header.Get("Mcp-Protocol-Version"); v >= "2026-07-28" && !g.opts.SessionsOnly {
+		if v := r.Header.Get("Mcp-Protocol-Version"); g.opts.Stateless || v >= "2026-07-28" && !g.opts.SessionsOnly {
 			stateless.ServeHTTP(w, r)
 			return
 		}

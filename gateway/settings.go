@@ -13,6 +13,7 @@ import (
 //
 //	"gateway": {
 //	  "maxInFlight": 256,
+//	  "redis": "redis://127.0.0.1:6379/0",
 //	  "servers": {
 //	    "search":  {"mode": "shared", "maxQueued": 64},
 //	    "browser": {"mode": "isolated", "spares": 2},
@@ -22,7 +23,12 @@ import (
 //
 // A server not named there is served in ModeIsolated with the defaults.
 type FileSettings struct {
-	MaxInFlight int                       `json:"maxInFlight"`
+	MaxInFlight int `json:"maxInFlight"`
+	// Redis is a redis:// URL for the catalog store shared by gateway
+	// replicas (the command's --redis overrides it).
+	Redis string `json:"redis"`
+	// Stateless serves every request on its own (Options.Stateless).
+	Stateless   bool                      `json:"stateless"`
 	QueueWait   string                    `json:"queueWait"`   // a Go duration, e.g. "10s"
 	CallTimeout string                    `json:"callTimeout"` // a Go duration, e.g. "5m"
 	Servers     map[string]ServerSettings `json:"servers"`

@@ -22,6 +22,14 @@ type Status struct {
 	Sessions    int            `json:"sessions"`    // downstream sessions
 	Servers     []ServerStatus `json:"servers"`
 	At          time.Time      `json:"at"`
+	// Store is the shared catalog store's state over every pool that uses
+	// one (mcpool.Config.CatalogStore): "" when none does, "ok", or
+	// "failing" while a pool's last store operation failed and it serves
+	// from its local cache. StoreHits counts lists read from the store
+	// instead of a server, StoreErrors failed store operations.
+	Store       string `json:"store,omitempty"`
+	StoreHits   uint64 `json:"storeHits"`
+	StoreErrors uint64 `json:"storeErrors"`
 }
 
 // ServerStatus is one server's (or one replica's) row.
@@ -55,8 +63,32 @@ func (g *Gateway) Status() Status {
 	}
 	for _, srv := range g.servers {
 		st.Servers = append(st.Servers, g.serverStatus(srv))
+		g.storeStatus(&st, srv)
 	}
 	return st
+}
+
+// storeStatus adds srv's pools' catalog store figures to st.
+func (g *Gateway) storeStatus(st *Status, srv *server) {
+	var pools []mcpool.Stats
+	if srv.Replicas != nil {
+		for _, r := range srv.Replicas() {
+			pools = append(pools, r.Stats)
+		}
+	}
+	if len(pools) == 0 && srv.Upstream != nil {
+		pools = append(pools, srv.Upstream.Stats())
+	}
+	for _, ps := range pools {
+		if ps.Store == "" {
+			continue
+		}
+		st.StoreHits += ps.StoreHits
+		st.StoreErrors += ps.StoreErrors
+		if st.Store != "failing" {
+			st.Store = ps.Store
+		}
+	}
 }
 
 func (g *Gateway) serverStatus(srv *server) ServerStatus {

@@ -149,6 +149,11 @@ func (u groupUpstream) Stats() mcpool.Stats {
 			st.Waiters += p.Waiters
 			st.Errors += p.Errors
 			st.ConsecutiveFailures = max(st.ConsecutiveFailures, p.ConsecutiveFailures)
+			st.StoreHits += p.StoreHits
+			st.StoreErrors += p.StoreErrors
+			if p.Store != "" && st.Store != "failing" {
+				st.Store = p.Store
+			}
 			breakers[p.Breaker]++
 		}
 		var parts []string

@@ -209,6 +209,8 @@ func TestCollectorAgreesWithStats(t *testing.T) {
 		"mcpool_catalog_cache_misses_total":   float64(st.CacheMisses),
 		"mcpool_catalog_invalidations_total":  float64(st.CacheInvalidations),
 		"mcpool_leaked_leases_total":          float64(st.LeakedLeases),
+		"mcpool_catalog_store_hits_total":     float64(st.StoreHits),
+		"mcpool_catalog_store_errors_total":   float64(st.StoreErrors),
 	}
 	for name, v := range want {
 		if g := value(families, name, nil); g != v {

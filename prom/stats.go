@@ -61,6 +61,10 @@ var statMetrics = []statMetric{
 		func(st *mcpool.Stats) uint64 { return st.CacheMisses }),
 	counter("mcpool_catalog_invalidations_total", "Catalog invalidations (list_changed and the like).",
 		func(st *mcpool.Stats) uint64 { return st.CacheInvalidations }),
+	counter("mcpool_catalog_store_hits_total", "Lists served from the shared CatalogStore instead of the server.",
+		func(st *mcpool.Stats) uint64 { return st.StoreHits }),
+	counter("mcpool_catalog_store_errors_total", "CatalogStore operations that failed.",
+		func(st *mcpool.Stats) uint64 { return st.StoreErrors }),
 	counter("mcpool_leaked_leases_total", "Leases held longer than LeakThreshold.",
 		func(st *mcpool.Stats) uint64 { return st.LeakedLeases }),
 }

@@ -178,6 +178,7 @@ func (f *authFlags) resolve() *serverAuth {
 // headerList collects repeated --header flags.
 type headerList http.Header
 
+// String is for flag.Value; the headers are not shown (they may hold secrets).
 func (h *headerList) String() string { return "" }
 
 // Set parses "Name: value".
@@ -243,7 +244,10 @@ type explained struct {
 	err error
 }
 
+// Error is the rewritten message.
 func (e *explained) Error() string { return e.msg }
+
+// Unwrap returns the original error.
 func (e *explained) Unwrap() error { return e.err }
 
 // Compile-time check: the SDK's handlers satisfy the pool's field.
@@ -287,6 +291,7 @@ type credentialsTransport struct {
 	token   string
 }
 
+// RoundTrip sends req with the command's credentials.
 func (c *credentialsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	r := req.Clone(req.Context()) // a RoundTripper must not modify req
 	for k, v := range c.headers {

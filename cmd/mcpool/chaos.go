@@ -1,7 +1,7 @@
 package main
 
 // bench --chaos: faults injected at a fixed interval while a mode runs, so
-// that anyone can watch the pool heal (issue 3).
+// that anyone can watch the pool heal.
 //
 //   - stdio (--stdio): every interval, SIGKILL one of the server processes
 //     that bench started and has not closed. The processes are known

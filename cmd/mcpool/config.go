@@ -142,6 +142,7 @@ func serverErrors(err error) []string {
 // printed, and the exit status says it is incomplete.
 type errPartial struct{ servers []string }
 
+// Error names the servers left out.
 func (e *errPartial) Error() string {
 	return fmt.Sprintf("left out of the list, unreachable: %s (see 'mcpool servers --config FILE')", strings.Join(e.servers, ", "))
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/mcpool/mcpool"
 	"github.com/mcpool/mcpool/gateway"
+	"github.com/mcpool/mcpool/redisstore"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -35,6 +37,11 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	drain := fs.Duration("drain-timeout", gateway.DefaultDrainTimeout, "on SIGTERM, how long calls in flight may finish")
 	sessionsOnly := fs.Bool("sessions-only", false, "serve 2025-11-25 sessions only: 2026-07-28 clients fall back to initialize (cheaper per call than stateless requests)")
 	maxInFlight := fs.Int("max-in-flight", 0, "calls in flight across the gateway (default: the config's, else 256)")
+	redisURL := fs.String("redis", "", "share tool, prompt and resource catalogs with other gateway replicas through this\n"+
+		"Redis (redis://HOST:PORT/DB; default $"+redisEnv+", then the config's gateway.redis).\n"+
+		"Implies --stateless unless --stateless=false")
+	stateless := fs.Bool("stateless", false, "serve every request on its own (no Mcp-Session-Id), so that any replica behind a\n"+
+		"load balancer can answer it; isolated servers then get an upstream session per request")
 	rest, err := parseFlags(fs, args, "gateway --config FILE [--listen ADDR | --stdio] [--token T]", stdout)
 	if err != nil {
 		return err
@@ -90,6 +97,24 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return usageErrorf("%s: field gateway.servers.%s: no such server in the config", *config, name)
 		}
 	}
+	statelessSet := false
+	fs.Visit(func(f *flag.Flag) { statelessSet = statelessSet || f.Name == "stateless" })
+	store, err := openCatalogStore(*redisURL, settings.Redis, gc)
+	if err != nil {
+		return err
+	}
+	if store != nil {
+		defer store.Close()
+		if !statelessSet {
+			*stateless = true
+		}
+	}
+	if !statelessSet && settings.Stateless {
+		*stateless = true
+	}
+	if *stateless && *sessionsOnly {
+		return usageErrorf("--stateless and --sessions-only exclude each other")
+	}
 
 	// The gateway relays progress and list_changed from the pools, and is
 	// made after them: the hooks reach it through gw.
@@ -108,7 +133,9 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		for j := range sc.Replicas {
 			sc.Replicas[j].OnProgress = relay
 		}
-		if settings.Servers[sc.Name].Mode == "" {
+		if *stateless && (settings.Servers[sc.Name].Mode == "" || settings.Servers[sc.Name].Mode == gateway.ModeIsolated) {
+			log.Warn("server in isolated mode behind a stateless gateway: every request gets an upstream session of its own; use \"mode\": \"shared\" for servers that keep no per-session state, or sticky routing without --stateless", "server", sc.Name)
+		} else if settings.Servers[sc.Name].Mode == "" {
 			log.Info("server served in isolated mode (the default): each client gets its own upstream session; set \"mode\": \"shared\" in the gateway section if the server keeps no per-session state", "server", sc.Name)
 		}
 	}
@@ -148,6 +175,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		CallTimeout:  callTimeout,
 		Token:        *token,
 		SessionsOnly: *sessionsOnly,
+		Stateless:    *stateless,
 		DrainTimeout: *drain,
 		Logger:       log,
 		// Metrics: mount the Prometheus collector's handler here once it
@@ -251,4 +279,37 @@ func hasServer(gc *mcpool.GroupConfig, name string) bool {
 		}
 	}
 	return false
+}
+
+// redisEnv holds the --redis URL when the flag is not given, so that a
+// password in it need not appear in a process listing.
+const redisEnv = "MCPOOL_REDIS_URL"
+
+// openCatalogStore opens the Redis catalog store named by the flag, the
+// environment or the config file (in that order), and points every
+// server's pools at it under the server's name; nil when none is named.
+func openCatalogStore(flagURL, fileURL string, gc *mcpool.GroupConfig) (*redisstore.Store, error) {
+	url := flagURL
+	if url == "" {
+		url = os.Getenv(redisEnv)
+	}
+	if url == "" {
+		url = fileURL
+	}
+	if url == "" {
+		return nil, nil
+	}
+	store, err := redisstore.New(redisstore.Options{URL: url})
+	if err != nil {
+		return nil, usageErrorf("--redis: %v", err)
+	}
+	for i := range gc.Servers {
+		sc := &gc.Servers[i]
+		// Replicas of one server list the same catalog: one key for all.
+		sc.Config.CatalogStore, sc.Config.CatalogKey = store, "server:"+sc.Name
+		for j := range sc.Replicas {
+			sc.Replicas[j].CatalogStore, sc.Replicas[j].CatalogKey = store, "server:"+sc.Name
+		}
+	}
+	return store, nil
 }

@@ -28,6 +28,7 @@ const callbackPath = "/callback"
 // server refused, or nobody completed the sign-in in time.
 type oauthFlowError struct{ msg string }
 
+// Error is the message for a person.
 func (e *oauthFlowError) Error() string { return e.msg }
 
 // newAuthorizationCodeHandler returns the go-sdk's authorization-code

@@ -131,7 +131,7 @@ func (t *target) poolConfig(minSessions, maxSessions, callsPerSession int) mcpoo
 // clientOptions are those of a per-call client. They match the pool's (no
 // roots capability, same logger) so that bench compares session reuse and
 // nothing else: a client advertising roots leaves some stdio servers running
-// after stdin closes (see /work/shared/NOTES.md).
+// after stdin closes.
 func (t *target) clientOptions() *mcp.ClientOptions {
 	return t.withClientHandlers(&mcp.ClientOptions{Logger: t.cfg.Logger, Capabilities: &mcp.ClientCapabilities{}}) // elicit.go
 }
