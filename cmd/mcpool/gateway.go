@@ -14,8 +14,12 @@ import (
 
 	"github.com/mcpool/mcpool"
 	"github.com/mcpool/mcpool/gateway"
+	mcpoolprom "github.com/mcpool/mcpool/prom"
 	"github.com/mcpool/mcpool/redisstore"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // tokenEnv holds the gateway's downstream token when --token is not given,
@@ -178,9 +182,17 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Stateless:    *stateless,
 		DrainTimeout: *drain,
 		Logger:       log,
-		// Metrics: mount the Prometheus collector's handler here once it
-		// exists (gateway.Options.Metrics serves it at /metrics).
 	}
+	// /metrics: the pools of every server (shared mode's; isolated and
+	// passthrough pools are the gateway's own, seen on the status page),
+	// and the process.
+	reg := prometheus.NewRegistry()
+	metrics := mcpoolprom.New(mcpoolprom.Options{})
+	if err := metrics.AddGroup(group); err != nil {
+		return err
+	}
+	reg.MustRegister(metrics, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	opts.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	if *maxInFlight > 0 {
 		opts.MaxInFlight = *maxInFlight
 	}
