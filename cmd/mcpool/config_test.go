@@ -86,7 +86,7 @@ func TestConfigExample(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("servers: status %d, stderr %q", r.code, r.stderr)
 	}
-	for _, row := range []string{`(?m)^everything\s+healthy\s+1\s+1[0-9]\s+stdio:npx`, `(?m)^demo\s+healthy\s+1\s+3\s+http://127\.0\.0\.1:\d+/mcp`} {
+	for _, row := range []string{`(?m)^everything\s+healthy\s+connected [01]\.\d\d\s+1\s+1[0-9]\s+stdio:npx`, `(?m)^demo\s+healthy\s+connected [01]\.\d\d\s+1\s+3\s+http://127\.0\.0\.1:\d+/mcp`} {
 		if !regexp.MustCompile(row).MatchString(r.stdout) {
 			t.Errorf("servers output lacks a row like %s:\n%s", row, r.stdout)
 		}

@@ -69,8 +69,9 @@ func runServers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func writeServersTable(w io.Writer, st mcpool.GroupStats) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVER\tSTATUS\tSESSIONS\tTOOLS\tTARGET\tERROR")
+	fmt.Fprintln(tw, "SERVER\tSTATUS\tHEALTH\tSESSIONS\tTOOLS\tTARGET\tERROR")
 	for _, s := range st.Servers {
+		h := serverHealth(s)
 		tools := "-"
 		if s.Tools >= 0 && s.ListError == "" {
 			tools = fmt.Sprint(s.Tools)
@@ -79,7 +80,7 @@ func writeServersTable(w io.Writer, st mcpool.GroupStats) error {
 		for i, r := range s.Replicas {
 			targets[i] = r.Target
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, s.Status, s.Sessions, tools, strings.Join(targets, ", "), s.ListError)
+		fmt.Fprintf(tw, "%s\t%s\t%s %.2f\t%d\t%s\t%s\t%s\n", s.Name, s.Status, h.Health, h.HealthScore, s.Sessions, tools, strings.Join(targets, ", "), s.ListError)
 	}
 	return tw.Flush()
 }
@@ -88,6 +89,8 @@ func writeServersTable(w io.Writer, st mcpool.GroupStats) error {
 type jsonServer struct {
 	Name     string        `json:"name"`
 	Status   string        `json:"status"`
+	Health   string        `json:"health"`      // connected, connecting, reconnecting, degraded, unavailable
+	Score    float64       `json:"healthScore"` // 0..1 (README, "Health score")
 	Sessions int           `json:"sessions"`
 	Tools    int           `json:"tools"` // -1 when unknown
 	Error    string        `json:"error,omitempty"`
@@ -95,10 +98,12 @@ type jsonServer struct {
 }
 
 type jsonReplica struct {
-	Target   string `json:"target"`
-	Status   string `json:"status"`
-	Sessions int    `json:"sessions"`
-	Breaker  string `json:"breaker"`
+	Target   string  `json:"target"`
+	Status   string  `json:"status"`
+	Health   string  `json:"health"`
+	Score    float64 `json:"healthScore"`
+	Sessions int     `json:"sessions"`
+	Breaker  string  `json:"breaker"`
 }
 
 func writeServersJSON(w io.Writer, st mcpool.GroupStats) error {
@@ -106,12 +111,15 @@ func writeServersJSON(w io.Writer, st mcpool.GroupStats) error {
 		Servers []jsonServer `json:"servers"`
 	}{Servers: []jsonServer{}}
 	for _, s := range st.Servers {
-		js := jsonServer{Name: s.Name, Status: string(s.Status), Sessions: s.Sessions, Tools: s.Tools, Error: s.ListError}
+		h := serverHealth(s)
+		js := jsonServer{Name: s.Name, Status: string(s.Status), Health: string(h.Health), Score: h.HealthScore,
+			Sessions: s.Sessions, Tools: s.Tools, Error: s.ListError}
 		if s.ListError != "" {
 			js.Tools = -1
 		}
 		for _, r := range s.Replicas {
-			js.Replicas = append(js.Replicas, jsonReplica{Target: r.Target, Status: string(r.Pool.Status), Sessions: r.Pool.Sessions, Breaker: r.Pool.Breaker})
+			js.Replicas = append(js.Replicas, jsonReplica{Target: r.Target, Status: string(r.Pool.Status),
+				Health: string(r.Pool.Health), Score: r.Pool.HealthScore, Sessions: r.Pool.Sessions, Breaker: r.Pool.Breaker})
 		}
 		out.Servers = append(out.Servers, js)
 	}
@@ -121,4 +129,13 @@ func writeServersJSON(w io.Writer, st mcpool.GroupStats) error {
 	}
 	_, err = fmt.Fprintf(w, "%s\n", b)
 	return err
+}
+
+// serverHealth sums a server's replicas: the lowest score, the worst status.
+func serverHealth(s mcpool.ServerStats) mcpool.Stats {
+	all := make([]mcpool.Stats, len(s.Replicas))
+	for i, r := range s.Replicas {
+		all[i] = r.Pool
+	}
+	return mcpool.SumStats(all...)
 }
