@@ -184,7 +184,7 @@ func (r restartRun) do(t *testing.T) {
 	p := newPool(t, mcpool.Config{
 		URL: r.url, MinSessions: 2, MaxSessions: 4, MaxCallsPerSession: 16,
 		BackoffInitial: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
-		FailureThreshold: 3, BreakerCooldown: 100 * time.Millisecond,
+		FailureThreshold: 3, BreakerOpenAfter: 200 * time.Millisecond, BreakerCooldown: 100 * time.Millisecond,
 		HealthCheckInterval: 100 * time.Millisecond, PingTimeout: 500 * time.Millisecond,
 		ConnectTimeout: time.Second,
 	})
