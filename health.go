@@ -135,15 +135,12 @@ func (p *Pool) maintain() {
 // configured period, never more than every 10ms nor less than every second.
 func (p *Pool) tick() time.Duration {
 	d := time.Second
-	for _, v := range []time.Duration{p.cfg.HealthCheckInterval, p.cfg.MaxIdleTime, p.cfg.MaxSessionLifetime} {
+	// The half-open probe connect starts on a tick (or on an Acquire that
+	// finds the cool-down over): half a cool-down late at most.
+	for _, v := range []time.Duration{p.cfg.HealthCheckInterval, p.cfg.MaxIdleTime, p.cfg.MaxSessionLifetime, p.cfg.BreakerCooldown} {
 		if v > 0 && v/2 < d {
 			d = v / 2
 		}
-	}
-	// The half-open probe connect starts on a tick: a quarter of the
-	// cool-down late at most.
-	if c := p.cfg.BreakerCooldown / 4; c > 0 && c < d {
-		d = c
 	}
 	return max(d, 10*time.Millisecond)
 }
