@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,47 +22,56 @@ func memPool(t *testing.T, cfg mcpool.Config) *mcpool.Pool {
 	return newPool(t, cfg)
 }
 
-// The oldest session with room is chosen; a new session is made only when
-// every session is full.
-func TestAcquirePicksOldestWithRoom(t *testing.T) {
+// Selection: a lone caller always gets the oldest session, so spare
+// sessions go idle; concurrent calls take the session carrying the fewest
+// (oldest on a tie), and once every session carries a call the pool
+// connects another, up to MaxSessions, without making the caller wait;
+// at MaxSessions calls pack evenly up to MaxCallsPerSession.
+func TestAcquireSpreadsThenPacks(t *testing.T) {
 	ctx := context.Background()
-	p := memPool(t, mcpool.Config{MinSessions: 1, MaxSessions: 3, MaxCallsPerSession: 2})
+	p := memPool(t, mcpool.Config{MinSessions: 1, MaxSessions: 2, MaxCallsPerSession: 3})
 	if err := p.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	acq := func() mcpool.Lease {
+	acq := func(want uint64) mcpool.Lease {
 		t.Helper()
 		l, err := p.Acquire(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if want != 0 && l.SessionID() != want {
+			t.Fatalf("lease on session %d, want %d (stats %+v)", l.SessionID(), want, p.Stats())
+		}
 		return l
 	}
-	a, b := acq(), acq()
-	if a.SessionID() != 1 || b.SessionID() != 1 {
-		t.Fatalf("first two leases on sessions %d, %d; want 1, 1", a.SessionID(), b.SessionID())
-	}
-	c := acq() // session 1 is full: a second session is connected
-	if c.SessionID() != 2 {
-		t.Fatalf("third lease on session %d, want 2", c.SessionID())
-	}
-	a.Release()
-	d := acq() // session 1 has room again and is the oldest
-	if d.SessionID() != 1 {
-		t.Fatalf("lease after release on session %d, want 1", d.SessionID())
-	}
-	e := acq()
-	if e.SessionID() != 2 {
-		t.Fatalf("lease on session %d, want 2", e.SessionID())
-	}
-	st := p.Stats()
-	if st.Sessions != 2 || st.CallsInFlight != 4 || st.ActiveSessions != 2 || st.SessionsCreated != 2 {
-		t.Fatalf("stats %+v", st)
-	}
-	for _, l := range []*mcpool.Lease{&b, &c, &d, &e} {
+	for range 5 { // one caller at a time: the oldest session, nothing new
+		l := acq(1)
 		l.Release()
 	}
-	if st := p.Stats(); st.CallsInFlight != 0 || st.IdleSessions != 2 || st.Acquires != 5 {
+	if st := p.Stats(); st.SessionsCreated != 1 {
+		t.Fatalf("serial acquires connected %d sessions, want 1", st.SessionsCreated)
+	}
+	a := acq(1)
+	b := acq(1) // every session carries a call: a second is connected, b does not wait
+	eventually(t, "the second session", func() bool { return p.Stats().Sessions == 2 })
+	c := acq(2) // the least loaded
+	d := acq(2) // 2 on session 1, 1 on session 2
+	e := acq(1) // a tie: the oldest
+	f := acq(2)
+	if st := p.Stats(); st.SessionsCreated != 2 || st.CallsInFlight != 6 || st.ActiveSessions != 2 {
+		t.Fatalf("at MaxSessions: %+v", st)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := p.Acquire(wctx); !errors.Is(err, mcpool.ErrPoolExhausted) {
+		t.Fatalf("acquire with every session full: %v, want ErrPoolExhausted", err)
+	}
+	for _, l := range []*mcpool.Lease{&a, &b, &c, &d, &e, &f} {
+		l.Release()
+	}
+	g := acq(1) // all idle again: the oldest
+	g.Release()
+	if st := p.Stats(); st.CallsInFlight != 0 || st.IdleSessions != 2 || st.Acquires != 12 {
 		t.Fatalf("after release: %+v", st)
 	}
 }
@@ -220,17 +230,18 @@ func TestConnectFailureIsTyped(t *testing.T) {
 			attempts.Add(1)
 			return nil, boom
 		},
-		FailureThreshold: 3, BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond,
+		FailureThreshold: 3, BreakerOpenAfter: -1, BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond,
 		BreakerCooldown: time.Hour,
 	})
+	// Start retries the (transient) failure until the breaker opens.
 	err := p.Start(context.Background())
+	mustIs(t, err, mcpool.ErrServerUnavailable)
 	mustIs(t, err, mcpool.ErrConnectFailed)
 	mustIs(t, err, boom)
 	var ce *mcpool.ConnectError
 	if !errors.As(err, &ce) || ce.Target != "custom transport" {
 		t.Fatalf("want *ConnectError naming the target, got %#v", err)
 	}
-	// This caller waits through the backoff retries until the breaker opens.
 	_, err = p.Acquire(context.Background())
 	mustIs(t, err, mcpool.ErrServerUnavailable)
 	mustIs(t, err, mcpool.ErrConnectFailed)
@@ -250,8 +261,17 @@ func TestConnectFailureIsTyped(t *testing.T) {
 	}
 }
 
+// Connection refused is transient: Start retries it until its ctx ends,
+// then reports both the deadline and the cause.
 func TestConnectRefusedOverHTTP(t *testing.T) {
 	p := newPool(t, mcpool.Config{URL: "http://127.0.0.1:1/mcp", ConnectTimeout: 5 * time.Second})
-	err := p.Start(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := p.Start(ctx)
 	mustIs(t, err, mcpool.ErrConnectFailed)
+	mustIs(t, err, context.DeadlineExceeded)
+	mustIs(t, err, syscall.ECONNREFUSED)
+	if st := p.Stats(); st.ConnectErrors < 2 {
+		t.Fatalf("Start gave up after %d connects, want retries: %+v", st.ConnectErrors, st)
+	}
 }

@@ -137,3 +137,33 @@ func (l *latencies) report(b *testing.B) {
 	slices.Sort(v)
 	b.ReportMetric(float64(v[len(v)/2].Nanoseconds()), "p50-ns")
 }
+
+// BenchmarkSerialServer: 32 concurrent callers of a server that handles
+// one call at a time per session (demoserver Serial, in memory), with
+// MaxSessions 4: exclusive lending (MaxCallsPerSession 1) against the
+// default selection. Profile it with -blockprofile to see where calls queue.
+func BenchmarkSerialServer(b *testing.B) {
+	for _, perSession := range []int{1, 0} {
+		name := "pooled"
+		if perSession == 1 {
+			name = "exclusive"
+		}
+		b.Run(name, func(b *testing.B) {
+			nt, _ := inMemory(demoserver.New(demoserver.Options{Serial: true}))
+			p := benchPool(b, mcpool.Config{NewTransport: nt, MaxSessions: 4, MaxCallsPerSession: perSession})
+			ctx := context.Background()
+			b.SetParallelism(16) // 32 callers on 2 cores
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				params := &mcp.CallToolParams{Name: "sleep", Arguments: map[string]any{"ms": 1}}
+				for pb.Next() {
+					if _, err := p.CallTool(ctx, params); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(p.Stats().SessionsCreated), "sessions")
+		})
+	}
+}

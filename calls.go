@@ -22,10 +22,14 @@ import (
 // never reached the server (the connection was already closed or could not
 // be dialled, or the server rejected the session with 404 or 400), or the
 // tool's annotations say readOnlyHint or idempotentHint (read from the tool
-// catalog, see [Pool.Tool]), or ctx carries [WithRetry]. It retries once, or
-// up to MaxSessions times while every attempt provably never ran (a server
-// that expired all its sessions at once). Otherwise, or when the retries are
-// spent, it returns a [*SessionLostError] (errors.Is ErrSessionLost).
+// catalog, see [Pool.Tool]), or ctx carries [WithRetry]. A call that is
+// safe to run twice (read-only, idempotent, WithRetry) is retried up to
+// 2×MaxSessions+2 times, each on a session taken afresh (waiting, within
+// ctx, while the pool reconnects), so that it rides out a server killed
+// again and again; any other call is retried only while every attempt
+// provably never ran, up to MaxSessions times (a server that expired all
+// its sessions at once). Otherwise, or when the retries are spent, it
+// returns a [*SessionLostError] (errors.Is ErrSessionLost).
 //
 // A 429 Too Many Requests is not a lost session: the request did not run.
 // CallTool waits for the server's Retry-After (BackoffInitial if it sent
@@ -65,12 +69,7 @@ func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (res *m
 	}
 	mayHaveRun, err := o.mayHaveRun, o.err
 	retried := false
-	// One retry; more only while every attempt provably never ran and its
-	// session was gone (404, closed, EPIPE): when a server forgets all idle
-	// sessions at once (expiry, restart), the next oldest session may be
-	// just as dead. Not after a 400, which may be the request's own fault.
-	for attempt := 0; attempt < p.cfg.MaxSessions && (attempt == 0 || (!mayHaveRun && !isUnknownSession400(err))) &&
-		p.mayRetry(ctx, params.Name, mayHaveRun); attempt++ {
+	for attempt := 0; p.retryAllowed(ctx, params.Name, attempt, mayHaveRun, err); attempt++ {
 		retried = true
 		p.counters.retries.Add(1)
 		p.log.debug("session lost: retrying the call on another session", "tool", params.Name, "error", err)
@@ -91,6 +90,22 @@ type retryKey struct{}
 // idempotent. Use it for calls that are safe to run twice.
 func WithRetry(ctx context.Context) context.Context {
 	return context.WithValue(ctx, retryKey{}, true)
+}
+
+// retryAllowed decides whether attempt (0 for the first retry) may go
+// ahead after a lost call. A call that provably never ran is retried while
+// its sessions were gone (404, closed, EPIPE): when a server forgets all
+// idle sessions at once (expiry, restart), the next oldest may be just as
+// dead; not after a 400, which may be the request's own fault. A call safe
+// to run twice gets more attempts, enough to outlast repeated kills.
+func (p *Pool) retryAllowed(ctx context.Context, tool string, attempt int, mayHaveRun bool, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	if !mayHaveRun && attempt < p.cfg.MaxSessions && (attempt == 0 || !isUnknownSession400(err)) {
+		return true
+	}
+	return attempt < 2*p.cfg.MaxSessions+2 && p.mayRetry(ctx, tool, true)
 }
 
 func (p *Pool) mayRetry(ctx context.Context, tool string, mayHaveRun bool) bool {

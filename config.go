@@ -30,9 +30,10 @@ const (
 	DefaultPingTimeout         = 5 * time.Second
 	DefaultMaxIdleTime         = 5 * time.Minute
 	DefaultBackoffInitial      = 100 * time.Millisecond
-	DefaultBackoffMax          = 10 * time.Second
+	DefaultBackoffMax          = time.Second
 	DefaultFailureThreshold    = 5
-	DefaultBreakerCooldown     = 5 * time.Second
+	DefaultBreakerOpenAfter    = 10 * time.Second
+	DefaultBreakerCooldown     = time.Second
 )
 
 // DefaultMaxListPages is the page limit of one tool, prompt or resource
@@ -139,19 +140,36 @@ type Config struct {
 	MaxIdleTime time.Duration
 	// BackoffInitial and BackoffMax shape the delay before a connect that
 	// follows failed ones: exponential with full jitter, a random delay in
-	// [0, min(BackoffMax, BackoffInitial×2^(failures-1))]. While connects
-	// fail, only one is in flight. Zero means DefaultBackoffInitial (100ms)
-	// and DefaultBackoffMax (10s).
+	// [0, min(BackoffMax, BackoffInitial×2^(failures-1))]. Each connect
+	// needed (for MinSessions, for callers waiting) backs off on its own, so
+	// one connect killed while it initializes (a crash-looping stdio child)
+	// does not hold the others back. The ceiling stays short so that a
+	// server back from a restart is found within about BackoffMax. Zero
+	// means DefaultBackoffInitial (100ms) and DefaultBackoffMax (1s).
 	BackoffInitial time.Duration
 	BackoffMax     time.Duration
-	// FailureThreshold is how many connects in a row must fail before the
-	// circuit breaker opens: then acquires that need a new session fail at
-	// once with ErrServerUnavailable. Zero means DefaultFailureThreshold
-	// (5); negative disables the breaker.
+	// FailureThreshold and BreakerOpenAfter decide when the circuit breaker
+	// opens: once at least FailureThreshold connects in a row have failed
+	// and the first of them is at least BreakerOpenAfter old, with no
+	// successful connect since. Until then the server counts as restarting:
+	// callers wait (within their ctx and AcquireTimeout) while connects back
+	// off, and a restart costs them latency, not errors. Once the breaker is
+	// open, an acquire that needs a new session fails at once with
+	// ErrServerUnavailable. A permanent failure (the executable not found,
+	// 401 or 403, 404 at the URL) opens it at once.
+	//
+	// FailureThreshold zero means DefaultFailureThreshold (5); negative
+	// disables the breaker, and then a caller waiting for a session gets a
+	// failed connect's error at once. BreakerOpenAfter zero means
+	// DefaultBreakerOpenAfter (10s); negative opens on FailureThreshold
+	// alone, however quickly the failures came.
 	FailureThreshold int
+	BreakerOpenAfter time.Duration
 	// BreakerCooldown is how long the breaker stays open before one probe
-	// connect may go through; its success closes the breaker, its failure
-	// opens it for another cool-down. Zero means DefaultBreakerCooldown (5s).
+	// connect may go through (half-open); its success closes the breaker,
+	// its failure opens it for another cool-down. So a server back after a
+	// long outage is found within about BreakerCooldown. Zero means
+	// DefaultBreakerCooldown (1s).
 	BreakerCooldown time.Duration
 
 	// LeakThreshold, if positive, turns on leak detection: a lease held
@@ -344,6 +362,7 @@ func (c *Config) validate() (*settings, error) {
 		s.FailureThreshold = DefaultFailureThreshold
 	}
 	s.BreakerCooldown = orDefault(c.BreakerCooldown, DefaultBreakerCooldown)
+	s.BreakerOpenAfter = orDefault(c.BreakerOpenAfter, DefaultBreakerOpenAfter)
 	if c.ConnectTimeout < 0 {
 		return nil, configErr("ConnectTimeout", "is negative")
 	}

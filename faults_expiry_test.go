@@ -112,8 +112,12 @@ func TestFaultSessionExpiry(t *testing.T) {
 	if st.Reconnects < bursts || st.Deaths < bursts {
 		t.Errorf("%d expiries, but reconnects=%d deaths=%d", bursts, st.Reconnects, st.Deaths)
 	}
-	if got := inits.Load(); got != int64(st.SessionsCreated) || got <= int64(st.Reconnects) {
-		t.Errorf("server saw %d initialize requests; pool created %d sessions, %d reconnects", got, st.SessionsCreated, st.Reconnects)
+	// Every initialize the server saw is a session the pool made, or a
+	// connect that failed after it (under load the server can expire a
+	// session between initialize and notifications/initialized: the
+	// connect fails, and counts in ConnectErrors).
+	if got := inits.Load(); got < int64(st.SessionsCreated) || got > int64(st.SessionsCreated+st.ConnectErrors) || got <= int64(st.Reconnects) {
+		t.Errorf("server saw %d initialize requests; pool created %d sessions (%d connects failed), %d reconnects", got, st.SessionsCreated, st.ConnectErrors, st.Reconnects)
 	}
 	t.Log(reliabilityLine("expiry/go-sdk-http", n, st, fmt.Sprintf("duplicated=- initializes=%d max_call=%s", inits.Load(), ms(longest))))
 }
@@ -184,7 +188,7 @@ func (r restartRun) do(t *testing.T) {
 	p := newPool(t, mcpool.Config{
 		URL: r.url, MinSessions: 2, MaxSessions: 4, MaxCallsPerSession: 16,
 		BackoffInitial: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
-		FailureThreshold: 3, BreakerCooldown: 100 * time.Millisecond,
+		FailureThreshold: 3, BreakerOpenAfter: 200 * time.Millisecond, BreakerCooldown: 100 * time.Millisecond,
 		HealthCheckInterval: 100 * time.Millisecond, PingTimeout: 500 * time.Millisecond,
 		ConnectTimeout: time.Second,
 	})

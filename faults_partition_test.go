@@ -49,6 +49,7 @@ func partitionConfig(url string, t *testing.T) mcpool.Config {
 		PingTimeout:         100 * time.Millisecond,
 		ConnectTimeout:      200 * time.Millisecond,
 		FailureThreshold:    2,
+		BreakerOpenAfter:    200 * time.Millisecond,
 		BreakerCooldown:     300 * time.Millisecond,
 		BackoffInitial:      10 * time.Millisecond,
 		BackoffMax:          50 * time.Millisecond,
@@ -236,10 +237,11 @@ func runPartition(t *testing.T, name string, fault func(*faultproxy.Proxy)) {
 	// (a) + (b): the fault; the breaker opens and the pool reports it.
 	// Bound: busy sessions' calls time out after one call deadline and
 	// their probe fails after PingTimeout (idle ones are probed sooner);
-	// then FailureThreshold connects, one at a time, each failing within
-	// ConnectTimeout after a backoff of at most BackoffMax.
-	openBound := partCallDeadline + cfg.PingTimeout +
-		time.Duration(cfg.FailureThreshold)*(cfg.ConnectTimeout+cfg.BackoffMax) + partRecoverSlack
+	// then connects fail for BreakerOpenAfter, and at least
+	// FailureThreshold of them, each within ConnectTimeout after a backoff
+	// of at most BackoffMax.
+	openBound := partCallDeadline + cfg.PingTimeout + cfg.BreakerOpenAfter +
+		time.Duration(cfg.FailureThreshold+1)*(cfg.ConnectTimeout+cfg.BackoffMax) + partRecoverSlack
 	faultAt := time.Now()
 	fault(proxy)
 	for {
@@ -492,7 +494,7 @@ func TestPartitionWaitersFailWhenLastSessionDies(t *testing.T) {
 			return ms.transport(ctx)
 		},
 		MinSessions: 1, MaxSessions: 2, MaxCallsPerSession: 1,
-		FailureThreshold: 2, BreakerCooldown: 10 * time.Second,
+		FailureThreshold: 2, BreakerOpenAfter: -1, BreakerCooldown: 10 * time.Second,
 		BackoffInitial: time.Millisecond, BackoffMax: time.Millisecond,
 		HealthCheckInterval: -1,
 	})
@@ -521,11 +523,12 @@ func TestPartitionWaitersFailWhenLastSessionDies(t *testing.T) {
 		results <- outcome{err, time.Since(start)}
 	}
 	go acquire() // queues; its connect fails
-	eventually(t, "first connect failed", func() bool { return p.Stats().ConnectErrors == 1 })
+	eventually(t, "first connect failed", func() bool { return p.Stats().ConnectErrors >= 1 })
 	go acquire() // queues; its connect fails too and the breaker opens
-	eventually(t, "breaker open, failure recorded", func() bool {
+	eventually(t, "breaker open, failure recorded, both queued", func() bool {
 		st := p.Stats()
-		return st.Breaker == "open" && st.Connecting == 0 // the pool has handled the failure, not just the breaker
+		// Connecting 0: the pool has handled the failure, not just the breaker.
+		return st.Breaker == "open" && st.Connecting == 0 && st.Waiters == 2
 	})
 	if st := p.Stats(); st.Waiters != 2 || st.Sessions != 1 {
 		t.Fatalf("want 2 waiters and the full session, got %+v", st)

@@ -1,39 +1,94 @@
 package mcpool
 
 import (
-	"context"
-	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/sony/gobreaker/v2"
 )
 
-// This file holds self-healing (issue 3): death detection, replacement,
-// health checks, lifetimes, idle retirement and the circuit breaker.
+// This file holds the background side of self-healing: the connect
+// circuit breaker, the maintainer that probes, retires and replenishes, and
+// lifetimes. The session transitions it triggers live in session.go.
+
+// breaker is the connect circuit breaker (sony/gobreaker) with a clock:
+// it opens once FailureThreshold connects in a row have failed and the
+// first of them is BreakerOpenAfter old, so that a server restarting for a
+// few seconds (dozens of refused connects in a second, from several pools)
+// costs callers latency, not errors, while a server gone for good still
+// gets fail-fast errors once the window has passed. A permanent failure
+// (see isPermanent) opens it at once.
+type breaker struct {
+	*gobreaker.TwoStepCircuitBreaker[struct{}]
+	cooldown time.Duration
+	// firstFailure is when the current run of failures began (UnixNano),
+	// and openedAt when the breaker last opened; both written under
+	// gobreaker's lock, read anywhere.
+	firstFailure atomic.Int64
+	openedAt     atomic.Int64
+	// tripNow asks the next failure report to open the breaker whatever
+	// the counts: the failure is permanent.
+	tripNow atomic.Bool
+}
 
 // newBreaker returns the connect breaker, or nil when disabled. onChange
 // runs under the pool's lock (the breaker is consulted there), so it must
 // not log: the maintainer logs the change later.
-func newBreaker(s *settings, onChange func(from, to gobreaker.State)) *gobreaker.TwoStepCircuitBreaker[struct{}] {
+func newBreaker(s *settings, onChange func(from, to gobreaker.State)) *breaker {
 	if s.FailureThreshold < 0 {
 		return nil
 	}
-	threshold := uint32(s.FailureThreshold)
-	return gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:          "mcpool connect",
-		MaxRequests:   1, // one probe connect when half-open
-		Timeout:       s.BreakerCooldown,
-		ReadyToTrip:   func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
-		OnStateChange: func(_ string, from, to gobreaker.State) { onChange(from, to) },
+	b := &breaker{cooldown: s.BreakerCooldown}
+	threshold, window := uint32(s.FailureThreshold), s.BreakerOpenAfter
+	b.TwoStepCircuitBreaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        "mcpool connect",
+		MaxRequests: 1, // one probe connect when half-open
+		Timeout:     s.BreakerCooldown,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			now := time.Now()
+			if c.ConsecutiveFailures == 1 {
+				b.firstFailure.Store(now.UnixNano())
+			}
+			if b.tripNow.Swap(false) {
+				return true
+			}
+			return c.ConsecutiveFailures >= threshold &&
+				(window < 0 || now.Sub(time.Unix(0, b.firstFailure.Load())) >= window)
+		},
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			if to == gobreaker.StateOpen {
+				b.openedAt.Store(time.Now().UnixNano())
+			}
+			onChange(from, to)
+		},
 	})
+	return b
+}
+
+// verdict returns the function that gives the breaker a connect's verdict,
+// marking permanent failures so that they open it at once.
+func (b *breaker) verdict(report func(error)) func(error) {
+	return func(err error) {
+		if err != nil && isPermanent(err) {
+			b.tripNow.Store(true)
+		}
+		report(err)
+	}
+}
+
+// retryIn is how long until the open breaker lets a probe connect through.
+func (b *breaker) retryIn() time.Duration {
+	left := b.cooldown - time.Since(time.Unix(0, b.openedAt.Load()))
+	return max(left, 0)
 }
 
 // breakerRetryIn estimates when the open breaker lets a probe through.
 func (p *Pool) breakerRetryIn() time.Duration {
-	// gobreaker does not expose its expiry; the cool-down is the bound.
-	return p.cfg.BreakerCooldown
+	if p.breaker == nil {
+		return 0
+	}
+	return p.breaker.retryIn()
 }
 
 // maintain is the pool's one background goroutine: it probes idle and
@@ -80,121 +135,14 @@ func (p *Pool) maintain() {
 // configured period, never more than every 10ms nor less than every second.
 func (p *Pool) tick() time.Duration {
 	d := time.Second
+	// The half-open probe connect starts on a tick (or on an Acquire that
+	// finds the cool-down over): half a cool-down late at most.
 	for _, v := range []time.Duration{p.cfg.HealthCheckInterval, p.cfg.MaxIdleTime, p.cfg.MaxSessionLifetime, p.cfg.BreakerCooldown} {
 		if v > 0 && v/2 < d {
 			d = v / 2
 		}
 	}
 	return max(d, 10*time.Millisecond)
-}
-
-// provenAfter is how long a session must live, if it serves no call and
-// passes no probe first, for its connect to count as a success.
-const provenAfter = time.Second
-
-// proveLocked counts a session's connect as a success: failures reset, and
-// the breaker hears of it (closing it when half-open).
-func (p *Pool) proveLocked(s *session) {
-	if s.proven {
-		return
-	}
-	s.proven = true
-	p.failures, p.lastErr = 0, nil
-	if r := s.report; r != nil {
-		s.report = nil
-		r(nil)
-	}
-}
-
-// watch notices a session that ends on its own (a stdio child that exits, a
-// stream the SDK gave up on).
-func (p *Pool) watch(s *session) {
-	p.bg.Add(1)
-	go func() {
-		defer p.bg.Done()
-		err := s.cs.Wait()
-		if err == nil {
-			err = mcp.ErrConnectionClosed
-		}
-		p.markDead(s, fmt.Errorf("session ended: %w", err))
-	}()
-}
-
-// markDead takes a session out of service at once. Calls already running on
-// it are left alone; it closes when the last returns. Its replacement, if
-// MinSessions or waiters need one, counts as a reconnect.
-func (p *Pool) markDead(s *session, cause error) {
-	p.mu.Lock()
-	dead := p.markDeadLocked(s, cause)
-	p.mu.Unlock()
-	if dead {
-		// Logged outside the lock: a slow log handler must not stall the pool.
-		p.log.warn("session dead", "session", s.id, "error", cause)
-	}
-}
-
-func (p *Pool) markDeadLocked(s *session, cause error) bool {
-	if s.leaving || p.closed {
-		return false
-	}
-	p.counters.deaths.Add(1)
-	s.closeReason = "dead" // observe.go
-	p.lost++
-	if !s.proven {
-		// Died before it proved itself: its connect failed after all.
-		s.proven = true
-		p.failures++
-		p.lastErr = &ConnectError{Target: p.dialer.target, Cause: fmt.Errorf("session died %v after connecting: %w", time.Since(s.created).Round(time.Millisecond), cause)}
-		if r := s.report; r != nil {
-			s.report = nil
-			r(cause)
-		}
-	}
-	p.removeLocked(s)
-	if p.waiters.Len() > 0 {
-		if uerr := p.unavailableLocked(); uerr != nil {
-			// The last session is gone and the breaker is open: the
-			// waiters would only wait out their timeouts.
-			p.failWaitersLocked(uerr)
-			return true
-		}
-	}
-	p.replenishLocked()
-	return true
-}
-
-// retireLocked takes a healthy session out of service (lifetime, idle): it
-// finishes its calls, then closes.
-func (p *Pool) retireLocked(s *session, why string) {
-	p.proveLocked(s) // it lived its life: its connect was a success
-	p.counters.retired.Add(1)
-	s.closeReason = why // observe.go
-	p.log.debug("session retired", "session", s.id, "reason", why)
-	p.removeLocked(s)
-}
-
-func (p *Pool) removeLocked(s *session) {
-	s.leaving = true
-	p.sessions = slices.DeleteFunc(p.sessions, func(x *session) bool { return x == s })
-	if s.inFlight == 0 && !s.probing {
-		p.closeLeavingLocked(s)
-	} else {
-		p.leaving = append(p.leaving, s)
-	}
-}
-
-// closeLeavingLocked closes a leaving session in the background.
-func (p *Pool) closeLeavingLocked(s *session) {
-	if s.closing {
-		return
-	}
-	s.closing = true
-	p.leaving = slices.DeleteFunc(p.leaving, func(x *session) bool { return x == s })
-	p.bg.Add(1)
-	go func() {
-		defer p.bg.Done()
-		p.closeSession(s)
-	}()
 }
 
 // expireLocked retires sessions past their lifetime, but only while enough
@@ -219,9 +167,7 @@ func (p *Pool) expireLocked(now time.Time) {
 	}
 	fresh := len(p.sessions) - len(expired)
 	for fresh+p.connecting < p.cfg.MinSessions && p.canConnectLocked(fresh) {
-		if !p.startConnectLocked(nil, true) {
-			break
-		}
+		p.startConnectLocked(true)
 	}
 	// Keep as many expired sessions serving as MinSessions still needs
 	// until their renewals connect (connected calls back here): no gap.
@@ -250,79 +196,4 @@ func (p *Pool) retireIdleLocked(now time.Time) {
 			p.retireLocked(s, "idle")
 		}
 	}
-}
-
-// startProbeLocked probes an idle session in the background; it takes no
-// calls until the probe ends.
-func (p *Pool) startProbeLocked(s *session) {
-	s.probing = true
-	p.bg.Add(1)
-	go func() {
-		defer p.bg.Done()
-		p.probe(s.ctx, s)
-	}()
-}
-
-// probe pings a session that the caller marked probing, then returns it to
-// service or marks it dead. Any JSON-RPC answer proves the session alive:
-// under 2026-07-28 servers need not implement ping and may answer "method
-// not found".
-//
-// parent bounds the probe besides PingTimeout: the session's own context
-// for background probes, the caller's for ProbeOnAcquire. A probe cut short
-// by its parent judges nothing.
-func (p *Pool) probe(parent context.Context, s *session) {
-	p.counters.probes.Add(1)
-	ctx, cancel := context.WithTimeout(parent, p.cfg.PingTimeout)
-	stop := context.AfterFunc(s.ctx, cancel) // Close aborts acquire-time probes too
-	err := s.cs.Ping(ctx, nil)
-	stop()
-	cancel()
-	alive := err == nil || isServerAnswer(err)
-	p.mu.Lock()
-	s.probing = false
-	if !alive && parent.Err() != nil {
-		if s.leaving && s.inFlight == 0 {
-			p.closeLeavingLocked(s)
-		} else if !s.leaving {
-			p.serveWaitersLocked()
-		}
-		p.mu.Unlock()
-		return
-	}
-	s.suspect = false
-	s.lastProbe = time.Now()
-	if s.leaving {
-		if s.inFlight == 0 {
-			p.closeLeavingLocked(s)
-		}
-	} else if alive {
-		p.proveLocked(s)
-		p.serveWaitersLocked()
-	}
-	p.mu.Unlock()
-	if !alive {
-		p.counters.probeFailures.Add(1)
-		p.markDead(s, fmt.Errorf("health check failed: %w", err))
-	}
-}
-
-// suspect asks for a probe of a session whose call failed in a way
-// that does not prove it dead (a network error, a timeout).
-func (p *Pool) suspect(s *session) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if s.leaving || p.closed {
-		return
-	}
-	s.suspect = true
-	if s.inFlight == 0 && !s.probing {
-		p.startProbeLocked(s)
-	}
-}
-
-func (p *Pool) isLeaving(s *session) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return s.leaving
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/mcpool/mcpool/internal/demoserver"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -14,11 +15,18 @@ import (
 // stdio tests start a real child process without building anything.
 const stdioServerEnv = "MCPOOL_TEST_STDIO_SERVER"
 
+// stdioStartDelayEnv, a duration, makes that server wait before it reads
+// its stdin: a server slow to start (node takes a few hundred ms).
+const stdioStartDelayEnv = "MCPOOL_TEST_STDIO_START_DELAY"
+
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(misbehaveEnv); mode != "" {
 		runMisbehavingStdioServer(mode)
 	}
 	if os.Getenv(stdioServerEnv) == "1" {
+		if d, err := time.ParseDuration(os.Getenv(stdioStartDelayEnv)); err == nil {
+			time.Sleep(d) // a server slow to start, as node is
+		}
 		if err := demoserver.New(demoserver.Options{}).Run(context.Background(), &mcp.StdioTransport{}); err != nil {
 			os.Exit(1)
 		}

@@ -4,12 +4,12 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/sony/gobreaker/v2"
 )
 
@@ -32,26 +32,31 @@ type Pool struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// breaker opens after FailureThreshold connect failures in a row. It has
-	// its own lock and does no I/O, so it is consulted under mu.
-	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
+	// breaker opens once connects have failed FailureThreshold times in a
+	// row for BreakerOpenAfter (see health.go). It has its own lock and does
+	// no I/O, so it is consulted under mu.
+	breaker *breaker
 
 	// mu guards the fields below. Nothing under it does I/O or blocks.
 	mu         sync.Mutex
 	sessions   []*session // taking calls, oldest first: selection prefers the oldest
 	leaving    []*session // dead or retiring, still finishing calls
-	connecting int        // connects in flight, counted against MaxSessions
+	connecting int        // connects in flight (backing off or dialling), counted against MaxSessions
+	dialing    int        // those of them past their backoff and the breaker
 	waiters    list.List  // of *waiter, first in first out
 	inFlight   int        // leases held across the pool
 	closed     bool
 	drained    chan struct{} // closed when inFlight reaches 0 after Close began
 	gen        uint64        // lease generations; a stale lease never matches
 	nextID     uint64
-	failures   int       // connects failed in a row
-	lastErr    error     // the latest connect failure
-	lost       int       // dead sessions not yet replaced: their replacements are reconnects
-	nextExpiry time.Time // the earliest session expiry; zero when none
-	waits      waitStats // acquire waits
+	failures   int   // connects failed in a row
+	lastErr    error // the latest connect failure
+	// connectEvent is closed (and replaced) whenever a connect ends and
+	// when Close begins: Start waits on it.
+	connectEvent chan struct{}
+	lost         int       // dead sessions not yet replaced: their replacements are reconnects
+	nextExpiry   time.Time // the earliest session expiry; zero when none
+	waits        waitStats // acquire waits
 	// version is the negotiated protocol version that later sessions pin.
 	version string
 
@@ -80,52 +85,6 @@ type Pool struct {
 	target target
 }
 
-// session is one MCP session and its bookkeeping. id, cs, created, expires,
-// ctx and cancel never change; the rest is guarded by Pool.mu.
-type session struct {
-	id      uint64
-	cs      *mcp.ClientSession
-	created time.Time
-	expires time.Time // zero: no lifetime limit
-	// ctx is cancelled when the pool aborts the session's calls (Close after
-	// DrainTimeout). Calls made through Pool helpers run under it.
-	ctx    context.Context
-	cancel context.CancelFunc
-	// connCancel ends the context the transport was connected with. SSE
-	// and the streamable GET stream and DELETE keep using that context, so
-	// it lives until the session is closed.
-	connCancel context.CancelFunc
-
-	inFlight  int
-	lastUsed  time.Time
-	lastProbe time.Time
-	slots     []uint64 // generation of the lease holding each slot; 0 = free
-	free      []int32  // free slot indexes, used as a stack
-
-	// served is set, without the lock, when a call on the session succeeds.
-	served atomic.Bool
-	// proven: the session served a call, passed a probe or lived
-	// provenAfter. Until then its connect is not counted a success: a
-	// server that accepts initialize and drops the session at once must
-	// meet backoff and the breaker, not a reconnect loop.
-	proven bool
-	report func(error) // the breaker's verdict on its connect, until proven
-
-	probing bool // a probe owns the session: it takes no calls meanwhile
-	suspect bool // a call failed oddly: probe as soon as it is idle
-	leaving bool // dead or retiring: out of sessions, no new calls
-	closing bool // its Close has been started
-
-	closeReason string // why it left service, for observers (observe.go)
-}
-
-func (s *session) idleSince() time.Time {
-	if s.lastProbe.After(s.lastUsed) {
-		return s.lastProbe
-	}
-	return s.lastUsed
-}
-
 // waiter is a caller queued for room. ready has room for one lease so that a
 // hand-off under the lock never blocks.
 type waiter struct {
@@ -146,7 +105,7 @@ func New(cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pool{cfg: s, closeDone: make(chan struct{}), version: s.ProtocolVersion}
+	p := &Pool{cfg: s, closeDone: make(chan struct{}), version: s.ProtocolVersion, connectEvent: make(chan struct{})}
 	p.log = logger{s.Logger}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.dialer = newDialer(s, p.onListChanged)
@@ -166,59 +125,30 @@ func New(cfg Config) (*Pool, error) {
 	return p, nil
 }
 
-// Start connects MinSessions sessions concurrently and waits for them. It
-// returns nil if at least one connected (failures are logged, counted in
-// Stats, and retried in the background with backoff), the first
-// [*ConnectError] if none did, ErrPoolClosed after Close, or ctx's error if
-// ctx ends first; connects still running then go on in the background and
-// their sessions join the pool. Start is optional: Acquire connects on
-// demand.
-func (p *Pool) Start(ctx context.Context) error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return ErrPoolClosed
-	}
-	n := p.cfg.MinSessions - len(p.sessions) - p.connecting
-	results := make(chan error, max(n, 0))
-	for range n {
-		p.startConnectLocked(results, false)
-	}
-	p.mu.Unlock()
-
-	var firstErr error
-	ok := n <= 0
-	for range n {
-		select {
-		case err := <-results:
-			if err == nil {
-				ok = true
-			} else if firstErr == nil {
-				firstErr = err
-			}
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	if !ok {
-		return firstErr
-	}
-	return nil
-}
-
-// Acquire takes room for one call on a session: the oldest session with
-// fewer than MaxCallsPerSession calls. If every session is full it connects a
-// new one (while under MaxSessions) on the pool's context and queues the
-// caller, first in first out, until room appears, ctx ends or AcquireTimeout
-// passes.
+// Acquire takes room for one call on a session. Among the sessions with
+// room it picks the one carrying the fewest calls, the oldest on a tie: a
+// lone caller always gets the oldest session (spare ones go idle and
+// retire), while many concurrent calls spread across sessions, and once
+// every session carries a call it connects another in the background,
+// within MaxSessions (a session is a process for a stdio server, often
+// one core: see spreadLocked). If every session is full (MaxCallsPerSession)
+// it connects a new one (while under MaxSessions) on the pool's context and
+// queues the caller, first in first out, until room appears, ctx ends or
+// AcquireTimeout passes.
+//
+// While the server is unreachable (a restart), callers wait, within ctx and
+// AcquireTimeout, while connects back off; they fail fast only once the
+// circuit breaker opens (see Config.BreakerOpenAfter).
 //
 // Errors: ErrPoolClosed; an [*ExhaustedError] (errors.Is ErrPoolExhausted,
-// and the context error) when the wait ends first; an [*UnavailableError]
-// (ErrServerUnavailable) at once while the circuit breaker is open and no
-// session is left (a caller already waiting gets it too when the breaker
-// opens); with the breaker disabled (FailureThreshold < 0), a
-// [*ConnectError] when the pool has no session and the connect it needed
-// failed.
+// and the context error) when the wait ends first; when it ends while the
+// pool has no session and connects are failing, a [*ConnectError] matching
+// the context error and wrapping the last failure instead; an
+// [*UnavailableError] (ErrServerUnavailable) at once while the circuit
+// breaker is open and no session is left (a caller already waiting gets it
+// too when the breaker opens); with the breaker disabled (FailureThreshold
+// < 0), a [*ConnectError] when the pool has no session and the connect it
+// needed failed.
 //
 // Every successful Acquire must be followed by exactly one [Lease.Release].
 func (p *Pool) Acquire(ctx context.Context) (l Lease, err error) {
@@ -255,7 +185,7 @@ func (p *Pool) Acquire(ctx context.Context) (l Lease, err error) {
 		if p.cfg.ProbeOnAcquire > 0 && s.inFlight == 0 && start.Sub(s.idleSince()) >= p.cfg.ProbeOnAcquire {
 			// Probe it first, outside the lock, within the caller's
 			// time; then choose again.
-			s.probing = true
+			s.beginProbeLocked()
 			p.mu.Unlock()
 			p.probe(ctx, s)
 			if err := ctx.Err(); err != nil {
@@ -264,6 +194,9 @@ func (p *Pool) Acquire(ctx context.Context) (l Lease, err error) {
 			continue
 		}
 		l := p.leaseLocked(s, start)
+		if s.inFlight > 1 {
+			p.spreadLocked()
+		}
 		p.mu.Unlock()
 		return l, nil
 	}
@@ -303,6 +236,14 @@ func (p *Pool) wait(ctx context.Context, w *waiter) (Lease, error) {
 		l.Release()
 		p.mu.Lock()
 	}
+	if len(p.sessions) == 0 && p.failures > 0 {
+		// Not a full pool: the server is not answering (restarting, or
+		// gone and the breaker not open yet). Say so.
+		err := p.stillFailingLocked(fmt.Sprintf("no session after waiting %v", time.Since(w.start).Round(time.Millisecond)), cause)
+		p.mu.Unlock()
+		p.counters.exhausted.Add(1)
+		return Lease{}, err
+	}
 	e := &ExhaustedError{
 		Sessions: len(p.sessions), Connecting: p.connecting, MaxSessions: p.cfg.MaxSessions,
 		CallsInFlight: p.inFlight, Waiters: p.waiters.Len(),
@@ -313,15 +254,28 @@ func (p *Pool) wait(ctx context.Context, w *waiter) (Lease, error) {
 	return Lease{}, e
 }
 
-// pickLocked returns the oldest session with room, or nil. Expired sessions
-// (kept only until their replacement arrives) come last.
+// stillFailingLocked is the error of a caller whose ctx ended while
+// connects were failing: a *ConnectError that matches cause (the context
+// error) and wraps the last failure's cause.
+func (p *Pool) stillFailingLocked(what string, cause error) error {
+	last := p.lastErr
+	var ce *ConnectError
+	if errors.As(last, &ce) {
+		last = ce.Cause
+	}
+	return &ConnectError{Target: p.dialer.target, Cause: fmt.Errorf("%s (%w), %d connects failed in a row; the last: %w", what, cause, p.failures, last)}
+}
+
+// pickLocked returns the session with room that carries the fewest calls,
+// the oldest on a tie, or nil. Expired sessions (kept only until their
+// replacement arrives) come last.
 func (p *Pool) pickLocked(now time.Time) *session {
-	var expired *session
+	var best, expired *session
 	for _, s := range p.sessions {
 		// A suspect session (a call timed out or failed in transit) takes
 		// no new call until its calls drain and a probe clears it: a
 		// stalled session kept busy would otherwise never be probed.
-		if s.probing || s.suspect || s.inFlight >= p.cfg.MaxCallsPerSession {
+		if !s.takesCalls() || s.inFlight >= p.cfg.MaxCallsPerSession {
 			continue
 		}
 		if !s.expires.IsZero() && now.After(s.expires) {
@@ -330,9 +284,17 @@ func (p *Pool) pickLocked(now time.Time) *session {
 			}
 			continue
 		}
-		return s
+		if s.inFlight == 0 {
+			return s // none carries fewer, and it is the oldest such
+		}
+		if best == nil || s.inFlight < best.inFlight {
+			best = s
+		}
 	}
-	return expired
+	if best == nil {
+		return expired
+	}
+	return best
 }
 
 func (p *Pool) leaseLocked(s *session, start time.Time) Lease {
@@ -348,34 +310,62 @@ func (p *Pool) leaseLocked(s *session, start time.Time) Lease {
 	return Lease{p: p, s: s, slot: slot, gen: p.gen}
 }
 
-// growLocked starts connects while the waiters outnumber the room that
-// connects already in flight will bring, within MaxSessions.
-func (p *Pool) growLocked() {
-	for p.waiters.Len() > p.connecting*p.cfg.MaxCallsPerSession && p.canConnectLocked(len(p.sessions)) {
-		if !p.startConnectLocked(nil, false) {
-			return
-		}
+// spreadLocked runs after a lease went to a session that already carried
+// calls, which pickLocked does only when every session does: it connects
+// one more session in the background while the pool has fewer sessions
+// than calls in flight and is under MaxSessions. The caller does not wait
+// for it (it shares a session meanwhile); later callers get the new
+// session. One busy session serializes calls whenever the server handles
+// one at a time per session (a single-threaded stdio server is one
+// process, one core), so spreading to MaxSessions is the default; at
+// MaxSessions, least-in-flight packs calls evenly up to
+// MaxCallsPerSession. Not while connects fail: replacing lost sessions
+// comes first.
+func (p *Pool) spreadLocked() {
+	if p.failures > 0 || len(p.sessions)+p.connecting >= min(p.inFlight, p.cfg.MaxSessions) {
+		return
+	}
+	if p.canConnectLocked(len(p.sessions)) {
+		p.startConnectLocked(false)
 	}
 }
 
-// replenishLocked keeps MinSessions and serves waiters.
+// growLocked starts connects while the waiters outnumber the room that
+// connects already in flight will bring, within MaxSessions. While connects
+// fail and no session is left, it keeps one spare connect going: a connect
+// killed while it initializes (a crash-looping child) must not leave the
+// waiters with nothing on the way.
+func (p *Pool) growLocked() {
+	need := (p.waiters.Len() + p.cfg.MaxCallsPerSession - 1) / p.cfg.MaxCallsPerSession
+	if need > 0 && p.failures > 0 && len(p.sessions) == 0 {
+		need++
+	}
+	for p.connecting < need && p.canConnectLocked(len(p.sessions)) {
+		p.startConnectLocked(false)
+	}
+}
+
+// replenishLocked keeps MinSessions and serves waiters. While connects
+// fail it also keeps one going (after its backoff) even when no session is
+// needed: only a connect that proves itself clears the failure, and until
+// then the pool neither spreads load nor reports itself healthy.
 func (p *Pool) replenishLocked() {
 	for len(p.sessions)+p.connecting < p.cfg.MinSessions && p.canConnectLocked(len(p.sessions)) {
-		if !p.startConnectLocked(nil, false) {
-			break
-		}
+		p.startConnectLocked(false)
 	}
 	p.growLocked()
+	if p.failures > 0 && p.connecting == 0 && p.canConnectLocked(len(p.sessions)) {
+		p.startConnectLocked(false)
+	}
 }
 
 // canConnectLocked reports whether one more connect may start, given how
-// many sessions count against MaxSessions.
+// many sessions count against MaxSessions. While connects fail, every
+// connect needed still starts, each after its own backoff: they are
+// bounded by MaxSessions, and one killed while it initializes must not
+// hold back the rest. Only the half-open breaker's probe goes alone.
 func (p *Pool) canConnectLocked(counted int) bool {
 	if p.closed || counted+p.connecting >= p.cfg.MaxSessions {
-		return false
-	}
-	// While connects fail, one at a time: no reconnect storm.
-	if p.failures > 0 && p.connecting > 0 {
 		return false
 	}
 	if p.breaker == nil {
@@ -391,47 +381,69 @@ func (p *Pool) canConnectLocked(counted int) bool {
 }
 
 // unavailableLocked returns an *UnavailableError when the breaker is open
-// and nothing can serve: no session and no connect in flight.
+// and nothing can serve: no session and no connect past the breaker.
+// (Connects still backing off will find the breaker open and give up.)
 func (p *Pool) unavailableLocked() error {
-	if p.breaker == nil || len(p.sessions) > 0 || p.connecting > 0 || p.breaker.State() != gobreaker.StateOpen {
+	if p.breaker == nil || len(p.sessions) > 0 || p.dialing > 0 || p.breaker.State() != gobreaker.StateOpen {
 		return nil
 	}
 	return &UnavailableError{Failures: p.failures, RetryIn: p.breakerRetryIn(), Cause: p.lastErr}
 }
 
+// noteConnectOKLocked records a connect that proved itself.
+func (p *Pool) noteConnectOKLocked() {
+	p.failures, p.lastErr = 0, nil
+}
+
+// noteConnectFailLocked records a failed connect (or a session that died
+// before it proved itself).
+func (p *Pool) noteConnectFailLocked(err error) {
+	p.failures++
+	p.lastErr = err
+}
+
+// signalLocked wakes whoever waits on connectEvent (Start).
+func (p *Pool) signalLocked() {
+	close(p.connectEvent)
+	p.connectEvent = make(chan struct{})
+}
+
 // startConnectLocked connects one session in the background on the pool's
-// context. The result, if asked for, goes to done. A connect that follows
-// failures first sleeps a backoff with full jitter. It reports false when
-// the breaker refused the connect: loops that start connects must stop.
-func (p *Pool) startConnectLocked(done chan<- error, renewal bool) bool {
-	var report func(error)
-	if p.breaker != nil {
-		var err error
-		report, err = p.breaker.Allow()
-		if err != nil {
-			// Open, or half-open with its one probe already out.
-			if done != nil {
-				done <- &UnavailableError{Failures: p.failures, RetryIn: p.breakerRetryIn(), Cause: p.lastErr}
-			}
-			return false
-		}
-	}
+// context. The caller has checked canConnectLocked. A connect that follows
+// failures first sleeps a backoff with full jitter (the half-open probe
+// does not: the cool-down was its backoff), then asks the breaker, which
+// may have opened meanwhile.
+func (p *Pool) startConnectLocked(renewal bool) {
 	p.connecting++
-	version := p.version
 	var delay time.Duration
-	if p.failures > 0 {
+	if p.failures > 0 && (p.breaker == nil || p.breaker.State() == gobreaker.StateClosed) {
 		delay = backoff(p.cfg.BackoffInitial, p.cfg.BackoffMax, p.failures)
 	}
 	p.bg.Add(1)
 	go func() {
 		defer p.bg.Done()
-		var c conn
-		err := sleepCtx(p.ctx, delay)
-		if err == nil {
-			dialStart := time.Now()
-			c, err = p.dialer.dial(p.ctx, version, p.cfg.ConnectTimeout, &p.bg)
-			p.observeConnect(dialStart, err) // observe.go
+		if sleepCtx(p.ctx, delay) != nil {
+			p.connectAborted()
+			return
 		}
+		var report func(error)
+		if p.breaker != nil {
+			r, err := p.breaker.Allow()
+			if err != nil {
+				// Opened while we backed off, or half-open with its
+				// one probe already out.
+				p.connectAborted()
+				return
+			}
+			report = p.breaker.verdict(r)
+		}
+		p.mu.Lock()
+		p.dialing++
+		version := p.version
+		p.mu.Unlock()
+		dialStart := time.Now()
+		c, err := p.dialer.dial(p.ctx, version, p.cfg.ConnectTimeout, &p.bg)
+		p.observeConnect(dialStart, err) // observe.go
 		if report != nil && err != nil {
 			if p.ctx.Err() != nil {
 				report(nil) // closing, not a server failure
@@ -442,11 +454,22 @@ func (p *Pool) startConnectLocked(done chan<- error, renewal bool) bool {
 		// A connect that worked is reported to the breaker only once its
 		// session proves itself (see proveLocked).
 		p.connected(c, err, renewal, report)
-		if done != nil {
-			done <- err
-		}
 	}()
-	return true
+}
+
+// connectAborted ends a connect that never dialled (Close, or the breaker
+// refused it after its backoff).
+func (p *Pool) connectAborted() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.connecting--
+	p.signalLocked()
+	if p.closed {
+		return
+	}
+	if uerr := p.unavailableLocked(); uerr != nil && p.waiters.Len() > 0 {
+		p.failWaitersLocked(uerr)
+	}
 }
 
 // backoff returns a random delay in [0, min(maxDelay, initial×2^(failures-1))]:
@@ -486,6 +509,8 @@ func (p *Pool) connected(c conn, err error, renewal bool, report func(error)) {
 	s.report = report
 	p.mu.Lock()
 	p.connecting--
+	p.dialing--
+	p.signalLocked()
 	if p.closed {
 		p.mu.Unlock()
 		if report != nil {
@@ -531,6 +556,8 @@ func (p *Pool) connectFailed(err error) {
 		// Close cut the connect short: not the server's failure.
 		p.mu.Lock()
 		p.connecting--
+		p.dialing--
+		p.signalLocked()
 		p.mu.Unlock()
 		return
 	}
@@ -540,58 +567,26 @@ func (p *Pool) connectFailed(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.connecting--
+	p.dialing--
+	p.signalLocked()
 	if p.closed {
 		return
 	}
-	p.failures++
-	p.lastErr = err
-	if len(p.sessions) > 0 || p.connecting > 0 {
-		return
+	p.noteConnectFailLocked(err)
+	if len(p.sessions) == 0 && p.waiters.Len() > 0 {
+		if uerr := p.unavailableLocked(); uerr != nil {
+			// The breaker just opened: tell the waiters now rather than
+			// let them wait out their timeouts.
+			p.failWaitersLocked(uerr)
+			return
+		}
+		if p.breaker == nil && p.connecting == 0 {
+			// No breaker to stop a storm: waiters get the cause at once.
+			p.failWaitersLocked(err)
+			return
+		}
 	}
-	if uerr := p.unavailableLocked(); uerr != nil {
-		// The breaker just opened: tell the waiters now rather than let them
-		// wait out their timeouts.
-		p.failWaitersLocked(uerr)
-		return
-	}
-	if p.breaker == nil && p.waiters.Len() > 0 {
-		// No breaker to stop a storm: waiters get the cause at once.
-		p.failWaitersLocked(err)
-		return
-	}
-	p.replenishLocked() // the next attempt, after a backoff
-}
-
-func (p *Pool) newSession(c conn) *session {
-	now := time.Now()
-	s := &session{cs: c.cs, connCancel: c.cancel, created: now, lastUsed: now}
-	if lt := p.cfg.MaxSessionLifetime; lt > 0 {
-		// Jitter fixed at creation (pgx#1437): sessions made together do
-		// not all retire together.
-		s.expires = now.Add(lt - rand.N(lt/10+1))
-	}
-	s.ctx, s.cancel = context.WithCancel(p.ctx)
-	s.slots = make([]uint64, p.cfg.MaxCallsPerSession)
-	s.free = make([]int32, p.cfg.MaxCallsPerSession)
-	for i := range s.free {
-		// Reversed so that slot 0 is taken first: it reads better in a debugger.
-		s.free[i] = int32(len(s.free) - 1 - i)
-	}
-	return s
-}
-
-func (s *session) server() string {
-	if ir := s.cs.InitializeResult(); ir != nil && ir.ServerInfo != nil {
-		return ir.ServerInfo.Name + " " + ir.ServerInfo.Version
-	}
-	return ""
-}
-
-func (s *session) version() string {
-	if ir := s.cs.InitializeResult(); ir != nil {
-		return ir.ProtocolVersion
-	}
-	return ""
+	p.replenishLocked() // the next attempts, each after a backoff
 }
 
 // serveWaitersLocked hands room to waiters in arrival order.
@@ -609,7 +604,12 @@ func (p *Pool) serveWaitersLocked() {
 	}
 }
 
+// failWaitersLocked fails every waiter with err. Close calls it as it
+// begins, so it also wakes a waiting Start.
 func (p *Pool) failWaitersLocked(err error) {
+	if err == ErrPoolClosed {
+		p.signalLocked()
+	}
 	if errors.Is(err, ErrServerUnavailable) {
 		p.counters.unavailable.Add(uint64(p.waiters.Len()))
 	}
@@ -634,21 +634,12 @@ func (p *Pool) release(l *Lease) {
 	s.inFlight--
 	s.lastUsed = time.Now()
 	p.inFlight--
-	switch {
-	case p.closed:
+	if p.closed {
 		if p.inFlight == 0 && p.drained != nil {
 			close(p.drained)
 			p.drained = nil
 		}
-	case s.leaving:
-		if s.inFlight == 0 {
-			p.closeLeavingLocked(s)
-		}
-	case !s.proven && s.served.Load():
-		p.proveLocked(s)
-	case s.suspect && s.inFlight == 0:
-		p.startProbeLocked(s)
-	case !s.expires.IsZero() && s.lastUsed.After(s.expires):
+	} else if !p.releasedLocked(s) && !s.expires.IsZero() && s.lastUsed.After(s.expires) {
 		p.expireLocked(s.lastUsed)
 	}
 	if !p.closed && p.waiters.Len() > 0 {

@@ -42,7 +42,7 @@ func TestHalfOpenBreakerDoesNotSpin(t *testing.T) {
 			return ct, nil
 		},
 		MinSessions: 1, MaxSessions: 4, MaxCallsPerSession: 1, AcquireTimeout: -1,
-		FailureThreshold: 1, BreakerCooldown: 20 * time.Millisecond, BackoffInitial: time.Millisecond,
+		FailureThreshold: 1, BreakerOpenAfter: -1, BreakerCooldown: 20 * time.Millisecond, BackoffInitial: time.Millisecond,
 		HealthCheckInterval: -1,
 	})
 	_ = p.Start(context.Background()) // fails: the breaker opens
@@ -89,7 +89,7 @@ func TestFlappingSessionsBackOff(t *testing.T) {
 			time.AfterFunc(5*time.Millisecond, func() { ss.Close() })
 			return ct, nil
 		},
-		MinSessions: 1, HealthCheckInterval: -1, FailureThreshold: 3, BreakerCooldown: time.Hour,
+		MinSessions: 1, HealthCheckInterval: -1, FailureThreshold: 3, BreakerOpenAfter: -1, BreakerCooldown: time.Hour,
 		BackoffInitial: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
 	})
 	_ = p.Start(context.Background())

@@ -1,0 +1,94 @@
+package mcpool
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os/exec"
+	"strings"
+)
+
+// Start connects MinSessions sessions and waits for them: it returns nil
+// once MinSessions are connected, or once at least one is and no connect is
+// left in flight (the others are retried in the background with backoff).
+//
+// Like HikariCP's initializationFailTimeout, Start rides out a server that
+// is still starting or restarting: a transient failure (connection
+// refused, EOF, a child that exited, ConnectTimeout) is retried with
+// backoff until a session connects, ctx ends, or the circuit breaker opens
+// (connects failing for BreakerOpenAfter, 10s by default). A permanent
+// failure fails at once: the executable not found or not executable,
+// 401 or 403 (errors.Is ErrUnauthorized for 401), 404 at the URL. Bound
+// Start with ctx to wait less.
+//
+// Errors: ErrPoolClosed if Close has begun or begins while Start waits;
+// a [*ConnectError] for a permanent failure (or, with the breaker disabled
+// by FailureThreshold < 0, for the first failure); an [*UnavailableError]
+// once the breaker is open; when ctx ends first, a [*ConnectError] that
+// matches ctx's error and wraps the last failure, or ctx's error alone if
+// no connect had failed yet. Connects still running when Start returns go
+// on in the background and their sessions join the pool. Start is
+// optional: Acquire connects on demand.
+func (p *Pool) Start(ctx context.Context) error {
+	failedBefore := p.counters.connectErrors.Load()
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return ErrPoolClosed
+		}
+		n := len(p.sessions)
+		if n >= p.cfg.MinSessions || (n > 0 && p.connecting == 0) {
+			p.mu.Unlock()
+			return nil
+		}
+		if n == 0 && p.lastErr != nil {
+			failed := p.counters.connectErrors.Load() > failedBefore
+			if uerr := p.unavailableLocked(); uerr != nil {
+				p.mu.Unlock()
+				return uerr
+			}
+			if failed && (p.breaker == nil || isPermanent(p.lastErr)) {
+				err := p.lastErr
+				p.mu.Unlock()
+				return err
+			}
+		}
+		p.replenishLocked()
+		ev := p.connectEvent
+		p.mu.Unlock()
+		select {
+		case <-ev:
+		case <-ctx.Done():
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if p.closed {
+				return ErrPoolClosed
+			}
+			if p.lastErr != nil && len(p.sessions) == 0 && p.counters.connectErrors.Load() > failedBefore {
+				return p.stillFailingLocked("Start gave up", ctx.Err())
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+// isPermanent reports a connect failure that retrying will not cure: the
+// program cannot be started (not found, not executable, its Dir missing),
+// the server refused the credentials (401, 403), or nothing serves MCP at
+// the URL (404 to the first request, which carries no session id yet).
+// Everything else (refused, reset, EOF, a child that exited, a timeout, a
+// 5xx) may pass when the server is back.
+func isPermanent(err error) bool {
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) ||
+		errors.Is(err, ErrUnauthorized) {
+		return true
+	}
+	var ce *ConnectError
+	if !errors.As(err, &ce) || ce.Cause == nil {
+		return false
+	}
+	msg := ce.Cause.Error()
+	return strings.HasSuffix(msg, ": "+"Forbidden") || strings.HasSuffix(msg, ": "+"Not Found") ||
+		strings.HasSuffix(msg, ": "+"Unauthorized")
+}
