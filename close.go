@@ -53,7 +53,7 @@ type closeIncompleteError struct{ cause error }
 
 // Error says the teardown goes on in the background, and why Close returned.
 func (e *closeIncompleteError) Error() string {
-	return "mcpool: close incomplete: sessions are still closing in the background (call Close again to wait for them): " + e.cause.Error()
+	return "mcpool: close incomplete: sessions are still closing in the background (call Close again to wait for them): " + unprefixed(e.cause)
 }
 
 // Unwrap returns ErrCloseIncomplete and the context error.

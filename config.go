@@ -58,7 +58,7 @@ type Config struct {
 	// must not keep it.
 	NewTransport func(ctx context.Context) (mcp.Transport, error)
 
-	// Headers are sent on every HTTP request of every session (issue 4). For
+	// Headers are sent on every HTTP request of every session. For
 	// headers of one call only, see WithHeaders.
 	Headers http.Header
 	// BearerToken is sent as "Authorization: Bearer …" on every HTTP
@@ -115,7 +115,7 @@ type Config struct {
 	ProtocolVersion string
 
 	// HealthCheckInterval is how often the pool probes sessions that have
-	// been idle at least that long (issue 3). The probe is a "ping" with its
+	// been idle at least that long. The probe is a "ping" with its
 	// own PingTimeout; under 2026-07-28, where servers need not implement
 	// ping, any JSON-RPC answer (even "method not found") proves the session
 	// alive, and only a transport failure or the timeout fails it. A session
@@ -202,7 +202,7 @@ type Config struct {
 	CatalogKey string
 
 	// OnCatalogChange, if set, is called after a tool, prompt or resource
-	// list fetched from the server differs from the previous fetch (issue 4).
+	// list fetched from the server differs from the previous fetch.
 	// It runs on the fetching goroutine: keep it quick.
 	OnCatalogChange func(CatalogChange)
 	// OnProgress, if set, receives the server's notifications/progress for

@@ -23,8 +23,10 @@ var (
 	// is a [*ConnectError] that wraps the transport's or the server's cause.
 	ErrConnectFailed = errors.New("mcpool: connect failed")
 	// ErrServerUnavailable means the circuit breaker is open: connects have
-	// failed FailureThreshold times in a row, the pool has no session, and
-	// it fails at once instead of letting callers wait out their timeouts.
+	// failed for at least BreakerOpenAfter (and FailureThreshold times in a
+	// row), or failed for good (see Config.FailureThreshold), the pool has
+	// no session, and it fails at once instead of letting callers wait out
+	// their timeouts.
 	// The error is an [*UnavailableError] wrapping the last connect failure.
 	ErrServerUnavailable = errors.New("mcpool: server unavailable")
 	// ErrSessionLost means a call's session died under it and the call was
@@ -66,7 +68,7 @@ func (e *RateLimitedError) Error() string {
 	if e.Retried {
 		after += "; refused again after waiting for it"
 	}
-	return fmt.Sprintf("mcpool: rate limited: the server answered 429 Too Many Requests (%s): %v", after, e.Cause)
+	return fmt.Sprintf("mcpool: rate limited: the server answered 429 Too Many Requests (%s): %s", after, unprefixed(e.Cause))
 }
 
 // Unwrap returns ErrRateLimited and the cause.
@@ -104,8 +106,8 @@ type UnavailableError struct {
 
 // Error says how many connects failed, when the breaker lets one through, and the cause.
 func (e *UnavailableError) Error() string {
-	return fmt.Sprintf("mcpool: server unavailable after %d failed connects (next try in %v): %v",
-		e.Failures, e.RetryIn.Round(time.Millisecond), e.Cause)
+	return fmt.Sprintf("mcpool: server unavailable after %d failed connects (next try in %v): %s",
+		e.Failures, e.RetryIn.Round(time.Millisecond), unprefixed(e.Cause))
 }
 
 // Unwrap returns ErrServerUnavailable and the cause.
@@ -130,8 +132,8 @@ func (e *SessionLostError) Error() string {
 	if e.Retried {
 		why = "the retry on another session failed too"
 	}
-	return fmt.Sprintf("mcpool: session lost during call to %q (may have run: %v; %s): %v",
-		e.Tool, e.MayHaveRun, why, e.Cause)
+	return fmt.Sprintf("mcpool: session lost during call to %q (may have run: %v; %s): %s",
+		e.Tool, e.MayHaveRun, why, unprefixed(e.Cause))
 }
 
 // Unwrap returns ErrSessionLost and the cause.
@@ -194,7 +196,7 @@ type ConnectError struct {
 // Error names the target (without credentials) and the cause, and for a
 // stdio server that exited, its exit status and the end of its stderr.
 func (e *ConnectError) Error() string {
-	msg := fmt.Sprintf("mcpool: connect to %s failed: %v", e.Target, e.Cause)
+	msg := fmt.Sprintf("mcpool: connect to %s failed: %s", e.Target, unprefixed(e.Cause))
 	if e.Exit != nil {
 		msg += fmt.Sprintf("; the server exited (%v)", e.Exit)
 	}
