@@ -36,8 +36,10 @@ type Status struct {
 type ServerStatus struct {
 	Name        string  `json:"name"`
 	Mode        Mode    `json:"mode,omitempty"`
-	Status      string  `json:"status"`  // healthy, degraded, unavailable
-	Breaker     string  `json:"breaker"` // closed, open, half-open, disabled
+	Status      string  `json:"status"`      // healthy, degraded, unavailable
+	Health      string  `json:"health"`      // connected, connecting, reconnecting, degraded, unavailable (mcpool.Health)
+	Score       float64 `json:"healthScore"` // mcpool's health score, 0..1
+	Breaker     string  `json:"breaker"`     // closed, open, half-open, disabled
 	Sessions    int     `json:"sessions"`
 	Active      int     `json:"active"`
 	Idle        int     `json:"idle"`
@@ -149,6 +151,25 @@ func (g *Gateway) serverStatus(srv *server) ServerStatus {
 	if row.Sessions > 0 && len(pools) > 0 {
 		row.Utilization = float64(poolInFlight) / float64(row.Sessions*perSession)
 	}
+	row.Health, row.Score = string(mcpool.HealthConnected), 1
+	if srv.Replicas != nil {
+		var all []mcpool.Stats
+		for _, r := range srv.Replicas() {
+			all = append(all, r.Stats)
+		}
+		if len(all) > 0 {
+			pools = all
+		}
+	}
+	if len(pools) > 0 {
+		// The worst replica (or isolated session) speaks for the server.
+		sum := mcpool.SumStats(pools...)
+		row.Health, row.Score = string(sum.Health), sum.HealthScore
+	}
+	if srv.Mode == ModePassthrough && srv.keyed.Stats().Identities > 0 {
+		ks := srv.keyed.PoolStats()
+		row.Health, row.Score = string(ks.Health), ks.HealthScore
+	}
 	srv.mu.Lock()
 	row.Tools = len(srv.tools)
 	if srv.listErr != nil {
@@ -158,7 +179,7 @@ func (g *Gateway) serverStatus(srv *server) ServerStatus {
 	if srv.Replicas != nil {
 		for _, r := range srv.Replicas() {
 			ps := r.Stats
-			rr := ServerStatus{Name: r.Name, Status: string(ps.Status), Breaker: ps.Breaker, Sessions: ps.Sessions,
+			rr := ServerStatus{Name: r.Name, Status: string(ps.Status), Health: string(ps.Health), Score: ps.HealthScore, Breaker: ps.Breaker, Sessions: ps.Sessions,
 				Active: ps.ActiveSessions, Idle: ps.IdleSessions, Connecting: ps.Connecting,
 				InFlight: int64(ps.CallsInFlight), Waiters: int64(ps.Waiters), PoolErrs: ps.Errors}
 			if ps.Sessions > 0 {

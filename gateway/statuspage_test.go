@@ -86,14 +86,15 @@ func TestStatusPageInChromium(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			rate, p50, status, sessions := text(row+" td.rate"), text(row+" td.p50"), text(row+" td.status"), text(row+" td.sessions")
+			health := text(row + " td.health")
 			r, _ := strconv.ParseFloat(rate, 64)
 			l, _ := strconv.ParseFloat(p50, 64)
-			if r > 0 && l > 0 && status == "healthy" && sessions != "0/0/0" {
-				t.Logf("%s: %s calls/s, p50 %s ms, %s, sessions %s (first render: %s calls/s)", name, rate, p50, status, sessions, first)
+			if r > 0 && l > 0 && status == "healthy" && sessions != "0/0/0" && strings.HasPrefix(health, "connected ") {
+				t.Logf("%s: %s calls/s, p50 %s ms, %s, health %s, sessions %s (first render: %s calls/s)", name, rate, p50, status, health, sessions, first)
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("row of %s never showed live figures: calls/s %q, p50 %q, status %q, sessions %q", name, rate, p50, status, sessions)
+				t.Fatalf("row of %s never showed live figures: calls/s %q, p50 %q, status %q, health %q, sessions %q", name, rate, p50, status, health, sessions)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}

@@ -129,33 +129,26 @@ func (u groupUpstream) ReadResource(ctx context.Context, params *mcp.ReadResourc
 	return u.g.ReadResource(ctx, params)
 }
 
-// Stats sums the server's replicas.
+// Stats sums the server's replicas (mcpool.SumStats), with the Group's
+// status for the server and a breaker summary naming every replica's.
 func (u groupUpstream) Stats() mcpool.Stats {
 	var st mcpool.Stats
 	for _, s := range u.g.Stats().Servers {
 		if s.Name != u.name {
 			continue
 		}
-		st.Status = s.Status
+		all := make([]mcpool.Stats, len(s.Replicas))
 		breakers := map[string]int{}
-		for _, r := range s.Replicas {
-			p := r.Pool
-			st.Sessions += p.Sessions
-			st.ActiveSessions += p.ActiveSessions
-			st.IdleSessions += p.IdleSessions
-			st.Connecting += p.Connecting
-			st.MaxSessions += p.MaxSessions
-			st.CallsInFlight += p.CallsInFlight
-			st.Waiters += p.Waiters
-			st.Errors += p.Errors
-			st.ConsecutiveFailures = max(st.ConsecutiveFailures, p.ConsecutiveFailures)
-			st.StoreHits += p.StoreHits
-			st.StoreErrors += p.StoreErrors
-			if p.Store != "" && st.Store != "failing" {
-				st.Store = p.Store
+		for i, r := range s.Replicas {
+			all[i] = r.Pool
+			breakers[r.Pool.Breaker]++
+			if r.Pool.Store != "" && st.Store != "failing" {
+				st.Store = r.Pool.Store
 			}
-			breakers[p.Breaker]++
 		}
+		store := st.Store
+		st = mcpool.SumStats(all...)
+		st.Status, st.Store = s.Status, store
 		var parts []string
 		for _, b := range []string{"closed", "half-open", "open", "disabled"} {
 			if n := breakers[b]; n > 0 {
