@@ -217,9 +217,7 @@ func cachedList[T any](ctx context.Context, p *Pool, c *listCache[T], page func(
 	}
 	c.stats.misses.Add(1)
 	c.join()
-	ch := c.group.DoChan(c.kind, func() (any, error) {
-		return sharedFetch(p, c, func() ([]*T, error) { return fetch(p, c, page) })
-	})
+	ch := c.group.DoChan(c.kind, func() (any, error) { return fetch(p, c, page) })
 	select {
 	case r := <-ch:
 		c.leave(false)
@@ -233,6 +231,9 @@ func cachedList[T any](ctx context.Context, p *Pool, c *listCache[T], page func(
 	}
 }
 
+// fetch is the shared fetch of c: from the CatalogStore when the pool has
+// one and it holds the list, else from the server. It runs on the pool's
+// context, tracked by Close, and stops when every caller has given up.
 func fetch[T any](p *Pool, c *listCache[T], page func(context.Context, *mcp.ClientSession, string) ([]*T, string, time.Duration, error)) ([]*T, error) {
 	p.mu.Lock()
 	if p.closed {
@@ -244,13 +245,20 @@ func fetch[T any](p *Pool, c *listCache[T], page func(context.Context, *mcp.Clie
 	defer p.bg.Done()
 
 	gen := c.generation()
-	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ConnectTimeout+max(p.cfg.AcquireTimeout, 0))
+	ctx, cancel := context.WithCancel(p.ctx)
 	defer cancel()
 	id, ok := c.started(cancel)
 	if !ok {
 		return nil, context.Canceled // every caller gave up before it began
 	}
 	defer c.finished(id)
+	return sharedFetch(ctx, p, c, gen, func() ([]*T, error) { return fetchFromServer(ctx, p, c, gen, page) })
+}
+
+// fetchFromServer walks every page of c's list on one session.
+func fetchFromServer[T any](ctx context.Context, p *Pool, c *listCache[T], gen uint64, page func(context.Context, *mcp.ClientSession, string) ([]*T, string, time.Duration, error)) ([]*T, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout+max(p.cfg.AcquireTimeout, 0))
+	defer cancel()
 	var items []*T
 	var ttl time.Duration
 	var runaway error

@@ -34,8 +34,11 @@ type storeGate struct {
 	retryAt  time.Time
 	// pending counts invalidations of each kind still on their way to the
 	// store: until they land, the stored copy may predate the change, so
-	// it is not read.
+	// it is not read. dirty: the last one failed to land. echo: sent ones
+	// still to come back through Subscribe.
 	pending map[string]int
+	dirty   map[string]bool
+	echo    map[string]int
 
 	hits   atomic.Uint64 // lists served from the store
 	errors atomic.Uint64 // store operations that failed
@@ -106,75 +109,106 @@ func storeLoad[T any](ctx context.Context, g *storeGate, kind string) (items []*
 	return v.Items, ttl, true
 }
 
-func storeSave[T any](g *storeGate, kind string, items []*T, ttl time.Duration) {
+func storeSave[T any](ctx context.Context, g *storeGate, kind string, items []*T, ttl time.Duration) {
 	data, err := json.Marshal(storedList[T]{V: storedVersion, Items: items})
 	if err != nil || ttl <= 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	g.result(g.store.Save(ctx, g.key(kind), data, ttl))
 }
 
 // sharedFetch returns c's list from the store or, failing that, from fetch
 // (the server), which it then saves for the other processes. Only one
-// process fetches at a time: the others wait up to storeWait for its result
-// before they ask the server themselves.
-func sharedFetch[T any](p *Pool, c *listCache[T], fetch func() ([]*T, error)) ([]*T, error) {
+// process fetches at a time: the others wait for its result as long as it
+// holds the refresh lock. ctx ends when the pool closes or every caller
+// has given up.
+func sharedFetch[T any](ctx context.Context, p *Pool, c *listCache[T], gen uint64, fetch func() ([]*T, error)) ([]*T, error) {
 	g := p.store
-	if !g.usable() {
+	if g == nil {
 		return fetch()
 	}
-	gen := c.generation()
-	if g.isPending(c.kind) {
-		return fetch()
+	if g.isPending(c.kind) || !g.usable() {
+		// An invalidation has not reached the store yet (the stored copy
+		// may predate the change), or the store is backing off.
+		return saveAfter(ctx, p, c, gen, fetch, false)
 	}
-	if items, ttl, ok := storeLoad[T](p.ctx, g, c.kind); ok {
-		g.hits.Add(1)
-		c.store(gen, items, ttl)
+	if items, ok := loadStored(ctx, p, c, gen); ok {
 		return items, nil
 	}
 	// Take the refresh lock, or wait for the process that holds it to save
 	// the list: as long as the lock lives (storeLockTTL at most), so that
 	// however slow the fetch, one process makes it. A holder that fails
 	// saves nothing and lets the lock go, and the next one here takes it.
-	var unlock func()
 	deadline := time.Now().Add(storeLockTTL)
 	for {
 		if !g.usable() {
 			return fetch()
 		}
-		lctx, cancel := context.WithTimeout(p.ctx, storeTimeout)
-		u, locked, err := g.store.TryLock(lctx, g.key(c.kind), storeLockTTL)
+		lctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		unlock, locked, err := g.store.TryLock(lctx, g.key(c.kind), storeLockTTL)
 		cancel()
 		if !g.result(err) {
 			return fetch()
 		}
 		if locked {
-			unlock = u
-			break
+			defer unlock()
+			return saveAfter(ctx, p, c, gen, fetch, true)
 		}
 		if time.Now().After(deadline) {
 			return fetch()
 		}
-		if sleepCtx(p.ctx, storePoll) != nil {
-			return nil, ErrPoolClosed
+		if err := sleepCtx(ctx, storePoll); err != nil {
+			return nil, err
 		}
-		if items, ttl, ok := storeLoad[T](p.ctx, g, c.kind); ok {
-			g.hits.Add(1)
-			c.store(gen, items, ttl)
+		if items, ok := loadStored(ctx, p, c, gen); ok {
 			return items, nil
 		}
 	}
-	defer unlock()
+}
+
+// loadStored serves c from the store, if it holds the list.
+func loadStored[T any](ctx context.Context, p *Pool, c *listCache[T], gen uint64) ([]*T, bool) {
+	items, ttl, ok := storeLoad[T](ctx, p.store, c.kind)
+	if !ok {
+		return nil, false
+	}
+	p.store.hits.Add(1)
+	if change := c.store(gen, items, ttl); change != nil && p.cfg.OnCatalogChange != nil {
+		p.cfg.OnCatalogChange(*change)
+	}
+	return items, true
+}
+
+// saveAfter fetches c from the server and saves it in the store. With
+// dirty invalidations of its kind pending (one that failed to reach the
+// store), it publishes the invalidation first, so that the stale copy is
+// gone everywhere before the new one is saved.
+func saveAfter[T any](ctx context.Context, p *Pool, c *listCache[T], gen uint64, fetch func() ([]*T, error), locked bool) ([]*T, error) {
+	g := p.store
 	items, err := fetch()
-	if err != nil {
-		return nil, err
+	if err != nil || !g.usable() {
+		return items, err
+	}
+	if g.isDirty(c.kind) {
+		g.mark(c.kind, +1, true)
+		ictx, cancel := context.WithTimeout(ctx, storeTimeout)
+		ok := g.result(g.store.Invalidate(ictx, g.key(c.kind)))
+		cancel()
+		g.mark(c.kind, -1, !ok)
+		if !ok {
+			return items, nil
+		}
+		g.clean(c.kind)
+	}
+	if !locked || g.isPending(c.kind) {
+		return items, nil
 	}
 	if ttl := c.remaining(); ttl > 0 && c.generation() == gen {
 		// A list_changed during the fetch would make this list stale: it is
 		// not saved then, as it is not cached locally.
-		storeSave(g, c.kind, items, ttl)
+		storeSave(ctx, g, c.kind, items, ttl)
 	}
 	return items, nil
 }
@@ -190,9 +224,12 @@ func (c *listCache[T]) remaining() time.Duration {
 }
 
 // publishInvalidation tells the other processes that kind's list changed.
+// It is tried even while the store backs off: a change must not be lost. If
+// it fails, the kind stays dirty: this process reads no stored copy of it
+// and publishes again before it next saves one.
 func (p *Pool) publishInvalidation(kind string) {
 	g := p.store
-	if !g.usable() {
+	if g == nil {
 		return
 	}
 	p.mu.Lock()
@@ -202,31 +239,66 @@ func (p *Pool) publishInvalidation(kind string) {
 	}
 	p.bg.Add(1)
 	p.mu.Unlock()
-	g.setPending(kind, 1)
+	g.mark(kind, +1, true)
 	// In the background: list_changed arrives on the session's own
 	// goroutine, which a slow store must not hold up.
 	go func() {
 		defer p.bg.Done()
-		defer g.setPending(kind, -1)
 		ctx, cancel := context.WithTimeout(p.ctx, storeTimeout)
 		defer cancel()
-		g.result(g.store.Invalidate(ctx, g.key(kind)))
+		ok := g.result(g.store.Invalidate(ctx, g.key(kind)))
+		g.mark(kind, -1, !ok)
 	}()
 }
 
-func (g *storeGate) setPending(kind string, delta int) {
+// mark counts an invalidation of kind on its way to the store (delta), and
+// records whether the last one failed (dirty). A sent invalidation comes
+// back to this process through Subscribe: echo counts those to ignore.
+func (g *storeGate) mark(kind string, delta int, dirty bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.pending == nil {
-		g.pending = map[string]int{}
+		g.pending, g.dirty, g.echo = map[string]int{}, map[string]bool{}, map[string]int{}
 	}
 	g.pending[kind] += delta
+	if delta > 0 {
+		g.echo[kind]++
+		return
+	}
+	if dirty {
+		g.dirty[kind] = true
+		g.echo[kind]-- // not published: nothing comes back
+	}
 }
 
 func (g *storeGate) isPending(kind string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.pending[kind] > 0
+}
+
+func (g *storeGate) isDirty(kind string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.dirty[kind]
+}
+
+func (g *storeGate) clean(kind string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.dirty, kind)
+}
+
+// ownEcho reports, and consumes, the return of this process's own
+// invalidation of kind, which needs no second list_changed.
+func (g *storeGate) ownEcho(kind string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.echo[kind] > 0 {
+		g.echo[kind]--
+		return true
+	}
+	return false
 }
 
 // subscribeStore applies invalidations published by any process to this
@@ -236,9 +308,12 @@ func (p *Pool) subscribeStore() {
 	p.bg.Go(func() {
 		g.store.Subscribe(p.ctx, func(key string) {
 			for _, kind := range []string{"tools", "prompts", "resources"} {
-				// The empty key: invalidations may have been missed while
-				// cut off from the store.
-				if key == "" || key == g.key(kind) {
+				switch {
+				case key == "":
+					// Invalidations may have been missed while cut off
+					// from the store.
+					p.listChanged(kind)
+				case key == g.key(kind) && !g.ownEcho(kind):
 					p.listChanged(kind)
 				}
 			}

@@ -35,6 +35,10 @@ func (g *Gateway) isolatedConfig(srv *server) mcpool.Config {
 	cfg.MinSessions, cfg.MaxSessions = 1, 1
 	cfg.MaxIdleTime = -1
 	cfg.OnProgress = g.OnProgress
+	// A session's own list_changed (a stateful server's per-session tools)
+	// is that session's business: it must not invalidate the catalog shared
+	// with other replicas, nor the merged lists, which come from Upstream.
+	cfg.CatalogStore, cfg.CatalogKey, cfg.OnListChanged = nil, "", nil
 	return cfg
 }
 

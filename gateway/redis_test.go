@@ -231,3 +231,57 @@ func TestRedisDownGatewayKeepsServing(t *testing.T) {
 		t.Fatalf("%d of %d calls failed with Redis down", failed.Load(), calls.Load())
 	}
 }
+
+// Isolated sessions are per client: server-everything's list_changed on
+// every new session is that session's own and must not invalidate the
+// catalog the replicas share.
+func TestIsolatedSessionsDoNotInvalidateTheSharedCatalog(t *testing.T) {
+	rs := redistest.Start(t)
+	store, err := redisstore.New(redisstore.Options{URL: rs.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	cfg := mcpool.Config{Command: everythingStdio(t), CatalogStore: store, CatalogKey: "server:every", Logger: quiet()}
+	_, url := startGateway(t, gateway.Options{
+		Servers:   []gateway.Server{{Name: "every", Mode: gateway.ModeIsolated, Config: cfg, Upstream: gateway.PoolUpstream(newPool(t, cfg))}},
+		Stateless: true,
+	})
+	// Everything published on the invalidation channel, as another
+	// replica would hear it.
+	heard := make(chan string, 64)
+	sctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { store.Subscribe(sctx, func(k string) { heard <- k }) })
+	defer func() { stop(); wg.Wait() }()
+	marker := func(key string) {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if err := store.Invalidate(context.Background(), key); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case k := <-heard:
+				if k == key {
+					return
+				}
+				t.Fatalf("an isolated session published an invalidation of %q", k)
+			case <-time.After(50 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the marker never came back")
+			}
+		}
+	}
+	marker("marker:start")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range 3 {
+		cs := connect(t, url, "2025-11-25", nil)
+		if _, err := call(ctx, cs, "every__echo", map[string]any{"message": "x"}); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		cs.Close()
+	}
+	marker("marker:end") // fails if anything else was published meanwhile
+}

@@ -32,7 +32,9 @@ type Options struct {
 	// redis.ParseURL for the form). The store owns the client it makes and
 	// closes it on Close.
 	URL string
-	// Client is a client you made; the store never closes it.
+	// Client is a client you made; the store never closes it. Set its
+	// ContextTimeoutEnabled, or a stalled Redis holds each operation for the
+	// client's ReadTimeout instead of the pool's short deadline.
 	Client redis.UniversalClient
 	// Prefix is put before every key, so that several deployments can share
 	// one Redis. Zero means "mcpool:".
@@ -73,6 +75,11 @@ func New(opts Options) (*Store, error) {
 		// client's own retries would only spend that budget.
 		o.MaxRetries = -1
 		o.DialTimeout = 500 * time.Millisecond
+		// The pool's deadlines (a few hundred milliseconds) bound every
+		// operation: without this go-redis would wait out ReadTimeout (3s)
+		// on a Redis that stalls.
+		o.ContextTimeoutEnabled = true
+		o.ReadTimeout, o.WriteTimeout = time.Second, time.Second
 		s.rdb, s.owned = redis.NewClient(o), true
 	case opts.Client == nil:
 		return nil, errors.New("redisstore: set URL or Client")

@@ -339,3 +339,100 @@ func TestRedisDownIsNotAnOutage(t *testing.T) {
 		t.Fatalf("%d of %d calls failed while Redis was down", failed.Load(), calls.Load())
 	}
 }
+
+// A stalled Redis (SIGSTOP: connections open, no answer) costs an
+// operation the caller's deadline, not the client's read timeout.
+func TestStalledRedisKeepsTheDeadline(t *testing.T) {
+	rs := redistest.Start(t)
+	s := newStore(t, rs.URL())
+	ctx := context.Background()
+	if err := s.Save(ctx, "k", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	rs.Pause()
+	defer rs.Resume()
+	for name, op := range map[string]func(context.Context) error{
+		"Load":    func(ctx context.Context) error { _, _, _, err := s.Load(ctx, "k"); return err },
+		"Save":    func(ctx context.Context) error { return s.Save(ctx, "k", []byte("v"), time.Minute) },
+		"TryLock": func(ctx context.Context) error { _, _, err := s.TryLock(ctx, "k", time.Second); return err },
+	} {
+		octx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+		start := time.Now()
+		err := op(octx)
+		cancel()
+		// The client's own read timeout is 1 s (and go-redis's default 3 s):
+		// returning well before it shows the context's deadline was kept.
+		if err == nil || time.Since(start) > 900*time.Millisecond {
+			t.Errorf("%s on a stalled Redis: %v after %v; want an error by the 250ms deadline", name, err, time.Since(start))
+		}
+	}
+}
+
+// A process's own invalidation comes back to it through the store's
+// channel: it must not make the pool report the list changed twice.
+func TestOwnInvalidationIsNotReportedTwice(t *testing.T) {
+	rs := redistest.Start(t)
+	up := newUpstream(t)
+	type counts struct{ tools, resources atomic.Int64 }
+	var ca, cb counts
+	shared := newStore(t, rs.URL()) // one client, as two pools of one process share
+	mk := func(c *counts) *mcpool.Pool {
+		p, err := mcpool.New(mcpool.Config{
+			URL: up.url, CatalogStore: shared, CatalogKey: "demo",
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			OnListChanged: func(kind string) {
+				switch kind {
+				case "tools":
+					c.tools.Add(1)
+				case "resources":
+					c.resources.Add(1)
+				}
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Close(context.Background()) })
+		return p
+	}
+	a, b := mk(&ca), mk(&cb)
+	toolNames(t, a) // a holds a session: the server tells it of changes
+	toolNames(t, b) // b, served from the store, holds none
+	wait := func(what string, cond func() bool) {
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s (tools changes: a %d, b %d)", what, ca.tools.Load(), cb.tools.Load())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	other := newStore(t, rs.URL())
+	ctx := context.Background()
+	// Subscriptions start asynchronously: publish a marker until a hears it.
+	wait("the subscription", func() bool {
+		_ = other.Invalidate(ctx, "catalog:demo:resources")
+		return ca.resources.Load() > 0
+	})
+	mcp.AddTool(up.srv, &mcp.Tool{Name: "added"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{}, nil, nil
+	})
+	wait("b to hear of the change through the store", func() bool { return cb.tools.Load() == 1 })
+	// Another process's invalidation, then a marker: the channel delivers in
+	// order, so once a has the marker it has had its own echo and the
+	// other process's invalidation.
+	if err := other.Invalidate(ctx, "catalog:demo:tools"); err != nil {
+		t.Fatal(err)
+	}
+	r0 := ca.resources.Load()
+	if err := other.Invalidate(ctx, "catalog:demo:resources"); err != nil {
+		t.Fatal(err)
+	}
+	wait("the marker", func() bool { return ca.resources.Load() > r0 })
+	if got := ca.tools.Load(); got != 2 {
+		t.Fatalf("a reported %d tools changes for its own list_changed and another process's; want 2 (its own echo ignored)", got)
+	}
+	if got := cb.tools.Load(); got != 2 {
+		t.Fatalf("b reported %d tools changes; want 2 (a's and the other process's)", got)
+	}
+}
