@@ -174,6 +174,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	opts := gateway.Options{
 		Servers:      gateway.GroupServers(group, gc, settings.Servers),
 		Separator:    gc.Separator,
+		Unprefixed:   settings.Unprefixed,
 		MaxInFlight:  settings.MaxInFlight,
 		QueueWait:    queueWait,
 		CallTimeout:  callTimeout,
