@@ -143,6 +143,12 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			log.Info("server served in isolated mode (the default): each client gets its own upstream session; set \"mode\": \"shared\" in the gateway section if the server keeps no per-session state", "server", sc.Name)
 		}
 	}
+	// The servers' "auth" objects; their OAuth sign-in URLs go to the log's stream.
+	stopAuth, err := configureGroupAuth(gc, stderr)
+	if err != nil {
+		return err
+	}
+	defer stopAuth()
 	gc.Logger = log
 	gc.OnListChanged = func(server, kind string) {
 		select {
