@@ -101,6 +101,11 @@ type ServerConfig struct {
 	// Balance chooses a replica for each call. The zero value is
 	// LeastLoaded.
 	Balance Balance
+	// Auth holds the credentials a config file gives the server
+	// (mcpool.servers.NAME.auth); nil when it gives none. LoadGroupConfig
+	// has already put a Token into each Config's BearerToken; OAuth needs
+	// a handler the caller makes (see [ServerAuth]).
+	Auth *ServerAuth
 }
 
 // Balance is how a [Group] spreads a server's calls over its replicas. A

@@ -156,6 +156,7 @@ type fileSettings struct {
 	MaxIdleTime        *fileDuration   `json:"maxIdleTime"`
 	BreakerCooldown    *fileDuration   `json:"breakerCooldown"`
 	ProtocolVersion    *string         `json:"protocolVersion"`
+	Auth               *ServerAuth     `json:"auth"`
 }
 
 type fileDuration time.Duration
@@ -289,6 +290,9 @@ func (l *loader) settings(raw json.RawMessage, gc *GroupConfig, entries map[stri
 		}
 		if s.Replicas != nil {
 			return nil, nil, l.errf("", "mcpool.defaults.replicas", "belongs to one server: move it to mcpool.servers.NAME")
+		}
+		if s.Auth != nil {
+			return nil, nil, l.errf("", "mcpool.defaults.auth", "belongs to one server: move it to mcpool.servers.NAME")
 		}
 	}
 	return sec.Servers, sec.Defaults, nil
@@ -461,6 +465,13 @@ func (l *loader) apply(sc ServerConfig, kind string, defaults, own json.RawMessa
 			return sc, l.errf(sc.Name, field+".balance", "%v", err)
 		}
 		sc.Balance = b
+	}
+	if s.Auth != nil {
+		if err := l.auth(sc.Name, field+".auth", kind, s.Auth); err != nil {
+			return sc, err
+		}
+		sc.Auth = s.Auth
+		c.BearerToken = s.Auth.Token
 	}
 	if _, err := c.validate(); err != nil {
 		var ce *ConfigError
@@ -644,11 +655,24 @@ func strictField[T any](raw json.RawMessage, v *T) (field string, err error) {
 	if err = strictish(raw, v, true); err == nil {
 		return "", nil
 	}
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &m)
 	if f := jsonField(err); f != "" {
+		if _, top := m[f]; top || !strings.HasPrefix(err.Error(), "json: unknown field ") {
+			return f, err
+		}
+		// An unknown key in a nested object ("auth"): encoding/json names
+		// the key only, so find the object it is in.
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			one, _ := json.Marshal(map[string]json.RawMessage{k: m[k]})
+			var probe T
+			if strictish(one, &probe, true) != nil {
+				return k + "." + f, err
+			}
+		}
 		return f, err
 	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) == nil {
+	if m != nil {
 		for _, k := range slices.Sorted(maps.Keys(m)) {
 			one, _ := json.Marshal(map[string]json.RawMessage{k: m[k]})
 			var probe T

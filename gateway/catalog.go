@@ -39,13 +39,13 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 	nsTools := make([]*mcp.Tool, 0, len(tools))
 	for _, t := range tools {
 		c := *t
-		c.Name = srv.name + g.opts.Separator + t.Name
+		c.Name = g.prefix(srv) + t.Name
 		nsTools = append(nsTools, &c)
 	}
 	nsPrompts := make([]*mcp.Prompt, 0, len(prompts))
 	for _, p := range prompts {
 		c := *p
-		c.Name = srv.name + g.opts.Separator + p.Name
+		c.Name = g.prefix(srv) + p.Name
 		nsPrompts = append(nsPrompts, &c)
 	}
 	fp := [3]string{fingerprint(nsTools), fingerprint(nsPrompts), fingerprint(resources)}
@@ -153,6 +153,9 @@ func (g *Gateway) notifyChanged(changed [3]bool) {
 // server knows. The longest server name wins, so "a" and "a__b" can both be
 // servers.
 func (g *Gateway) route(name string) (*server, string, bool) {
+	if g.opts.Unprefixed {
+		return g.servers[0], name, true
+	}
 	var best *server
 	for _, srv := range g.servers {
 		if strings.HasPrefix(name, srv.name+g.opts.Separator) && (best == nil || len(srv.name) > len(best.name)) {
@@ -163,6 +166,15 @@ func (g *Gateway) route(name string) (*server, string, bool) {
 		return nil, "", false
 	}
 	return best, name[len(best.name)+len(g.opts.Separator):], true
+}
+
+// prefix is what srv's tool and prompt names carry downstream: its name
+// and the separator, or nothing with Options.Unprefixed.
+func (g *Gateway) prefix(srv *server) string {
+	if g.opts.Unprefixed {
+		return ""
+	}
+	return srv.name + g.opts.Separator
 }
 
 func (g *Gateway) serverNames() []string {

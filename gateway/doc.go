@@ -5,7 +5,8 @@
 // A [Gateway] is itself an MCP server, built with the go-sdk. It lists the
 // tools, prompts and resources of every upstream server under namespaced
 // names (server + separator + name, "weather__forecast" with the default
-// separator "__"; resources keep their URIs), and routes tools/call,
+// separator "__"; resources keep their URIs; with Options.Unprefixed a
+// one-server gateway keeps the server's own names), and routes tools/call,
 // prompts/get and resources/read to the server that owns the name. Upstream
 // list_changed notifications reach downstream sessions; progress
 // notifications travel down and cancellation travels up.

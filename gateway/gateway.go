@@ -97,6 +97,11 @@ type Options struct {
 	// Separator joins a server's name and a tool or prompt name. Empty
 	// means DefaultSeparator ("__").
 	Separator string
+	// Unprefixed serves the one configured server's tools and prompts under
+	// their own names, with no server prefix, so that the gateway can stand
+	// in for that server where clients call fixed names. It needs exactly
+	// one server: New returns an error otherwise.
+	Unprefixed bool
 	// MaxInFlight caps the calls (tools/call, prompts/get, resources/read)
 	// in flight across the gateway. Zero means DefaultMaxInFlight (256).
 	MaxInFlight int
@@ -211,6 +216,9 @@ func New(opts Options) (*Gateway, error) {
 	}
 	if opts.SessionsOnly && opts.Stateless {
 		return nil, errors.New("gateway: SessionsOnly and Stateless exclude each other: choose one")
+	}
+	if opts.Unprefixed && len(opts.Servers) != 1 {
+		return nil, fmt.Errorf("gateway: Unprefixed needs exactly one server, not %d: with several, names are told apart by their server prefix", len(opts.Servers))
 	}
 	if opts.MaxInFlight < 0 || opts.MaxRequests < 0 || opts.QueueWait < 0 || opts.CallTimeout < 0 {
 		return nil, errors.New("gateway: MaxInFlight, MaxRequests, QueueWait and CallTimeout must not be negative")

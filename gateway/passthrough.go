@@ -64,7 +64,7 @@ func namespaced[T any](g *Gateway, srv *server, items []*T, rename func(*T) *str
 	for _, it := range items {
 		c := *it
 		if n := rename(&c); n != nil {
-			*n = srv.name + g.opts.Separator + *n
+			*n = g.prefix(srv) + *n
 		}
 		out = append(out, &c)
 	}

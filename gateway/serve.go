@@ -18,6 +18,10 @@ import (
 // upstream servers' (and, for passthrough servers, the caller's own), and
 // calls are routed, not registered.
 func (g *Gateway) newMCPServer() *mcp.Server {
+	instructions := "mcpool gateway: tools and prompts are named SERVER" + g.opts.Separator + "NAME."
+	if g.opts.Unprefixed {
+		instructions = "mcpool gateway: serves the tools and prompts of " + g.servers[0].name + " under their own names."
+	}
 	s := mcp.NewServer(&mcp.Implementation{Name: "mcpool-gateway", Version: mcpool.Version}, &mcp.ServerOptions{
 		Logger: sdkLogger(g.log),
 		Capabilities: &mcp.ServerCapabilities{
@@ -25,7 +29,7 @@ func (g *Gateway) newMCPServer() *mcp.Server {
 			Prompts:   &mcp.PromptCapabilities{ListChanged: true},
 			Resources: &mcp.ResourceCapabilities{ListChanged: true},
 		},
-		Instructions: "mcpool gateway: tools and prompts are named SERVER" + g.opts.Separator + "NAME.",
+		Instructions: instructions,
 	})
 	s.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {

@@ -28,7 +28,10 @@ type FileSettings struct {
 	// replicas (the command's --redis overrides it).
 	Redis string `json:"redis"`
 	// Stateless serves every request on its own (Options.Stateless).
-	Stateless   bool                      `json:"stateless"`
+	Stateless bool `json:"stateless"`
+	// Unprefixed serves a one-server config's names as the server's own
+	// (Options.Unprefixed).
+	Unprefixed  bool                      `json:"unprefixed"`
 	QueueWait   string                    `json:"queueWait"`   // a Go duration, e.g. "10s"
 	CallTimeout string                    `json:"callTimeout"` // a Go duration, e.g. "5m"
 	Servers     map[string]ServerSettings `json:"servers"`

@@ -47,6 +47,8 @@ func (f *groupFlags) check(t *targetFlags) error {
 type configGroup struct {
 	g      *mcpool.Group
 	server string // --server, or ""
+	// stopAuth closes the OAuth redirect listeners of the servers' "auth".
+	stopAuth func()
 }
 
 // openGroup loads --config and makes the group (not started). With
@@ -94,11 +96,16 @@ func openGroup(t *targetFlags, stderr io.Writer) (*configGroup, error) {
 			}
 		}
 	}
-	g, err := mcpool.NewGroup(*gc)
+	stopAuth, err := configureGroupAuth(gc, stderr) // config_auth.go
 	if err != nil {
 		return nil, err
 	}
-	return &configGroup{g: g, server: t.group.server}, nil
+	g, err := mcpool.NewGroup(*gc)
+	if err != nil {
+		stopAuth()
+		return nil, err
+	}
+	return &configGroup{g: g, server: t.group.server, stopAuth: stopAuth}, nil
 }
 
 // toolName is the group's name for what the user typed: with --server the
@@ -113,7 +120,10 @@ func (c *configGroup) toolName(name string) string {
 
 // close closes the group on its own context: the command's may have run
 // out, and sessions and stdio children must go all the same.
-func (c *configGroup) close() { _ = c.g.Close(context.Background()) }
+func (c *configGroup) close() {
+	_ = c.g.Close(context.Background())
+	c.stopAuth()
+}
 
 // start starts every server; servers that fail are reported on stderr and
 // left out, as they are of merged lists.

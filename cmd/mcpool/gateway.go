@@ -101,6 +101,14 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return usageErrorf("%s: field gateway.servers.%s: no such server in the config", *config, name)
 		}
 	}
+	if settings.Unprefixed && len(gc.Servers) != 1 {
+		return usageErrorf("%s: field gateway.unprefixed: needs exactly one server in the config, not %d (with several, names are told apart by their server prefix)", *config, len(gc.Servers))
+	}
+	for _, sc := range gc.Servers {
+		if sc.Auth != nil && settings.Servers[sc.Name].Mode == gateway.ModePassthrough {
+			return usageErrorf("%s: server %q: field mcpool.servers.%s.auth: a passthrough server uses each client's own credentials, not the gateway's: remove \"auth\" or choose another mode", *config, sc.Name, sc.Name)
+		}
+	}
 	statelessSet := false
 	fs.Visit(func(f *flag.Flag) { statelessSet = statelessSet || f.Name == "stateless" })
 	store, err := openCatalogStore(*redisURL, settings.Redis, gc)
@@ -143,6 +151,12 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			log.Info("server served in isolated mode (the default): each client gets its own upstream session; set \"mode\": \"shared\" in the gateway section if the server keeps no per-session state", "server", sc.Name)
 		}
 	}
+	// The servers' "auth" objects; their OAuth sign-in URLs go to the log's stream.
+	stopAuth, err := configureGroupAuth(gc, stderr)
+	if err != nil {
+		return err
+	}
+	defer stopAuth()
 	gc.Logger = log
 	gc.OnListChanged = func(server, kind string) {
 		select {
@@ -174,6 +188,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	opts := gateway.Options{
 		Servers:      gateway.GroupServers(group, gc, settings.Servers),
 		Separator:    gc.Separator,
+		Unprefixed:   settings.Unprefixed,
 		MaxInFlight:  settings.MaxInFlight,
 		QueueWait:    queueWait,
 		CallTimeout:  callTimeout,
