@@ -278,7 +278,9 @@ func (p *Pool) probe(parent context.Context, s *session) {
 	cancel()
 	alive := err == nil || isServerAnswer(err)
 	p.mu.Lock()
-	judged := alive || parent.Err() == nil
+	// A ping the pool could not send (its token could not be had) says
+	// nothing of the session, like one its parent cut short.
+	judged := alive || parent.Err() == nil && !isTokenError(err)
 	p.endProbeLocked(s, alive, judged)
 	p.mu.Unlock()
 	if !alive && judged {
