@@ -128,3 +128,41 @@ func TestTokenLookupFailureAtCallIsNotSentNorLost(t *testing.T) {
 		t.Fatalf("the tool ran %d times; want 1", n)
 	}
 }
+
+// A health check whose ping could not be sent for want of a token judges
+// nothing: the session is not marked dead while the token source is down.
+func TestTokenLookupFailureDoesNotFailHealthChecks(t *testing.T) {
+	url := tokenTestServer(t, nil)
+	var failing atomic.Bool
+	p, err := New(Config{URL: url, Logger: slog.New(slog.DiscardHandler), MinSessions: 1, MaxSessions: 1,
+		HealthCheckInterval: 20 * time.Millisecond,
+		Token: func(context.Context, bool) (string, error) {
+			if failing.Load() {
+				return "", errors.New("token endpoint: 503 Service Unavailable")
+			}
+			return "tok", nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	failing.Store(true)
+	defer failing.Store(false) // so that Close can delete the session
+	probes := p.Stats().Probes
+	// A second probe begins only once the first has ended, on a session
+	// still in the pool.
+	for p.Stats().Probes < probes+2 {
+		if ctx.Err() != nil {
+			t.Fatalf("no second health check while the token fails: %+v", p.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if st := p.Stats(); st.Deaths != 0 || st.ProbeFailures != 0 {
+		t.Fatalf("health checks with no token: %d deaths, %d probe failures; want none", st.Deaths, st.ProbeFailures)
+	}
+}
