@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -59,8 +58,22 @@ func WithHeaders(ctx context.Context, h http.Header) context.Context {
 }
 
 // ErrUnauthorized is wrapped by the error of a request that got 401 even
-// after the token was refreshed, or whose token could not be had.
+// after the token was refreshed, or whose token could not be had (the
+// TokenFunc failed). Only the server's 401 is permanent: a connect whose
+// token could not be had is retried with backoff like any transient
+// failure, and a call whose token could not be had was never sent, so it
+// is not a lost session.
 var ErrUnauthorized = errors.New("mcpool: unauthorized")
+
+// tokenError is a request the pool did not send because its TokenFunc
+// failed. It matches ErrUnauthorized, so callers can test for it, but it is
+// not the server's 401: retrying may pass once the token source recovers.
+type tokenError struct{ cause error }
+
+func (e *tokenError) Error() string {
+	return "the Token func failed: " + unprefixed(e.cause)
+}
+func (e *tokenError) Unwrap() []error { return []error{ErrUnauthorized, e.cause} }
 
 // protocolHeader lists the headers the SDK sets for the protocol itself:
 // user headers never replace them, or a session would break.
@@ -102,7 +115,10 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Body != nil {
 			req.Body.Close() // a RoundTripper closes the body, even on error
 		}
-		return nil, fmt.Errorf("%w: token: %w", ErrUnauthorized, err)
+		if tr := trackOf(req.Context()); tr != nil {
+			tr.noToken.Store(true)
+		}
+		return nil, &tokenError{cause: err}
 	}
 	r.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := t.base.RoundTrip(r)

@@ -162,6 +162,7 @@ type callTrack struct {
 	rateLimited    atomic.Bool  // it got 429
 	retryAfter     atomic.Int64 // the 429's Retry-After, in nanoseconds
 	unknownSession atomic.Bool  // it got 400 for an unknown session: not run
+	noToken        atomic.Bool  // its TokenFunc failed: not sent
 }
 
 type trackKey struct{}
@@ -194,6 +195,10 @@ func (p *Pool) do(ctx context.Context, fn func(ctx context.Context, cs *mcp.Clie
 	p.counters.errors.Add(1)
 	mayHaveRun := (tr.delivered.Load() || !neverSent(err)) && !tr.unknownSession.Load()
 	switch {
+	case (tr.noToken.Load() && !tr.delivered.Load()) || isTokenError(err):
+		// The token could not be had, so the request never left the
+		// process: the session is fine and the call did not run.
+		return outcome{err: fmt.Errorf("%w: request not sent: %w", ErrUnauthorized, err)}
 	case tr.unauthorized.Load():
 		// The server refused the token and the SDK broke the session; the
 		// request did not run. Retrying would only be refused again.

@@ -31,7 +31,13 @@ import (
 // returns the same result: nil or the errors from closing sessions, joined.
 // Sessions are closed even if ctx has ended.
 func (p *Pool) Close(ctx context.Context) error {
-	p.closeOnce.Do(func() { go p.shutdown(ctx) })
+	p.closeOnce.Do(func() {
+		// Mark the pool closed before Close can return, even with ctx
+		// ended already: only the drain and the teardown go on in the
+		// background.
+		drained := p.beginClose()
+		go p.shutdown(ctx, drained)
+	})
 	select {
 	case <-p.closeDone:
 		return p.closeErr
@@ -59,18 +65,27 @@ func (e *closeIncompleteError) Error() string {
 // Unwrap returns ErrCloseIncomplete and the context error.
 func (e *closeIncompleteError) Unwrap() []error { return []error{ErrCloseIncomplete, e.cause} }
 
-func (p *Pool) shutdown(ctx context.Context) {
-	defer close(p.closeDone)
+// beginClose is the part of Close done before it returns: new acquires and
+// waiters fail with ErrPoolClosed from here on, and leases still held no
+// longer warn of leaks. It returns the channel closed when the last call in
+// flight ends, or nil if none is.
+func (p *Pool) beginClose() (drained chan struct{}) {
 	p.mu.Lock()
 	p.closed = true
 	p.failWaitersLocked(ErrPoolClosed)
-	var drained chan struct{}
 	if p.inFlight > 0 {
 		drained = make(chan struct{})
 		p.drained = drained
 	}
 	p.mu.Unlock()
+	p.leases.stop()
+	return drained
+}
 
+// shutdown drains the calls in flight (until ctx ends or DrainTimeout
+// passes), then closes every session.
+func (p *Pool) shutdown(ctx context.Context, drained chan struct{}) {
+	defer close(p.closeDone)
 	if drained != nil {
 		t := time.NewTimer(p.cfg.DrainTimeout)
 		select {

@@ -73,13 +73,20 @@ func isBrokenPipe(err error) bool {
 	return errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed)
 }
 
+// isTokenError reports a request not sent because its token could not be
+// had (see tokenError).
+func isTokenError(err error) bool {
+	var te *tokenError
+	return errors.As(err, &te)
+}
+
 // neverSent reports whether err proves the request was not executed by the
 // server: it was refused before it was written (the connection was already
 // closed, or could not be dialled), or the server rejected the session
 // before reading the request (404). A 400 proves it only when its body says
 // the session is unknown, which callTrack sees and the error does not.
 func neverSent(err error) bool {
-	if errors.Is(err, mcp.ErrSessionMissing) || isBrokenPipe(err) {
+	if errors.Is(err, mcp.ErrSessionMissing) || isBrokenPipe(err) || isTokenError(err) {
 		return true
 	}
 	// The SDK formats the closing cause with %v, so an io.EOF inside means the

@@ -25,7 +25,9 @@ func Example() {
 	ctx := context.Background()
 	defer pool.Close(ctx)
 	if err := pool.Start(ctx); err != nil {
-		log.Fatal(err) // a *mcpool.ConnectError: the server is unreachable
+		// errors.As(err, &ce) finds the *mcpool.ConnectError; it matches
+		// mcpool.ErrServerUnavailable if the circuit breaker opened.
+		log.Fatal(err)
 	}
 	res, err := pool.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "hello"}})
 	if err != nil {

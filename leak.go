@@ -18,8 +18,9 @@ type leaseTracker struct {
 	log       logger
 	leaked    atomic.Uint64
 
-	mu   sync.Mutex
-	held map[uint64]*heldLease // by lease generation, unique within a pool
+	mu     sync.Mutex
+	held   map[uint64]*heldLease // by lease generation, unique within a pool
+	closed bool                  // the pool closed: no more leak warnings
 }
 
 type heldLease struct {
@@ -41,7 +42,7 @@ func (t *leaseTracker) acquired(l *Lease, now time.Time) {
 	gen, session := l.gen, l.s.id
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.threshold > 0 {
+	if t.threshold > 0 && !t.closed {
 		pcs := make([]uintptr, leakStackDepth)
 		// Skip runtime.Callers, acquired, acquireEnd and Acquire: the stack
 		// starts at the code that called Acquire.
@@ -70,6 +71,21 @@ func (t *leaseTracker) released(gen uint64) (held time.Duration, ok bool) {
 	return time.Since(h.at), true
 }
 
+// stop ends leak detection when the pool closes: the timers of leases
+// still held are stopped, so that none warns after Close. Leases are still
+// recorded, for Release observers.
+func (t *leaseTracker) stop() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closed = true
+	for _, h := range t.held {
+		if h.timer != nil {
+			h.timer.Stop()
+			h.timer = nil
+		}
+	}
+}
+
 // leak reports a lease held past the threshold, once.
 func (t *leaseTracker) leak(gen, session uint64, pcs []uintptr) {
 	t.mu.Lock()
@@ -77,9 +93,10 @@ func (t *leaseTracker) leak(gen, session uint64, pcs []uintptr) {
 	if ok {
 		h.timer = nil // fired: nothing to stop any more
 	}
+	closed := t.closed
 	t.mu.Unlock()
-	if !ok {
-		return // released meanwhile
+	if !ok || closed {
+		return // released meanwhile, or the pool closed
 	}
 	t.leaked.Add(1)
 	t.log.warn("lease held longer than LeakThreshold: is a Release missing? stack: where it was acquired",

@@ -525,11 +525,12 @@ func (p *Pool) connected(c conn, err error, renewal bool, report func(error)) {
 	if p.version == "" {
 		p.version = s.version()
 	}
+	var changedFrom, changedTo string // logged after the lock
 	if server := s.server(); server != p.server {
 		if p.server != "" {
 			// The server was upgraded or replaced behind the same address:
 			// what it listed before may be stale.
-			p.log.debug("server changed: catalog invalidated", "from", p.server, "to", server)
+			changedFrom, changedTo = p.server, server
 			p.catalog.invalidateAll()
 		}
 		p.server = server
@@ -548,6 +549,9 @@ func (p *Pool) connected(c conn, err error, renewal bool, report func(error)) {
 	}
 	p.serveWaitersLocked()
 	p.mu.Unlock()
+	if changedTo != "" {
+		p.log.debug("server changed: catalog invalidated", "from", changedFrom, "to", changedTo)
+	}
 	p.log.debug("session connected", "session", s.id, "protocol", s.version())
 }
 

@@ -248,6 +248,9 @@ func TestStartFailsAtOnceOnPermanentFailures(t *testing.T) {
 		{"missing executable", mcpool.Config{Command: &mcpool.Command{Path: "/nonexistent/mcpool-test-server"}}, fs.ErrNotExist},
 		{"404", mcpool.Config{URL: statusServer(http.StatusNotFound)}, nil},
 		{"403", mcpool.Config{URL: statusServer(http.StatusForbidden)}, nil},
+		// The server's 401 stays permanent (a failed TokenFunc does not:
+		// see TestTokenLookupFailureAtConnectIsRetried).
+		{"401", mcpool.Config{URL: statusServer(http.StatusUnauthorized), BearerToken: "tok"}, mcpool.ErrUnauthorized},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

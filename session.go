@@ -193,8 +193,7 @@ func (p *Pool) markDeadLocked(s *session, cause error) bool {
 func (p *Pool) retireLocked(s *session, why string) {
 	p.proveLocked(s) // it lived its life: its connect was a success
 	p.counters.retired.Add(1)
-	s.closeReason = why // observe.go
-	p.log.debug("session retired", "session", s.id, "reason", why)
+	s.closeReason = why // observe.go; logged when it closes, outside the lock
 	p.leaveLocked(s)
 }
 
@@ -221,6 +220,11 @@ func (p *Pool) closeLeavingLocked(s *session) {
 	p.bg.Add(1)
 	go func() {
 		defer p.bg.Done()
+		if s.closeReason != "dead" {
+			// Logged here, not under p.mu by retireLocked: a slow log
+			// handler must not stall Acquire and Release.
+			p.log.debug("session retired", "session", s.id, "reason", s.closeReason)
+		}
 		p.closeSession(s)
 	}()
 }
@@ -278,7 +282,9 @@ func (p *Pool) probe(parent context.Context, s *session) {
 	cancel()
 	alive := err == nil || isServerAnswer(err)
 	p.mu.Lock()
-	judged := alive || parent.Err() == nil
+	// A ping the pool could not send (its token could not be had) says
+	// nothing of the session, like one its parent cut short.
+	judged := alive || parent.Err() == nil && !isTokenError(err)
 	p.endProbeLocked(s, alive, judged)
 	p.mu.Unlock()
 	if !alive && judged {

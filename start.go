@@ -18,13 +18,18 @@ import (
 // backoff until a session connects, ctx ends, or the circuit breaker opens
 // (connects failing for BreakerOpenAfter, 10s by default). A permanent
 // failure fails at once: the executable not found or not executable,
-// 401 or 403 (errors.Is ErrUnauthorized for 401), 404 at the URL. Bound
-// Start with ctx to wait less.
+// the server's 401 or 403 (errors.Is ErrUnauthorized for 401), 404 at the
+// URL. A TokenFunc that fails is not permanent: the token source may
+// recover, so the connect is retried (its error still matches
+// ErrUnauthorized). Bound Start with ctx to wait less.
 //
 // Errors: ErrPoolClosed if Close has begun or begins while Start waits;
-// a [*ConnectError] for a permanent failure (or, with the breaker disabled
-// by FailureThreshold < 0, for the first failure); an [*UnavailableError]
-// once the breaker is open; when ctx ends first, a [*ConnectError] that
+// an [*UnavailableError] (matching ErrServerUnavailable) once the circuit
+// breaker is open, which a permanent failure opens at once: it unwraps to
+// the last failure, so errors.As(err, &ce) with ce a [*ConnectError] finds
+// the failed connect and errors.Is(err, ErrConnectFailed) holds. With the
+// breaker disabled (FailureThreshold < 0) the first failure is returned as
+// a [*ConnectError] alone. When ctx ends first: a [*ConnectError] that
 // matches ctx's error and wraps the last failure, or ctx's error alone if
 // no connect had failed yet. Connects still running when Start returns go
 // on in the background and their sessions join the pool. Start is
@@ -80,8 +85,14 @@ func (p *Pool) Start(ctx context.Context) error {
 // Everything else (refused, reset, EOF, a child that exited, a timeout, a
 // 5xx) may pass when the server is back.
 func isPermanent(err error) bool {
+	if isTokenError(err) {
+		// The pool's own token lookup failed, not the server: the token
+		// source may recover.
+		return false
+	}
+	var ue *unauthorizedError
 	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) ||
-		errors.Is(err, ErrUnauthorized) {
+		errors.As(err, &ue) {
 		return true
 	}
 	var ce *ConnectError
