@@ -194,9 +194,9 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		DrainTimeout:        *drain,
 		Logger:              log,
 	}
-	// /metrics: the pools of every server (shared mode's; isolated and
-	// passthrough pools are the gateway's own, seen on the status page),
-	// and the process.
+	// /metrics: the pools of every server (the Group's, and the keyed pools
+	// of passthrough servers; isolated sessions' pools are seen on the
+	// status page), the gateway's own figures, and the process.
 	reg := prometheus.NewRegistry()
 	metrics := mcpoolprom.New(mcpoolprom.Options{})
 	if group != nil {
@@ -212,6 +212,15 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	gw, err = gateway.New(opts)
 	if err != nil {
 		return err
+	}
+	// Passthrough servers' figures come from the gateway's keyed pools.
+	for _, s := range opts.Servers {
+		if k := gw.Keyed(s.Name); k != nil {
+			if err := metrics.AddKeyed(s.Name, k); err != nil {
+				_ = gw.Close(context.Background())
+				return err
+			}
+		}
 	}
 	close(ready)
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)

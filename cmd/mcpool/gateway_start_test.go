@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,13 +33,25 @@ func TestGatewayPassthroughNotDialledAtStart(t *testing.T) {
 		}
 		ts.Close()
 	}()
-	_, stop, logs := startGateway(t, fmt.Sprintf(`{
+	url, stop, logs := startGateway(t, fmt.Sprintf(`{
   "mcpServers": {"user": {"type": "http", "url": %q}},
   "gateway": {"servers": {"user": {"mode": "passthrough"}}}
 }`, ts.URL))
 	// The URL is logged after the Group and the gateway have started.
 	if n := hits.Load(); n != 0 {
 		t.Errorf("the passthrough server got %d requests with the gateway's credentials at start, want 0", n)
+	}
+	// Its figures come from the gateway's keyed pool.
+	resp, err := http.Get(strings.TrimSuffix(url, "/mcp") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`mcpool_calls_in_flight{server="user"} 0`, `mcpool_gateway_calls_in_flight{server="user"} 0`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 	if code := stop(); code != 0 {
 		t.Errorf("gateway exit status %d: %s", code, logs.String())
