@@ -67,9 +67,6 @@ func LoadSettings(path string) (*FileSettings, error) {
 		default:
 			return nil, fmt.Errorf("%s: server %q: field gateway.servers.%s.mode: %q is not a mode (shared, passthrough or isolated)", path, name, name, s.Mode)
 		}
-		if s.Spares < 0 {
-			return nil, fmt.Errorf("%s: server %q: field gateway.servers.%s.spares: is negative", path, name, name)
-		}
 	}
 	if fs.MaxIsolatedSessions < 0 {
 		return nil, fmt.Errorf("%s: field gateway.maxIsolatedSessions: is negative", path)

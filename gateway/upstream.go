@@ -41,7 +41,7 @@ func (u poolUpstream) ReadResource(ctx context.Context, params *mcp.ReadResource
 type ServerSettings struct {
 	Mode           Mode     `json:"mode"`
 	ForwardHeaders []string `json:"forwardHeaders"`
-	Spares         int      `json:"spares"`
+	Spares         int      `json:"spares"` // negative: none (Server.Spares)
 	MaxQueued      int      `json:"maxQueued"`
 }
 
