@@ -53,14 +53,23 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 	srv.mu.Lock()
 	old := srv.fprint
 	var changed [3]bool
+	// A list that fails leaves the merged list (as a Group's merged lists
+	// do), unless the gateway is shutting down.
+	drop := ctx.Err() == nil
 	if terr == nil {
 		srv.tools, srv.fprint[0], changed[0] = nsTools, fp[0], old[0] != fp[0]
+	} else if drop {
+		srv.tools, srv.fprint[0], changed[0] = nil, "", old[0] != ""
 	}
 	if perr == nil {
 		srv.prompts, srv.fprint[1], changed[1] = nsPrompts, fp[1], old[1] != fp[1]
+	} else if drop {
+		srv.prompts, srv.fprint[1], changed[1] = nil, "", old[1] != ""
 	}
 	if rerr == nil {
 		srv.resources, srv.fprint[2], changed[2] = resources, fp[2], old[2] != fp[2]
+	} else if drop {
+		srv.resources, srv.fprint[2], changed[2] = nil, "", old[2] != ""
 	}
 	err := errors.Join(terr, perr, rerr)
 	if (err == nil) != (srv.listErr == nil) {
@@ -70,7 +79,7 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 	srv.listErr = err
 	srv.mu.Unlock()
 
-	if rerr == nil {
+	if rerr == nil || drop {
 		g.resMu.Lock()
 		for uri, owner := range g.resOwner {
 			if owner == srv {

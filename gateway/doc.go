@@ -33,7 +33,8 @@
 //     out. Choose it for stateful servers (a browser, a REPL, a shell), where
 //     state must never leak between clients. It is the default: sharing has
 //     to be asked for. A 2026-07-28 downstream client has no session, so each
-//     of its requests gets a fresh upstream session.
+//     of its requests gets a fresh upstream session. Options.MaxIsolatedSessions
+//     caps these upstream sessions across servers.
 //
 // # Backpressure
 //
@@ -49,7 +50,8 @@
 //
 // [Gateway.Handler] serves /mcp (both protocol eras: 2025-11-25 sessions
 // and 2026-07-28 stateless requests), /healthz, /readyz, a live status page
-// at / and its figures at /status.json. [Gateway.Drain] drops readiness,
+// at / and its figures at /status.json; with Options.Token, all but /healthz
+// and /readyz need the token. [Gateway.Drain] drops readiness,
 // refuses new calls and waits for calls in flight; [Gateway.Close] then ends
 // downstream sessions and closes the upstream sessions the gateway made.
 package gateway

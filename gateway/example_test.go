@@ -29,7 +29,9 @@ func Example() {
 	}
 	var gw *gateway.Gateway
 	gc.OnListChanged = func(server, kind string) { gw.ListChanged(server, kind) }
-	group, err := mcpool.NewGroup(*gc)
+	// Passthrough servers are dialled with each client's credentials, never
+	// the gateway's: the Group leaves them out.
+	group, err := mcpool.NewGroup(*gateway.WithoutPassthrough(gc, settings.Servers))
 	if err != nil {
 		log.Fatal(err)
 	}

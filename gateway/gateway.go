@@ -80,7 +80,8 @@ type Server struct {
 	// upstream in ModePassthrough. Nil means {"Authorization"}.
 	ForwardHeaders []string
 	// Spares is how many pre-warmed upstream sessions ModeIsolated keeps
-	// ready. Zero means DefaultSpares (2).
+	// ready. Zero means DefaultSpares (2); negative means none (every
+	// downstream session's first call connects on its own time).
 	Spares int
 	// MaxQueued caps the callers queued for this server when the gateway
 	// is at MaxInFlight. Zero means DefaultMaxQueued (64); negative means
@@ -105,6 +106,14 @@ type Options struct {
 	// MaxInFlight caps the calls (tools/call, prompts/get, resources/read)
 	// in flight across the gateway. Zero means DefaultMaxInFlight (256).
 	MaxInFlight int
+	// MaxIsolatedSessions caps the upstream sessions that downstream
+	// sessions hold of servers in ModeIsolated, across servers (spares not
+	// counted). At the cap, a downstream session's first call to a server
+	// closes the least recently used idle one (that downstream session's
+	// next call connects again, with its server-side state lost) or, when
+	// all are busy, is refused with CodeOverloaded. Zero means twice
+	// MaxInFlight.
+	MaxIsolatedSessions int
 	// QueueWait bounds how long a queued call waits for a slot before it
 	// gets CodeOverloaded. Zero means DefaultQueueWait (10s).
 	QueueWait time.Duration
@@ -116,7 +125,9 @@ type Options struct {
 	// Zero means MaxInFlight + the servers' MaxQueued + 16 (for lists).
 	MaxRequests int
 	// Token, if set, is the bearer token downstream clients must send on
-	// /mcp. It is compared in constant time and never logged.
+	// /mcp, and the status page, /status.json and /metrics need too (the
+	// "Bearer" scheme in any case). It is compared in constant time and
+	// never logged.
 	Token string
 	// SessionIdleTimeout closes downstream HTTP sessions idle this long (and
 	// their isolated upstream sessions). Zero means
@@ -220,10 +231,11 @@ func New(opts Options) (*Gateway, error) {
 	if opts.Unprefixed && len(opts.Servers) != 1 {
 		return nil, fmt.Errorf("gateway: Unprefixed needs exactly one server, not %d: with several, names are told apart by their server prefix", len(opts.Servers))
 	}
-	if opts.MaxInFlight < 0 || opts.MaxRequests < 0 || opts.QueueWait < 0 || opts.CallTimeout < 0 {
-		return nil, errors.New("gateway: MaxInFlight, MaxRequests, QueueWait and CallTimeout must not be negative")
+	if opts.MaxInFlight < 0 || opts.MaxRequests < 0 || opts.QueueWait < 0 || opts.CallTimeout < 0 || opts.MaxIsolatedSessions < 0 {
+		return nil, errors.New("gateway: MaxInFlight, MaxRequests, MaxIsolatedSessions, QueueWait and CallTimeout must not be negative")
 	}
 	opts.MaxInFlight = orInt(opts.MaxInFlight, DefaultMaxInFlight)
+	opts.MaxIsolatedSessions = orInt(opts.MaxIsolatedSessions, 2*opts.MaxInFlight)
 	opts.QueueWait = orDur(opts.QueueWait, DefaultQueueWait)
 	opts.CallTimeout = orDur(opts.CallTimeout, DefaultCallTimeout)
 	opts.SessionIdleTimeout = orDur(opts.SessionIdleTimeout, DefaultSessionIdleTimeout)
@@ -278,7 +290,7 @@ func (g *Gateway) newServer(s Server) (*server, error) {
 			return nil, fmt.Errorf("gateway: server %q: mode shared needs an Upstream", s.Name)
 		}
 	case ModeIsolated:
-		srv.Spares = orInt(s.Spares, DefaultSpares)
+		srv.Spares = max(orInt(s.Spares, DefaultSpares), 0)
 		srv.spares = make(chan *mcpool.Pool, srv.Spares)
 		srv.refill = make(chan struct{}, 1)
 		if s.Upstream == nil {
@@ -371,7 +383,8 @@ func (g *Gateway) Drain(ctx context.Context) error {
 	for g.adm.inFlight.Load() > 0 || g.requests.Load() > 0 || g.answers.pending.Load() > 0 {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("gateway: drain ended with %d calls still in flight: %w", g.adm.inFlight.Load(), ctx.Err())
+			return fmt.Errorf("gateway: drain ended with %d calls still in flight, %d HTTP requests being handled and %d answers not yet written: %w",
+				g.adm.inFlight.Load(), g.requests.Load(), g.answers.pending.Load(), ctx.Err())
 		case <-tick.C:
 		}
 	}

@@ -25,6 +25,10 @@ import (
 //   - /readyz: 200 when ready for calls, 503 while draining.
 //   - /: the status page; /status.json: its figures.
 //   - /metrics: Options.Metrics, when set.
+//
+// With Options.Token set, /, /status.json and /metrics need the same
+// "Authorization: Bearer TOKEN" header as /mcp (a Prometheus scrape job's
+// bearer_token, curl -H); /healthz and /readyz stay open for probes.
 func (g *Gateway) Handler() http.Handler {
 	getServer := func(*http.Request) *mcp.Server { return g.mcp }
 	stateful := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
@@ -57,11 +61,11 @@ func (g *Gateway) Handler() http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	mux.HandleFunc("/status.json", g.serveStatusJSON)
-	mux.HandleFunc("/{$}", g.serveStatusPage)
+	mux.Handle("/status.json", g.authorized(http.HandlerFunc(g.serveStatusJSON)))
+	mux.Handle("/{$}", g.authorized(http.HandlerFunc(g.serveStatusPage)))
 	// /metrics: the Prometheus collector's handler, when the caller gives one.
 	if g.opts.Metrics != nil {
-		mux.Handle("/metrics", g.opts.Metrics)
+		mux.Handle("/metrics", g.authorized(g.opts.Metrics))
 	}
 	return mux
 }
@@ -70,21 +74,9 @@ func (g *Gateway) Handler() http.Handler {
 // MaxRequests, all before the body is read, and counts the POSTs it lets
 // through so that Drain can wait for their answers to be written.
 func (g *Gateway) guard(next http.Handler) http.Handler {
-	var want [32]byte
-	if g.opts.Token != "" {
-		want = sha256.Sum256([]byte(g.opts.Token))
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if g.opts.Token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			// Digests have one length, so the compare takes one time
-			// whatever the token sent.
-			sum := sha256.Sum256([]byte(got))
-			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="mcpool-gateway"`)
-				http.Error(w, "unauthorized: send Authorization: Bearer with the gateway's token", http.StatusUnauthorized)
-				return
-			}
+		if !g.checkToken(w, r) {
+			return
 		}
 		if g.draining.Load() {
 			// Connection: close sheds the refused client's connection (and
@@ -112,6 +104,36 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 	})
 }
 
+// authorized lets a request through only with the token (when one is set).
+func (g *Gateway) authorized(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.checkToken(w, r) {
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// checkToken reports whether r carries the gateway's token (or none is
+// set); if not, it answers 401. The scheme name is matched without regard
+// to case (RFC 7235 section 2.1).
+func (g *Gateway) checkToken(w http.ResponseWriter, r *http.Request) bool {
+	if g.opts.Token == "" {
+		return true
+	}
+	want := sha256.Sum256([]byte(g.opts.Token))
+	scheme, got, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	ok = ok && strings.EqualFold(scheme, "Bearer")
+	// Digests have one length, so the compare takes one time whatever the
+	// token sent.
+	sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mcpool-gateway"`)
+		http.Error(w, "unauthorized: send Authorization: Bearer with the gateway's token", http.StatusUnauthorized)
+		return false
+	}
+	return true
+}
+
 // ServeStdio serves one downstream session over stdin and stdout until the
 // client closes stdin or ctx ends. Ending ctx ends the session and cancels
 // its calls: for a graceful stop, call Drain first, then end ctx.
@@ -122,5 +144,10 @@ func (g *Gateway) ServeStdio(ctx context.Context) error {
 // Serve serves one downstream session over t (an in-memory transport in
 // tests, say) until it ends or ctx does.
 func (g *Gateway) Serve(ctx context.Context, t mcp.Transport) error {
-	return g.mcp.Run(ctx, countingTransport{t, &g.answers})
+	var conn *countingConn
+	err := g.mcp.Run(ctx, countingTransport{Transport: t, c: &g.answers, conn: &conn})
+	if conn != nil {
+		conn.settle()
+	}
+	return err
 }

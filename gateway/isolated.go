@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpool/mcpool"
@@ -20,13 +21,25 @@ import (
 type isolation struct {
 	mu       sync.Mutex
 	sessions map[*mcp.ServerSession]*isoSession
+	n        int // upstream pools of downstream sessions, connecting included
 	closed   bool
 	closing  sync.WaitGroup
 }
 
 type isoSession struct {
 	mu    sync.Mutex
-	pools map[*server]*mcpool.Pool
+	pools map[*server]*isoPool
+	done  bool // the downstream session ended: no new pools
+}
+
+// isoPool is one downstream session's pool for one server. ready is closed
+// by the caller that connects it, once p or err is set; other callers wait
+// on ready (or their own ctx) without holding a lock.
+type isoPool struct {
+	ready    chan struct{}
+	p        *mcpool.Pool
+	err      error
+	lastUsed atomic.Int64 // unix nanoseconds of the last call's start
 }
 
 // isolatedConfig is srv's template for one downstream session's pool.
@@ -43,32 +56,136 @@ func (g *Gateway) isolatedConfig(srv *server) mcpool.Config {
 }
 
 // isolatedPool returns ss's own pool for srv, taking a spare or, when none
-// is ready, connecting one on the caller's time.
+// is ready, connecting one on the caller's time. No lock is held during a
+// connect: a session's concurrent first calls wait for the first one's.
 func (g *Gateway) isolatedPool(ctx context.Context, srv *server, ss *mcp.ServerSession) (*mcpool.Pool, error) {
 	if ss == nil {
 		return nil, errors.New("gateway: isolated server called outside a session")
 	}
-	g.iso.mu.Lock()
-	if g.iso.closed {
+	for {
+		g.iso.mu.Lock()
+		if g.iso.closed {
+			g.iso.mu.Unlock()
+			return nil, mcpool.ErrPoolClosed
+		}
+		is := g.iso.sessions[ss]
+		if is == nil {
+			is = &isoSession{pools: map[*server]*isoPool{}}
+			g.iso.sessions[ss] = is
+			g.iso.closing.Add(1)
+			go g.releaseWhenDone(ss, is)
+		}
+		is.mu.Lock()
+		if is.done {
+			is.mu.Unlock()
+			g.iso.mu.Unlock()
+			return nil, mcpool.ErrPoolClosed
+		}
+		e := is.pools[srv]
+		if e != nil {
+			is.mu.Unlock()
+			g.iso.mu.Unlock()
+			select {
+			case <-e.ready:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if e.err != nil {
+				// The connecting caller failed (perhaps its own ctx
+				// ended): try again on this caller's time.
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				continue
+			}
+			e.lastUsed.Store(time.Now().UnixNano())
+			return e.p, nil
+		}
+		is.mu.Unlock()
+		victim, err := g.reserveIsolated(srv)
+		if err != nil {
+			g.iso.mu.Unlock()
+			return nil, err
+		}
+		is.mu.Lock()
+		e = &isoPool{ready: make(chan struct{})}
+		e.lastUsed.Store(time.Now().UnixNano())
+		is.pools[srv] = e
+		is.mu.Unlock()
 		g.iso.mu.Unlock()
-		return nil, mcpool.ErrPoolClosed
-	}
-	is := g.iso.sessions[ss]
-	if is == nil {
-		is = &isoSession{pools: map[*server]*mcpool.Pool{}}
-		g.iso.sessions[ss] = is
-		g.iso.closing.Add(1)
-		go g.releaseWhenDone(ss, is)
-	}
-	g.iso.mu.Unlock()
+		if victim != nil {
+			g.log.Debug("isolated: closing the least recently used idle upstream session to make room", "server", srv.name)
+			go func() {
+				defer g.iso.closing.Done()
+				_ = victim.Close(context.Background())
+			}()
+		}
 
-	// One pool per server per session, even when the session's first calls
-	// arrive together.
-	is.mu.Lock()
-	defer is.mu.Unlock()
-	if p := is.pools[srv]; p != nil {
+		p, err := g.connectIsolated(ctx, srv)
+		is.mu.Lock()
+		if err != nil {
+			delete(is.pools, srv)
+		}
+		e.p, e.err = p, err
+		is.mu.Unlock()
+		close(e.ready)
+		if err != nil {
+			g.iso.mu.Lock()
+			g.iso.n--
+			g.iso.mu.Unlock()
+			return nil, err
+		}
 		return p, nil
 	}
+}
+
+// reserveIsolated counts one more isolated upstream session. At
+// MaxIsolatedSessions it takes the least recently used idle one from its
+// downstream session (whose next call connects again) and returns its pool
+// for the caller to close; with none idle it refuses as overloaded. The
+// caller holds g.iso.mu.
+func (g *Gateway) reserveIsolated(srv *server) (*mcpool.Pool, error) {
+	if g.iso.n < g.opts.MaxIsolatedSessions {
+		g.iso.n++
+		return nil, nil
+	}
+	var (
+		lruSess *isoSession
+		lruSrv  *server
+		lru     *isoPool
+	)
+	for _, is := range g.iso.sessions {
+		is.mu.Lock()
+		for s, e := range is.pools {
+			select {
+			case <-e.ready:
+			default:
+				continue // connecting
+			}
+			if e.p == nil || e.p.Stats().CallsInFlight > 0 {
+				continue
+			}
+			if lru == nil || e.lastUsed.Load() < lru.lastUsed.Load() {
+				lruSess, lruSrv, lru = is, s, e
+			}
+		}
+		is.mu.Unlock()
+	}
+	if lru == nil {
+		srv.refused.Add(1)
+		return nil, overloaded(srv.name, fmt.Sprintf("%d isolated upstream sessions open (cap %d), all busy", g.iso.n, g.opts.MaxIsolatedSessions), time.Second)
+	}
+	lruSess.mu.Lock()
+	if lruSess.pools[lruSrv] == lru {
+		delete(lruSess.pools, lruSrv)
+	}
+	lruSess.mu.Unlock()
+	g.iso.closing.Add(1) // done by the caller's close
+	return lru.p, nil
+}
+
+// connectIsolated takes one of srv's spares or connects a pool.
+func (g *Gateway) connectIsolated(ctx context.Context, srv *server) (*mcpool.Pool, error) {
 	var p *mcpool.Pool
 	select {
 	case p = <-srv.spares:
@@ -78,14 +195,10 @@ func (g *Gateway) isolatedPool(ctx context.Context, srv *server, ss *mcp.ServerS
 	case srv.refill <- struct{}{}:
 	default:
 	}
-	if p == nil {
-		var err error
-		if p, err = g.warmPool(ctx, srv); err != nil {
-			return nil, err
-		}
+	if p != nil {
+		return p, nil
 	}
-	is.pools[srv] = p
-	return p, nil
+	return g.warmPool(ctx, srv)
 }
 
 func (g *Gateway) warmPool(ctx context.Context, srv *server) (*mcpool.Pool, error) {
@@ -100,22 +213,54 @@ func (g *Gateway) warmPool(ctx context.Context, srv *server) (*mcpool.Pool, erro
 	return p, nil
 }
 
-// releaseWhenDone closes is's pools when ss ends.
+// releaseWhenDone closes is's pools when ss ends, waiting for those still
+// connecting.
 func (g *Gateway) releaseWhenDone(ss *mcp.ServerSession, is *isoSession) {
 	defer g.iso.closing.Done()
 	_ = ss.Wait()
 	g.iso.mu.Lock()
 	delete(g.iso.sessions, ss)
-	g.iso.mu.Unlock()
 	is.mu.Lock()
+	is.done = true
 	pools := is.pools
-	is.pools = map[*server]*mcpool.Pool{}
+	is.pools = map[*server]*isoPool{}
 	is.mu.Unlock()
-	for srv, p := range pools {
-		if err := p.Close(context.Background()); err != nil {
+	g.iso.mu.Unlock()
+	for srv, e := range pools {
+		<-e.ready
+		if e.p == nil {
+			continue // failed, and uncounted by its caller
+		}
+		g.iso.mu.Lock()
+		g.iso.n--
+		g.iso.mu.Unlock()
+		if err := e.p.Close(context.Background()); err != nil {
 			g.log.Debug("isolated: closing a session's pool", "server", srv.name, "error", err)
 		}
 	}
+}
+
+// isolatedPools returns the ready pools of every downstream session for
+// srv, and how many isolated upstream sessions are open across servers.
+// It holds the locks only to copy pointers: no I/O.
+func (g *Gateway) isolatedPools(srv *server) ([]*mcpool.Pool, int) {
+	g.iso.mu.Lock()
+	defer g.iso.mu.Unlock()
+	var out []*mcpool.Pool
+	for _, is := range g.iso.sessions {
+		is.mu.Lock()
+		if e := is.pools[srv]; e != nil {
+			select {
+			case <-e.ready:
+				if e.p != nil {
+					out = append(out, e.p)
+				}
+			default:
+			}
+		}
+		is.mu.Unlock()
+	}
+	return out, g.iso.n
 }
 
 // closeAll waits until every downstream session's pools are closed; Close

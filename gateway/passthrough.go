@@ -121,3 +121,14 @@ func (g *Gateway) passthroughOwner(ctx context.Context, req mcp.Request, uri str
 	}
 	return nil
 }
+
+// Keyed returns the keyed pool (one pool per credential) that serves the
+// named server in ModePassthrough, for metrics (the prom package's
+// Collector.AddKeyed, say); nil for a server in another mode or not
+// configured. The gateway closes it in Close.
+func (g *Gateway) Keyed(server string) *mcpool.Keyed {
+	if srv := g.byName[server]; srv != nil {
+		return srv.keyed
+	}
+	return nil
+}

@@ -24,6 +24,10 @@ import (
 // A server not named there is served in ModeIsolated with the defaults.
 type FileSettings struct {
 	MaxInFlight int `json:"maxInFlight"`
+	// MaxIsolatedSessions caps the upstream sessions held by downstream
+	// sessions of isolated servers (Options.MaxIsolatedSessions; zero means
+	// twice maxInFlight).
+	MaxIsolatedSessions int `json:"maxIsolatedSessions"`
 	// Redis is a redis:// URL for the catalog store shared by gateway
 	// replicas (the command's --redis overrides it).
 	Redis string `json:"redis"`
@@ -66,9 +70,9 @@ func LoadSettings(path string) (*FileSettings, error) {
 		default:
 			return nil, fmt.Errorf("%s: server %q: field gateway.servers.%s.mode: %q is not a mode (shared, passthrough or isolated)", path, name, name, s.Mode)
 		}
-		if s.Spares < 0 {
-			return nil, fmt.Errorf("%s: server %q: field gateway.servers.%s.spares: is negative", path, name, name)
-		}
+	}
+	if fs.MaxIsolatedSessions < 0 {
+		return nil, fmt.Errorf("%s: field gateway.maxIsolatedSessions: is negative", path)
 	}
 	for field, v := range map[string]string{"queueWait": fs.QueueWait, "callTimeout": fs.CallTimeout} {
 		if v == "" {

@@ -14,14 +14,20 @@ import (
 // status page. Latency and rates are measured at the gateway (queueing and
 // the upstream call together) over the last minute.
 type Status struct {
-	Ready       bool           `json:"ready"`
-	UptimeSec   float64        `json:"uptimeSec"`
-	InFlight    int64          `json:"inFlight"`    // calls in flight across the gateway
-	MaxInFlight int            `json:"maxInFlight"` // the cap
-	Requests    int64          `json:"requests"`    // HTTP POSTs being handled
-	Sessions    int            `json:"sessions"`    // downstream sessions
-	Servers     []ServerStatus `json:"servers"`
-	At          time.Time      `json:"at"`
+	Ready       bool    `json:"ready"`
+	UptimeSec   float64 `json:"uptimeSec"`
+	InFlight    int64   `json:"inFlight"`    // calls in flight across the gateway
+	MaxInFlight int     `json:"maxInFlight"` // the cap
+	Requests    int64   `json:"requests"`    // HTTP POSTs being handled
+	Sessions    int     `json:"sessions"`    // downstream sessions
+	// IsolatedSessions counts the upstream sessions held by downstream
+	// sessions of isolated servers (connecting included), capped at
+	// MaxIsolatedSessions.
+	IsolatedSessions    int            `json:"isolatedSessions"`
+	MaxIsolatedSessions int            `json:"maxIsolatedSessions"`
+	Draining            bool           `json:"draining"`
+	Servers             []ServerStatus `json:"servers"`
+	At                  time.Time      `json:"at"`
 	// Store is the shared catalog store's state over every pool that uses
 	// one (mcpool.Config.CatalogStore): "" when none does, "ok", or
 	// "failing" while a pool's last store operation failed and it serves
@@ -46,6 +52,7 @@ type ServerStatus struct {
 	Connecting  int     `json:"connecting"`
 	InFlight    int64   `json:"inFlight"`    // calls in flight (gateway's count for a server, the pool's for a replica)
 	Waiters     int64   `json:"waiters"`     // callers queued at the gateway plus in the pools
+	Queued      int64   `json:"queued"`      // callers queued at the gateway for a slot
 	Utilization float64 `json:"utilization"` // calls in flight / (sessions × MaxCallsPerSession), 0..1
 	windowFigures
 	Refused   int64          `json:"refused"`    // calls refused as overloaded
@@ -63,6 +70,10 @@ func (g *Gateway) Status() Status {
 	for range g.mcp.Sessions() {
 		st.Sessions++
 	}
+	st.Draining = !st.Ready
+	g.iso.mu.Lock()
+	st.IsolatedSessions, st.MaxIsolatedSessions = g.iso.n, g.opts.MaxIsolatedSessions
+	g.iso.mu.Unlock()
 	for _, srv := range g.servers {
 		st.Servers = append(st.Servers, g.serverStatus(srv))
 		g.storeStatus(&st, srv)
@@ -97,28 +108,19 @@ func (g *Gateway) serverStatus(srv *server) ServerStatus {
 	row := ServerStatus{Name: srv.name, Mode: srv.Mode, InFlight: srv.inFlight.Load(), Refused: srv.refused.Load(),
 		windowFigures: srv.win.figures(g.started)}
 	row.Waiters = srv.queued.Load()
+	row.Queued = row.Waiters
 	perSession := orInt(srv.Config.MaxCallsPerSession, mcpool.DefaultMaxCallsPerSession)
 	var pools []mcpool.Stats
 	switch srv.Mode {
 	case ModeShared:
 		pools = append(pools, srv.Upstream.Stats())
 	case ModeIsolated:
-		g.iso.mu.Lock()
-		var iss []*isoSession
-		for _, is := range g.iso.sessions {
-			iss = append(iss, is)
+		own, open := g.isolatedPools(srv)
+		for _, p := range own {
+			pools = append(pools, p.Stats())
 		}
-		g.iso.mu.Unlock()
-		n := 0
-		for _, is := range iss {
-			is.mu.Lock()
-			if p := is.pools[srv]; p != nil {
-				pools = append(pools, p.Stats())
-				n++
-			}
-			is.mu.Unlock()
-		}
-		row.Detail = itoa(n) + " downstream sessions with their own upstream session, " + itoa(len(srv.spares)) + " spares warm"
+		row.Detail = itoa(len(own)) + " downstream sessions with their own upstream session, " + itoa(len(srv.spares)) + " spares warm; " +
+			itoa(open) + " of " + itoa(g.opts.MaxIsolatedSessions) + " isolated sessions open across servers"
 		row.Status, row.Breaker = string(mcpool.StatusHealthy), "closed"
 		if srv.Upstream != nil {
 			cs := srv.Upstream.Stats()

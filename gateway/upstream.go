@@ -41,41 +41,63 @@ func (u poolUpstream) ReadResource(ctx context.Context, params *mcp.ReadResource
 type ServerSettings struct {
 	Mode           Mode     `json:"mode"`
 	ForwardHeaders []string `json:"forwardHeaders"`
-	Spares         int      `json:"spares"`
+	Spares         int      `json:"spares"` // negative: none (Server.Spares)
 	MaxQueued      int      `json:"maxQueued"`
 }
 
-// GroupServers returns one [Server] per server of g, in g's order, with the
-// gateway settings named in settings (a server missing there gets the
-// defaults: ModeIsolated). gc is the config g was made from: it gives the
-// separator and each server's Config, the template of the pools that
-// ModeIsolated and ModePassthrough make (a server with replicas uses its
-// first). Calls in ModeShared go through the Group, which balances them over
-// the server's replicas and moves them when a replica dies; catalogs are
-// read from the first replica that answers.
+// GroupServers returns one [Server] per server of gc, in gc's order, with
+// the gateway settings named in settings (a server missing there gets the
+// defaults: ModeIsolated). g is the Group made from gc less its
+// ModePassthrough servers (see [WithoutPassthrough]): those dial with each
+// client's credentials through the gateway's own keyed pools, never with
+// the gateway's, so the Group must not start pools for them; g may be nil
+// when every server is in ModePassthrough. gc gives the separator and each
+// server's Config, the template of the pools that ModeIsolated and
+// ModePassthrough make (a server with replicas uses its first). Calls in
+// ModeShared go through the Group, which balances them over the server's
+// replicas and moves them when a replica dies; catalogs are read from the
+// first replica that answers.
 func GroupServers(g *mcpool.Group, gc *mcpool.GroupConfig, settings map[string]ServerSettings) []Server {
 	sep := gc.Separator
 	if sep == "" {
 		sep = DefaultSeparator
 	}
-	configs := map[string]mcpool.Config{}
-	for _, sc := range gc.Servers {
-		configs[sc.Name] = sc.Config
-		if len(sc.Replicas) > 0 {
-			configs[sc.Name] = sc.Replicas[0]
+	inGroup := map[string]bool{}
+	if g != nil {
+		for _, name := range g.Servers() {
+			inGroup[name] = true
 		}
 	}
 	var out []Server
-	for _, name := range g.Servers() {
+	for _, sc := range gc.Servers {
+		name, cfg := sc.Name, sc.Config
+		if len(sc.Replicas) > 0 {
+			cfg = sc.Replicas[0]
+		}
 		set := settings[name]
-		out = append(out, Server{
-			Name: name, Mode: set.Mode, ForwardHeaders: set.ForwardHeaders, Spares: set.Spares, MaxQueued: set.MaxQueued,
-			Upstream: groupUpstream{g: g, name: name, prefix: name + sep},
-			Config:   configs[name],
-			Replicas: func() []ReplicaStats { return groupReplicas(g, name) },
-		})
+		s := Server{Name: name, Mode: set.Mode, ForwardHeaders: set.ForwardHeaders, Spares: set.Spares, MaxQueued: set.MaxQueued, Config: cfg}
+		if inGroup[name] {
+			s.Upstream = groupUpstream{g: g, name: name, prefix: name + sep}
+			s.Replicas = func() []ReplicaStats { return groupReplicas(g, name) }
+		} else if set.Mode != ModePassthrough {
+			continue // not served by g
+		}
+		out = append(out, s)
 	}
 	return out
+}
+
+// WithoutPassthrough returns a copy of gc without the servers that
+// settings put in ModePassthrough: the config to make the Group from.
+func WithoutPassthrough(gc *mcpool.GroupConfig, settings map[string]ServerSettings) *mcpool.GroupConfig {
+	out := *gc
+	out.Servers = nil
+	for _, sc := range gc.Servers {
+		if settings[sc.Name].Mode != ModePassthrough {
+			out.Servers = append(out.Servers, sc)
+		}
+	}
+	return &out
 }
 
 // groupUpstream is one server of a Group.

@@ -165,48 +165,61 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		default:
 		}
 	}
-	group, err := mcpool.NewGroup(*gc)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), *drain+10*time.Second)
-		defer cancel()
-		if err := group.Close(cctx); err != nil {
-			log.Warn("closing upstream sessions", "error", err)
+	// Passthrough servers dial with each client's credentials, through the
+	// gateway's keyed pools: the Group, which dials with the gateway's own,
+	// leaves them out.
+	var group *mcpool.Group
+	if gcg := gateway.WithoutPassthrough(gc, settings.Servers); len(gcg.Servers) > 0 {
+		group, err = mcpool.NewGroup(*gcg)
+		if err != nil {
+			return err
 		}
-	}()
-	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	if err := group.Start(startCtx); err != nil {
-		// Servers that did not start are reported and retried in the
-		// background; the others serve.
-		log.Warn("some servers did not start", "error", err)
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), *drain+10*time.Second)
+			defer cancel()
+			if err := group.Close(cctx); err != nil {
+				log.Warn("closing upstream sessions", "error", err)
+			}
+		}()
+		startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		if err := group.Start(startCtx); err != nil && ctx.Err() == nil {
+			// Servers that did not start are reported and retried in the
+			// background; the others serve.
+			log.Warn("some servers did not start", "error", err)
+		}
+		cancel()
 	}
-	cancel()
+	if ctx.Err() != nil {
+		log.Info("signal received while starting: stopped")
+		return nil
+	}
 
 	queueWait, callTimeout := settings.Durations()
 	opts := gateway.Options{
-		Servers:      gateway.GroupServers(group, gc, settings.Servers),
-		Separator:    gc.Separator,
-		Unprefixed:   settings.Unprefixed,
-		MaxInFlight:  settings.MaxInFlight,
-		QueueWait:    queueWait,
-		CallTimeout:  callTimeout,
-		Token:        *token,
-		SessionsOnly: *sessionsOnly,
-		Stateless:    *stateless,
-		DrainTimeout: *drain,
-		Logger:       log,
+		Servers:             gateway.GroupServers(group, gc, settings.Servers),
+		Separator:           gc.Separator,
+		Unprefixed:          settings.Unprefixed,
+		MaxInFlight:         settings.MaxInFlight,
+		MaxIsolatedSessions: settings.MaxIsolatedSessions,
+		QueueWait:           queueWait,
+		CallTimeout:         callTimeout,
+		Token:               *token,
+		SessionsOnly:        *sessionsOnly,
+		Stateless:           *stateless,
+		DrainTimeout:        *drain,
+		Logger:              log,
 	}
-	// /metrics: the pools of every server (shared mode's; isolated and
-	// passthrough pools are the gateway's own, seen on the status page),
-	// and the process.
+	// /metrics: the pools of every server (the Group's, and the keyed pools
+	// of passthrough servers; isolated sessions' pools are seen on the
+	// status page), the gateway's own figures, and the process.
 	reg := prometheus.NewRegistry()
 	metrics := mcpoolprom.New(mcpoolprom.Options{})
-	if err := metrics.AddGroup(group); err != nil {
-		return err
+	if group != nil {
+		if err := metrics.AddGroup(group); err != nil {
+			return err
+		}
 	}
-	reg.MustRegister(metrics, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(metrics, gatewayCollector{gw: &gw}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	if *maxInFlight > 0 {
 		opts.MaxInFlight = *maxInFlight
@@ -215,12 +228,27 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	// Passthrough servers' figures come from the gateway's keyed pools.
+	for _, s := range opts.Servers {
+		if k := gw.Keyed(s.Name); k != nil {
+			if err := metrics.AddKeyed(s.Name, k); err != nil {
+				_ = gw.Close(context.Background())
+				return err
+			}
+		}
+	}
 	close(ready)
-	startCtx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	err = gw.Start(startCtx)
 	cancel()
 	if err != nil {
 		_ = gw.Close(context.Background())
+		if ctx.Err() != nil {
+			// SIGTERM or SIGINT while starting: nothing was served yet, so
+			// closing is the whole drain.
+			log.Info("signal received while starting: stopped")
+			return nil
+		}
 		return err
 	}
 	shutdown := func() error {

@@ -40,6 +40,11 @@ func TestGatewayMetrics(t *testing.T) {
 		`mcpool_acquire_wait_seconds_count{server="demo"}`,
 		`mcpool_call_duration_seconds_count{outcome="ok",server="demo",tool="echo"} 1`,
 		`process_resident_memory_bytes`,
+		`mcpool_gateway_calls_in_flight{server="demo"} 0`,
+		`mcpool_gateway_callers_queued{server="demo"} 0`,
+		`mcpool_gateway_refused_total{server="demo"} 0`,
+		`mcpool_gateway_draining 0`,
+		`mcpool_gateway_isolated_sessions 0`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
