@@ -70,9 +70,12 @@ var ErrUnauthorized = errors.New("mcpool: unauthorized")
 // not the server's 401: retrying may pass once the token source recovers.
 type tokenError struct{ cause error }
 
+// Error says the token could not be had, and why.
 func (e *tokenError) Error() string {
 	return "the Token func failed: " + unprefixed(e.cause)
 }
+
+// Unwrap returns ErrUnauthorized and the TokenFunc's error.
 func (e *tokenError) Unwrap() []error { return []error{ErrUnauthorized, e.cause} }
 
 // protocolHeader lists the headers the SDK sets for the protocol itself:

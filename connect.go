@@ -39,7 +39,10 @@ type unauthorizedError struct {
 	cause error
 }
 
-func (e *unauthorizedError) Error() string   { return e.what + ": " + e.cause.Error() }
+// Error says what the 401 means for this pool, then the cause.
+func (e *unauthorizedError) Error() string { return e.what + ": " + e.cause.Error() }
+
+// Unwrap returns ErrUnauthorized and the cause.
 func (e *unauthorizedError) Unwrap() []error { return []error{ErrUnauthorized, e.cause} }
 
 func newDialer(s *settings, onListChanged func(kind string)) *dialer {
@@ -249,6 +252,7 @@ type stderrTail struct {
 
 func newStderrTail(next io.Writer) *stderrTail { return &stderrTail{next: next} }
 
+// Write keeps the tail of b and passes b on.
 func (w *stderrTail) Write(b []byte) (int, error) {
 	w.mu.Lock()
 	w.buf = append(w.buf, b...)

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -160,7 +159,7 @@ func (k *Keyed) newPool(identity string) (*Pool, error) {
 	if k.cfg.ForIdentity != nil {
 		if err := k.cfg.ForIdentity(identity, &cfg); err != nil {
 			// The identity may be a credential: the error must not name it.
-			return nil, fmt.Errorf("mcpool: ForIdentity: %w", err)
+			return nil, &forIdentityError{cause: err}
 		}
 	}
 	return New(cfg)
@@ -287,3 +286,12 @@ func (k *Keyed) Close(ctx context.Context) error {
 	<-k.done
 	return k.closeErr
 }
+
+// forIdentityError is ForIdentity's error, said with one "mcpool: ".
+type forIdentityError struct{ cause error }
+
+// Error names ForIdentity and its error; never the identity.
+func (e *forIdentityError) Error() string { return "mcpool: ForIdentity: " + unprefixed(e.cause) }
+
+// Unwrap returns ForIdentity's error.
+func (e *forIdentityError) Unwrap() error { return e.cause }

@@ -23,6 +23,7 @@ var (
 		"Upstream sessions held by downstream sessions of isolated servers.", nil, nil)
 )
 
+// Describe sends the gateway metrics' descriptions.
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- gwInFlightDesc
 	ch <- gwQueuedDesc
@@ -31,6 +32,7 @@ func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- gwIsolatedDesc
 }
 
+// Collect reads the gateway's Status and sends its figures.
 func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 	gw := *c.gw
 	if gw == nil {

@@ -57,6 +57,7 @@ type cachingSource struct {
 	last  string // access token last saved; guarded by cache.mu
 }
 
+// Token returns the current token, saving a refreshed one to the cache file.
 func (s *cachingSource) Token() (*oauth2.Token, error) {
 	tok, err := s.src.Token()
 	if err != nil {
