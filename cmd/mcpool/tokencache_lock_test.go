@@ -21,17 +21,22 @@ import (
 // shared token cache (see TestMain and TestTokenCacheSharedAcrossProcesses).
 const tokenCacheWriterEnv = "MCPOOL_CLI_TEST_TOKENCACHE_WRITER"
 
-// saveTokens saves n tokens under each of the keys, one goroutine per
-// key, each through its own tokenCache as servers of one command do.
+// crossProcessSaves is how many entries each writer process saves.
+const crossProcessSaves = 60
+
+// saveTokens saves n entries for each of the keys (key#0 to key#n-1), one
+// goroutine per key, each entry through its own tokenCache as servers of
+// one command do. The file only grows, so an update lost at any moment
+// stays lost: checkTokens sees it.
 func saveTokens(path string, keys []string, n int) error {
 	cfg := &oauth2.Config{ClientID: "cid", Endpoint: oauth2.Endpoint{TokenURL: "http://127.0.0.1:1/token"}}
 	errs := make(chan error, len(keys))
 	var wg sync.WaitGroup
 	for _, key := range keys {
 		wg.Go(func() {
-			c := &tokenCache{path: path, key: key}
 			for i := range n {
-				tok := &oauth2.Token{AccessToken: key + "-" + strconv.Itoa(i), Expiry: time.Now().Add(time.Hour)}
+				c := &tokenCache{path: path, key: key + "#" + strconv.Itoa(i)}
+				tok := &oauth2.Token{AccessToken: "token of " + c.key, Expiry: time.Now().Add(time.Hour)}
 				if _, err := c.newTokenSource(context.Background(), cfg, tok); err != nil {
 					errs <- err
 					return
@@ -44,7 +49,7 @@ func saveTokens(path string, keys []string, n int) error {
 	return <-errs
 }
 
-// checkTokens fails unless the cache holds the last token of every key.
+// checkTokens fails unless the cache holds every entry saveTokens saved.
 func checkTokens(t *testing.T, path string, keys []string, n int) {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -55,15 +60,17 @@ func checkTokens(t *testing.T, path string, keys []string, n int) {
 	if err := json.Unmarshal(b, &all); err != nil {
 		t.Fatal(err)
 	}
+	var lost []string
 	for _, key := range keys {
-		e, ok := all[key]
-		if !ok || e.Token == nil {
-			t.Errorf("the cache lost %s's entry (%d of %d entries kept)", key, len(all), len(keys))
-			continue
+		for i := range n {
+			k := key + "#" + strconv.Itoa(i)
+			if e, ok := all[k]; !ok || e.Token == nil || e.Token.AccessToken != "token of "+k {
+				lost = append(lost, k)
+			}
 		}
-		if want := key + "-" + strconv.Itoa(n-1); e.Token.AccessToken != want {
-			t.Errorf("%s: token %s, want the last saved, %s", key, e.Token.AccessToken, want)
-		}
+	}
+	if len(lost) > 0 {
+		t.Errorf("the cache lost %d of %d entries, among them %s", len(lost), len(keys)*n, lost[0])
 	}
 }
 
@@ -88,7 +95,7 @@ func tokenCacheWriter(spec string) {
 		os.Exit(2)
 	}
 	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
-	if err := saveTokens(path, []string{key}, 200); err != nil {
+	if err := saveTokens(path, []string{key}, crossProcessSaves); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -125,5 +132,5 @@ func TestTokenCacheSharedAcrossProcesses(t *testing.T) {
 			t.Fatalf("writer %s: %v: %s", keys[i], err, cmd.Stderr)
 		}
 	}
-	checkTokens(t, path, keys, 200)
+	checkTokens(t, path, keys, crossProcessSaves)
 }
