@@ -152,7 +152,7 @@ func report(stderr io.Writer, cmd string, err error) int {
 	msg := withoutPrefix(err)
 	// Errors from transports and servers may span lines; scripts and people
 	// both read one line more easily.
-	msg = strings.Join(strings.Fields(msg), " ")
+	msg = strings.Join(strings.Fields(printable(msg)), " ") // untrusted.go
 	var ue *usageError
 	usage := errors.As(err, &ue) || errors.Is(err, mcpool.ErrInvalidConfig)
 	if usage && cmd != "" {

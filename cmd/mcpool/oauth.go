@@ -168,7 +168,7 @@ func (cb *callbackServer) fetch(ctx context.Context, args *auth.AuthorizationArg
 	if dl, ok := ctx.Deadline(); ok {
 		wait = fmt.Sprintf("for %v (--timeout)", time.Until(dl).Round(time.Second))
 	}
-	fmt.Fprintf(cb.prompt, "mcpool: to authorize, open this URL in a browser (waiting %s):\n%s\n", wait, args.URL)
+	fmt.Fprintf(cb.prompt, "mcpool: to authorize, open this URL in a browser (waiting %s):\n%s\n", wait, printable(args.URL))
 	openBrowser(args.URL)
 
 	select {
@@ -181,8 +181,12 @@ func (cb *callbackServer) fetch(ctx context.Context, args *auth.AuthorizationArg
 
 // openBrowser opens u in the user's browser when there is one: $BROWSER
 // if set ("none" disables it), else the desktop's opener where a desktop
-// session is visible. It does not wait for the browser.
+// session is visible. It does not wait for the browser. A URL that is
+// not browsable (https, or http to this machine) is never opened.
 func openBrowser(u string) {
+	if !browsable(u) {
+		return // a file: or custom-scheme URL could run something local
+	}
 	var cmd *exec.Cmd
 	switch b := os.Getenv("BROWSER"); {
 	case b == "none":

@@ -80,7 +80,7 @@ func writeServersTable(w io.Writer, st mcpool.GroupStats) error {
 		for i, r := range s.Replicas {
 			targets[i] = r.Target
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s %.2f\t%d\t%s\t%s\t%s\n", s.Name, s.Status, h.Health, h.HealthScore, s.Sessions, tools, strings.Join(targets, ", "), s.ListError)
+		fmt.Fprintf(tw, "%s\t%s\t%s %.2f\t%d\t%s\t%s\t%s\n", s.Name, s.Status, h.Health, h.HealthScore, s.Sessions, tools, strings.Join(targets, ", "), printable(s.ListError))
 	}
 	return tw.Flush()
 }
