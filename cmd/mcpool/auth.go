@@ -172,6 +172,13 @@ func (f *authFlags) resolve() *serverAuth {
 	if a.ClientSecret == "" && a.ClientID != "" {
 		a.ClientSecret = os.Getenv(envClientSecret)
 	}
+	addSecret(a.Token) // redact.go: errors never show them
+	addSecret(a.ClientSecret)
+	for _, vs := range a.Headers {
+		for _, v := range vs {
+			addSecret(v)
+		}
+	}
 	return &a
 }
 
@@ -181,12 +188,22 @@ type headerList http.Header
 // String is for flag.Value; the headers are not shown (they may hold secrets).
 func (h *headerList) String() string { return "" }
 
-// Set parses "Name: value".
+// secret marks the flag as holding credentials (see secretFlag).
+func (h *headerList) secret() {}
+
+// Set parses "Name: value". Its errors never quote what was given, nor
+// any part of it: a header is where credentials go, and a malformed one
+// ("Authorization Bearer abc") is still a credential.
 func (h *headerList) Set(s string) error {
 	name, value, ok := strings.Cut(s, ":")
 	name = strings.TrimSpace(name)
-	if !ok || name == "" || strings.ContainsAny(name, " \t") {
-		return fmt.Errorf("want 'Name: value', got %q", s)
+	switch {
+	case !ok:
+		return errors.New("want 'Name: value': no colon after the name (the value is not shown: it may hold a credential)")
+	case name == "":
+		return errors.New("want 'Name: value': no name before the colon")
+	case strings.ContainsAny(name, " \t"):
+		return errors.New("want 'Name: value': the name before the colon has a space (the value is not shown: it may hold a credential)")
 	}
 	if *h == nil {
 		*h = headerList{}
