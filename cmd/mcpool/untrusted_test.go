@@ -122,3 +122,17 @@ func TestReportStripsControls(t *testing.T) {
 		t.Errorf("report printed %q", got)
 	}
 }
+
+// The browser is started for https URLs only, whoever asks (URL mode
+// elicitation, the OAuth authorization URL).
+func TestOpenBrowserOnlyBrowsable(t *testing.T) {
+	t.Setenv("BROWSER", "true") // a "browser" that exits at once
+	for _, u := range []string{"file:///etc/passwd", "vscode://evil/run", "javascript:alert(1)", "http://203.0.113.9/x"} {
+		if openBrowser(u) {
+			t.Errorf("openBrowser(%q) started the browser", u)
+		}
+	}
+	if !openBrowser("https://auth.example.com/consent") {
+		t.Error("openBrowser did not start the browser for an https URL")
+	}
+}
