@@ -159,7 +159,7 @@ func (f *authFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ClientSecret, "client-secret", "", "OAuth client secret (default $"+envClientSecret+" when --client-id is given)")
 	fs.StringVar(&f.ClientMetadataURL, "client-metadata-url", "", "HTTPS URL of this client's metadata document, used as its client ID where\nthe authorization server supports it (--oauth)")
 	fs.IntVar(&f.RedirectPort, "redirect-port", 0, "loopback port of the OAuth redirect listener (--oauth); 0 picks a free port")
-	fs.StringVar(&f.TokenCache, "token-cache", "", "file that keeps OAuth tokens across runs, written with mode 0600\n(--oauth; default: tokens stay in memory)")
+	fs.StringVar(&f.TokenCache, "token-cache", "", "file that keeps OAuth tokens across runs, written with mode 0600; servers and\nprocesses may share it (FILE.lock beside it orders their writes)\n(--oauth; default: tokens stay in memory)")
 }
 
 // resolve finishes the flags after parsing.
