@@ -159,7 +159,7 @@ func (f *authFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ClientSecret, "client-secret", "", "OAuth client secret (default $"+envClientSecret+" when --client-id is given)")
 	fs.StringVar(&f.ClientMetadataURL, "client-metadata-url", "", "HTTPS URL of this client's metadata document, used as its client ID where\nthe authorization server supports it (--oauth)")
 	fs.IntVar(&f.RedirectPort, "redirect-port", 0, "loopback port of the OAuth redirect listener (--oauth); 0 picks a free port")
-	fs.StringVar(&f.TokenCache, "token-cache", "", "file that keeps OAuth tokens across runs, written with mode 0600\n(--oauth; default: tokens stay in memory)")
+	fs.StringVar(&f.TokenCache, "token-cache", "", "file that keeps OAuth tokens across runs, written with mode 0600; servers and\nprocesses may share it (FILE.lock beside it orders their writes)\n(--oauth; default: tokens stay in memory)")
 }
 
 // resolve finishes the flags after parsing.
@@ -172,6 +172,13 @@ func (f *authFlags) resolve() *serverAuth {
 	if a.ClientSecret == "" && a.ClientID != "" {
 		a.ClientSecret = os.Getenv(envClientSecret)
 	}
+	addSecret(a.Token) // redact.go: errors never show them
+	addSecret(a.ClientSecret)
+	for _, vs := range a.Headers {
+		for _, v := range vs {
+			addSecret(v)
+		}
+	}
 	return &a
 }
 
@@ -181,12 +188,22 @@ type headerList http.Header
 // String is for flag.Value; the headers are not shown (they may hold secrets).
 func (h *headerList) String() string { return "" }
 
-// Set parses "Name: value".
+// secret marks the flag as holding credentials (see secretFlag).
+func (h *headerList) secret() {}
+
+// Set parses "Name: value". Its errors never quote what was given, nor
+// any part of it: a header is where credentials go, and a malformed one
+// ("Authorization Bearer abc") is still a credential.
 func (h *headerList) Set(s string) error {
 	name, value, ok := strings.Cut(s, ":")
 	name = strings.TrimSpace(name)
-	if !ok || name == "" || strings.ContainsAny(name, " \t") {
-		return fmt.Errorf("want 'Name: value', got %q", s)
+	switch {
+	case !ok:
+		return errors.New("want 'Name: value': no colon after the name (the value is not shown: it may hold a credential)")
+	case name == "":
+		return errors.New("want 'Name: value': no name before the colon")
+	case strings.ContainsAny(name, " \t"):
+		return errors.New("want 'Name: value': the name before the colon has a space (the value is not shown: it may hold a credential)")
 	}
 	if *h == nil {
 		*h = headerList{}

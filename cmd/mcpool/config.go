@@ -86,6 +86,7 @@ func openGroup(t *targetFlags, stderr io.Writer) (*configGroup, error) {
 			configs = append(configs, &sc.Replicas[j])
 		}
 		for _, c := range configs {
+			addConfigSecrets(c) // redact.go
 			if c.ConnectTimeout == 0 {
 				c.ConnectTimeout = t.connectTimeout
 			}

@@ -103,12 +103,18 @@ func (a *answerer) elicit(ctx context.Context, req *mcp.ElicitRequest) (*mcp.Eli
 }
 
 // elicitURL asks the person to open a URL (MCP spec 2025-11-25, URL mode
-// elicitation); without a person it declines.
+// elicitation); without a person, or for a URL that is not https (or http
+// to this machine, see browsable), it declines.
 func (a *answerer) elicitURL(ctx context.Context, p *mcp.ElicitParams) (*mcp.ElicitResult, error) {
 	if a.lines == nil {
 		return &mcp.ElicitResult{Action: "decline"}, nil
 	}
-	fmt.Fprintf(a.prompt, "mcpool: the server asks you to open a URL: %s\n%s\nopen it? [y/N] ", p.Message, p.URL)
+	if !browsable(p.URL) {
+		// Not even shown: a person might copy it into a browser.
+		fmt.Fprintln(a.prompt, "mcpool: declined the server's request to open a URL: only https URLs, or http to this machine, are offered")
+		return &mcp.ElicitResult{Action: "decline"}, nil
+	}
+	fmt.Fprintf(a.prompt, "mcpool: the server asks you to open a URL: %s\n%s\nopen it? [y/N] ", printable(p.Message), p.URL)
 	line, err := a.lines.read(ctx)
 	if err != nil {
 		return &mcp.ElicitResult{Action: "cancel"}, nil
@@ -175,7 +181,7 @@ func (a *answerer) fill(ctx context.Context, message string, s *jsonschema.Schem
 		}
 		return strings.Compare(x, y)
 	})
-	fmt.Fprintf(a.prompt, "mcpool: the server asks: %s\n(Enter keeps the default; type :decline or :cancel to refuse)\n", message)
+	fmt.Fprintf(a.prompt, "mcpool: the server asks: %s\n(Enter keeps the default; type :decline or :cancel to refuse)\n", printable(message))
 	content := map[string]any{}
 	for _, name := range names {
 		prop := s.Properties[name]
@@ -188,7 +194,7 @@ func (a *answerer) fill(ctx context.Context, message string, s *jsonschema.Schem
 			return nil, fmt.Errorf("elicitation: field %s: %w", name, err)
 		}
 		for {
-			fmt.Fprint(a.prompt, fieldPrompt(name, prop, required))
+			fmt.Fprint(a.prompt, printable(fieldPrompt(name, prop, required)))
 			line, err := a.lines.read(ctx)
 			if err != nil {
 				return nil, err
@@ -212,7 +218,7 @@ func (a *answerer) fill(ctx context.Context, message string, s *jsonschema.Schem
 				err = resolved.Validate(v)
 			}
 			if err != nil {
-				fmt.Fprintf(a.prompt, "  %v; try again\n", err)
+				fmt.Fprintf(a.prompt, "  %s; try again\n", printable(err.Error()))
 				continue
 			}
 			if set {
@@ -318,14 +324,14 @@ func (a *answerer) sample(ctx context.Context, req *mcp.CreateMessageRequest) (*
 	defer a.mu.Unlock()
 	fmt.Fprintln(a.prompt, "mcpool: the server asks for a model's reply to:")
 	if sp := req.Params.SystemPrompt; sp != "" {
-		fmt.Fprintf(a.prompt, "  [system] %s\n", sp)
+		fmt.Fprintf(a.prompt, "  [system] %s\n", printable(sp))
 	}
 	for _, m := range req.Params.Messages {
 		text := "(non-text content)"
 		if t, ok := m.Content.(*mcp.TextContent); ok {
 			text = t.Text
 		}
-		fmt.Fprintf(a.prompt, "  [%s] %s\n", m.Role, text)
+		fmt.Fprintf(a.prompt, "  [%s] %s\n", printable(string(m.Role)), printable(text))
 	}
 	fmt.Fprint(a.prompt, "your reply (empty to decline): ")
 	line, err := a.lines.read(ctx)

@@ -25,17 +25,27 @@ func askingServer(t *testing.T) string {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(b)}}}
 	}
 	mcp.AddTool(srv, &mcp.Tool{Name: "ask"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct {
-		Schema map[string]any `json:"schema"`
+		Schema  map[string]any `json:"schema"`
+		Message string         `json:"message,omitempty"`
 	}) (*mcp.CallToolResult, any, error) {
-		res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{Message: "Who are you?", RequestedSchema: in.Schema})
+		if in.Message == "" {
+			in.Message = "Who are you?"
+		}
+		res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{Message: in.Message, RequestedSchema: in.Schema})
 		if err != nil {
 			return nil, nil, err
 		}
 		return text(map[string]any{"action": res.Action, "content": res.Content}), nil, nil
 	})
-	mcp.AddTool(srv, &mcp.Tool{Name: "sample"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
-		res, err := req.Session.CreateMessage(ctx, &mcp.CreateMessageParams{MaxTokens: 10,
-			Messages: []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "Say hi"}}}})
+	mcp.AddTool(srv, &mcp.Tool{Name: "sample"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct {
+		Text   string `json:"text,omitempty"`
+		System string `json:"system,omitempty"`
+	}) (*mcp.CallToolResult, any, error) {
+		if in.Text == "" {
+			in.Text = "Say hi"
+		}
+		res, err := req.Session.CreateMessage(ctx, &mcp.CreateMessageParams{MaxTokens: 10, SystemPrompt: in.System,
+			Messages: []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: in.Text}}}})
 		if err != nil {
 			return nil, nil, err
 		}

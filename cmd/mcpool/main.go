@@ -152,7 +152,7 @@ func report(stderr io.Writer, cmd string, err error) int {
 	msg := withoutPrefix(err)
 	// Errors from transports and servers may span lines; scripts and people
 	// both read one line more easily.
-	msg = strings.Join(strings.Fields(msg), " ")
+	msg = strings.Join(strings.Fields(printable(hideSecrets(msg))), " ") // redact.go, untrusted.go
 	var ue *usageError
 	usage := errors.As(err, &ue) || errors.Is(err, mcpool.ErrInvalidConfig)
 	if usage && cmd != "" {
@@ -197,7 +197,7 @@ func parseFlags(fs *flag.FlagSet, args []string, synopsis string, stdout io.Writ
 			return nil, errHelp
 		}
 		if err != nil {
-			return nil, &usageError{err.Error()}
+			return nil, &usageError{withoutSecretValue(fs, err.Error())}
 		}
 		rest := fs.Args()
 		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {

@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 		}
 		exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
+	if spec := os.Getenv(tokenCacheWriterEnv); spec != "" { // tokencache_lock_test.go
+		tokenCacheWriter(spec)
+	}
 	if addr := os.Getenv(httpEnv); addr != "" { // config_test.go
 		os.Exit(run([]string{"demo-server", "--http", addr}, os.Stdout, os.Stderr))
 	}

@@ -168,7 +168,7 @@ func (cb *callbackServer) fetch(ctx context.Context, args *auth.AuthorizationArg
 	if dl, ok := ctx.Deadline(); ok {
 		wait = fmt.Sprintf("for %v (--timeout)", time.Until(dl).Round(time.Second))
 	}
-	fmt.Fprintf(cb.prompt, "mcpool: to authorize, open this URL in a browser (waiting %s):\n%s\n", wait, args.URL)
+	fmt.Fprintf(cb.prompt, "mcpool: to authorize, open this URL in a browser (waiting %s):\n%s\n", wait, printable(args.URL))
 	openBrowser(args.URL)
 
 	select {
@@ -181,12 +181,17 @@ func (cb *callbackServer) fetch(ctx context.Context, args *auth.AuthorizationArg
 
 // openBrowser opens u in the user's browser when there is one: $BROWSER
 // if set ("none" disables it), else the desktop's opener where a desktop
-// session is visible. It does not wait for the browser.
-func openBrowser(u string) {
+// session is visible. It does not wait for the browser. A URL that is
+// not browsable (https, or http to this machine) is never opened. It
+// reports whether it started a browser.
+func openBrowser(u string) (started bool) {
+	if !browsable(u) {
+		return false // a file: or custom-scheme URL could run something local
+	}
 	var cmd *exec.Cmd
 	switch b := os.Getenv("BROWSER"); {
 	case b == "none":
-		return
+		return false
 	case b != "":
 		cmd = exec.Command(b, u)
 	case runtime.GOOS == "darwin":
@@ -196,11 +201,13 @@ func openBrowser(u string) {
 	case os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != "":
 		cmd = exec.Command("xdg-open", u)
 	default:
-		return // a headless machine: the printed URL is the way
+		return false // a headless machine: the printed URL is the way
 	}
-	if cmd.Start() == nil {
-		go func() { _ = cmd.Wait() }() // reap it whenever it exits
+	if cmd.Start() != nil {
+		return false
 	}
+	go func() { _ = cmd.Wait() }() // reap it whenever it exits
+	return true
 }
 
 // tokenCache keeps the OAuth tokens of one server in a file shared by

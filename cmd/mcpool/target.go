@@ -82,8 +82,10 @@ func (f *targetFlags) open(stderr io.Writer) (*target, error) {
 	switch {
 	case f.url != "":
 		t.cfg.URL = f.url
+		addURLSecrets(f.url) // redact.go
 	case f.sse != "":
 		t.cfg.SSEURL = f.sse
+		addURLSecrets(f.sse)
 	case f.stdio != "":
 		words, err := splitWords(f.stdio)
 		if err != nil {
@@ -223,11 +225,13 @@ func splitWords(s string) ([]string, error) {
 			inWord = true
 		}
 	}
+	// The command line is not quoted back: it may carry a credential
+	// (--api-key ..., env TOKEN=...).
 	if quote != 0 {
-		return nil, usageErrorf("unterminated %c quote in %q", quote, s)
+		return nil, usageErrorf("unterminated %c quote", quote)
 	}
 	if escaped {
-		return nil, usageErrorf("trailing backslash in %q", s)
+		return nil, usageErrorf("trailing backslash")
 	}
 	if inWord {
 		words = append(words, word.String())

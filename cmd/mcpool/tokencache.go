@@ -74,7 +74,7 @@ func (s *cachingSource) save(tok *oauth2.Token) error {
 	}
 	e := s.entry
 	e.Token = tok
-	if err := s.cache.writeLocked(e); err != nil {
+	if err := s.cache.write(e); err != nil {
 		return err
 	}
 	s.last = tok.AccessToken
@@ -117,11 +117,18 @@ func (c *tokenCache) readAll() (map[string]cachedToken, error) {
 	return all, nil
 }
 
-// writeLocked replaces this server's entry. The file is written whole to
-// a temporary file of mode 0600 beside it, then renamed over it, so that a
+// write replaces this server's entry. The file is written whole to a
+// temporary file of mode 0600 beside it, then renamed over it, so that a
 // crash never leaves half a file and the credentials are never readable
-// by others, even for a moment.
-func (c *tokenCache) writeLocked(e cachedToken) error {
+// by others, even for a moment. The read, change and rename hold the
+// file's locks (lockCacheFile), so concurrent writers of other servers'
+// entries, in this process or another, keep theirs.
+func (c *tokenCache) write(e cachedToken) error {
+	unlock, err := lockCacheFile(c.path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	all, err := c.readAll()
 	if errors.Is(err, errNoCacheEntry) {
 		all, err = map[string]cachedToken{}, nil
