@@ -92,6 +92,13 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	for i := range gc.Servers {
+		// The command's own errors never show the config's credentials.
+		addConfigSecrets(&gc.Servers[i].Config) // redact.go
+		for j := range gc.Servers[i].Replicas {
+			addConfigSecrets(&gc.Servers[i].Replicas[j])
+		}
+	}
 	settings, err := gateway.LoadSettings(*config)
 	if err != nil {
 		return usageErrorf("%v", err)
