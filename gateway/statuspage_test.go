@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"strconv"
@@ -69,7 +70,11 @@ func TestStatusPageInChromium(t *testing.T) {
 	defer tcancel()
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(sel)))
+		// One evaluation reads the node and its text at once: the page
+		// replaces its rows every second, so a node found by one query
+		// may be gone by the next.
+		q, _ := json.Marshal(sel)
+		s, err := chromedp.Run(tctx, chromedp.Evaluate[string](`(document.querySelector(`+string(q)+`) || {}).innerText || ""`))
 		if err != nil {
 			t.Fatalf("reading %s: %v", sel, err)
 		}
