@@ -177,7 +177,13 @@ func (m *member) attempt(ctx context.Context, safe bool, balance Balance, count 
 			r.inFlight.Add(1)
 			r.calls.Add(1)
 		}
-		err = fn(ctx, r.pool)
+		actx := ctx
+		if slices.Contains(tried, false) {
+			// Another replica is left: this one's pool must not keep the
+			// call waiting for a reconnect (see failFastLocked).
+			actx = context.WithValue(ctx, failFastKey{}, true)
+		}
+		err = fn(actx, r.pool)
 		if count {
 			r.inFlight.Add(-1)
 		}
@@ -206,6 +212,9 @@ func movable(ctx context.Context, err error, safe bool) bool {
 	}
 	if errors.Is(err, ErrServerUnavailable) || errors.Is(err, ErrConnectFailed) || errors.Is(err, ErrPoolExhausted) {
 		return true // the call never reached a session
+	}
+	if errors.Is(err, ErrRateLimited) {
+		return true // a 429: the server refused the request unrun
 	}
 	var lost *SessionLostError
 	if errors.As(err, &lost) {
