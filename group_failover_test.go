@@ -90,6 +90,12 @@ func TestGroupFailoverWithinCallerDeadline(t *testing.T) {
 	if err := g.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// Start returns once one replica is up: let A, the one Failover
+	// prefers, come up too.
+	eventually(t, "both replicas taking calls", func() bool {
+		r := g.Stats().Servers[0].Replicas
+		return r[0].TakesCalls && r[1].TakesCalls
+	})
 	// Generous: the breaker stays closed far longer, so a call that waits
 	// for replica A's reconnects runs this ctx out.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
