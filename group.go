@@ -281,9 +281,10 @@ func (g *Group) Replicas(server string) []*Pool {
 
 // Start starts every pool of every server concurrently, as [Pool.Start]
 // does, and waits for them. A server counts as started when one of its
-// replicas is: Start then stops waiting for that server's other replicas,
-// which go on connecting in the background with backoff (a dead replica
-// does not hold Start up until its breaker opens). It returns nil when
+// replicas is: Start then stops waiting for that server's replicas whose
+// connects are failing, which go on connecting in the background with
+// backoff (a dead replica does not hold Start up until its breaker opens
+// or ctx ends). It returns nil when
 // every server started; otherwise a [*ServerError] per server that did not
 // (joined with errors.Join), while the servers that did start are ready for
 // calls and those that did not go on connecting in the background with
@@ -298,18 +299,29 @@ func (g *Group) Start(ctx context.Context) error {
 	results := make(chan result)
 	var wg sync.WaitGroup
 	for _, m := range g.members {
-		// One replica started is enough: cancel the others' wait (not
-		// their connects, which run on their pools' own contexts).
-		mctx, cancel := context.WithCancel(ctx)
-		defer cancel()
+		// Once one replica has started, a replica whose connects fail is
+		// no longer waited for (its connects, on its pool's own context,
+		// go on); replicas still connecting normally are.
+		up := make(chan struct{})
+		var upOnce sync.Once
 		for _, r := range m.replicas {
+			rctx, cancel := context.WithCancel(ctx)
+			defer cancel()
 			wg.Go(func() {
-				err := r.pool.Start(mctx)
+				err := r.pool.Start(rctx)
 				if err == nil {
-					cancel()
+					upOnce.Do(func() { close(up) })
 				}
 				results <- result{m, err}
 			})
+			go func() {
+				select {
+				case <-up:
+					r.pool.waitFailing(rctx)
+					cancel()
+				case <-rctx.Done():
+				}
+			}()
 		}
 	}
 	go func() { wg.Wait(); close(results) }()
@@ -329,6 +341,25 @@ func (g *Group) Start(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// waitFailing returns once the pool has no session and a connect has
+// failed, or when ctx ends.
+func (p *Pool) waitFailing(ctx context.Context) {
+	for {
+		p.mu.Lock()
+		failing := len(p.sessions) == 0 && p.failures > 0 || p.closed
+		ev := p.connectEvent
+		p.mu.Unlock()
+		if failing {
+			return
+		}
+		select {
+		case <-ev:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // Close closes every pool concurrently, as [Pool.Close] does, and returns
