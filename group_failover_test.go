@@ -169,10 +169,10 @@ func TestGroupSingleReplicaWaitsThroughRestart(t *testing.T) {
 	}
 }
 
-// Group.Start returns once one replica of each server has started: it
-// does not wait out the dead replica's connects until its breaker opens
-// (an hour here) or the caller's ctx ends. The dead replica goes on
-// connecting in the background.
+// Once one replica of a server has started, Group.Start stops waiting for
+// a replica whose connects fail: it does not wait until that replica's
+// breaker opens (an hour here) or the caller's ctx ends. The dead replica
+// goes on connecting in the background.
 func TestGroupStartReturnsWhenAReplicaStarted(t *testing.T) {
 	a := startReplica(t)
 	dead := "http://" + closedAddr(t) + "/mcp"
