@@ -44,9 +44,6 @@ type Group struct {
 	// merged caches each merged list with the parts it was made from, so
 	// that a List call whose parts are all unchanged allocates nothing.
 	merged [3]mergedCache
-
-	closeOnce sync.Once
-	closeErr  error
 }
 
 type mergedCache struct {
@@ -289,10 +286,16 @@ func (g *Group) Replicas(server string) []*Pool {
 
 // Start starts every pool of every server concurrently, as [Pool.Start]
 // does, and waits for them. A server counts as started when one of its
-// replicas is. It returns nil when every server started; otherwise a
-// [*ServerError] per server that did not (joined with errors.Join), while
-// the servers that did start are ready for calls and those that did not go
-// on connecting in the background with backoff. ctx bounds the wait.
+// replicas is: Start then stops waiting for that server's replicas whose
+// connects are failing, which go on connecting in the background with
+// backoff (a dead replica does not hold Start up until its breaker opens
+// or ctx ends). It returns nil when
+// every server started; otherwise a [*ServerError] per server that did not
+// (joined with errors.Join), while the servers that did start are ready for
+// calls and those that did not go on connecting in the background with
+// backoff. A server none of whose replicas starts fails as Pool.Start
+// does: at once for a permanent failure, when its breaker opens, or when
+// ctx ends. ctx bounds the wait.
 func (g *Group) Start(ctx context.Context) error {
 	type result struct {
 		m   *member
@@ -301,8 +304,29 @@ func (g *Group) Start(ctx context.Context) error {
 	results := make(chan result)
 	var wg sync.WaitGroup
 	for _, m := range g.members {
+		// Once one replica has started, a replica whose connects fail is
+		// no longer waited for (its connects, on its pool's own context,
+		// go on); replicas still connecting normally are.
+		up := make(chan struct{})
+		var upOnce sync.Once
 		for _, r := range m.replicas {
-			wg.Go(func() { results <- result{m, r.pool.Start(ctx)} })
+			rctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			wg.Go(func() {
+				err := r.pool.Start(rctx)
+				if err == nil {
+					upOnce.Do(func() { close(up) })
+				}
+				results <- result{m, err}
+			})
+			go func() {
+				select {
+				case <-up:
+					r.pool.waitFailing(rctx)
+					cancel()
+				case <-rctx.Done():
+				}
+			}()
 		}
 	}
 	go func() { wg.Wait(); close(results) }()
@@ -324,28 +348,49 @@ func (g *Group) Start(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Close closes every pool concurrently, as [Pool.Close] does, and returns
-// their errors joined, each wrapped in a [*ServerError]. It is idempotent.
-func (g *Group) Close(ctx context.Context) error {
-	g.closeOnce.Do(func() {
-		var mu sync.Mutex
-		var errs []error
-		var wg sync.WaitGroup
-		for _, m := range g.members {
-			for _, r := range m.replicas {
-				wg.Go(func() {
-					if err := r.pool.Close(ctx); err != nil {
-						mu.Lock()
-						errs = append(errs, &ServerError{Server: m.name, Err: g.red.err(err)})
-						mu.Unlock()
-					}
-				})
-			}
+// waitFailing returns once the pool has no session and a connect has
+// failed, or when ctx ends.
+func (p *Pool) waitFailing(ctx context.Context) {
+	for {
+		p.mu.Lock()
+		failing := len(p.sessions) == 0 && p.failures > 0 || p.closed
+		ev := p.connectEvent
+		p.mu.Unlock()
+		if failing {
+			return
 		}
-		wg.Wait()
-		g.closeErr = errors.Join(errs...)
-	})
-	return g.closeErr
+		select {
+		case <-ev:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Close closes every pool concurrently, as [Pool.Close] does, and returns
+// their errors joined, each wrapped in a [*ServerError]. Like Pool.Close it
+// returns by ctx's deadline (with errors matching ErrCloseIncomplete for
+// the pools still closing) and is idempotent and safe from many
+// goroutines: every call waits, as long as its own ctx allows, for the
+// same teardown. To wait for a teardown that an earlier Close left
+// running, call Close again with a longer ctx.
+func (g *Group) Close(ctx context.Context) error {
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for _, m := range g.members {
+		for _, r := range m.replicas {
+			wg.Go(func() {
+				if err := r.pool.Close(ctx); err != nil {
+					mu.Lock()
+					errs = append(errs, &ServerError{Server: m.name, Err: g.red.err(err)})
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // closePools closes pools made by a NewGroup that then failed. They never

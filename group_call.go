@@ -41,12 +41,19 @@ func route[T any](ctx context.Context, g *Group, lk listKind[T], kind, name stri
 // With replicas, the call goes to one chosen by the server's Balance. If
 // that replica cannot take it (its breaker is open: ErrServerUnavailable;
 // it cannot connect: ErrConnectFailed; it has no room in time:
-// ErrPoolExhausted) or its session dies under the call and the pool's own
-// retry on that replica fails too ([*SessionLostError]), the call moves to
-// the next replica, once per replica, when that cannot run a tool with
-// side effects twice: the request provably never ran
-// (SessionLostError.MayHaveRun false), or the tool is marked read-only or
-// idempotent, or ctx carries [WithRetry] — the rules of [Pool.CallTool].
+// ErrPoolExhausted; it answered 429 again after the pool's one wait:
+// ErrRateLimited) the call moves to the next replica, whatever the tool:
+// the request never ran. If its session dies under the call and the
+// pool's own retry on that replica fails too ([*SessionLostError]), the
+// call moves when that cannot run a tool with side effects twice: the
+// request provably never ran (SessionLostError.MayHaveRun false), or the
+// tool is marked read-only or idempotent, or ctx carries [WithRetry] — the
+// rules of [Pool.CallTool]. Each replica is tried once. While another
+// replica is left to try, a replica that has no session and whose
+// connects are failing (its server just died, its breaker not open yet)
+// fails the call at once with ErrConnectFailed rather than keep it
+// waiting for a reconnect, so that the call moves within ctx; the last
+// replica tried waits, within ctx, as a lone Pool does.
 //
 // Errors: a [*NotFoundError] (errors.Is ErrNotFound) listing the servers,
 // or the server's tools, when the name matches none; otherwise those of
@@ -177,7 +184,13 @@ func (m *member) attempt(ctx context.Context, safe bool, balance Balance, count 
 			r.inFlight.Add(1)
 			r.calls.Add(1)
 		}
-		err = fn(ctx, r.pool)
+		actx := ctx
+		if slices.Contains(tried, false) {
+			// Another replica is left: this one's pool must not keep the
+			// call waiting for a reconnect (see failFastLocked).
+			actx = context.WithValue(ctx, failFastKey{}, true)
+		}
+		err = fn(actx, r.pool)
 		if count {
 			r.inFlight.Add(-1)
 		}
@@ -206,6 +219,9 @@ func movable(ctx context.Context, err error, safe bool) bool {
 	}
 	if errors.Is(err, ErrServerUnavailable) || errors.Is(err, ErrConnectFailed) || errors.Is(err, ErrPoolExhausted) {
 		return true // the call never reached a session
+	}
+	if errors.Is(err, ErrRateLimited) {
+		return true // a 429: the server refused the request unrun
 	}
 	var lost *SessionLostError
 	if errors.As(err, &lost) {

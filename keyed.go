@@ -35,12 +35,13 @@ type Keyed struct {
 	lru    list.List // of *partition, most recently used at the front
 	closed bool
 
-	bg       sync.WaitGroup // closes of evicted pools
-	evicted  atomic.Uint64
-	refused  atomic.Uint64
-	closeErr error
-	once     sync.Once
-	done     chan struct{}
+	// closing holds the pools evicted (or, once Close has begun, every
+	// pool) whose teardown may still run, so that Close can wait for them
+	// within its own ctx. Evicted pools whose teardown has finished are
+	// dropped from it at the next eviction.
+	closing map[*Pool]struct{}
+	evicted atomic.Uint64
+	refused atomic.Uint64
 
 	observers []Observer // attached by Observe, guarded by mu (keyed_observe.go)
 }
@@ -85,7 +86,7 @@ func NewKeyed(cfg KeyedConfig) (*Keyed, error) {
 	if cfg.MaxIdentities == 0 {
 		cfg.MaxIdentities = 1024
 	}
-	return &Keyed{cfg: cfg, parts: map[[sha256.Size]byte]*partition{}, done: make(chan struct{})}, nil
+	return &Keyed{cfg: cfg, parts: map[[sha256.Size]byte]*partition{}, closing: map[*Pool]struct{}{}}, nil
 }
 
 // get returns identity's partition, made if need be, held until put.
@@ -182,10 +183,37 @@ func (k *Keyed) evictLocked() bool {
 		k.lru.Remove(e)
 		delete(k.parts, p.key)
 		k.evicted.Add(1)
-		k.bg.Go(func() { _ = p.pool.Close(context.Background()) })
+		for q := range k.closing {
+			if q.closeFinished() {
+				delete(k.closing, q)
+			}
+		}
+		k.closing[p.pool] = struct{}{}
+		// Close with an ended ctx starts the teardown in the background
+		// and returns at once (no I/O under k.mu); Keyed.Close waits for
+		// it within its own ctx. The pool is idle: nothing to drain.
+		_ = p.pool.Close(endedCtx)
 		return true
 	}
 	return false
+}
+
+// endedCtx is a context that has ended: Pool.Close under it starts the
+// teardown and returns without waiting.
+var endedCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// closeFinished reports whether the pool's teardown has finished.
+func (p *Pool) closeFinished() bool {
+	select {
+	case <-p.closeDone:
+		return true
+	default:
+		return false
+	}
 }
 
 // busy reports whether the pool has leases out or callers waiting.
@@ -259,32 +287,35 @@ func (k *Keyed) Stats() KeyedStats {
 	return st
 }
 
-// Close closes every identity's pool, as [Pool.Close] does, concurrently,
-// and waits for evicted pools still closing. It is idempotent.
+// Close closes every identity's pool concurrently, as [Pool.Close] does,
+// with the pools evicted earlier whose teardown may still run, and returns
+// their errors joined. It returns by ctx's deadline: when a teardown has
+// not finished by then, the error matches ErrCloseIncomplete and ctx's
+// error, and the teardown goes on in the background. Close is idempotent
+// and safe from many goroutines: every call waits, as long as its own ctx
+// allows, for the same teardown; to wait for one that an earlier Close
+// left running, call Close again with a longer ctx. Calls after the first
+// Close begins fail with ErrPoolClosed.
 func (k *Keyed) Close(ctx context.Context) error {
-	k.once.Do(func() {
-		k.mu.Lock()
-		k.closed = true
-		parts := k.parts
-		k.parts = nil
-		k.mu.Unlock()
-		errs := make(chan error, len(parts))
-		var wg sync.WaitGroup
-		for _, p := range parts {
-			wg.Go(func() { errs <- p.pool.Close(ctx) })
-		}
-		wg.Wait()
-		k.bg.Wait()
-		close(errs)
-		var all []error
-		for err := range errs {
-			all = append(all, err)
-		}
-		k.closeErr = errors.Join(all...)
-		close(k.done)
-	})
-	<-k.done
-	return k.closeErr
+	k.mu.Lock()
+	k.closed = true
+	for _, p := range k.parts {
+		k.closing[p.pool] = struct{}{}
+	}
+	k.parts = nil
+	k.lru.Init()
+	pools := make([]*Pool, 0, len(k.closing))
+	for p := range k.closing {
+		pools = append(pools, p)
+	}
+	k.mu.Unlock()
+	errs := make([]error, len(pools))
+	var wg sync.WaitGroup
+	for i, p := range pools {
+		wg.Go(func() { errs[i] = p.Close(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // forIdentityError is ForIdentity's error, said with one "mcpool: ".

@@ -92,6 +92,9 @@ type waiter struct {
 	start time.Time
 	err   error         // set, under mu, before a failed waiter's hand-off
 	elem  *list.Element // nil once served, failed or given up
+	// failFast: a Group's call that another replica can take; failed as
+	// soon as a connect fails with no session left (group_failfast.go).
+	failFast bool
 }
 
 // New validates cfg and returns a pool that has not connected yet: call
@@ -176,7 +179,11 @@ func (p *Pool) Acquire(ctx context.Context) (l Lease, err error) {
 				p.counters.unavailable.Add(1)
 				return Lease{}, err
 			}
-			w := &waiter{ready: make(chan Lease, 1), start: start}
+			if err := p.failFastLocked(ctx); err != nil { // a Group's call another replica can take
+				p.mu.Unlock()
+				return Lease{}, err
+			}
+			w := &waiter{ready: make(chan Lease, 1), start: start, failFast: ctx.Value(failFastKey{}) != nil}
 			w.elem = p.waiters.PushBack(w)
 			p.growLocked()
 			p.mu.Unlock()
@@ -577,6 +584,7 @@ func (p *Pool) connectFailed(err error) {
 		return
 	}
 	p.noteConnectFailLocked(err)
+	p.failFastWaitersLocked()
 	if len(p.sessions) == 0 && p.waiters.Len() > 0 {
 		if uerr := p.unavailableLocked(); uerr != nil {
 			// The breaker just opened: tell the waiters now rather than
