@@ -218,8 +218,11 @@ func TestHealthScore(t *testing.T) {
 	if st := p.Stats(); st.Health != mcpool.HealthConnected || st.HealthScore != 1 {
 		t.Fatalf("serving: %s %.2f, want connected 1", st.Health, st.HealthScore)
 	}
-	// Calls the server answers with a JSON-RPC error are still answers.
-	for range 5 {
+	// Calls the server answers with a JSON-RPC error are still answers. Four
+	// of them: with the five echoes that stays under the ten calls after
+	// which latency counts too, so the score here depends on outcomes
+	// alone, not on how busy the machine is.
+	for range 4 {
 		_, _ = p.CallTool(ctx, &mcp.CallToolParams{Name: "no-such-tool"})
 	}
 	if st := p.Stats(); st.HealthScore != 1 {
