@@ -161,6 +161,7 @@ type fileSettings struct {
 
 type fileDuration time.Duration
 
+// UnmarshalJSON reads a Go duration string ("10s").
 func (d *fileDuration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {

@@ -96,7 +96,10 @@ type redactedError struct {
 	err error
 }
 
+// Error is the message, with secrets replaced.
 func (e *redactedError) Error() string { return e.msg }
+
+// Unwrap returns the original error.
 func (e *redactedError) Unwrap() error { return e.err }
 
 // handler returns h wrapped so that every record's message and attributes
@@ -113,8 +116,10 @@ type redactHandler struct {
 	r *redactor
 }
 
+// Enabled implements slog.Handler.
 func (h *redactHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.h.Enabled(ctx, l) }
 
+// Handle implements slog.Handler.
 func (h *redactHandler) Handle(ctx context.Context, rec slog.Record) error {
 	out := slog.NewRecord(rec.Time, rec.Level, h.r.string(rec.Message), rec.PC)
 	rec.Attrs(func(a slog.Attr) bool {
@@ -145,6 +150,7 @@ func (h *redactHandler) attr(a slog.Attr) slog.Attr {
 	return a
 }
 
+// WithAttrs implements slog.Handler.
 func (h *redactHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	clean := make([]slog.Attr, len(attrs))
 	for i, a := range attrs {
@@ -153,6 +159,7 @@ func (h *redactHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return &redactHandler{h: h.h.WithAttrs(clean), r: h.r}
 }
 
+// WithGroup implements slog.Handler.
 func (h *redactHandler) WithGroup(name string) slog.Handler {
 	return &redactHandler{h: h.h.WithGroup(name), r: h.r}
 }

@@ -22,6 +22,7 @@ type countingTransport struct {
 	conn **countingConn // set on Connect, so that Serve can settle it
 }
 
+// Connect implements mcp.Transport, counting the connection's requests and answers.
 func (t countingTransport) Connect(ctx context.Context) (mcp.Connection, error) {
 	conn, err := t.Transport.Connect(ctx)
 	if err != nil {
@@ -46,6 +47,7 @@ type countingConn struct {
 	closed bool
 }
 
+// Read implements mcp.Connection.
 func (c *countingConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 	msg, err := c.Connection.Read(ctx)
 	if req, ok := msg.(*jsonrpc.Request); ok && err == nil && req.IsCall() {
@@ -59,6 +61,7 @@ func (c *countingConn) Read(ctx context.Context) (jsonrpc.Message, error) {
 	return msg, err
 }
 
+// Write implements mcp.Connection.
 func (c *countingConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	err := c.Connection.Write(ctx, msg)
 	if _, ok := msg.(*jsonrpc.Response); ok {
@@ -72,6 +75,7 @@ func (c *countingConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	return err
 }
 
+// Close implements mcp.Connection.
 func (c *countingConn) Close() error {
 	c.settle()
 	return c.Connection.Close()

@@ -255,11 +255,15 @@ type minLevel struct {
 	min slog.Level
 }
 
+// Enabled implements slog.Handler.
 func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= m.min && m.Handler.Enabled(ctx, l)
 }
 
+// WithAttrs implements slog.Handler.
 func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler {
 	return minLevel{m.Handler.WithAttrs(a), m.min}
 }
+
+// WithGroup implements slog.Handler.
 func (m minLevel) WithGroup(n string) slog.Handler { return minLevel{m.Handler.WithGroup(n), m.min} }

@@ -14,6 +14,7 @@ func PoolUpstream(p *mcpool.Pool) Upstream { return poolUpstream{p} }
 
 type poolUpstream struct{ *mcpool.Pool }
 
+// GetPrompt implements Upstream.
 func (u poolUpstream) GetPrompt(ctx context.Context, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error) {
 	var res *mcp.GetPromptResult
 	err := u.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
@@ -25,6 +26,7 @@ func (u poolUpstream) GetPrompt(ctx context.Context, params *mcp.GetPromptParams
 	return res, err
 }
 
+// ReadResource implements Upstream.
 func (u poolUpstream) ReadResource(ctx context.Context, params *mcp.ReadResourceParams) (*mcp.ReadResourceResult, error) {
 	var res *mcp.ReadResourceResult
 	err := u.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
@@ -123,30 +125,36 @@ func list[T any](ctx context.Context, u groupUpstream, fn func(*mcpool.Pool, con
 	return nil, errors.Join(errs...)
 }
 
+// ListTools implements Upstream.
 func (u groupUpstream) ListTools(ctx context.Context) ([]*mcp.Tool, error) {
 	return list(ctx, u, (*mcpool.Pool).ListTools)
 }
 
+// ListPrompts implements Upstream.
 func (u groupUpstream) ListPrompts(ctx context.Context) ([]*mcp.Prompt, error) {
 	return list(ctx, u, (*mcpool.Pool).ListPrompts)
 }
 
+// ListResources implements Upstream.
 func (u groupUpstream) ListResources(ctx context.Context) ([]*mcp.Resource, error) {
 	return list(ctx, u, (*mcpool.Pool).ListResources)
 }
 
+// CallTool implements Upstream.
 func (u groupUpstream) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.CallToolResult, error) {
 	cp := *params
 	cp.Name = u.prefix + params.Name
 	return u.g.CallTool(ctx, &cp)
 }
 
+// GetPrompt implements Upstream.
 func (u groupUpstream) GetPrompt(ctx context.Context, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error) {
 	cp := *params
 	cp.Name = u.prefix + params.Name
 	return u.g.GetPrompt(ctx, &cp)
 }
 
+// ReadResource implements Upstream.
 func (u groupUpstream) ReadResource(ctx context.Context, params *mcp.ReadResourceParams) (*mcp.ReadResourceResult, error) {
 	return u.g.ReadResource(ctx, params)
 }

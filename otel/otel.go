@@ -133,6 +133,7 @@ type multiReg struct {
 	regs []metric.Registration
 }
 
+// Unregister implements metric.Registration for every registration at once.
 func (m *multiReg) Unregister() error {
 	var errs []error
 	for _, r := range m.regs {
@@ -363,8 +364,13 @@ func injectMeta(ctx context.Context, prop propagation.TextMapPropagator, params 
 // metaCarrier collects what a propagator injects.
 type metaCarrier map[string]string
 
+// Get implements propagation.TextMapCarrier.
 func (c metaCarrier) Get(key string) string { return c[key] }
+
+// Set implements propagation.TextMapCarrier.
 func (c metaCarrier) Set(key, value string) { c[key] = value }
+
+// Keys implements propagation.TextMapCarrier.
 func (c metaCarrier) Keys() []string {
 	keys := make([]string, 0, len(c))
 	for k := range c {
