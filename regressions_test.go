@@ -76,6 +76,7 @@ func TestHalfOpenBreakerDoesNotSpin(t *testing.T) {
 func TestFlappingSessionsBackOff(t *testing.T) {
 	srv := demoserver.New(demoserver.Options{})
 	var connects atomic.Int64
+	var last atomic.Pointer[mcp.ServerSession]
 	p := newPool(t, mcpool.Config{
 		NewTransport: func(ctx context.Context) (mcp.Transport, error) {
 			connects.Add(1)
@@ -84,14 +85,27 @@ func TestFlappingSessionsBackOff(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			// The server drops the session as soon as the handshake is over.
 			go func() { _ = ss.Wait() }()
-			time.AfterFunc(5*time.Millisecond, func() { ss.Close() })
+			last.Store(ss)
 			return ct, nil
 		},
 		MinSessions: 1, HealthCheckInterval: -1, FailureThreshold: 3, BreakerOpenAfter: -1, BreakerCooldown: time.Hour,
 		BackoffInitial: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
+		// 2025-11-25: a 2026-07-28 client opens subscriptions/listen right
+		// after connecting, and go-sdk v1.8.0's ServerSession.Close can
+		// deadlock against a listen arriving at that moment (Close cancels
+		// the listens it knows of, then waits for every request in flight),
+		// so the server's drop would never reach the client.
+		ProtocolVersion: "2025-11-25",
 	})
+	// The server drops each session as soon as the handshake is over: the
+	// moment the pool reports the connect done (a timer started with the
+	// transport could fire mid-handshake on a loaded machine).
+	p.Observe(mcpool.Observer{Connect: func(e mcpool.ConnectEvent) {
+		if ss := last.Load(); e.Err == nil && ss != nil {
+			go ss.Close()
+		}
+	}})
 	_ = p.Start(context.Background())
 	eventually(t, "the breaker to open on flapping sessions", func() bool { return p.Stats().Breaker == "open" })
 	if n := connects.Load(); n > 4 {
