@@ -40,10 +40,21 @@ func (g *Gateway) Handler() http.Handler {
 		PropagateRequestCancellation: true,
 		Logger:                       sdkLogger(g.log),
 	})
+	statelessJSON := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
+		Stateless:                    true,
+		JSONResponse:                 true,
+		PropagateRequestCancellation: true,
+		Logger:                       sdkLogger(g.log),
+	})
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", g.guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if v := r.Header.Get("Mcp-Protocol-Version"); g.opts.Stateless || v >= "2026-07-28" && !g.opts.SessionsOnly {
-			stateless.ServeHTTP(w, r)
+			r, stream := needsStream(r) // response_kind.go
+			if stream {
+				stateless.ServeHTTP(w, r)
+			} else {
+				statelessJSON.ServeHTTP(w, r)
+			}
 			return
 		}
 		stateful.ServeHTTP(w, r)

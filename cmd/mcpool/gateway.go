@@ -46,7 +46,11 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		"Implies --stateless unless --stateless=false")
 	stateless := fs.Bool("stateless", false, "serve every request on its own (no Mcp-Session-Id), so that any replica behind a\n"+
 		"load balancer can answer it; isolated servers then get an upstream session per request")
-	rest, err := parseFlags(fs, args, "gateway --config FILE [--listen ADDR | --stdio] [--token T]", stdout)
+	rest, err := parseFlags(fs, args, "gateway --config FILE [--listen ADDR | --stdio] [--token T]\n\n"+
+		"Environment: $GOGC sets Go's garbage collector target; unset, the gateway uses 400\n"+
+		"(Go's default is 100): it decodes every message twice, as server and as client, with\n"+
+		"the SDK's 32 KiB decoder buffer, and 400 buys 1.3-1.6x the calls/s for about 20 MiB\n"+
+		"more memory. $GOMEMLIMIT caps the heap.", stdout)
 	if err != nil {
 		return err
 	}
@@ -65,6 +69,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *token == "" {
 		*token = os.Getenv(tokenEnv)
 	}
+	defer tuneGatewayGC()() // gc.go
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
