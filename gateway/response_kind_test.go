@@ -56,7 +56,7 @@ func TestStatelessResponseKind(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, message, want string
-		progress           bool
+		progress            bool
 	}{
 		{"plain", "hi", "application/json", false},
 		{"progressToken", "hi", "text/event-stream", true},
