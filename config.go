@@ -81,9 +81,11 @@ type Config struct {
 	// finish their calls) no longer count, and a lifetime renewal may be
 	// connected while the session it replaces still serves.
 	MaxSessions int
-	// MaxCallsPerSession is how many calls (leases) one session carries at
+	// MaxCallsPerSession is the most calls (leases) one session carries at
 	// once; JSON-RPC multiplexes them by id. 1 lends sessions exclusively.
-	// Zero means DefaultMaxCallsPerSession (32).
+	// Zero means DefaultMaxCallsPerSession (32). The pool puts fewer on a
+	// session unless the server shows it gains from more at once
+	// (Stats.CallsPerSessionLimit; see Pool.Acquire).
 	MaxCallsPerSession int
 
 	// AcquireTimeout bounds how long Acquire waits for room when every

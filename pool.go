@@ -83,6 +83,9 @@ type Pool struct {
 	leases *leaseTracker
 	health healthTracker
 	target target
+
+	// limit is the adaptive per-session call limit (limit.go), under mu.
+	limit sessionLimit
 }
 
 // waiter is a caller queued for room. ready has room for one lease so that a
@@ -115,6 +118,7 @@ func New(cfg Config) (*Pool, error) {
 	p.initObserve() // observe.go
 	p.counters.started = time.Now()
 	p.catalog.init(s.cacheTTL)
+	p.limit.init(s.MaxCallsPerSession)
 	p.breaker = newBreaker(s, func(from, to gobreaker.State) {
 		note := to.String() + " (was " + from.String() + ")"
 		p.breakerNote.Store(&note)
@@ -134,10 +138,14 @@ func New(cfg Config) (*Pool, error) {
 // retire), while many concurrent calls spread across sessions, and once
 // every session carries a call it connects another in the background,
 // within MaxSessions (a session is a process for a stdio server, often
-// one core: see spreadLocked). If every session is full (MaxCallsPerSession)
-// it connects a new one (while under MaxSessions) on the pool's context and
-// queues the caller, first in first out, until room appears, ctx ends or
-// AcquireTimeout passes.
+// one core: see spreadLocked). If every session is full it connects a new
+// one (while under MaxSessions) on the pool's context and queues the
+// caller, first in first out, until room appears, ctx ends or
+// AcquireTimeout passes. A session is full at its adaptive limit: up to
+// MaxCallsPerSession calls while more calls at once raise calls/s, as few
+// as one where they do not (a CPU-bound or one-call-at-a-time server), so
+// that callers queue here, served in order, rather than inside the server,
+// which serves them in no order (see Stats.CallsPerSessionLimit).
 //
 // While the server is unreachable (a restart), callers wait, within ctx and
 // AcquireTimeout, while connects back off; they fail fast only once the
@@ -185,6 +193,7 @@ func (p *Pool) Acquire(ctx context.Context) (l Lease, err error) {
 			}
 			w := &waiter{ready: make(chan Lease, 1), start: start, failFast: ctx.Value(failFastKey{}) != nil}
 			w.elem = p.waiters.PushBack(w)
+			p.limit.waited = true
 			p.growLocked()
 			p.mu.Unlock()
 			return p.wait(ctx, w)
@@ -217,16 +226,42 @@ func (p *Pool) wait(ctx context.Context, w *waiter) (Lease, error) {
 		timeout = t.C
 	}
 	var cause error
-	select {
-	case l := <-w.ready:
-		if w.err != nil {
-			return Lease{}, w.err
+	var stall *time.Timer // armed while the per-session limit is below its maximum
+	defer func() {
+		if stall != nil {
+			stall.Stop()
 		}
-		return l, nil
-	case <-ctx.Done():
-		cause = ctx.Err()
-	case <-timeout:
-		cause = context.DeadlineExceeded
+	}()
+	for cause == nil {
+		var stalled <-chan time.Time
+		if p.limitBelowMax() {
+			if stall == nil {
+				stall = time.NewTimer(stallAfter)
+			} else {
+				stall.Reset(stallAfter)
+			}
+			stalled = stall.C
+		}
+		select {
+		case l := <-w.ready:
+			if w.err != nil {
+				return Lease{}, w.err
+			}
+			return l, nil
+		case <-ctx.Done():
+			cause = ctx.Err()
+		case <-timeout:
+			cause = context.DeadlineExceeded
+		case now := <-stalled:
+			// No lease released for stallAfter while this caller
+			// waits behind calls in flight: calls that run long need
+			// the room. (With none in flight the pool is connecting.)
+			p.mu.Lock()
+			if !p.closed && p.inFlight > 0 && p.limit.stalled(now) {
+				p.serveWaitersLocked()
+			}
+			p.mu.Unlock()
+		}
 	}
 	p.mu.Lock()
 	if w.elem != nil {
@@ -282,7 +317,7 @@ func (p *Pool) pickLocked(now time.Time) *session {
 		// A suspect session (a call timed out or failed in transit) takes
 		// no new call until its calls drain and a probe clears it: a
 		// stalled session kept busy would otherwise never be probed.
-		if !s.takesCalls() || s.inFlight >= p.cfg.MaxCallsPerSession {
+		if !s.takesCalls() || s.inFlight >= p.limit.n {
 			continue
 		}
 		if !s.expires.IsZero() && now.After(s.expires) {
@@ -304,6 +339,14 @@ func (p *Pool) pickLocked(now time.Time) *session {
 	return best
 }
 
+// limitBelowMax reports whether the per-session limit is below
+// MaxCallsPerSession.
+func (p *Pool) limitBelowMax() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.limit.n < p.limit.max
+}
+
 func (p *Pool) leaseLocked(s *session, start time.Time) Lease {
 	slot := s.free[len(s.free)-1]
 	s.free = s.free[:len(s.free)-1]
@@ -313,7 +356,9 @@ func (p *Pool) leaseLocked(s *session, start time.Time) Lease {
 	p.inFlight++
 	now := time.Now()
 	s.lastUsed = now
-	p.waits.add(now.Sub(start))
+	wait := now.Sub(start)
+	p.waits.add(wait)
+	p.limit.leased(s.inFlight, wait)
 	return Lease{p: p, s: s, slot: slot, gen: p.gen}
 }
 
@@ -343,7 +388,7 @@ func (p *Pool) spreadLocked() {
 // killed while it initializes (a crash-looping child) must not leave the
 // waiters with nothing on the way.
 func (p *Pool) growLocked() {
-	need := (p.waiters.Len() + p.cfg.MaxCallsPerSession - 1) / p.cfg.MaxCallsPerSession
+	need := (p.waiters.Len() + p.limit.n - 1) / p.limit.n
 	if need > 0 && p.failures > 0 && len(p.sessions) == 0 {
 		need++
 	}
@@ -643,8 +688,9 @@ func (p *Pool) release(l *Lease) {
 	}
 	s.slots[l.slot] = 0
 	s.free = append(s.free, l.slot)
+	p.limit.released(time.Now(), p.inFlight, len(p.sessions))
 	s.inFlight--
-	s.lastUsed = time.Now()
+	s.lastUsed = p.limit.lastRel
 	p.inFlight--
 	if p.closed {
 		if p.inFlight == 0 && p.drained != nil {

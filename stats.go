@@ -14,7 +14,13 @@ type Stats struct {
 	Connecting     int // connects in flight
 	MaxSessions    int // the configured cap
 	CallsInFlight  int // leases held across the pool
-	Waiters        int // callers queued for room
+	// CallsPerSessionLimit is how many calls one session takes before
+	// callers queue. It starts at 2 (or MaxCallsPerSession, if lower) and
+	// adapts while the pool runs: up, to at most MaxCallsPerSession, while
+	// more calls at once raise calls/s; down while they do not (see
+	// Pool.Acquire).
+	CallsPerSessionLimit int
+	Waiters              int // callers queued for room
 
 	Acquires        uint64        // successful acquires since New
 	AcquireTimeouts uint64        // acquires that gave up waiting (ErrPoolExhausted)
@@ -82,6 +88,7 @@ func (p *Pool) Stats() Stats {
 	st.IdleSessions = st.Sessions - st.ActiveSessions
 	st.Connecting = p.connecting
 	st.CallsInFlight = p.inFlight
+	st.CallsPerSessionLimit = p.limit.n
 	st.Waiters = p.waiters.Len()
 	st.Closed = p.closed
 	st.ConsecutiveFailures = p.failures

@@ -192,6 +192,7 @@ func TestCollectorAgreesWithStats(t *testing.T) {
 		"mcpool_max_sessions":                 float64(st.MaxSessions),
 		"mcpool_calls_in_flight":              float64(st.CallsInFlight),
 		"mcpool_waiters":                      float64(st.Waiters),
+		"mcpool_calls_per_session_limit":      float64(st.CallsPerSessionLimit),
 		"mcpool_health_score":                 st.HealthScore,
 		"mcpool_consecutive_connect_failures": float64(st.ConsecutiveFailures),
 		"mcpool_acquires_total":               float64(st.Acquires),

@@ -29,6 +29,8 @@ var statMetrics = []statMetric{
 		func(st *mcpool.Stats) float64 { return float64(st.CallsInFlight) }),
 	gauge("mcpool_waiters", "Callers queued for room on a session.",
 		func(st *mcpool.Stats) float64 { return float64(st.Waiters) }),
+	gauge("mcpool_calls_per_session_limit", "Calls one session takes before callers queue: MaxCallsPerSession, or fewer while the server gains nothing from more at once.",
+		func(st *mcpool.Stats) float64 { return float64(st.CallsPerSessionLimit) }),
 	gauge("mcpool_health_score", "Health score in [0, 1] from recent request and connect outcomes and latency.",
 		func(st *mcpool.Stats) float64 { return st.HealthScore }),
 	gauge("mcpool_consecutive_connect_failures", "Connects failed in a row (0 after a success).",

@@ -38,6 +38,7 @@ type benchFlags struct {
 	modes       []string
 	json        bool
 	timeout     time.Duration
+	warmup      time.Duration // the untimed run of each pooled or exclusive mode
 	chaos       time.Duration // 0: no faults
 	matrix      bool
 	chart       string          // file to draw the latency chart in; "" for none
@@ -56,6 +57,10 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 	modes := fs.String("modes", strings.Join(allModes, ","), "modes to run, comma-separated, from "+strings.Join(allModes, ", "))
 	fs.BoolVar(&b.json, "json", false, `print the results as JSON instead of a table: {"runs":[...]}, or {"matrix":[...]} with --matrix`)
 	fs.DurationVar(&b.timeout, "timeout", 30*time.Second, "bound on each call, and on warming each pool")
+	fs.DurationVar(&b.warmup, "warmup", 0, "run the workload this long through each pool (exclusive and pooled) before the\n"+
+		"clock starts, so that the figures are those of a warm pool: its per-session call\n"+
+		"limit adapted to the server (see the README), the runtime warm. Default 0 (a new\n"+
+		"pool is timed), 1s with --matrix")
 	fs.DurationVar(&b.chaos, "chaos", 0, "inject a fault at this interval while each mode runs: SIGKILL one stdio\n"+
 		"server process (--stdio), or reset every TCP connection to the server (HTTP).\n"+
 		"After each fault the next also waits until twice --concurrency calls have\n"+
@@ -103,6 +108,12 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 	}
 	if b.chaos < 0 {
 		return usageErrorf("--chaos must not be negative")
+	}
+	if b.warmup < 0 {
+		return usageErrorf("--warmup must not be negative")
+	}
+	if b.matrix && !b.set["warmup"] {
+		b.warmup = time.Second
 	}
 	for m := range strings.SplitSeq(*modes, ",") {
 		m = strings.TrimSpace(m)
@@ -320,13 +331,17 @@ func benchPool(ctx context.Context, tgt *target, b *benchFlags, mode string, par
 	if err != nil {
 		return nil, fmt.Errorf("warming the pool: %w", err)
 	}
-
-	r, err := drive(ctx, mode, b, ch, stderr, func(ctx context.Context) error {
+	call := func(ctx context.Context) error {
 		if _, err := p.ListTools(ctx); err != nil {
 			return fmt.Errorf("listing tools: %w", err)
 		}
 		return callError(p.CallTool(ctx, params()))
-	})
+	}
+	if err := warmUp(ctx, b, call); err != nil {
+		return nil, err
+	}
+
+	r, err := drive(ctx, mode, b, ch, stderr, call)
 	if err != nil {
 		return nil, err
 	}
@@ -338,6 +353,30 @@ func benchPool(ctx context.Context, tgt *target, b *benchFlags, mode string, par
 	r.note = fmt.Sprintf("%s created, %d acquires, acquire wait p99 %s",
 		plural(int(st.SessionsCreated), "session"), st.Acquires, formatMS(st.AcquireWaitP99))
 	return r, nil
+}
+
+// warmUp runs call with b.concurrency workers for b.warmup, untimed. A
+// failed call is not counted here: the timed run that follows counts its
+// own. Calls are not cut short when the time is up (a call cancelled in
+// flight would make the pool suspect its session): each worker just makes
+// no more.
+func warmUp(ctx context.Context, b *benchFlags, call func(context.Context) error) error {
+	if b.warmup <= 0 {
+		return nil
+	}
+	end := time.Now().Add(b.warmup)
+	var wg sync.WaitGroup
+	for range b.concurrency {
+		wg.Go(func() {
+			for ctx.Err() == nil && time.Now().Before(end) {
+				cctx, cancel := context.WithTimeout(ctx, b.timeout)
+				_ = call(cctx)
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return ctx.Err()
 }
 
 // callError turns a tool's own failure (isError) into an error: bench

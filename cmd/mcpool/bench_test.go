@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,23 @@ func TestBenchJSON(t *testing.T) {
 			t.Errorf("run %d: %+v, want mode %s, 60 calls, no errors, 0 < p50 <= p99, calls/s > 0, cpu/call > 0, no close warnings", i, run, want[i])
 		}
 	}
+}
+
+// --warmup runs the workload through each pool before the clock starts:
+// the pool has served more than the timed calls.
+func TestBenchWarmup(t *testing.T) {
+	r := runCLI(t, "bench", "--modes", "pooled", "--calls", "10", "--concurrency", "2", "--warmup", "200ms")
+	if r.code != 0 {
+		t.Fatalf("exit status %d: %s", r.code, r.stderr)
+	}
+	m := regexp.MustCompile(`pooled: +\d+ sessions? created, (\d+) acquires`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no pooled statistics line in:\n%s", r.stdout)
+	}
+	if n, _ := strconv.Atoi(m[1]); n <= 11 {
+		t.Errorf("%d acquires for 10 timed calls (and the warming ListTools): the warm-up did not run", n)
+	}
+	wantOneLineError(t, runCLI(t, "bench", "--warmup", "-1s"), 2, "--warmup")
 }
 
 func TestBenchTable(t *testing.T) {

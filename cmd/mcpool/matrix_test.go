@@ -22,7 +22,7 @@ type matrixJSON struct {
 
 func TestBenchMatrixJSON(t *testing.T) {
 	selfCommand(t)
-	r := runCLI(t, "bench", "--matrix", "--calls", "16", "--json")
+	r := runCLI(t, "bench", "--matrix", "--calls", "16", "--json", "--warmup", "0")
 	if r.code != 0 {
 		t.Fatalf("exit status %d: %s", r.code, r.stderr)
 	}
@@ -65,7 +65,7 @@ func TestBenchMatrixJSON(t *testing.T) {
 
 func TestBenchMatrixTable(t *testing.T) {
 	selfCommand(t)
-	r := runCLI(t, "bench", "--matrix", "--calls", "8")
+	r := runCLI(t, "bench", "--matrix", "--calls", "8", "--warmup", "20ms")
 	if r.code != 0 {
 		t.Fatalf("exit status %d: %s", r.code, r.stderr)
 	}

@@ -1,0 +1,195 @@
+package mcpool
+
+import "time"
+
+// sessionLimit is how many calls the pool puts on one session before
+// callers wait for room: between 1 and MaxCallsPerSession, adapted to what
+// the server gains from concurrent calls.
+//
+// Why adapt: a server that handles calls concurrently (calls that wait on
+// the network, a disk, a model) gains from every call multiplexed onto a
+// session, up to MaxCallsPerSession. A server that is CPU-bound or handles
+// one call at a time per session gains nothing from more than a call or two
+// in flight per session; piling more on only moves the queue from the
+// pool, where callers are served first come first served, into the server
+// and the runtime, which serve them in no particular order: the same calls/s
+// with several times the tail latency.
+//
+// How: the limit starts at two calls per session and is judged in rounds
+// of released leases, each at least 50 ms, four mean calls and twice the
+// calls in flight long (shorter ones measure the machine's hiccups, or
+// catch calls that started together half done). A round's figures are its
+// calls/s and the mean time from Acquire to Release, waiting included.
+//
+//   - While callers wait for room, a probe round tries twice the limit; it
+//     stays when calls/s rises, or the mean time falls (callers that come
+//     at their own pace, whose calls/s no limit changes), by a quarter.
+//   - Otherwise a probe round tries three quarters of what the sessions
+//     carried; it stays when neither figure gets worse by a tenth: it
+//     costs nothing and shortens the tail.
+//   - A probe that pays is followed at once by the next in the same
+//     direction. One that does not is undone, the direction turns, and the
+//     next comes after four times as many rounds as the last (at most 128),
+//     so a steady workload spends under 1 % of its calls probing and the
+//     probes stay out of its 99th percentile. A round whose calls/s or mean
+//     time is off by more than a factor of two from the last steady round
+//     (the workload changed) brings the next probe forward.
+//   - Calls that run for minutes release nothing to judge: when callers
+//     have waited with no lease released for 20 ms and twice the last
+//     round's mean call, the limit doubles at once, so long calls never
+//     lack room the sessions have.
+//
+// Every field is guarded by the pool's mu; nothing here does I/O.
+type sessionLimit struct {
+	n, max int
+
+	// The current round.
+	start   time.Time
+	done    int           // leases released in it
+	waits   time.Duration // waits for room of the leases taken in it, summed
+	busy    int           // calls in flight at each release, summed
+	peak    int           // the most calls one session carried in it
+	waited  bool          // a caller waited for room in it
+	lastRel time.Time
+
+	// Probing: base is the round rate (leases/s) before the probe under
+	// way, 0 when none is, and baseHeld its mean lease time; prev the
+	// limit to go back to.
+	base     float64
+	baseHeld time.Duration
+	prev     int
+	up       bool // the direction of the next probe
+	wait     int  // rounds to go before the next probe
+	backoff  int  // rounds between probes after a failed one
+
+	// The last round without a probe, to notice a change of workload.
+	steadyRate float64
+	steadyHeld time.Duration
+
+	// service is the mean time from lease to Release in the last round:
+	// a round lasts at least four of them, so that calls that start
+	// together and end together are counted whole.
+	service time.Duration
+}
+
+// Probe thresholds: a smaller limit must keep this share of calls/s, a
+// larger one must raise it by this factor.
+const (
+	limitKeepDown = 0.90
+	limitKeepUp   = 1.25
+	maxBackoff    = 128
+)
+
+// minRound is the shortest round: shorter ones measure the runtime's and
+// the machine's hiccups (a collection, a descheduled thread) more than the
+// server.
+const minRound = 50 * time.Millisecond
+
+// startLimit is the limit of a new pool: enough to show whether a second
+// call per session pays, low enough that a CPU-bound server's first calls
+// do not queue inside it.
+const startLimit = 2
+
+// stallAfter is how long callers wait with no lease released before the
+// limit doubles anyway.
+const stallAfter = 20 * time.Millisecond
+
+func (l *sessionLimit) init(max int) {
+	l.n, l.max, l.backoff, l.up = min(max, startLimit), max, 1, true
+}
+
+// leased notes a lease, after waiting for room for wait, on a session that
+// now carries inFlight calls.
+func (l *sessionLimit) leased(inFlight int, wait time.Duration) {
+	if inFlight > l.peak {
+		l.peak = inFlight
+	}
+	l.waits += wait
+}
+
+// released counts the end of a lease, with inFlight leases held across the
+// pool (this one included), and, at the end of a round, judges the
+// probe under way or starts the next. sessions is how many sessions take
+// calls. (Release serves waiters after it, so a limit that grew is used at
+// once.)
+func (l *sessionLimit) released(now time.Time, inFlight, sessions int) {
+	l.lastRel = now
+	if l.start.IsZero() {
+		l.start = now
+		return
+	}
+	l.done++
+	l.busy += inFlight
+	if l.done < max(8, 2*l.peak*sessions) || now.Sub(l.start) < max(minRound, 4*l.service) {
+		return
+	}
+	// Little's law: the mean call lasts the mean calls in flight over
+	// the rate at which they end.
+	rate := float64(l.done) / now.Sub(l.start).Seconds()
+	l.service = time.Duration(float64(l.busy) / float64(l.done) / rate * float64(time.Second))
+	held := l.waits/time.Duration(l.done) + l.service
+	peak, waited := l.peak, l.waited
+	l.start, l.done, l.waits, l.busy, l.peak, l.waited = now, 0, 0, 0, 0, false
+	if l.base > 0 { // judge the probe
+		base, baseHeld, old := l.base, float64(l.baseHeld), l.n
+		l.base = 0
+		down := old < l.prev && rate >= limitKeepDown*base && float64(held)*limitKeepDown <= baseHeld
+		up := old > l.prev && (rate >= limitKeepUp*base || float64(held)*limitKeepUp <= baseHeld)
+		if !down && !up {
+			l.n = l.prev
+			l.backoff = min(4*l.backoff, maxBackoff)
+			l.wait, l.up = l.backoff, !l.up
+			return
+		}
+		// It paid: the next probe, in the same direction, starts now
+		// from this round's figures.
+		l.backoff = 1
+		l.probe(rate, held, peak, waited)
+		return
+	}
+	if changed(rate, l.steadyRate) || changed(held.Seconds(), l.steadyHeld.Seconds()) {
+		l.backoff, l.wait = 1, 0
+	}
+	l.steadyRate, l.steadyHeld = rate, held
+	if l.wait > 0 {
+		l.wait--
+		return
+	}
+	l.probe(rate, held, peak, waited)
+}
+
+// probe starts a probe from a round's figures: up while callers wait,
+// down when the direction is down or nobody waited; neither when the
+// limit can go neither way.
+func (l *sessionLimit) probe(rate float64, held time.Duration, peak int, waited bool) {
+	switch {
+	case l.up && waited && l.n < l.max:
+		l.base, l.baseHeld, l.prev = rate, held, l.n
+		l.n = min(l.max, 2*l.n)
+	case peak > 1 && (!l.up || !waited):
+		l.base, l.baseHeld, l.prev = rate, held, l.n
+		l.n = max(1, min(l.n, peak)*3/4)
+		l.up = false
+	default:
+		l.up = !l.up
+	}
+}
+
+// stalled doubles the limit when callers have waited with no lease
+// released for stallAfter and twice the last round's mean call, and
+// reports whether it did.
+func (l *sessionLimit) stalled(now time.Time) bool {
+	if l.n >= l.max || now.Sub(l.lastRel) < max(stallAfter, 2*l.service) {
+		return false
+	}
+	l.n = min(l.max, 2*l.n)
+	l.base = 0 // whatever was probed, the sessions need the room
+	l.lastRel = now
+	return true
+}
+
+// changed reports whether a figure moved by more than a factor of two from
+// the steady one (none yet: no change).
+func changed(now, steady float64) bool {
+	return steady > 0 && (now > 2*steady || 2*now < steady)
+}
