@@ -22,6 +22,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// drainLinger is how long the gateway keeps answering 503 after its drain,
+// before it closes idle connections. (A variable: a test lengthens it.)
+var drainLinger = 250 * time.Millisecond
+
 // tokenEnv holds the gateway's downstream token when --token is not given,
 // so that it need not appear in a process listing.
 const tokenEnv = "MCPOOL_GATEWAY_TOKEN"
@@ -324,7 +328,14 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	derr := shutdown()
 	// Calls have finished and sessions are closed: what is left are idle
-	// connections.
+	// connections. A client between two calls may be writing its next
+	// request on one right now; closing it under that request would fail
+	// the request with a bare EOF (HTTP/1.1 has no way to retire an idle
+	// connection gracefully). For drainLinger more, requests are still
+	// read and answered 503 with Connection: close, which a client can
+	// act on.
+	log.Info("answering 503 before closing idle connections", "for", drainLinger)
+	time.Sleep(drainLinger)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

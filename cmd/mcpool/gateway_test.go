@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -247,6 +249,56 @@ func TestGatewayStdioDrainsOnSIGTERM(t *testing.T) {
 		}
 	}
 	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit status %d, want 0: %s", code, logs.String())
+	}
+}
+
+// After the drain, a client between two calls (its keep-alive connection
+// idle) still gets an answer it can act on, 503 with Connection: close,
+// rather than a connection closed under its next request.
+func TestGatewayAnswersBeforeClosingIdleConnections(t *testing.T) {
+	old := drainLinger
+	drainLinger = 5 * time.Second // the test's request comes well within it
+	t.Cleanup(func() { drainLinger = old })
+	demoURL, stopDemo := startDemoServer(t)
+	defer stopDemo()
+	url, stop, logs := startGateway(t, fmt.Sprintf(`{"mcpServers": {"demo": {"type": "http", "url": %q}}}`, demoURL))
+
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	post := func() (*http.Response, bool, error) {
+		var reused bool
+		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := client.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return resp, reused, err
+	}
+	if _, _, err := post(); err != nil { // leaves a keep-alive connection idle
+		t.Fatal(err)
+	}
+	stopped := make(chan int, 1)
+	go func() { stopped <- stop() }()
+	for !strings.Contains(logs.String(), "answering 503 before closing idle connections") {
+		select {
+		case code := <-stopped:
+			t.Fatalf("the gateway exited (%d) without answering after its drain: %s", code, logs.String())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	resp, reused, err := post()
+	if err != nil {
+		t.Fatalf("a request on the idle connection after the drain: %v; want a 503", err)
+	}
+	if !reused || resp.StatusCode != http.StatusServiceUnavailable || !resp.Close {
+		t.Errorf("after the drain: status %d, connection closing %v, reused %v; want 503 with Connection: close, on the idle connection", resp.StatusCode, resp.Close, reused)
+	}
+	if code := <-stopped; code != 0 {
 		t.Errorf("exit status %d, want 0: %s", code, logs.String())
 	}
 }
