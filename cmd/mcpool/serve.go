@@ -48,10 +48,18 @@ func runDemoServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *verbose {
 		opts.OnCall = logCalls(stderr)
 	}
+	said := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(said)
 		fmt.Fprintf(stderr, "mcpool: demo-server: %s: shutting down, cancelling calls in progress\n", stopReason(ctx))
 	})
-	defer stop()
+	defer func() {
+		// The process exits when this returns: a message under way is
+		// finished first.
+		if !stop() {
+			<-said
+		}
+	}()
 	if *stdio {
 		err := demoserver.New(opts).Run(ctx, &mcp.StdioTransport{})
 		if ctx.Err() != nil {
