@@ -54,24 +54,15 @@ func hammer(t *testing.T, p *mcpool.Pool, tool string, callers int) (stop func()
 	return func() { cancel(); wg.Wait() }
 }
 
-// waitFor polls cond until it holds; the deadline is generous because the
-// pool measures the server in rounds of calls, which a loaded machine slows.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+// limitWait bounds the waits for the limit to adapt: the pool judges the
+// server in rounds of calls, which a loaded machine slows.
+const limitWait = 60 * time.Second
 
 // shrink runs 16 callers of the serial tool until the pool has learnt that
 // more than one call per session gains nothing.
 func shrink(t *testing.T, p *mcpool.Pool) {
 	stop := hammer(t, p, "serial", 16)
-	waitFor(t, "the per-session limit to fall to 1 on a serial server", func() bool { return p.Stats().CallsPerSessionLimit == 1 })
+	eventuallyWithin(t, limitWait, "the per-session limit to fall to 1 on a serial server", func() bool { return p.Stats().CallsPerSessionLimit == 1 })
 	stop()
 }
 
@@ -90,7 +81,7 @@ func TestSessionLimitFollowsTheServer(t *testing.T) {
 	shrink(t, p)
 	stop := hammer(t, p, "slow", 32)
 	defer stop()
-	waitFor(t, "all 32 callers of a 20 ms tool in flight on 2 sessions", func() bool { return p.Stats().CallsInFlight == 32 })
+	eventuallyWithin(t, limitWait, "all 32 callers of a 20 ms tool in flight on 2 sessions", func() bool { return p.Stats().CallsInFlight == 32 })
 }
 
 // Calls that never end complete no round to measure: callers waiting with
@@ -104,7 +95,7 @@ func TestSessionLimitGrowsForLongCalls(t *testing.T) {
 	}
 	shrink(t, p)
 	stop := hammer(t, p, "block", 6)
-	waitFor(t, "6 blocked calls in flight on 2 sessions", func() bool { return p.Stats().CallsInFlight == 6 })
+	eventuallyWithin(t, limitWait, "6 blocked calls in flight on 2 sessions", func() bool { return p.Stats().CallsInFlight == 6 })
 	close(release)
 	stop()
 }
