@@ -496,7 +496,7 @@ func TestPartitionWaitersFailWhenLastSessionDies(t *testing.T) {
 		MinSessions: 1, MaxSessions: 2, MaxCallsPerSession: 1,
 		FailureThreshold: 2, BreakerOpenAfter: -1, BreakerCooldown: 10 * time.Second,
 		BackoffInitial: time.Millisecond, BackoffMax: time.Millisecond,
-		HealthCheckInterval: -1,
+		HealthCheckInterval: -1, ProtocolVersion: dropSafeVersion, // ms.drop below
 	})
 	ctx := context.Background()
 	held, err := p.Acquire(ctx) // connects the one session and fills it

@@ -36,6 +36,10 @@ func (r *rawTransport) Connect(ctx context.Context) (mcp.Connection, error) {
 	return c, err
 }
 
+// dropSafeVersion is the protocol version of pools whose sessions a test
+// closes from the server side (see drop).
+const dropSafeVersion = "2025-11-25"
+
 func newMemServer(opts demoserver.Options) *memServer {
 	return &memServer{srv: demoserver.New(opts)}
 }
@@ -66,7 +70,11 @@ func (m *memServer) cut(ss *mcp.ServerSession) {
 	c.Close()
 }
 
-// drop closes the server side of the i-th session ever made.
+// drop closes the server side of the i-th session ever made. Pools whose
+// sessions a test drops pin 2025-11-25 (dropSafeVersion): go-sdk v1.8.0's
+// ServerSession.Close cancels the subscriptions/listen requests it knows of
+// and then waits for every request in flight, so a 2026-07-28 listen that
+// registers at that moment blocks Close for good.
 func (m *memServer) drop(i int) {
 	m.mu.Lock()
 	ss := m.sess[i]
@@ -78,7 +86,7 @@ func (m *memServer) drop(i int) {
 // reconnect; the pool keeps MinSessions.
 func TestDeadSessionIsReplaced(t *testing.T) {
 	ms := newMemServer(demoserver.Options{})
-	p := newPool(t, mcpool.Config{NewTransport: ms.transport, MinSessions: 2, BackoffInitial: time.Millisecond})
+	p := newPool(t, mcpool.Config{NewTransport: ms.transport, MinSessions: 2, BackoffInitial: time.Millisecond, ProtocolVersion: dropSafeVersion})
 	ctx := context.Background()
 	if err := p.Start(ctx); err != nil {
 		t.Fatal(err)
