@@ -215,8 +215,10 @@ func cachedList[T any](ctx context.Context, p *Pool, c *listCache[T], page func(
 		c.stats.hits.Add(1)
 		return items, nil
 	}
-	c.stats.misses.Add(1)
+	// Counted once on the fetch: a caller counted as a miss is one the
+	// fetch will not stop without.
 	c.join()
+	c.stats.misses.Add(1)
 	ch := c.group.DoChan(c.kind, func() (any, error) { return fetch(p, c, page) })
 	select {
 	case r := <-ch:
