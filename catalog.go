@@ -219,7 +219,14 @@ func cachedList[T any](ctx context.Context, p *Pool, c *listCache[T], page func(
 	// fetch will not stop without.
 	c.join()
 	c.stats.misses.Add(1)
-	ch := c.group.DoChan(c.kind, func() (any, error) { return fetch(p, c, page) })
+	ch := c.group.DoChan(c.kind, func() (any, error) {
+		// A fetch that ended between this caller's miss and now has
+		// filled the cache: no second fetch for it.
+		if items, ok := c.get(); ok {
+			return items, nil
+		}
+		return fetch(p, c, page)
+	})
 	select {
 	case r := <-ch:
 		c.leave(false)
