@@ -59,17 +59,17 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// documentedMetrics returns the metric names of the README's Metrics table.
+// documentedMetrics returns the metric names of the Metrics table in docs/metrics.md.
 func documentedMetrics(t *testing.T) []string {
 	t.Helper()
-	b, err := os.ReadFile("../README.md")
+	b, err := os.ReadFile("../docs/metrics.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(b)
 	start := strings.Index(s, "## Metrics")
 	if start < 0 {
-		t.Fatal("README has no Metrics section")
+		t.Fatal("docs/metrics.md has no Metrics section")
 	}
 	s = s[start+len("## Metrics"):]
 	if end := strings.Index(s, "\n## "); end >= 0 {
@@ -80,7 +80,7 @@ func documentedMetrics(t *testing.T) []string {
 		names = append(names, m[1])
 	}
 	if len(names) < 20 {
-		t.Fatalf("README Metrics table lists %d metrics; want them all", len(names))
+		t.Fatalf("docs/metrics.md Metrics table lists %d metrics; want them all", len(names))
 	}
 	return names
 }
@@ -185,7 +185,7 @@ func TestCollectorAgreesWithStats(t *testing.T) {
 		delete(got, name)
 	}
 	for name := range got {
-		t.Errorf("metric %s exported but not documented in README", name)
+		t.Errorf("metric %s exported but not documented in docs/metrics.md", name)
 	}
 
 	want := map[string]float64{
