@@ -17,8 +17,9 @@ func Example() {
 	// A go-sdk demo server on loopback stands in for a real one.
 	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
 	defer ts.Close()
+	url := ts.URL // your server's streamable HTTP endpoint, e.g. "https://mcp.example/mcp"
 
-	pool, err := mcpool.New(mcpool.Config{URL: ts.URL, MinSessions: 2, MaxSessions: 8})
+	pool, err := mcpool.New(mcpool.Config{URL: url, MinSessions: 2, MaxSessions: 8})
 	if err != nil {
 		log.Fatal(err)
 	}
