@@ -30,7 +30,7 @@ type limiterShard struct {
 	mu        sync.Mutex
 	buckets   map[string]*bucket
 	lastSweep int64 // unix nanoseconds
-	_         [32]byte
+	peak      int   // most buckets since the map was last rebuilt
 }
 
 type bucket struct {
@@ -101,6 +101,7 @@ func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 		// copying a fresh, unused limiter is safe.
 		b = &bucket{lim: *rate.NewLimiter(r, burst)}
 		sh.buckets[key] = b
+		sh.peak = max(sh.peak, len(sh.buckets))
 	}
 	b.lastUsed = now.UnixNano()
 	l.sweepLocked(sh, now)
@@ -139,6 +140,16 @@ func (l *Limiter) sweepLocked(sh *limiterShard, now time.Time) {
 		if time.Duration(n-b.lastUsed) >= l.evictAfter(b) {
 			delete(sh.buckets, k)
 		}
+	}
+	// A Go map keeps its table after deletions: rebuild it once it is
+	// mostly empty, so that a burst of keys does not pin memory.
+	if sh.peak > 64 && len(sh.buckets) < sh.peak/4 {
+		m := make(map[string]*bucket, len(sh.buckets))
+		for k, b := range sh.buckets {
+			m[k] = b
+		}
+		sh.buckets = m
+		sh.peak = len(m)
 	}
 }
 

@@ -368,7 +368,13 @@ func (rs *ResourceServer) validateJWT(ctx context.Context, token string) (Identi
 		if err != nil {
 			return nil, err
 		}
-		return kf.KeyfuncCtx(ctx)(t)
+		key, err := kf.KeyfuncCtx(ctx)(t)
+		if err != nil && !hasKey(ctx, kf, t) {
+			// Not found, even after a refresh (or the refresh was not
+			// allowed yet, or failed: logged by the refresh handler).
+			return nil, errUnknownKid
+		}
+		return key, err
 	})
 	if err != nil {
 		return Identity{}, classifyJWT(err)
@@ -401,6 +407,24 @@ func (rs *ResourceServer) validateJWT(ctx context.Context, token string) (Identi
 	return id, nil
 }
 
+var errUnknownKid = fmt.Errorf("%w: its key id is not in the issuer's key set", ErrUnknownKey)
+
+// hasKey reports whether the key set holds the token's key id, without
+// causing a refresh.
+func hasKey(ctx context.Context, kf keyfunc.Keyfunc, t *jwt.Token) bool {
+	kid, _ := t.Header["kid"].(string)
+	all, err := kf.Storage().KeyReadAll(ctx)
+	if err != nil {
+		return false
+	}
+	for _, k := range all {
+		if k.Marshal().KID == kid {
+			return true
+		}
+	}
+	return false
+}
+
 func containsString(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {
@@ -418,8 +442,8 @@ func classifyJWT(err error) error {
 		return fmt.Errorf("%w: the issuer's metadata or key set could not be fetched", ErrKeysUnavailable)
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return fmt.Errorf("%w: %s", ErrMalformedToken, jwtReason(err))
-	case errors.Is(err, jwkset.ErrKeyNotFound):
-		return fmt.Errorf("%w: its key id is not in the issuer's key set", ErrUnknownKey)
+	case errors.Is(err, ErrUnknownKey), errors.Is(err, jwkset.ErrKeyNotFound):
+		return errUnknownKid
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
 		return fmt.Errorf("%w: %s", ErrBadSignature, jwtReason(err))
 	case errors.Is(err, jwt.ErrTokenExpired):
@@ -437,6 +461,9 @@ func classifyJWT(err error) error {
 // names the failed check and never includes the token.
 func jwtReason(err error) string {
 	s := err.Error()
+	for _, prefix := range []error{jwt.ErrTokenSignatureInvalid, jwt.ErrTokenMalformed} {
+		s = strings.TrimPrefix(s, prefix.Error()+": ")
+	}
 	if len(s) > 200 {
 		s = s[:200]
 	}
