@@ -19,6 +19,7 @@ type Limiter struct {
 	burst    int
 	override func(key string) (rate.Limit, int, bool)
 	idle     time.Duration
+	now      func() time.Time // time.Now; tests move it
 
 	seed   maphash.Seed
 	shards [limiterShards]limiterShard
@@ -59,7 +60,7 @@ type LimiterConfig struct {
 
 // NewLimiter returns a Limiter for cfg.
 func NewLimiter(cfg LimiterConfig) *Limiter {
-	l := &Limiter{rate: rate.Inf, override: cfg.Override, idle: cfg.IdleEviction, seed: maphash.MakeSeed()}
+	l := &Limiter{rate: rate.Inf, override: cfg.Override, idle: cfg.IdleEviction, seed: maphash.MakeSeed(), now: time.Now}
 	if cfg.Rate > 0 && !math.IsInf(cfg.Rate, 1) {
 		l.rate = rate.Limit(cfg.Rate)
 	}
@@ -82,7 +83,7 @@ func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 	if l.rate == rate.Inf && l.override == nil {
 		return true, 0
 	}
-	now := time.Now()
+	now := l.now()
 	sh := &l.shards[maphash.String(l.seed, key)%limiterShards]
 	sh.mu.Lock()
 	b := sh.buckets[key]
@@ -156,7 +157,7 @@ func (l *Limiter) sweepLocked(sh *limiterShard, now time.Time) {
 // Sweep drops every bucket idle long enough now, rather than waiting for
 // calls to do it.
 func (l *Limiter) Sweep() {
-	now := time.Now()
+	now := l.now()
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()

@@ -104,7 +104,7 @@ type authServer struct {
 	introspect http.HandlerFunc
 }
 
-func newAuthServer(t *testing.T, keys ...signingKey) *authServer {
+func newAuthServer(t testing.TB, keys ...signingKey) *authServer {
 	t.Helper()
 	as := &authServer{keys: keys}
 	mux := http.NewServeMux()
@@ -167,6 +167,18 @@ func (as *authServer) setKeys(keys ...signingKey) {
 	as.mu.Unlock()
 }
 
+func (as *authServer) setToken(h http.HandlerFunc) {
+	as.mu.Lock()
+	as.token = h
+	as.mu.Unlock()
+}
+
+func (as *authServer) setIntrospect(h http.HandlerFunc) {
+	as.mu.Lock()
+	as.introspect = h
+	as.mu.Unlock()
+}
+
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
@@ -212,7 +224,7 @@ func (b *logBuffer) logger() *slog.Logger {
 
 // newRS returns a ResourceServer trusting as, closed at the end of the
 // test, and the buffer its log goes to.
-func newRS(t *testing.T, as *authServer, edit func(*oauth.Config)) (*oauth.ResourceServer, *logBuffer) {
+func newRS(t testing.TB, as *authServer, edit func(*oauth.Config)) (*oauth.ResourceServer, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
 	cfg := oauth.Config{
