@@ -25,9 +25,10 @@ type introspectionResponse struct {
 	NotBefore int64     `json:"nbf"`
 }
 
-// introspectionCache keeps answers by the token's SHA-256 (never the token)
-// for a short time, bounded in size.
-type introspectionCache struct {
+// tokenCache keeps validation results (introspection answers, verified
+// JWTs) by the token's SHA-256 (never the token) for a short time, bounded
+// in size.
+type tokenCache struct {
 	ttl     time.Duration
 	mu      sync.Mutex
 	entries map[[32]byte]introspected
@@ -39,15 +40,15 @@ type introspected struct {
 	until time.Time
 }
 
-// maxIntrospected bounds the cache: past it, expired entries are dropped,
+// maxCachedTokens bounds the cache: past it, expired entries are dropped,
 // and if none are, all of them.
-const maxIntrospected = 10000
+const maxCachedTokens = 10000
 
-func newIntrospectionCache(ttl time.Duration) *introspectionCache {
-	return &introspectionCache{ttl: ttl, entries: make(map[[32]byte]introspected)}
+func newTokenCache(ttl time.Duration) *tokenCache {
+	return &tokenCache{ttl: ttl, entries: make(map[[32]byte]introspected)}
 }
 
-func (c *introspectionCache) get(key [32]byte, now time.Time) (introspected, bool) {
+func (c *tokenCache) get(key [32]byte, now time.Time) (introspected, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[key]
@@ -57,16 +58,16 @@ func (c *introspectionCache) get(key [32]byte, now time.Time) (introspected, boo
 	return e, true
 }
 
-func (c *introspectionCache) put(key [32]byte, e introspected, now time.Time) {
+func (c *tokenCache) put(key [32]byte, e introspected, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.entries) >= maxIntrospected {
+	if len(c.entries) >= maxCachedTokens {
 		for k, v := range c.entries {
 			if now.After(v.until) {
 				delete(c.entries, k)
 			}
 		}
-		if len(c.entries) >= maxIntrospected {
+		if len(c.entries) >= maxCachedTokens {
 			clear(c.entries)
 		}
 	}

@@ -115,10 +115,10 @@ func newAuthServer(t testing.TB, keys ...signingKey) *authServer {
 			return
 		}
 		writeJSON(w, map[string]any{
-			"issuer":                 as.issuer,
-			"jwks_uri":               as.URL + "/jwks",
-			"token_endpoint":         as.URL + "/token",
-			"introspection_endpoint": as.URL + "/introspect",
+			"issuer":                   as.issuer,
+			"jwks_uri":                 as.URL + "/jwks",
+			"token_endpoint":           as.URL + "/token",
+			"introspection_endpoint":   as.URL + "/introspect",
 			"response_types_supported": []string{"code"},
 		})
 	})

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +46,13 @@ type Config struct {
 	// IntrospectionCacheTTL is how long an introspection answer is reused
 	// for the same token (never past the token's exp). Zero means 30s.
 	IntrospectionCacheTTL time.Duration
+	// ValidationCacheTTL, if positive, reuses a verified JWT's identity for
+	// up to this long (never past its exp) without verifying its signature
+	// again, which makes a repeated token cost a hash instead of a
+	// signature check (see the package benchmark). A key removed from the
+	// key set then still admits tokens verified with it for up to this
+	// long. Zero verifies every request.
+	ValidationCacheTTL time.Duration
 	// Scopes are the scopes every token must carry (all of them); missing
 	// ones are answered with 403 insufficient_scope. They are also the
 	// metadata's scopes_supported. Empty requires none.
@@ -93,7 +101,8 @@ type ResourceServer struct {
 	kfMu       sync.RWMutex
 	kf         keyfunc.Keyfunc
 
-	introspect *introspectionCache
+	introspect *tokenCache
+	verified   *tokenCache // nil unless Config.ValidationCacheTTL > 0
 }
 
 // New returns a ResourceServer for cfg. It checks the configuration and
@@ -156,7 +165,10 @@ func New(ctx context.Context, cfg Config) (*ResourceServer, error) {
 	rs.prm, _ = json.Marshal(prm)
 	rs.discoverLm = rate.NewLimiter(rate.Every(cfg.JWKSMinRefreshInterval), 1)
 	if cfg.IntrospectionURL != "" {
-		rs.introspect = newIntrospectionCache(cfg.IntrospectionCacheTTL)
+		rs.introspect = newTokenCache(cfg.IntrospectionCacheTTL)
+	}
+	if cfg.ValidationCacheTTL > 0 {
+		rs.verified = newTokenCache(cfg.ValidationCacheTTL)
 	}
 	rs.ctx, rs.cancel = context.WithCancel(context.Background())
 	_, _ = rs.keys(ctx) // errors are logged; later requests retry
@@ -326,7 +338,7 @@ func (rs *ResourceServer) Validate(ctx context.Context, token string) (Identity,
 		err error
 	)
 	if strings.Count(token, ".") == 2 {
-		id, err = rs.validateJWT(ctx, token)
+		id, err = rs.cachedJWT(ctx, token)
 	} else if rs.introspect != nil {
 		id, err = rs.introspectToken(ctx, token)
 	} else {
@@ -356,6 +368,33 @@ func (rs *ResourceServer) missingScopes(have []string) []string {
 		}
 	}
 	return missing
+}
+
+// cachedJWT is validateJWT through the verified-token cache, if any.
+// Refusals are not cached: they are cheap or depend on the key set.
+func (rs *ResourceServer) cachedJWT(ctx context.Context, token string) (Identity, error) {
+	if rs.verified == nil {
+		return rs.validateJWT(ctx, token)
+	}
+	key := sha256.Sum256([]byte(token))
+	now := time.Now()
+	if e, ok := rs.verified.get(key, now); ok {
+		id := e.id
+		id.Token = token
+		return id, nil
+	}
+	id, err := rs.validateJWT(ctx, token)
+	if err != nil {
+		return id, err
+	}
+	until := now.Add(rs.verified.ttl)
+	if !id.Expiry.IsZero() && id.Expiry.Before(until) {
+		until = id.Expiry
+	}
+	cached := id
+	cached.Token = ""
+	rs.verified.put(key, introspected{id: cached, until: until}, now)
+	return id, nil
 }
 
 func (rs *ResourceServer) validateJWT(ctx context.Context, token string) (Identity, error) {

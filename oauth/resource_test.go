@@ -365,3 +365,29 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestValidationCache: with ValidationCacheTTL a verified token is reused
+// without its key (up to the TTL); an unseen token of a removed key is
+// still refused, and so is a cached token once it lacks the scope.
+func TestValidationCache(t *testing.T) {
+	t.Parallel()
+	k1, k2 := newECKey(t, "k1"), newECKey(t, "k2")
+	as := newAuthServer(t, k1)
+	rs, _ := newRS(t, as, func(c *oauth.Config) { c.ValidationCacheTTL = time.Hour })
+	tok := k1.sign(t, as.claims())
+	if _, err := rs.Validate(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	as.setKeys(k2)
+	other := as.claims()
+	other["sub"] = "bob"
+	if _, err := rs.Validate(context.Background(), k2.sign(t, other)); err != nil { // refreshes: k1 removed
+		t.Fatal(err)
+	}
+	if id, err := rs.Validate(context.Background(), tok); err != nil || id.Token != tok || id.Subject != "alice" {
+		t.Errorf("cached token: %v %v", id, err)
+	}
+	if _, err := rs.Validate(context.Background(), k1.sign(t, other)); !errors.Is(err, oauth.ErrUnknownKey) {
+		t.Errorf("unseen token of the removed key: %v", err)
+	}
+}
