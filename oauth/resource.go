@@ -68,8 +68,10 @@ type Config struct {
 	// background. Zero means one hour.
 	JWKSRefreshInterval time.Duration
 	// JWKSMinRefreshInterval bounds refreshes caused by tokens with an
-	// unknown key id (rotation): at most one per interval, the others are
-	// refused at once. Zero means one minute.
+	// unknown key id (rotation) and retries of a failed discovery: at most
+	// one per interval. A token with an unknown key id in between is
+	// refused (after waiting at most 5s, if the next refresh is due by
+	// then). Zero means one minute.
 	JWKSMinRefreshInterval time.Duration
 	// HTTPClient fetches metadata, keys and introspection answers. Nil
 	// means a client with a 10s timeout.
@@ -242,12 +244,13 @@ func (rs *ResourceServer) keys(ctx context.Context) (keyfunc.Keyfunc, error) {
 		}
 		jwksURL = md.JWKSURI
 	}
-	failOnFirst := false
+	// The key set is made even if its first fetch fails (logged by the
+	// refresh handler): its refresh goroutine, started either way, is then
+	// the only one, and unknown key ids retry the fetch under the limiter.
 	kf, err := keyfunc.NewDefaultOverrideCtx(rs.ctx, []string{jwksURL}, keyfunc.Override{
-		Client:                    rs.client,
-		HTTPTimeout:               10 * time.Second,
-		NoErrorReturnFirstHTTPReq: &failOnFirst,
-		RefreshInterval:           rs.cfg.JWKSRefreshInterval,
+		Client:          rs.client,
+		HTTPTimeout:     10 * time.Second,
+		RefreshInterval: rs.cfg.JWKSRefreshInterval,
 		RefreshUnknownKID:         rate.NewLimiter(rate.Every(rs.cfg.JWKSMinRefreshInterval), 1),
 		// Bounds both the wait for the limiter (a request waits only if the
 		// next refresh is due within it) and that refresh's HTTP request.
@@ -298,7 +301,8 @@ func (s *stringSet) UnmarshalJSON(b []byte) error {
 }
 
 // Authenticate validates the request's bearer token and returns the
-// identity it stands for. Errors wrap one of the package's sentinels
+// identity it stands for (also with [ErrInsufficientScope], for a caller
+// that wants to say who lacked the scope). Errors wrap one of the package's sentinels
 // (ErrNoToken, ErrTokenExpired, ErrWrongAudience, ErrInsufficientScope...)
 // and never contain the token. [ResourceServer.Middleware] answers them.
 func (rs *ResourceServer) Authenticate(r *http.Request) (Identity, error) {

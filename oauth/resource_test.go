@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,26 +269,37 @@ func TestJWKSDown(t *testing.T) {
 }
 
 // TestIssuerDownAtStart: a resource server starts while its authorization
-// server is down, refuses tokens meanwhile, and validates them once it is up.
+// server's metadata or key set is down, refuses tokens meanwhile with a log
+// line, and validates them once it is up.
 func TestIssuerDownAtStart(t *testing.T) {
 	t.Parallel()
-	k := newECKey(t, "k")
-	as := newAuthServer(t, k)
-	as.metaDown.Store(true)
-	rs, logs := newRS(t, as, func(c *oauth.Config) { c.JWKSMinRefreshInterval = 20 * time.Millisecond })
-	if !strings.Contains(logs.String(), "metadata unavailable") {
-		t.Errorf("no log line for the unreachable issuer:\n%s", logs)
+	for _, c := range []struct {
+		name, log string
+		down      func(*authServer) *atomic.Bool
+		want      error
+	}{
+		{"metadata", "metadata unavailable", func(as *authServer) *atomic.Bool { return &as.metaDown }, oauth.ErrKeysUnavailable},
+		{"jwks", "JWKS refresh failed", func(as *authServer) *atomic.Bool { return &as.jwksDown }, oauth.ErrUnknownKey},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			k := newECKey(t, "k")
+			as := newAuthServer(t, k)
+			c.down(as).Store(true)
+			rs, logs := newRS(t, as, func(c *oauth.Config) { c.JWKSMinRefreshInterval = 20 * time.Millisecond })
+			if !strings.Contains(logs.String(), c.log) {
+				t.Errorf("no log line for the unreachable issuer:\n%s", logs)
+			}
+			tok := k.sign(t, as.claims())
+			if _, err := rs.Validate(context.Background(), tok); !errors.Is(err, c.want) {
+				t.Fatalf("error %v, want %v", err, c.want)
+			}
+			c.down(as).Store(false)
+			eventuallyWithin(t, 10*time.Second, "validation once the issuer is up", func() bool {
+				_, err := rs.Validate(context.Background(), tok)
+				return err == nil
+			})
+		})
 	}
-	tok := k.sign(t, as.claims())
-	_, err := rs.Validate(context.Background(), tok)
-	if !errors.Is(err, oauth.ErrKeysUnavailable) {
-		t.Fatalf("error %v, want ErrKeysUnavailable", err)
-	}
-	as.metaDown.Store(false)
-	eventuallyWithin(t, 10*time.Second, "validation once the issuer is up", func() bool {
-		_, err := rs.Validate(context.Background(), tok)
-		return err == nil
-	})
 }
 
 // TestDiscoveryOpenIDWithPath: an issuer with a path that publishes only
