@@ -248,10 +248,10 @@ func (rs *ResourceServer) keys(ctx context.Context) (keyfunc.Keyfunc, error) {
 	// refresh handler): its refresh goroutine, started either way, is then
 	// the only one, and unknown key ids retry the fetch under the limiter.
 	kf, err := keyfunc.NewDefaultOverrideCtx(rs.ctx, []string{jwksURL}, keyfunc.Override{
-		Client:          rs.client,
-		HTTPTimeout:     10 * time.Second,
-		RefreshInterval: rs.cfg.JWKSRefreshInterval,
-		RefreshUnknownKID:         rate.NewLimiter(rate.Every(rs.cfg.JWKSMinRefreshInterval), 1),
+		Client:            rs.client,
+		HTTPTimeout:       10 * time.Second,
+		RefreshInterval:   rs.cfg.JWKSRefreshInterval,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(rs.cfg.JWKSMinRefreshInterval), 1),
 		// Bounds both the wait for the limiter (a request waits only if the
 		// next refresh is due within it) and that refresh's HTTP request.
 		RateLimitWaitMax: 5 * time.Second,
