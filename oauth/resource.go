@@ -514,19 +514,22 @@ func jwtReason(err error) string {
 }
 
 // Middleware authenticates every request: a request with a valid token goes
-// to next with its [Identity] in the context ([IdentityFrom]); any other is
+// to next with its [Identity] in the context ([IdentityFrom]), and with the
+// go-sdk's token info ([TokenInfo]) for an MCP server handler next to read
+// ([IdentityFromRequest]) and bind sessions to the subject; any other is
 // answered 401 (or 403 for a missing scope) with a WWW-Authenticate header
 // (RFC 6750 section 3, RFC 9728 section 5.1) and a JSON body
 // {"error": ..., "error_description": ...}. It does not remove the
 // Authorization header: whatever forwards requests upstream must not copy it.
 func (rs *ResourceServer) Middleware(next http.Handler) http.Handler {
+	sdk := sdkTokenInfo(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := rs.Authenticate(r)
 		if err != nil {
 			rs.WriteError(w, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
+		sdk.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
 	})
 }
 
