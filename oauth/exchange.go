@@ -45,6 +45,8 @@ type ExchangeError struct {
 	Err error
 }
 
+// Error says what failed: audience, status, the endpoint's error code and
+// description, or the transport error.
 func (e *ExchangeError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "token exchange for audience %q failed", e.Audience)
