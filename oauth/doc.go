@@ -12,6 +12,9 @@
 //     expiry and required scopes, answers refusals with 401 or 403 and a
 //     WWW-Authenticate header pointing at its Protected Resource Metadata
 //     (RFC 9728), and serves that metadata.
+//     Behind [ResourceServer.Middleware], a go-sdk MCP server's handlers
+//     read the caller with [IdentityFromRequest], and the SDK binds each
+//     session to the caller's subject.
 //   - [Exchanger] trades a caller's validated token for one issued to an
 //     upstream server (OAuth 2.0 Token Exchange, RFC 8693), because the
 //     specification forbids passing the caller's token through ("Token
