@@ -187,16 +187,18 @@ func (g *Gateway) serverStatus(srv *server) ServerStatus {
 	return row
 }
 
-// errorText returns err's message with each distinct message once: the
+// errorText returns err's message with each distinct error once: the
 // errors joined in err (errors.Join, at any depth) are split, repeats
-// dropped, and the rest joined with "; " in their order. A list that fails
-// for tools, prompts and resources alike (a server that is down) reads as
-// one error. "" for nil.
+// dropped, and the rest joined with "; " in their order. Messages that
+// differ only in their numbers ("after 45 failed connects (next try in
+// 23ms)", "after 46 ... 1s") are one error, shown as it came first. A
+// server that is down, failing its tools, prompts and resources lists
+// alike, reads as one error. "" for nil.
 func errorText(err error) string {
 	if err == nil {
 		return ""
 	}
-	var msgs []string
+	var msgs, seen []string
 	var walk func(error)
 	walk = func(err error) {
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -218,12 +220,34 @@ func errorText(err error) string {
 				return
 			}
 		}
-		if m := err.Error(); !slices.Contains(msgs, m) {
-			msgs = append(msgs, m)
+		m := err.Error()
+		if key := withoutNumbers(m); !slices.Contains(seen, key) {
+			msgs, seen = append(msgs, m), append(seen, key)
 		}
 	}
 	walk(err)
 	return strings.Join(msgs, "; ")
+}
+
+// withoutNumbers returns s with each number replaced by "#": a run of
+// digits with its decimal points and, for a duration ("1m2.5s", "23ms"),
+// its units.
+func withoutNumbers(s string) string {
+	var b strings.Builder
+	digits := false
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9' || digits && strings.ContainsRune(".nuµmsh", r):
+			if !digits {
+				b.WriteByte('#')
+			}
+			digits = true
+		default:
+			b.WriteRune(r)
+			digits = false
+		}
+	}
+	return b.String()
 }
 
 func itoa(n int) string {

@@ -21,6 +21,10 @@ func TestErrorTextOnce(t *testing.T) {
 		{errors.Join(refused, nil, errors.New(refused.Error())), refused.Error()},
 		{errors.Join(refused, other, refused), refused.Error() + "; " + other.Error()},
 		{errors.Join(errors.Join(refused, other), refused), refused.Error() + "; " + other.Error()},
+		// Counts and durations differ from one list to the next.
+		{errors.Join(errors.New("unavailable after 45 failed connects (next try in 23ms): refused"), errors.New("unavailable after 46 failed connects (next try in 1.5s): refused")),
+			"unavailable after 45 failed connects (next try in 23ms): refused"},
+		{errors.Join(errors.New("port 80 refused"), errors.New("port 80: no route")), "port 80 refused; port 80: no route"},
 		// Not a plain join: the words around the errors stay.
 		{fmt.Errorf("both failed: %w and %w", refused, refused), "both failed: " + refused.Error() + " and " + refused.Error()},
 	} {
