@@ -105,7 +105,7 @@ type windowFigures struct {
 	// History is the last minute second by second, oldest first: one
 	// Point for each whole second since the gateway started, up to 60
 	// (the second still running is left out).
-	History []Point `json:"history"`
+	History []Point `json:"history,omitempty"`
 }
 
 // Point is one second of a server's calls, as measured at the gateway.
