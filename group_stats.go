@@ -53,9 +53,14 @@ type GroupStats struct {
 // environment value or URL query: targets are shown without credentials.
 type ServerStats struct {
 	Name string
-	// Status is healthy when every replica is, unavailable when none can
-	// take calls (every breaker open), degraded otherwise.
-	Status Status
+	// Status, Health and HealthScore combine the replicas' own, as
+	// [SumStats] does: unavailable when every replica is (closed, or its
+	// breaker open with no session left), healthy and connected when every
+	// replica is, degraded otherwise; the score is the mean of the
+	// replicas'.
+	Status      Status
+	Health      Health
+	HealthScore float64
 	// Tools is the number of tools in the server's part of the catalog,
 	// as of the latest ListTools that reached it; -1 before one did.
 	Tools int
@@ -105,7 +110,7 @@ func (g *Group) Stats() GroupStats {
 			}
 		}
 		m.mu.Unlock()
-		healthy, usable := 0, 0
+		pools := make([]Stats, 0, len(m.replicas))
 		for _, r := range m.replicas {
 			rs := ReplicaStats{
 				Target: r.target, InFlight: int(r.inFlight.Load()),
@@ -117,22 +122,10 @@ func (g *Group) Stats() GroupStats {
 			ss.Calls += rs.Calls
 			ss.Errors += rs.Errors
 			ss.Failovers += rs.Failovers
-			if rs.Pool.Status == StatusHealthy {
-				healthy++
-			}
-			if rs.Pool.Status != StatusUnavailable {
-				usable++
-			}
+			pools = append(pools, rs.Pool)
 			ss.Replicas = append(ss.Replicas, rs)
 		}
-		switch {
-		case healthy == len(m.replicas):
-			ss.Status = StatusHealthy
-		case usable == 0:
-			ss.Status = StatusUnavailable
-		default:
-			ss.Status = StatusDegraded
-		}
+		ss.Status, ss.Health, ss.HealthScore = sumHealth(pools)
 		st.Servers = append(st.Servers, ss)
 	}
 	return st

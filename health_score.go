@@ -12,22 +12,28 @@ type Health string
 // The values of Health, checked in this order.
 const (
 	// HealthUnavailable: the pool is closed, or its circuit breaker is open
-	// and no session is left. The score is 0.
+	// and no session is left. Status is StatusUnavailable; the score is 0.
 	HealthUnavailable Health = "unavailable"
 	// HealthConnecting: no session has connected yet (before Start too).
+	// The score is 0: no session can take a call.
 	HealthConnecting Health = "connecting"
 	// HealthReconnecting: sessions were lost and fewer than MinSessions are
-	// left (none, possibly); replacements are being connected.
+	// left; replacements are being connected. With none left the score is
+	// 0.
 	HealthReconnecting Health = "reconnecting"
 	// HealthDegraded: the score is below HealthyScore, or connects are
-	// failing, or the breaker is half-open.
+	// failing, or the breaker is open (sessions left: the score is then at
+	// most HealthyScore/2) or half-open.
 	HealthDegraded Health = "degraded"
-	// HealthConnected: everything else.
+	// HealthConnected: everything else: at least MinSessions sessions, the
+	// breaker closed (or disabled), the last connect worked and the score
+	// at least HealthyScore. Status is then StatusHealthy.
 	HealthConnected Health = "connected"
 )
 
-// HealthyScore is the score below which a connected pool reports
-// HealthDegraded.
+// HealthyScore is the score below which a pool reports HealthDegraded. A
+// pool with no session, or with its circuit breaker open, always scores
+// below it.
 const HealthyScore = 0.8
 
 // The weights of the moving averages behind the health score: the weight
@@ -90,33 +96,58 @@ func (h *healthTracker) connect(ok bool) {
 	h.connects = ewma(h.connects, b2f(ok), healthConnectWeight)
 }
 
-// report computes the score and status for a Stats snapshot (see the
+// measured returns the score from the moving averages alone (see the
 // README's "Health score"):
 //
 //	score = requests × connects × latency
 //	latency = min(1, 2 × baseline / recent)   (1 during the warm-up)
-//
-// and 0 when unavailable.
-func (h *healthTracker) report(st *Stats, minSessions int) (float64, Health) {
+func (h *healthTracker) measured() float64 {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.initLocked()
 	score := h.requests * h.connects
 	if h.calls >= healthWarmup && h.recent > 0 {
 		score *= math.Min(1, 2*h.baseline/h.recent)
 	}
-	h.mu.Unlock()
-	score = math.Max(0, math.Min(1, score))
+	return math.Max(0, math.Min(1, score))
+}
+
+// judge sets st.Status, st.Health and st.HealthScore from the facts st
+// already holds (Closed, Breaker, Sessions, SessionsCreated,
+// ConsecutiveFailures), the pool's MinSessions and the tracker's measured
+// score. It is the one place where a pool's health is judged; SumStats
+// combines the judgements of several pools. The rules, in order:
+//
+//   - closed, or breaker open and no session: unavailable, unavailable, 0;
+//   - no session: degraded, connecting (none connected yet) or
+//     reconnecting, 0;
+//   - breaker open (sessions left): degraded, degraded, at most
+//     HealthyScore/2;
+//   - fewer than MinSessions: degraded, reconnecting;
+//   - breaker half-open or connects failing: degraded, degraded;
+//   - score below HealthyScore: healthy, degraded;
+//   - else healthy, connected.
+func (h *healthTracker) judge(st *Stats, minSessions int) {
+	score := h.measured()
 	switch {
-	case st.Closed || (st.Breaker == "open" && st.Sessions == 0):
-		return 0, HealthUnavailable
+	case st.Closed || st.Breaker == "open" && st.Sessions == 0:
+		st.Status, st.Health, score = StatusUnavailable, HealthUnavailable, 0
 	case st.Sessions == 0 && st.SessionsCreated == 0:
-		return score, HealthConnecting
+		st.Status, st.Health, score = StatusDegraded, HealthConnecting, 0
+	case st.Sessions == 0:
+		st.Status, st.Health, score = StatusDegraded, HealthReconnecting, 0
+	case st.Breaker == "open":
+		st.Status, st.Health, score = StatusDegraded, HealthDegraded, math.Min(score, HealthyScore/2)
 	case st.Sessions < minSessions:
-		return score, HealthReconnecting
-	case score < HealthyScore || st.ConsecutiveFailures > 0 || st.Breaker == "half-open":
-		return score, HealthDegraded
+		st.Status, st.Health = StatusDegraded, HealthReconnecting
+	case st.Breaker == "half-open" || st.ConsecutiveFailures > 0:
+		st.Status, st.Health = StatusDegraded, HealthDegraded
+	case score < HealthyScore:
+		st.Status, st.Health = StatusHealthy, HealthDegraded
+	default:
+		st.Status, st.Health = StatusHealthy, HealthConnected
 	}
-	return score, HealthConnected
+	st.HealthScore = score
 }
 
 func ewma(avg, sample, weight float64) float64 { return avg + weight*(sample-avg) }

@@ -6,6 +6,13 @@ import (
 	"time"
 )
 
+// report judges a copy of st with h, as Pool.Stats does.
+func (h *healthTracker) report(st *Stats, minSessions int) (float64, Health) {
+	cp := *st
+	h.judge(&cp, minSessions)
+	return cp.HealthScore, cp.Health
+}
+
 // TestHealthScoreFormula checks the documented formula on the tracker
 // alone: score = requests × connects × latency, and the status rules.
 func TestHealthScoreFormula(t *testing.T) {
@@ -49,21 +56,58 @@ func TestHealthScoreFormula(t *testing.T) {
 		t.Fatalf("slow calls: %.3f %s, want %.3f (< 0.5) degraded", s, st, want)
 	}
 
+}
+
+// TestHealthJudgedWithStatus: Status, Health and HealthScore come from one
+// judgement of the same facts. A pool whose breaker is open or that has no
+// session is never connected, and scores below HealthyScore even when its
+// measured figures are perfect; Health is connected only with Status
+// healthy, and unavailable exactly when Status is.
+func TestHealthJudgedWithStatus(t *testing.T) {
 	for _, c := range []struct {
-		st   Stats
-		want Health
+		name   string
+		st     Stats
+		status Status
+		health Health
+		score  float64 // -1: the measured score (1 here)
 	}{
-		{Stats{}, HealthConnecting},
-		{Stats{Connecting: 1}, HealthConnecting},
-		{Stats{SessionsCreated: 2, Sessions: 0, Connecting: 1, Breaker: "closed"}, HealthReconnecting},
-		{Stats{SessionsCreated: 2, Breaker: "open"}, HealthUnavailable},
-		{Stats{Sessions: 1, SessionsCreated: 1, Closed: true}, HealthUnavailable},
-		{Stats{Sessions: 1, SessionsCreated: 1, Breaker: "half-open"}, HealthDegraded},
-		{Stats{Sessions: 1, SessionsCreated: 2, ConsecutiveFailures: 1, Breaker: "closed"}, HealthDegraded},
+		{"before Start", Stats{}, StatusDegraded, HealthConnecting, 0},
+		{"first connect", Stats{Connecting: 1, Breaker: "closed"}, StatusDegraded, HealthConnecting, 0},
+		{"connects failing, none yet", Stats{ConsecutiveFailures: 2, Breaker: "closed"}, StatusDegraded, HealthConnecting, 0},
+		{"lost every session", Stats{SessionsCreated: 2, Connecting: 1, Breaker: "closed"}, StatusDegraded, HealthReconnecting, 0},
+		{"breaker disabled, no session", Stats{SessionsCreated: 1, Breaker: "disabled"}, StatusDegraded, HealthReconnecting, 0},
+		{"breaker open, no session", Stats{SessionsCreated: 2, Breaker: "open"}, StatusUnavailable, HealthUnavailable, 0},
+		{"breaker open, never connected", Stats{ConsecutiveFailures: 5, Breaker: "open"}, StatusUnavailable, HealthUnavailable, 0},
+		{"breaker open, sessions left", Stats{Sessions: 2, SessionsCreated: 2, ConsecutiveFailures: 5, Breaker: "open"}, StatusDegraded, HealthDegraded, HealthyScore / 2},
+		{"closed", Stats{Sessions: 1, SessionsCreated: 1, Breaker: "closed", Closed: true}, StatusUnavailable, HealthUnavailable, 0},
+		{"fewer than MinSessions", Stats{Sessions: 1, SessionsCreated: 3, Breaker: "closed"}, StatusDegraded, HealthReconnecting, -1},
+		{"half-open", Stats{Sessions: 2, SessionsCreated: 2, Breaker: "half-open"}, StatusDegraded, HealthDegraded, -1},
+		{"a connect failed", Stats{Sessions: 2, SessionsCreated: 3, ConsecutiveFailures: 1, Breaker: "closed"}, StatusDegraded, HealthDegraded, -1},
+		{"connected", Stats{Sessions: 2, SessionsCreated: 2, Breaker: "closed"}, StatusHealthy, HealthConnected, -1},
 	} {
 		var fresh healthTracker
-		if _, got := fresh.report(&c.st, 1); got != c.want {
-			t.Errorf("%+v: %s, want %s", c.st, got, c.want)
+		st := c.st
+		fresh.judge(&st, 2)
+		want := c.score
+		if want < 0 {
+			want = 1
 		}
+		if st.Status != c.status || st.Health != c.health || st.HealthScore != want {
+			t.Errorf("%s: %s, %s %.2f; want %s, %s %.2f", c.name, st.Status, st.Health, st.HealthScore, c.status, c.health, want)
+		}
+		if (st.Breaker == "open" || st.Sessions == 0) && (st.Health == HealthConnected || st.HealthScore >= HealthyScore) {
+			t.Errorf("%s: %s %.2f with breaker %s and %d sessions", c.name, st.Health, st.HealthScore, st.Breaker, st.Sessions)
+		}
+	}
+	// The measured score counts too: low, the pool is degraded while its
+	// sessions and connects are fine.
+	var h healthTracker
+	for range 5 {
+		h.request(false, false, 0)
+	}
+	st := Stats{Sessions: 2, SessionsCreated: 2, Breaker: "closed"}
+	h.judge(&st, 2)
+	if st.Status != StatusHealthy || st.Health != HealthDegraded || st.HealthScore >= HealthyScore {
+		t.Errorf("failing requests: %s, %s %.2f; want healthy, degraded below %.2f", st.Status, st.Health, st.HealthScore, HealthyScore)
 	}
 }

@@ -423,7 +423,7 @@ func targetInfo(s *settings) target {
 // observeStats adds the observation figures to a Stats snapshot.
 func (p *Pool) observeStats(st *Stats) {
 	st.LeakedLeases = p.leases.leaked.Load()
-	st.HealthScore, st.Health = p.health.report(st, p.cfg.MinSessions)
+	p.health.judge(st, p.cfg.MinSessions)
 }
 
 // privateParams gives a request a shallow copy of its params and returns

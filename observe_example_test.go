@@ -28,5 +28,5 @@ func ExamplePool_Observe() {
 		},
 	})
 	st := pool.Stats()
-	_, _ = st.Health, st.HealthScore // "connecting" and 1 before the first session
+	_, _ = st.Health, st.HealthScore // "connecting" and 0 before the first session
 }

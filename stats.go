@@ -49,14 +49,18 @@ type Stats struct {
 	LostCalls     uint64 // calls that got ErrSessionLost
 	Unavailable   uint64 // acquires refused with ErrServerUnavailable
 
-	Status  Status // healthy, degraded or unavailable
+	// Status is healthy, degraded or unavailable; it is judged with Health
+	// and HealthScore from the same facts (see Health): Health is connected
+	// only when Status is healthy, and unavailable exactly when Status is.
+	Status  Status
 	Breaker string // the circuit breaker: "closed", "open", "half-open" or "disabled"
 	// ConsecutiveFailures counts connects failed in a row (0 after a success).
 	ConsecutiveFailures int
 
 	// HealthScore is in [0, 1]: recent request and connect outcomes and
-	// tools/call latency (see the README's "Health score"); 0 when Health
-	// is HealthUnavailable.
+	// tools/call latency (see the README's "Health score"); 0 when no
+	// session is left (Health unavailable, connecting or reconnecting with
+	// none), at most HealthyScore/2 while the breaker is open.
 	HealthScore float64
 	Health      Health // connected, connecting, reconnecting, degraded or unavailable
 	// LeakedLeases counts leases held longer than LeakThreshold.
@@ -96,14 +100,6 @@ func (p *Pool) Stats() Stats {
 	if p.breaker != nil {
 		st.Breaker = p.breaker.State().String()
 	}
-	switch {
-	case st.Breaker == "open" && st.Sessions == 0:
-		st.Status = StatusUnavailable
-	case st.Breaker != "closed" && st.Breaker != "disabled", p.failures > 0, st.Sessions < p.cfg.MinSessions:
-		st.Status = StatusDegraded
-	default:
-		st.Status = StatusHealthy
-	}
 	st.ProtocolVersion = p.version
 	st.Acquires = p.waits.count
 	if p.waits.count > 0 {
@@ -140,7 +136,7 @@ func (p *Pool) Stats() Stats {
 			st.Store = "failing"
 		}
 	}
-	p.observeStats(&st) // observe.go: health score, leaks
+	p.observeStats(&st) // leaks; Status, Health and HealthScore (health_score.go)
 	return st
 }
 
@@ -149,14 +145,16 @@ type Status string
 
 // The values of Status.
 const (
-	// StatusHealthy: MinSessions are connected and the last connect worked.
+	// StatusHealthy: MinSessions are connected, the breaker is closed (or
+	// disabled) and the last connect worked.
 	StatusHealthy Status = "healthy"
 	// StatusDegraded: fewer than MinSessions sessions (before Start too), or
-	// connects are failing, or the breaker is half-open. Calls may still
-	// succeed on the sessions left.
+	// connects are failing, or the breaker is open or half-open. Calls may
+	// still succeed on the sessions left.
 	StatusDegraded Status = "degraded"
-	// StatusUnavailable: the breaker is open and no session is left;
-	// acquires fail at once with ErrServerUnavailable.
+	// StatusUnavailable: the pool is closed, or the breaker is open and no
+	// session is left; acquires fail at once (ErrPoolClosed,
+	// ErrServerUnavailable).
 	StatusUnavailable Status = "unavailable"
 )
 

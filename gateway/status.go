@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"html/template"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/mcpool/mcpool"
@@ -40,8 +42,13 @@ type Status struct {
 
 // ServerStatus is one server's (or one replica's) row.
 type ServerStatus struct {
-	Name        string  `json:"name"`
-	Mode        Mode    `json:"mode,omitempty"`
+	Name string `json:"name"`
+	Mode Mode   `json:"mode,omitempty"`
+	// Status, Health and Score are mcpool's judgement of the server's
+	// pools (mcpool.Stats): Health is connected only when Status is
+	// healthy, and unavailable (score 0) exactly when Status is; with no
+	// session or its breaker open a server scores below
+	// mcpool.HealthyScore.
 	Status      string  `json:"status"`      // healthy, degraded, unavailable
 	Health      string  `json:"health"`      // connected, connecting, reconnecting, degraded, unavailable (mcpool.Health)
 	Score       float64 `json:"healthScore"` // mcpool's health score, 0..1
@@ -55,10 +62,12 @@ type ServerStatus struct {
 	Queued      int64   `json:"queued"`      // callers queued at the gateway for a slot
 	Utilization float64 `json:"utilization"` // calls in flight / (sessions × MaxCallsPerSession), 0..1
 	windowFigures
-	Refused   int64          `json:"refused"`    // calls refused as overloaded
-	PoolErrs  uint64         `json:"poolErrors"` // the pools' error count (connects and calls)
-	Tools     int            `json:"tools"`
-	Detail    string         `json:"detail,omitempty"`
+	Refused  int64  `json:"refused"`    // calls refused as overloaded
+	PoolErrs uint64 `json:"poolErrors"` // the pools' error count (connects and calls)
+	Tools    int    `json:"tools"`
+	Detail   string `json:"detail,omitempty"`
+	// ListError is why the latest listing of the server's tools, prompts
+	// or resources failed, each distinct error once; "" when it worked.
 	ListError string         `json:"listError,omitempty"`
 	Replicas  []ServerStatus `json:"replicas,omitempty"`
 }
@@ -104,16 +113,23 @@ func (g *Gateway) storeStatus(st *Status, srv *server) {
 	}
 }
 
+// serverStatus reads srv's row. Status, Health, HealthScore and Breaker
+// are what mcpool judged for the server's pools (one pool, a Group's
+// replicas, a keyed pool's identities or the isolated sessions with the
+// catalog pool, summed by mcpool.SumStats): the gateway shows them and
+// never judges them again.
 func (g *Gateway) serverStatus(srv *server) ServerStatus {
 	row := ServerStatus{Name: srv.name, Mode: srv.Mode, InFlight: srv.inFlight.Load(), Refused: srv.refused.Load(),
 		windowFigures: srv.win.figures(g.started)}
 	row.Waiters = srv.queued.Load()
 	row.Queued = row.Waiters
 	perSession := orInt(srv.Config.MaxCallsPerSession, mcpool.DefaultMaxCallsPerSession)
-	var pools []mcpool.Stats
+	var pools []mcpool.Stats // the pools whose sessions the row counts
+	var judged mcpool.Stats  // the Stats whose judgement the row shows
 	switch srv.Mode {
 	case ModeShared:
-		pools = append(pools, srv.Upstream.Stats())
+		judged = srv.Upstream.Stats()
+		pools = append(pools, judged)
 	case ModeIsolated:
 		own, open := g.isolatedPools(srv)
 		for _, p := range own {
@@ -121,27 +137,26 @@ func (g *Gateway) serverStatus(srv *server) ServerStatus {
 		}
 		row.Detail = itoa(len(own)) + " downstream sessions with their own upstream session, " + itoa(len(srv.spares)) + " spares warm; " +
 			itoa(open) + " of " + itoa(g.opts.MaxIsolatedSessions) + " isolated sessions open across servers"
-		row.Status, row.Breaker = string(mcpool.StatusHealthy), "closed"
-		if srv.Upstream != nil {
-			cs := srv.Upstream.Stats()
-			row.Status, row.Breaker = string(cs.Status), cs.Breaker
-		}
+		// The catalog pool speaks for the server with the downstream
+		// sessions' own pools; its breaker is the one shown.
+		catalog := srv.Upstream.Stats()
+		judged = mcpool.SumStats(append([]mcpool.Stats{catalog}, pools...)...)
+		judged.Breaker = catalog.Breaker
 	case ModePassthrough:
 		ks := srv.keyed.Stats()
 		row.Sessions, row.InFlight, row.Waiters = ks.Sessions, max(row.InFlight, int64(ks.CallsInFlight)), row.Waiters+int64(ks.Waiters)
 		row.Active = min(ks.Sessions, ks.CallsInFlight)
 		row.Idle = ks.Sessions - row.Active
-		row.Status, row.Breaker = string(mcpool.StatusHealthy), "per identity"
 		row.Detail = itoa(ks.Identities) + " credentials with their own pool"
 		if ks.Sessions > 0 {
 			row.Utilization = float64(ks.CallsInFlight) / float64(ks.Sessions*perSession)
 		}
+		judged = srv.keyed.PoolStats()
+		judged.Breaker = "per identity"
 	}
+	row.Status, row.Health, row.Score, row.Breaker = string(judged.Status), string(judged.Health), judged.HealthScore, judged.Breaker
 	var poolInFlight int
-	for i, ps := range pools {
-		if srv.Mode == ModeShared || i == 0 && row.Status == "" {
-			row.Status, row.Breaker = string(ps.Status), ps.Breaker
-		}
+	for _, ps := range pools {
 		row.Sessions += ps.Sessions
 		row.Active += ps.ActiveSessions
 		row.Idle += ps.IdleSessions
@@ -153,30 +168,9 @@ func (g *Gateway) serverStatus(srv *server) ServerStatus {
 	if row.Sessions > 0 && len(pools) > 0 {
 		row.Utilization = float64(poolInFlight) / float64(row.Sessions*perSession)
 	}
-	row.Health, row.Score = string(mcpool.HealthConnected), 1
-	if srv.Replicas != nil {
-		var all []mcpool.Stats
-		for _, r := range srv.Replicas() {
-			all = append(all, r.Stats)
-		}
-		if len(all) > 0 {
-			pools = all
-		}
-	}
-	if len(pools) > 0 {
-		// The worst replica (or isolated session) speaks for the server.
-		sum := mcpool.SumStats(pools...)
-		row.Health, row.Score = string(sum.Health), sum.HealthScore
-	}
-	if srv.Mode == ModePassthrough && srv.keyed.Stats().Identities > 0 {
-		ks := srv.keyed.PoolStats()
-		row.Health, row.Score = string(ks.Health), ks.HealthScore
-	}
 	srv.mu.Lock()
 	row.Tools = len(srv.tools)
-	if srv.listErr != nil {
-		row.ListError = srv.listErr.Error()
-	}
+	row.ListError = errorText(srv.listErr)
 	srv.mu.Unlock()
 	if srv.Replicas != nil {
 		for _, r := range srv.Replicas() {
@@ -191,6 +185,69 @@ func (g *Gateway) serverStatus(srv *server) ServerStatus {
 		}
 	}
 	return row
+}
+
+// errorText returns err's message with each distinct error once: the
+// errors joined in err (errors.Join, at any depth) are split, repeats
+// dropped, and the rest joined with "; " in their order. Messages that
+// differ only in their numbers ("after 45 failed connects (next try in
+// 23ms)", "after 46 ... 1s") are one error, shown as it came first. A
+// server that is down, failing its tools, prompts and resources lists
+// alike, reads as one error. "" for nil.
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	var msgs, seen []string
+	var walk func(error)
+	walk = func(err error) {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			subs := j.Unwrap()
+			texts := make([]string, 0, len(subs))
+			for _, e := range subs {
+				if e != nil {
+					texts = append(texts, e.Error())
+				}
+			}
+			// Only a plain join is split: an error that wraps several
+			// (fmt.Errorf with two %w) has words of its own.
+			if strings.Join(texts, "\n") == err.Error() {
+				for _, e := range subs {
+					if e != nil {
+						walk(e)
+					}
+				}
+				return
+			}
+		}
+		m := err.Error()
+		if key := withoutNumbers(m); !slices.Contains(seen, key) {
+			msgs, seen = append(msgs, m), append(seen, key)
+		}
+	}
+	walk(err)
+	return strings.Join(msgs, "; ")
+}
+
+// withoutNumbers returns s with each number replaced by "#": a run of
+// digits with its decimal points and, for a duration ("1m2.5s", "23ms"),
+// its units.
+func withoutNumbers(s string) string {
+	var b strings.Builder
+	digits := false
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9' || digits && strings.ContainsRune(".nuµmsh", r):
+			if !digits {
+				b.WriteByte('#')
+			}
+			digits = true
+		default:
+			b.WriteRune(r)
+			digits = false
+		}
+	}
+	return b.String()
 }
 
 func itoa(n int) string {
