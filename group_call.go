@@ -30,9 +30,9 @@ func route[T any](ctx context.Context, g *Group, lk listKind[T], kind, name stri
 	return m, orig, pt.byKey[name], nil
 }
 
-// CallTool calls the tool named server + separator + tool on that server's
-// pool, under the server's own name for it; the result is the server's,
-// unchanged. params is not modified.
+// CallTool calls the tool the group names params.Name (see [Naming]:
+// "server__tool") on that server's pools, under the server's own name for
+// it; the result is the server's, unchanged. params is not modified.
 //
 // With replicas, the call goes to one chosen by the server's Balance. If
 // that replica cannot take it (its breaker is open: ErrServerUnavailable;
@@ -81,8 +81,7 @@ func (m *member) callTool(ctx context.Context, params *mcp.CallToolParams, orig 
 	return res, m.g.red.err(err)
 }
 
-// GetPrompt gets the prompt named server + separator + prompt from that
-// server. Getting a prompt has no side effects, so with replicas a failure
+// GetPrompt gets the prompt the group names params.Name from that server. Getting a prompt has no side effects, so with replicas a failure
 // that is not the server's own answer moves to the next replica. Errors: a
 // [*NotFoundError], or those of [Pool.Do] and the server's.
 func (g *Group) GetPrompt(ctx context.Context, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error) {

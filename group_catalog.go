@@ -396,8 +396,8 @@ func mergedList[T any](ctx context.Context, g *Group, lk listKind[T]) ([]*T, err
 	return out, nil
 }
 
-// ListTools returns every server's tools, each named server + separator +
-// tool ("github__create_issue"; see GroupConfig.Separator), in
+// ListTools returns every server's tools, each named by the group's
+// [Naming] ("github__create_issue"), in
 // configuration order. Each server's list comes from its pool's catalog
 // cache (see [Pool.ListTools]): a list_changed from one server refreshes
 // that server's part only.
@@ -414,7 +414,7 @@ func (g *Group) ListTools(ctx context.Context) ([]*mcp.Tool, error) {
 	return mergedList(ctx, g, toolList)
 }
 
-// ListPrompts is ListTools for prompts, named server + separator + prompt.
+// ListPrompts is ListTools for prompts, named by the same rule.
 func (g *Group) ListPrompts(ctx context.Context) ([]*mcp.Prompt, error) {
 	return mergedList(ctx, g, promptList)
 }
