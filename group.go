@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -19,10 +18,12 @@ const DefaultSeparator = "__"
 
 // Group is a set of MCP servers used as one: one [Pool] per server (or per
 // replica of a server), started together and closed together. Its tool and
-// prompt catalogs merge every server's, each name prefixed with the
-// server's name and the separator ("server__tool"); resources keep their
-// URIs and the group remembers which server listed each. [Group.CallTool],
-// [Group.GetPrompt] and [Group.ReadResource] route by those names.
+// prompt catalogs merge every server's, each named by the group's [Naming]
+// ("server__tool"; always a valid tool name, whatever the server's name or
+// its tools' names hold); resources keep their URIs and the group remembers
+// which server listed each. [Group.CallTool], [Group.GetPrompt] and
+// [Group.ReadResource] route by those names; [Group.Server] serves one
+// server under its own names.
 //
 // A server may have several replicas, each its own Pool; calls go to one of
 // them as ServerConfig.Balance says, and a call whose replica dies under it
@@ -32,14 +33,13 @@ const DefaultSeparator = "__"
 // from ServerConfig values made in code. All methods are safe for
 // concurrent use.
 type Group struct {
-	sep       string
+	naming    *Naming
 	log       *slog.Logger // redacting: see redactor
 	red       *redactor
 	onChanged func(server, kind string)
 
-	members  []*member // in configuration order
-	byName   map[string]*member
-	byPrefix map[string]*member
+	members []*member // in configuration order
+	byName  map[string]*member
 
 	// merged caches each merged list with the parts it was made from, so
 	// that a List call whose parts are all unchanged allocates nothing.
@@ -57,12 +57,20 @@ type GroupConfig struct {
 	// Servers are the group's servers, in the order catalogs are merged.
 	// Names must be unique.
 	Servers []ServerConfig
-	// Separator joins a server's name and a tool's or prompt's name. Empty
-	// means DefaultSeparator ("__"). It may hold only the characters the MCP
-	// spec (2025-11-25, "Tool names") allows in a tool name, A-Z a-z 0-9 _ -
-	// and ., and no server name may contain it: "__" (the default), "_"
-	// (agentgateway) and "-" (LiteLLM) are the common choices.
+	// Separator joins a server's part and a tool's or prompt's name (see
+	// [Naming]). Empty means DefaultSeparator ("__"). It may hold only the
+	// characters the MCP spec (2025-11-25, "Tool names") allows in a tool
+	// name, A-Z a-z 0-9 _ - and ., at most 8 of them, and no server name
+	// may contain it: "__" (the default), "_" (agentgateway) and "-"
+	// (LiteLLM) are the common choices.
 	Separator string
+	// Unprefixed names the tools and prompts of the group's one server by
+	// their own names, with no server part (characters a tool name may not
+	// hold are still replaced; see [Naming]), so that the group, or a
+	// gateway in front of it, can stand in for that server where clients
+	// call fixed names. It needs exactly one server: NewGroup returns an
+	// error otherwise.
+	Unprefixed bool
 	// OnListChanged, if set, is called with the server's name and the list
 	// ("tools", "prompts" or "resources") when a session of that server
 	// receives a list_changed notification. The group has already dropped
@@ -81,10 +89,12 @@ type GroupConfig struct {
 // ServerConfig is one server of a [Group]. New fields may be added: build
 // it with field names.
 type ServerConfig struct {
-	// Name identifies the server in the group, in namespaced names, in
-	// errors and in Stats. It must be non-empty and must not contain the
+	// Name identifies the server in the group, in tool and prompt names,
+	// in errors and in Stats. It must be non-empty and must not contain the
 	// group's separator. Characters a tool name may not hold (MCP spec
-	// 2025-11-25, "Tool names") are replaced by "_" in namespaced names.
+	// 2025-11-25, "Tool names") are replaced by "_" in tool and prompt
+	// names, and a name longer than 64 is cut (see [Naming]): two servers
+	// whose names become the same there are an error.
 	Name string
 	// Config is the server's pool: where the server is, and the pool's
 	// settings. It is used when Replicas is empty.
@@ -154,15 +164,15 @@ func ParseBalance(s string) (Balance, error) {
 // done. Errors are [*ConfigError] values (errors.Is ErrInvalidConfig)
 // whose Field names the server, such as `Servers["github"].MaxSessions`.
 func NewGroup(cfg GroupConfig) (*Group, error) {
+	naming, err := cfg.Naming()
+	if err != nil {
+		return nil, err
+	}
 	g := &Group{
-		sep:       cfg.Separator,
+		naming:    naming,
 		log:       cfg.Logger,
 		onChanged: cfg.OnListChanged,
 		byName:    map[string]*member{},
-		byPrefix:  map[string]*member{},
-	}
-	if g.sep == "" {
-		g.sep = DefaultSeparator
 	}
 	if g.log == nil {
 		g.log = slog.Default()
@@ -173,12 +183,6 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 	}
 	g.red = newRedactor(all)
 	g.log = slog.New(g.red.handler(g.log.Handler()))
-	if strings.IndexFunc(g.sep, func(r rune) bool { return !toolNameChar(r) }) >= 0 || len(g.sep) > 8 {
-		return nil, configErr("Separator", fmt.Sprintf("%q may hold only A-Z a-z 0-9 _ - . and at most 8 of them", g.sep))
-	}
-	if len(cfg.Servers) == 0 {
-		return nil, configErr("Servers", "is empty: name at least one server")
-	}
 	for _, sc := range cfg.Servers {
 		m, err := g.newMember(sc)
 		if err != nil {
@@ -187,29 +191,16 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 		}
 		g.members = append(g.members, m)
 		g.byName[m.name] = m
-		g.byPrefix[m.prefix] = m
 	}
 	return g, nil
 }
 
 func (g *Group) newMember(sc ServerConfig) (*member, error) {
 	field := fmt.Sprintf("Servers[%q]", sc.Name)
-	switch {
-	case sc.Name == "":
-		return nil, configErr("Servers", "has a server with no Name")
-	case strings.Contains(sanitizeName(sc.Name), g.sep):
-		return nil, configErr(field+".Name", fmt.Sprintf("contains the separator %q: namespaced names could not be split; rename the server or choose another Separator", g.sep))
-	case g.byName[sc.Name] != nil:
-		return nil, configErr(field+".Name", "is used twice")
-	}
 	if sc.Balance < LeastLoaded || sc.Balance > Failover {
 		return nil, configErr(field+".Balance", fmt.Sprintf("is %v", sc.Balance))
 	}
-	prefix := sanitizeName(sc.Name)
-	if other := g.byPrefix[prefix]; other != nil {
-		return nil, configErr(field+".Name", fmt.Sprintf("becomes %q in tool names, as server %q does: rename one", prefix, other.name))
-	}
-	m := &member{g: g, name: sc.Name, prefix: prefix, balance: sc.Balance}
+	m := &member{g: g, name: sc.Name, prefix: g.naming.prefix[sc.Name], balance: sc.Balance}
 	configs := sc.Replicas
 	if len(configs) == 0 {
 		configs = []Config{sc.Config}
@@ -411,7 +402,7 @@ func (m *member) closePools() {
 type member struct {
 	g        *Group
 	name     string
-	prefix   string // name with characters a tool name may not hold replaced
+	prefix   string // the server's part of names (see Naming)
 	balance  Balance
 	replicas []*replica
 	next     atomic.Uint64 // round-robin position (see pick)
@@ -428,11 +419,11 @@ type member struct {
 // Name returns the group's name for the tool or prompt that the named
 // server calls name ("github" and "create_issue" give
 // "github__create_issue"), and false if the group has no such server. It
-// does not check that the server has that tool.
+// does not check that the server has that tool. It is Naming().Name.
 func (g *Group) Name(server, name string) (string, bool) {
-	m := g.byName[server]
-	if m == nil {
-		return "", false
-	}
-	return g.qualify(m.prefix, name), true
+	return g.naming.Name(server, name)
 }
+
+// Naming returns the rule by which the group names its servers' tools and
+// prompts (see [Naming]).
+func (g *Group) Naming() *Naming { return g.naming }

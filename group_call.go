@@ -5,27 +5,23 @@ import (
 	"errors"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// route finds the server of a namespaced tool or prompt name and the
-// server's own name for it, with the group's copy of its definition.
+// route finds the server of a tool or prompt name (see Naming.Route) and
+// the server's own name for it, with the group's copy of its definition.
 func route[T any](ctx context.Context, g *Group, lk listKind[T], kind, name string) (*member, string, *T, error) {
-	i := strings.Index(name, g.sep)
-	var m *member
-	if i > 0 {
-		m = g.byPrefix[name[:i]]
-	}
-	if m == nil {
+	server, rest, ok := g.naming.Route(name)
+	if !ok {
 		return nil, "", nil, &NotFoundError{Kind: kind, Name: name, Known: g.Servers()}
 	}
+	m := g.byName[server]
 	pt, err := memberList(ctx, m, lk)
 	if err != nil {
 		// The catalog cannot be had (the server is down?): call by the
 		// plain name, and let the call say what is wrong.
-		return m, name[i+len(g.sep):], nil, nil
+		return m, rest, nil, nil
 	}
 	orig, ok := pt.orig[name]
 	if !ok {
@@ -34,9 +30,9 @@ func route[T any](ctx context.Context, g *Group, lk listKind[T], kind, name stri
 	return m, orig, pt.byKey[name], nil
 }
 
-// CallTool calls the tool named server + separator + tool on that server's
-// pool, under the server's own name for it; the result is the server's,
-// unchanged. params is not modified.
+// CallTool calls the tool the group names params.Name (see [Naming]:
+// "server__tool") on that server's pools, under the server's own name for
+// it; the result is the server's, unchanged. params is not modified.
 //
 // With replicas, the call goes to one chosen by the server's Balance. If
 // that replica cannot take it (its breaker is open: ErrServerUnavailable;
@@ -66,21 +62,26 @@ func (g *Group) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.
 	if err != nil {
 		return nil, err
 	}
+	return m.callTool(ctx, params, orig, tool)
+}
+
+// callTool calls the tool the server calls orig (tool is the group's copy
+// of its definition, nil if unknown) with params' arguments.
+func (m *member) callTool(ctx context.Context, params *mcp.CallToolParams, orig string, tool *mcp.Tool) (*mcp.CallToolResult, error) {
 	p := cloneCallParams(params)
 	p.Name = orig
 	safe := ctx.Value(retryKey{}) != nil ||
 		tool != nil && tool.Annotations != nil && (tool.Annotations.ReadOnlyHint || tool.Annotations.IdempotentHint)
 	var res *mcp.CallToolResult
-	err = m.do(ctx, safe, func(ctx context.Context, pool *Pool) error {
+	err := m.do(ctx, safe, func(ctx context.Context, pool *Pool) error {
 		var err error
 		res, err = pool.CallTool(ctx, p)
 		return err
 	})
-	return res, g.red.err(err)
+	return res, m.g.red.err(err)
 }
 
-// GetPrompt gets the prompt named server + separator + prompt from that
-// server. Getting a prompt has no side effects, so with replicas a failure
+// GetPrompt gets the prompt the group names params.Name from that server. Getting a prompt has no side effects, so with replicas a failure
 // that is not the server's own answer moves to the next replica. Errors: a
 // [*NotFoundError], or those of [Pool.Do] and the server's.
 func (g *Group) GetPrompt(ctx context.Context, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error) {
@@ -91,8 +92,12 @@ func (g *Group) GetPrompt(ctx context.Context, params *mcp.GetPromptParams) (*mc
 	if err != nil {
 		return nil, err
 	}
+	return m.getPrompt(ctx, params, orig)
+}
+
+func (m *member) getPrompt(ctx context.Context, params *mcp.GetPromptParams, orig string) (*mcp.GetPromptResult, error) {
 	var res *mcp.GetPromptResult
-	err = m.do(ctx, true, func(ctx context.Context, pool *Pool) error {
+	err := m.do(ctx, true, func(ctx context.Context, pool *Pool) error {
 		return pool.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
 			// A copy per attempt: the SDK writes protocol metadata into it.
 			cp := *params
@@ -102,7 +107,7 @@ func (g *Group) GetPrompt(ctx context.Context, params *mcp.GetPromptParams) (*mc
 			return err
 		})
 	})
-	return res, g.red.err(err)
+	return res, m.g.red.err(err)
 }
 
 // ReadResource reads a resource from the server that listed its URI (see
@@ -119,8 +124,12 @@ func (g *Group) ReadResource(ctx context.Context, params *mcp.ReadResourceParams
 	if err != nil {
 		return nil, err
 	}
+	return m.readResource(ctx, params)
+}
+
+func (m *member) readResource(ctx context.Context, params *mcp.ReadResourceParams) (*mcp.ReadResourceResult, error) {
 	var res *mcp.ReadResourceResult
-	err = m.do(ctx, true, func(ctx context.Context, pool *Pool) error {
+	err := m.do(ctx, true, func(ctx context.Context, pool *Pool) error {
 		return pool.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
 			cp := *params
 			cp.Meta = maps.Clone(params.Meta)
@@ -129,7 +138,7 @@ func (g *Group) ReadResource(ctx context.Context, params *mcp.ReadResourceParams
 			return err
 		})
 	})
-	return res, g.red.err(err)
+	return res, m.g.red.err(err)
 }
 
 // resourceServer returns the first server, in configuration order, that
@@ -274,7 +283,8 @@ func (m *member) pick(tried []bool, balance Balance) int {
 // server's own name for it, as CallTool routes it, without calling it: for
 // callers that call the server another way (a keyed pool per end user, say).
 // Errors: a [*NotFoundError], as CallTool's. When the server's catalog
-// cannot be had, the name after the separator is returned as it is.
+// cannot be had, the rest of the name after the server's part is returned
+// as it is (see [Naming.Route]).
 func (g *Group) ResolveTool(ctx context.Context, name string) (server, tool string, err error) {
 	m, orig, _, err := route(ctx, g, toolList, "tool", name)
 	if err != nil {
@@ -300,4 +310,90 @@ func (g *Group) ResourceServer(ctx context.Context, uri string) (string, error) 
 		return "", err
 	}
 	return m.name, nil
+}
+
+// GroupServer is one server of a [Group], under the server's own names for
+// its tools and prompts: for callers that name them another way, or that
+// serve the server apart from the others (a gateway). Its calls take the
+// group's path (the server's Balance over its replicas, failover, the
+// group's figures); its lists come from the first replica that answers.
+// Get it with [Group.Server]. All methods are safe for concurrent use.
+type GroupServer struct {
+	m *member
+}
+
+// Server returns the named server of the group, or nil if it has none.
+func (g *Group) Server(name string) *GroupServer {
+	m := g.byName[name]
+	if m == nil {
+		return nil
+	}
+	return &GroupServer{m: m}
+}
+
+// Name returns the server's name in the group's configuration.
+func (s *GroupServer) Name() string { return s.m.name }
+
+// rawList fetches one of the server's lists, under its own names, from the
+// first replica that answers (see member.list).
+func rawList[T any](ctx context.Context, s *GroupServer, fetch func(*Pool, context.Context) ([]*T, error)) ([]*T, error) {
+	var items []*T
+	err := s.m.list(ctx, func(ctx context.Context, p *Pool) error {
+		var err error
+		items, err = fetch(p, ctx)
+		return err
+	})
+	return items, s.m.g.red.err(err)
+}
+
+// ListTools returns the server's tools under its own names, from its pools'
+// catalog caches (see [Pool.ListTools]): from the first replica that
+// answers. The tools are shared: treat them as read-only. Errors are those
+// of Pool.ListTools, from the last replica tried.
+func (s *GroupServer) ListTools(ctx context.Context) ([]*mcp.Tool, error) {
+	return rawList(ctx, s, (*Pool).ListTools)
+}
+
+// ListPrompts is ListTools for prompts. A server without prompts answers
+// "method not found" (a JSON-RPC error), as the server gives it.
+func (s *GroupServer) ListPrompts(ctx context.Context) ([]*mcp.Prompt, error) {
+	return rawList(ctx, s, (*Pool).ListPrompts)
+}
+
+// ListResources is ListTools for resources.
+func (s *GroupServer) ListResources(ctx context.Context) ([]*mcp.Resource, error) {
+	return rawList(ctx, s, (*Pool).ListResources)
+}
+
+// CallTool calls the tool the server calls params.Name, as [Group.CallTool]
+// calls it (the same balancing, failover and errors, the group's knowledge
+// of the tool's annotations); the result is the server's, unchanged.
+// params is not modified.
+func (s *GroupServer) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.CallToolResult, error) {
+	if params == nil {
+		params = &mcp.CallToolParams{}
+	}
+	var tool *mcp.Tool
+	if pt, err := memberList(ctx, s.m, toolList); err == nil {
+		tool = pt.byKey[s.m.g.naming.qualify(s.m.prefix, params.Name)]
+	}
+	return s.m.callTool(ctx, params, params.Name, tool)
+}
+
+// GetPrompt gets the prompt the server calls params.Name, as
+// [Group.GetPrompt] does.
+func (s *GroupServer) GetPrompt(ctx context.Context, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error) {
+	if params == nil {
+		params = &mcp.GetPromptParams{}
+	}
+	return s.m.getPrompt(ctx, params, params.Name)
+}
+
+// ReadResource reads params.URI from the server, as [Group.ReadResource]
+// does, whichever server lists the URI.
+func (s *GroupServer) ReadResource(ctx context.Context, params *mcp.ReadResourceParams) (*mcp.ReadResourceResult, error) {
+	if params == nil {
+		params = &mcp.ReadResourceParams{}
+	}
+	return s.m.readResource(ctx, params)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,11 @@ import (
 // maxToolName is the longest tool name the MCP spec (2025-11-25, "Tool
 // names") allows; the group keeps prompt names to it as well.
 const maxToolName = 128
+
+// maxPrefix is the longest server part of a name: a longer server name is
+// cut, with a hash, so that the server part always survives whole when a
+// name is cut to maxToolName.
+const maxPrefix = 64
 
 // toolNameChar reports whether r may appear in a tool name (MCP spec
 // 2025-11-25: A-Z a-z 0-9 _ - .).
@@ -31,19 +37,184 @@ func sanitizeName(s string) string {
 	}, s)
 }
 
-// qualify returns the group's name for a server's tool or prompt:
-// prefix + separator + name. When that holds characters a tool name may
-// not, or is longer than 128 characters, they are replaced by "_" and the
-// name cut to fit, with "_" and 8 hex digits of its SHA-256 appended, so
-// that two names that differ only there stay apart.
-func (g *Group) qualify(prefix, name string) string {
-	full := prefix + g.sep + name
+// hash8 is "_" and the first 8 hex digits of s's SHA-256.
+func hash8(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return "_" + hex.EncodeToString(sum[:4])
+}
+
+// Naming is the rule by which a [Group] names its servers' tools and
+// prompts, and finds the server and the server's own name again from a
+// name. Make it with [GroupConfig.Naming] (or get a Group's with
+// [Group.Naming]); it serves for servers that are not members of a Group
+// too (a gateway's servers that dial with each client's credentials): any
+// two callers that make a Naming from the same servers, Separator and
+// Unprefixed give the same names. Resource URIs are not renamed.
+//
+// The rule: a name is the server's part, the separator and the server's
+// own name ("github" and "create_issue" give "github__create_issue"), or,
+// with GroupConfig.Unprefixed, the server's own name alone. The server's
+// part is the server's name with each run of characters a tool name may
+// not hold (MCP spec 2025-11-25, "Tool names": A-Z a-z 0-9 _ - .) replaced
+// by one "_" ("my server" gives "my_server", "Acme.Docs" stays as it is);
+// when that leaves no letter or digit (a name all in other scripts), or is
+// longer than 64 characters, it is cut to fit and "_" and 8 hex digits of
+// the name's SHA-256 are appended. When the whole name then holds other
+// characters, or is longer than 128, they are replaced by "_", and it is cut
+// to 119 characters with "_" and 8 hex digits of its SHA-256 appended, so
+// that two names that differ only there stay apart. Every name is thus 1 to
+// 128 characters of A-Z a-z 0-9 _ - ., and starts with its server's part
+// whole.
+//
+// A Naming is immutable and safe for concurrent use.
+type Naming struct {
+	sep        string
+	unprefixed bool
+	servers    []string          // in configuration order
+	prefix     map[string]string // server → its part of names
+	byPrefix   map[string]string // server part → server
+}
+
+// Naming validates the names of cfg's servers, its Separator and
+// Unprefixed, and returns the rule by which a Group made from cfg names
+// their tools and prompts. [NewGroup] applies it; call it to name servers
+// that are not in a Group by the same rule, or to check a config. Errors are
+// [*ConfigError] values (errors.Is ErrInvalidConfig): a server with no name
+// or a name used twice; two servers whose parts of names would be the same
+// ("my server" and "my_server"), naming both; a server name that holds the
+// separator; a Separator with characters a tool name may not hold or longer
+// than 8; Unprefixed with other than exactly one server.
+func (cfg *GroupConfig) Naming() (*Naming, error) {
+	n := &Naming{sep: cfg.Separator, unprefixed: cfg.Unprefixed, prefix: map[string]string{}, byPrefix: map[string]string{}}
+	if n.sep == "" {
+		n.sep = DefaultSeparator
+	}
+	if strings.IndexFunc(n.sep, func(r rune) bool { return !toolNameChar(r) }) >= 0 || len(n.sep) > 8 {
+		return nil, configErr("Separator", fmt.Sprintf("%q may hold only A-Z a-z 0-9 _ - . and at most 8 of them", n.sep))
+	}
+	if len(cfg.Servers) == 0 {
+		return nil, configErr("Servers", "is empty: name at least one server")
+	}
+	if n.unprefixed && len(cfg.Servers) != 1 {
+		return nil, configErr("Unprefixed", fmt.Sprintf("needs exactly one server, not %d: with several, names are told apart by their server's part", len(cfg.Servers)))
+	}
+	for _, sc := range cfg.Servers {
+		field := fmt.Sprintf("Servers[%q].Name", sc.Name)
+		if sc.Name == "" {
+			return nil, configErr("Servers", "has a server with no Name")
+		}
+		if _, dup := n.prefix[sc.Name]; dup {
+			return nil, configErr(field, "is used twice")
+		}
+		p := serverPart(sc.Name)
+		if !n.unprefixed && strings.Contains(p, n.sep) {
+			how := "contains"
+			if p != sc.Name {
+				how = fmt.Sprintf("becomes %q in names, which contains", p)
+			}
+			return nil, configErr(field, fmt.Sprintf("%s the separator %q: names could not be told apart; rename the server or choose another Separator", how, n.sep))
+		}
+		if other, dup := n.byPrefix[p]; dup {
+			return nil, configErr(field, fmt.Sprintf("becomes %q in tool and prompt names, as server %q does: rename one of them", p, other))
+		}
+		if !n.unprefixed {
+			for q, other := range n.byPrefix {
+				if strings.HasPrefix(p+n.sep, q+n.sep) || strings.HasPrefix(q+n.sep, p+n.sep) {
+					return nil, configErr(field, fmt.Sprintf("becomes %q in tool and prompt names, and server %q becomes %q: names of one could be read as the other's; rename one of them", p, other, q))
+				}
+			}
+		}
+		n.servers = append(n.servers, sc.Name)
+		n.prefix[sc.Name] = p
+		n.byPrefix[p] = sc.Name
+	}
+	return n, nil
+}
+
+// serverPart is a server's part of names (see Naming).
+func serverPart(name string) string {
+	var b strings.Builder
+	alnum, replaced := false, false
+	for _, r := range name {
+		switch {
+		case toolNameChar(r):
+			b.WriteRune(r)
+			replaced = false
+			alnum = alnum || r != '_' && r != '-' && r != '.'
+		case !replaced:
+			b.WriteByte('_')
+			replaced = true
+		}
+	}
+	p := b.String()
+	if alnum && len(p) <= maxPrefix {
+		return p
+	}
+	// Cut, and without "_" at the end, so that "_" and the hash cannot
+	// make a run that the separator may be.
+	p = strings.TrimRight(p[:min(len(p), maxPrefix-9)], "_")
+	if !alnum || p == "" {
+		return hash8(name)[1:]
+	}
+	return p + hash8(name)
+}
+
+// Servers returns the names of the servers the rule names, in
+// configuration order.
+func (n *Naming) Servers() []string { return slices.Clone(n.servers) }
+
+// Separator returns the separator between a server's part and its own name.
+func (n *Naming) Separator() string { return n.sep }
+
+// Name returns the name of the named server's tool or prompt called name
+// ("github" and "create_issue" give "github__create_issue"), and false if
+// the rule does not know the server. It does not check that the server has
+// that tool.
+func (n *Naming) Name(server, name string) (string, bool) {
+	p, ok := n.prefix[server]
+	if !ok {
+		return "", false
+	}
+	return n.qualify(p, name), true
+}
+
+// Route returns the server whose tool or prompt is called name: the one
+// whose part name starts with (with Unprefixed, the one server), and the
+// rest of name after that part and the separator (with Unprefixed, name).
+// The rest is the server's own name unless the rule changed it (characters
+// replaced, or a name cut and hashed): to find the server's own name then,
+// compare Name(server, own) for each name the server lists, as
+// [Group.ResolveTool] does. ok is false when name starts with no server's
+// part.
+func (n *Naming) Route(name string) (server, rest string, ok bool) {
+	if n.unprefixed {
+		return n.servers[0], name, true
+	}
+	for i := 0; ; {
+		j := strings.Index(name[i:], n.sep)
+		if j < 0 {
+			return "", "", false
+		}
+		i += j
+		if s, ok := n.byPrefix[name[:i]]; ok && i > 0 {
+			return s, name[i+len(n.sep):], true
+		}
+		i++
+	}
+}
+
+// qualify returns the name of a tool or prompt called name of the server
+// whose part is prefix (see Naming).
+func (n *Naming) qualify(prefix, name string) string {
+	full := name
+	if !n.unprefixed {
+		full = prefix + n.sep + name
+	}
 	clean := sanitizeName(full)
-	if clean == full && len(full) <= maxToolName {
+	if clean == full && len(full) <= maxToolName && full != "" {
 		return full
 	}
-	sum := sha256.Sum256([]byte(full))
-	suffix := "_" + hex.EncodeToString(sum[:4])
+	suffix := hash8(full)
 	if len(clean) > maxToolName-len(suffix) {
 		clean = clean[:maxToolName-len(suffix)]
 	}
@@ -87,7 +258,7 @@ var toolList = listKind[mcp.Tool]{
 	fetch: (*Pool).ListTools,
 	rename: func(g *Group, m *member, t *mcp.Tool) (*mcp.Tool, string, string) {
 		c := *t
-		c.Name = g.qualify(m.prefix, t.Name)
+		c.Name = g.naming.qualify(m.prefix, t.Name)
 		return &c, c.Name, t.Name
 	},
 	key: func(t *mcp.Tool) string { return t.Name },
@@ -100,7 +271,7 @@ var promptList = listKind[mcp.Prompt]{
 	fetch: (*Pool).ListPrompts,
 	rename: func(g *Group, m *member, pr *mcp.Prompt) (*mcp.Prompt, string, string) {
 		c := *pr
-		c.Name = g.qualify(m.prefix, pr.Name)
+		c.Name = g.naming.qualify(m.prefix, pr.Name)
 		return &c, c.Name, pr.Name
 	},
 	key: func(p *mcp.Prompt) string { return p.Name },
@@ -225,8 +396,8 @@ func mergedList[T any](ctx context.Context, g *Group, lk listKind[T]) ([]*T, err
 	return out, nil
 }
 
-// ListTools returns every server's tools, each named server + separator +
-// tool ("github__create_issue"; see GroupConfig.Separator), in
+// ListTools returns every server's tools, each named by the group's
+// [Naming] ("github__create_issue"), in
 // configuration order. Each server's list comes from its pool's catalog
 // cache (see [Pool.ListTools]): a list_changed from one server refreshes
 // that server's part only.
@@ -243,7 +414,7 @@ func (g *Group) ListTools(ctx context.Context) ([]*mcp.Tool, error) {
 	return mergedList(ctx, g, toolList)
 }
 
-// ListPrompts is ListTools for prompts, named server + separator + prompt.
+// ListPrompts is ListTools for prompts, named by the same rule.
 func (g *Group) ListPrompts(ctx context.Context) ([]*mcp.Prompt, error) {
 	return mergedList(ctx, g, promptList)
 }

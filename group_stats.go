@@ -2,6 +2,8 @@ package mcpool
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -99,35 +101,77 @@ type ReplicaStats struct {
 func (g *Group) Stats() GroupStats {
 	var st GroupStats
 	for _, m := range g.members {
-		ss := ServerStats{Name: m.name, Tools: -1}
-		m.mu.Lock()
-		if m.tools != nil && m.tools.built {
-			ss.Tools = len(m.tools.out)
-		}
-		for _, err := range []error{partErr(m.tools), partErr(m.prompts), partErr(m.resources)} {
-			if err != nil && ss.ListError == "" {
-				ss.ListError = g.red.string(unprefixed(err))
-			}
-		}
-		m.mu.Unlock()
-		pools := make([]Stats, 0, len(m.replicas))
-		for _, r := range m.replicas {
-			rs := ReplicaStats{
-				Target: r.target, InFlight: int(r.inFlight.Load()),
-				Calls: r.calls.Load(), Errors: r.errors.Load(), Failovers: r.failovers.Load(),
-				TakesCalls: r.pool.takesCalls(), Pool: r.pool.Stats(),
-			}
-			ss.Sessions += rs.Pool.Sessions
-			ss.CallsInFlight += rs.Pool.CallsInFlight
-			ss.Calls += rs.Calls
-			ss.Errors += rs.Errors
-			ss.Failovers += rs.Failovers
-			pools = append(pools, rs.Pool)
-			ss.Replicas = append(ss.Replicas, rs)
-		}
-		ss.Status, ss.Health, ss.HealthScore = sumHealth(pools)
-		st.Servers = append(st.Servers, ss)
+		st.Servers = append(st.Servers, m.stats())
 	}
+	return st
+}
+
+func (m *member) stats() ServerStats {
+	g := m.g
+	ss := ServerStats{Name: m.name, Tools: -1}
+	m.mu.Lock()
+	if m.tools != nil && m.tools.built {
+		ss.Tools = len(m.tools.out)
+	}
+	for _, err := range []error{partErr(m.tools), partErr(m.prompts), partErr(m.resources)} {
+		if err != nil && ss.ListError == "" {
+			ss.ListError = g.red.string(unprefixed(err))
+		}
+	}
+	m.mu.Unlock()
+	pools := make([]Stats, 0, len(m.replicas))
+	for _, r := range m.replicas {
+		rs := ReplicaStats{
+			Target: r.target, InFlight: int(r.inFlight.Load()),
+			Calls: r.calls.Load(), Errors: r.errors.Load(), Failovers: r.failovers.Load(),
+			TakesCalls: r.pool.takesCalls(), Pool: r.pool.Stats(),
+		}
+		ss.Sessions += rs.Pool.Sessions
+		ss.CallsInFlight += rs.Pool.CallsInFlight
+		ss.Calls += rs.Calls
+		ss.Errors += rs.Errors
+		ss.Failovers += rs.Failovers
+		pools = append(pools, rs.Pool)
+		ss.Replicas = append(ss.Replicas, rs)
+	}
+	ss.Status, ss.Health, ss.HealthScore = sumHealth(pools)
+	return ss
+}
+
+// ServerStats returns a snapshot of the server and its replicas, as
+// [Group.Stats] gives it. It does no I/O.
+func (s *GroupServer) ServerStats() ServerStats { return s.m.stats() }
+
+// Stats sums the server's replicas' pools ([SumStats]), with the group's
+// Status for the server (see ServerStats.Status), the catalog store's state
+// of the replicas ("failing" if any is), and a Breaker that names every
+// replica's breaker state: "closed" for one replica, "2 closed, 1 open"
+// for several. It does no I/O.
+func (s *GroupServer) Stats() Stats {
+	ss := s.m.stats()
+	all := make([]Stats, len(ss.Replicas))
+	breakers := map[string]int{}
+	store := ""
+	for i, r := range ss.Replicas {
+		all[i] = r.Pool
+		breakers[r.Pool.Breaker]++
+		if r.Pool.Store != "" && store != "failing" {
+			store = r.Pool.Store
+		}
+	}
+	st := SumStats(all...)
+	st.Store = store // Status, Health and HealthScore: SumStats, the same rule as ss
+	var parts []string
+	for _, b := range []string{"closed", "half-open", "open", "disabled"} {
+		if n := breakers[b]; n > 0 {
+			if len(ss.Replicas) == 1 {
+				parts = append(parts, b)
+			} else {
+				parts = append(parts, strconv.Itoa(n)+" "+b)
+			}
+		}
+	}
+	st.Breaker = strings.Join(parts, ", ")
 	return st
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -513,5 +514,167 @@ func TestGroupErrorPrefixOnce(t *testing.T) {
 	}
 	if !errors.Is(err, mcpool.ErrServerUnavailable) && !errors.Is(err, mcpool.ErrConnectFailed) {
 		t.Errorf("error %v lost its chain", err)
+	}
+}
+
+// awkwardServer is a go-sdk server whose tools and prompts have names that
+// are not valid tool names, or too long; each answers label/its own name.
+func awkwardServer(label string) *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: label, Version: "1"}, nil)
+	for _, name := range awkwardTools {
+		s.AddTool(&mcp.Tool{Name: name, InputSchema: map[string]any{"type": "object"}}, func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: label + "/" + req.Params.Name}}}, nil
+		})
+	}
+	for _, name := range []string{"greet", "hi there"} {
+		s.AddPrompt(&mcp.Prompt{Name: name}, func(_ context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+			return &mcp.GetPromptResult{Description: label + "/" + req.Params.Name, Messages: []*mcp.PromptMessage{}}, nil
+		})
+	}
+	return s
+}
+
+var awkwardTools = []string{"echo", "say hello", "grüßen", "a.b-c_d", strings.Repeat("t", 130)}
+
+// awkwardServers are server names of every kind the naming rule must
+// handle: a space, a dot, 200 characters, other scripts.
+var awkwardServers = []string{"my server", "Acme.Docs", strings.Repeat("a long server name ", 11)[:200], "données", "日本語"}
+
+func validToolName(s string) bool {
+	return len(s) >= 1 && len(s) <= 128 && strings.Trim(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == ""
+}
+
+// Whatever the servers' and tools' names hold, the group's names are valid
+// tool names, distinct, and route back to the server's own tool and prompt:
+// through Group.CallTool and GetPrompt, ResolveTool, and Group.Server under
+// the server's own names.
+func TestGroupNamingAwkwardNames(t *testing.T) {
+	gc := mcpool.GroupConfig{}
+	for i, name := range awkwardServers {
+		gc.Servers = append(gc.Servers, mcpool.ServerConfig{Name: name, Config: mcpool.Config{URL: httpServer(t, awkwardServer(fmt.Sprint(i)), false)}})
+	}
+	g := newGroup(t, gc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tools, err := g.ListTools(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tools) != len(awkwardServers)*len(awkwardTools) {
+		t.Fatalf("%d tools, want %d", len(tools), len(awkwardServers)*len(awkwardTools))
+	}
+	seen := map[string]bool{}
+	for _, tool := range tools {
+		if !validToolName(tool.Name) || seen[tool.Name] {
+			t.Errorf("tool name %q: invalid or listed twice", tool.Name)
+		}
+		seen[tool.Name] = true
+		server, own, err := g.ResolveTool(ctx, tool.Name)
+		if err != nil {
+			t.Fatalf("ResolveTool(%q): %v", tool.Name, err)
+		}
+		label := fmt.Sprint(slices.Index(awkwardServers, server))
+		if n, _ := g.Name(server, own); n != tool.Name {
+			t.Errorf("Name(%q, %q) = %q, want %q", server, own, n, tool.Name)
+		}
+		res, err := g.CallTool(ctx, &mcp.CallToolParams{Name: tool.Name})
+		if err != nil || text(res) != label+"/"+own {
+			t.Errorf("CallTool(%q) = %q, %v; want %s/%s", tool.Name, text(res), err, label, own)
+		}
+		res, err = g.Server(server).CallTool(ctx, &mcp.CallToolParams{Name: own})
+		if err != nil || text(res) != label+"/"+own {
+			t.Errorf("Server(%q).CallTool(%q) = %q, %v", server, own, text(res), err)
+		}
+	}
+	for _, want := range []string{"my_server__echo", "my_server__a.b-c_d", "Acme.Docs__echo", "donn_es__echo"} {
+		if !seen[want] {
+			t.Errorf("no tool %q among %v", want, slices.Sorted(maps.Keys(seen)))
+		}
+	}
+	prompts, err := g.ListPrompts(ctx)
+	if err != nil || len(prompts) != 2*len(awkwardServers) {
+		t.Fatalf("ListPrompts: %d, %v", len(prompts), err)
+	}
+	for _, p := range prompts {
+		server, own, err := g.ResolvePrompt(ctx, p.Name)
+		if !validToolName(p.Name) || err != nil {
+			t.Fatalf("prompt %q: %v", p.Name, err)
+		}
+		res, err := g.GetPrompt(ctx, &mcp.GetPromptParams{Name: p.Name})
+		if want := fmt.Sprint(slices.Index(awkwardServers, server)) + "/" + own; err != nil || res.Description != want {
+			t.Errorf("GetPrompt(%q) = %v, %v; want %s", p.Name, res, err, want)
+		}
+	}
+	own, err := g.Server("my server").ListTools(ctx)
+	if err != nil || len(own) != len(awkwardTools) || !slices.ContainsFunc(own, func(t *mcp.Tool) bool { return t.Name == "say hello" }) {
+		t.Errorf("Server(\"my server\").ListTools: %d tools, %v; want the server's own names", len(own), err)
+	}
+	if st := g.Server("Acme.Docs").Stats(); st.Status != mcpool.StatusHealthy || st.Breaker != "closed" {
+		t.Errorf("Server(\"Acme.Docs\").Stats: status %q, breaker %q", st.Status, st.Breaker)
+	}
+	if g.Server("nope") != nil {
+		t.Error("Server of an unknown name is not nil")
+	}
+}
+
+// Two servers whose names become the same in tool names are an error at
+// load that names both; Unprefixed needs exactly one server.
+func TestGroupNamingCollisions(t *testing.T) {
+	url := "http://127.0.0.1:1/mcp"
+	for _, pair := range [][2]string{{"my server", "my_server"}, {"a b", "a\tb"}, {"日本語", "日本語"}, {"a", "a_"}} {
+		gc := mcpool.GroupConfig{Servers: []mcpool.ServerConfig{{Name: pair[0], Config: mcpool.Config{URL: url}}, {Name: pair[1], Config: mcpool.Config{URL: url}}}}
+		_, err := mcpool.NewGroup(gc)
+		if !errors.Is(err, mcpool.ErrInvalidConfig) || !strings.Contains(err.Error(), fmt.Sprintf("%q", pair[0])) || !strings.Contains(err.Error(), fmt.Sprintf("%q", pair[1])) {
+			t.Errorf("NewGroup with servers %q and %q: %v; want ErrInvalidConfig naming both", pair[0], pair[1], err)
+		}
+		if _, nerr := gc.Naming(); nerr == nil || nerr.Error() != err.Error() {
+			t.Errorf("Naming: %v; want NewGroup's error", nerr)
+		}
+	}
+	// Different scripts get different names.
+	gc := mcpool.GroupConfig{Servers: []mcpool.ServerConfig{{Name: "日本語"}, {Name: "中文"}}}
+	n, err := gc.Naming()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := n.Name("日本語", "echo")
+	b, _ := n.Name("中文", "echo")
+	if a == b || !validToolName(a) || !validToolName(b) {
+		t.Errorf("names %q and %q: want two valid, distinct names", a, b)
+	}
+	if s, rest, ok := n.Route(b); !ok || s != "中文" || rest != "echo" {
+		t.Errorf("Route(%q) = %q, %q, %v", b, s, rest, ok)
+	}
+
+	_, err = mcpool.NewGroup(mcpool.GroupConfig{Unprefixed: true, Servers: []mcpool.ServerConfig{{Name: "a", Config: mcpool.Config{URL: url}}, {Name: "b", Config: mcpool.Config{URL: url}}}})
+	if !errors.Is(err, mcpool.ErrInvalidConfig) || !strings.Contains(err.Error(), "Unprefixed") {
+		t.Errorf("Unprefixed with two servers: %v", err)
+	}
+}
+
+// Unprefixed: the one server's own names, still kept valid.
+func TestGroupNamingUnprefixed(t *testing.T) {
+	g := newGroup(t, mcpool.GroupConfig{Unprefixed: true, Servers: []mcpool.ServerConfig{
+		{Name: "my server", Config: mcpool.Config{URL: httpServer(t, awkwardServer("u"), false)}},
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tools, err := g.ListTools(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tool := range tools {
+		names = append(names, tool.Name)
+		if !validToolName(tool.Name) {
+			t.Errorf("invalid name %q", tool.Name)
+		}
+		_, own, err := g.ResolveTool(ctx, tool.Name)
+		if res, cerr := g.CallTool(ctx, &mcp.CallToolParams{Name: tool.Name}); err != nil || cerr != nil || text(res) != "u/"+own {
+			t.Errorf("%q: %q, %v, %v", tool.Name, text(res), err, cerr)
+		}
+	}
+	if !slices.Contains(names, "echo") || !slices.Contains(names, "a.b-c_d") || slices.Contains(names, "say hello") {
+		t.Errorf("names %v: want echo and a.b-c_d as they are, say hello made valid", names)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/mcpool/mcpool"
@@ -36,18 +35,8 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 	if isMethodNotFound(rerr) {
 		resources, rerr = nil, nil
 	}
-	nsTools := make([]*mcp.Tool, 0, len(tools))
-	for _, t := range tools {
-		c := *t
-		c.Name = g.prefix(srv) + t.Name
-		nsTools = append(nsTools, &c)
-	}
-	nsPrompts := make([]*mcp.Prompt, 0, len(prompts))
-	for _, p := range prompts {
-		c := *p
-		c.Name = g.prefix(srv) + p.Name
-		nsPrompts = append(nsPrompts, &c)
-	}
+	nsTools, toolNames := named(g, srv, tools, func(t *mcp.Tool) *string { return &t.Name })
+	nsPrompts, promptNames := named(g, srv, prompts, func(p *mcp.Prompt) *string { return &p.Name })
 	fp := [3]string{fingerprint(nsTools), fingerprint(nsPrompts), fingerprint(resources)}
 
 	srv.mu.Lock()
@@ -57,14 +46,14 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 	// do), unless the gateway is shutting down.
 	drop := ctx.Err() == nil
 	if terr == nil {
-		srv.tools, srv.fprint[0], changed[0] = nsTools, fp[0], old[0] != fp[0]
+		srv.tools, srv.ownNames[0], srv.fprint[0], changed[0] = nsTools, toolNames, fp[0], old[0] != fp[0]
 	} else if drop {
-		srv.tools, srv.fprint[0], changed[0] = nil, "", old[0] != ""
+		srv.tools, srv.ownNames[0], srv.fprint[0], changed[0] = nil, nil, "", old[0] != ""
 	}
 	if perr == nil {
-		srv.prompts, srv.fprint[1], changed[1] = nsPrompts, fp[1], old[1] != fp[1]
+		srv.prompts, srv.ownNames[1], srv.fprint[1], changed[1] = nsPrompts, promptNames, fp[1], old[1] != fp[1]
 	} else if drop {
-		srv.prompts, srv.fprint[1], changed[1] = nil, "", old[1] != ""
+		srv.prompts, srv.ownNames[1], srv.fprint[1], changed[1] = nil, nil, "", old[1] != ""
 	}
 	if rerr == nil {
 		srv.resources, srv.fprint[2], changed[2] = resources, fp[2], old[2] != fp[2]
@@ -158,32 +147,55 @@ func (g *Gateway) notifyChanged(changed [3]bool) {
 	}
 }
 
-// route finds the server whose prefix name carries and returns the name the
-// server knows. The longest server name wins, so "a" and "a__b" can both be
-// servers.
-func (g *Gateway) route(name string) (*server, string, bool) {
-	if g.opts.Unprefixed {
-		return g.servers[0], name, true
-	}
-	var best *server
-	for _, srv := range g.servers {
-		if strings.HasPrefix(name, srv.name+g.opts.Separator) && (best == nil || len(srv.name) > len(best.name)) {
-			best = srv
+// named returns copies of srv's items under the names the Naming gives
+// them downstream, and each downstream name's item's own name. When two
+// items get the same name (a name changed by the rule meets one that had
+// it already), the first keeps it, as in a Group's lists.
+func named[T any](g *Gateway, srv *server, items []*T, name func(*T) *string) ([]*T, map[string]string) {
+	out := make([]*T, 0, len(items))
+	own := make(map[string]string, len(items))
+	for _, it := range items {
+		c := *it
+		n := name(&c)
+		orig := *n
+		*n, _ = g.naming.Name(srv.name, orig)
+		if _, dup := own[*n]; dup {
+			continue
 		}
+		own[*n] = orig
+		out = append(out, &c)
 	}
-	if best == nil {
-		return nil, "", false
-	}
-	return best, name[len(best.name)+len(g.opts.Separator):], true
+	return out, own
 }
 
-// prefix is what srv's tool and prompt names carry downstream: its name
-// and the separator, or nothing with Options.Unprefixed.
-func (g *Gateway) prefix(srv *server) string {
-	if g.opts.Unprefixed {
-		return ""
+// resolve returns the server of a downstream tool (kind 0) or prompt
+// (kind 1) name and the server's own name for it: the server by the
+// Naming's Route, the own name from the server's list (the caller's own in
+// ModePassthrough). When that list cannot be had, the rest of the name is
+// used as it is and the call says what is wrong, as a Group's calls do.
+func (g *Gateway) resolve(ctx context.Context, req mcp.Request, kind int, name string) (*server, string, error) {
+	what := [2]string{"tool", "prompt"}[kind]
+	server, rest, ok := g.naming.Route(name)
+	srv := g.byName[server]
+	if !ok || srv == nil {
+		return nil, "", g.unknown(what, name, "")
 	}
-	return srv.name + g.opts.Separator
+	var own map[string]string
+	if srv.Mode == ModePassthrough {
+		own = g.passthroughNames(ctx, srv, req, kind)
+	} else {
+		srv.mu.Lock()
+		own = srv.ownNames[kind]
+		srv.mu.Unlock()
+	}
+	if own == nil {
+		return srv, rest, nil
+	}
+	orig, ok := own[name]
+	if !ok {
+		return nil, "", g.unknown(what, name, srv.name)
+	}
+	return srv, orig, nil
 }
 
 func (g *Gateway) serverNames() []string {

@@ -3,11 +3,12 @@
 // upstream servers, with warm, multiplexed, self-healing sessions to each.
 //
 // A [Gateway] is itself an MCP server, built with the go-sdk. It lists the
-// tools, prompts and resources of every upstream server under namespaced
-// names (server + separator + name, "weather__forecast" with the default
-// separator "__"; resources keep their URIs; with Options.Unprefixed a
-// one-server gateway keeps the server's own names), and routes tools/call,
-// prompts/get and resources/read to the server that owns the name. Upstream
+// tools, prompts and resources of every upstream server, and routes
+// tools/call, prompts/get and resources/read to the server that owns the
+// name. Tools and prompts are named, in every mode, by the rule of a
+// [mcpool.Group] (Options.Naming, an [mcpool.Naming]): the gateway lists
+// the names the Group lists, and finds the server and its own name again
+// by the same rule; resources keep their URIs. Upstream
 // list_changed notifications reach downstream sessions; progress
 // notifications travel down and cancellation travels up.
 //

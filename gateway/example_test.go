@@ -27,6 +27,13 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	gc.Unprefixed = settings.Unprefixed
+	// One rule names every server's tools and prompts, passthrough ones
+	// too: the names the Group lists are the names the gateway lists.
+	naming, err := gc.Naming()
+	if err != nil {
+		log.Fatal(err)
+	}
 	var gw *gateway.Gateway
 	gc.OnListChanged = func(server, kind string) { gw.ListChanged(server, kind) }
 	// Passthrough servers are dialled with each client's credentials, never
@@ -40,6 +47,7 @@ func Example() {
 
 	gw, err = gateway.New(gateway.Options{
 		Servers: gateway.GroupServers(group, gc, settings.Servers),
+		Naming:  naming,
 		Token:   os.Getenv("MCPOOL_GATEWAY_TOKEN"),
 	})
 	if err != nil {

@@ -28,7 +28,6 @@ const (
 
 // Defaults applied by [New] to zero-valued fields.
 const (
-	DefaultSeparator          = "__"
 	DefaultMaxInFlight        = 256
 	DefaultMaxQueued          = 64
 	DefaultQueueWait          = 10 * time.Second
@@ -41,8 +40,8 @@ const (
 
 // Upstream is what the gateway needs of one upstream server: its catalog
 // under the server's own names, and calls by those names. [PoolUpstream]
-// makes one of a Pool, [GroupServers] of each server of a Group. Its
-// methods must be safe for concurrent use.
+// makes one of a Pool; a Group's [mcpool.GroupServer] is one (see
+// [GroupServers]). Its methods must be safe for concurrent use.
 type Upstream interface {
 	ListTools(ctx context.Context) ([]*mcp.Tool, error)
 	ListPrompts(ctx context.Context) ([]*mcp.Prompt, error)
@@ -62,8 +61,8 @@ type ReplicaStats struct {
 
 // Server is one upstream server served by the gateway.
 type Server struct {
-	// Name is the server's name in the config; tool and prompt names are
-	// prefixed with Name and the separator.
+	// Name is the server's name in the config. Its tools and prompts are
+	// listed under the names Options.Naming gives them.
 	Name string
 	// Mode is how upstream sessions are shared. Empty means ModeIsolated.
 	Mode Mode
@@ -95,14 +94,15 @@ type Server struct {
 type Options struct {
 	// Servers are the upstream servers, in the order the catalog lists them.
 	Servers []Server
-	// Separator joins a server's name and a tool or prompt name. Empty
-	// means DefaultSeparator ("__").
-	Separator string
-	// Unprefixed serves the one configured server's tools and prompts under
-	// their own names, with no server prefix, so that the gateway can stand
-	// in for that server where clients call fixed names. It needs exactly
-	// one server: New returns an error otherwise.
-	Unprefixed bool
+	// Naming names every server's tools and prompts downstream, and finds
+	// the server and its own name again for tools/call and prompts/get: a
+	// Group's rule ([mcpool.Naming]), so that the gateway lists the names
+	// the Group lists, whatever the mode. Serving a Group, set it to the
+	// GroupConfig's Naming (the one with every server, passthrough ones
+	// too: see [GroupServers]), which carries its Separator and Unprefixed.
+	// It must know every server of Servers. Nil means the rule of a
+	// GroupConfig with these servers' names and nothing else set.
+	Naming *mcpool.Naming
 	// MaxInFlight caps the calls (tools/call, prompts/get, resources/read)
 	// in flight across the gateway. Zero means DefaultMaxInFlight (256).
 	MaxInFlight int
@@ -168,6 +168,7 @@ type Options struct {
 // [Gateway.Drain] then [Gateway.Close].
 type Gateway struct {
 	opts    Options
+	naming  *mcpool.Naming
 	log     *slog.Logger
 	servers []*server
 	byName  map[string]*server
@@ -209,9 +210,10 @@ type server struct {
 	win         window
 
 	mu        sync.Mutex
-	tools     []*mcp.Tool // namespaced
+	tools     []*mcp.Tool // named by the Naming
 	prompts   []*mcp.Prompt
 	resources []*mcp.Resource
+	ownNames  [2]map[string]string // tools' and prompts' downstream name → the server's; nil until listed
 	fprint    [3]string
 	listErr   error
 }
@@ -222,14 +224,24 @@ func New(opts Options) (*Gateway, error) {
 	if len(opts.Servers) == 0 {
 		return nil, errors.New("gateway: no servers configured")
 	}
-	if opts.Separator == "" {
-		opts.Separator = DefaultSeparator
-	}
 	if opts.SessionsOnly && opts.Stateless {
 		return nil, errors.New("gateway: SessionsOnly and Stateless exclude each other: choose one")
 	}
-	if opts.Unprefixed && len(opts.Servers) != 1 {
-		return nil, fmt.Errorf("gateway: Unprefixed needs exactly one server, not %d: with several, names are told apart by their server prefix", len(opts.Servers))
+	naming := opts.Naming
+	if naming == nil {
+		gc := &mcpool.GroupConfig{}
+		for _, s := range opts.Servers {
+			gc.Servers = append(gc.Servers, mcpool.ServerConfig{Name: s.Name})
+		}
+		var err error
+		if naming, err = gc.Naming(); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
+	for _, s := range opts.Servers {
+		if _, ok := naming.Name(s.Name, ""); !ok {
+			return nil, fmt.Errorf("gateway: server %q is not one of Options.Naming's servers %q: make the Naming from a GroupConfig with every server", s.Name, naming.Servers())
+		}
 	}
 	if opts.MaxInFlight < 0 || opts.MaxRequests < 0 || opts.QueueWait < 0 || opts.CallTimeout < 0 || opts.MaxIsolatedSessions < 0 {
 		return nil, errors.New("gateway: MaxInFlight, MaxRequests, MaxIsolatedSessions, QueueWait and CallTimeout must not be negative")
@@ -244,7 +256,7 @@ func New(opts Options) (*Gateway, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	g := &Gateway{opts: opts, log: opts.Logger, byName: map[string]*server{}, started: time.Now(), resOwner: map[string]*server{}}
+	g := &Gateway{opts: opts, naming: naming, log: opts.Logger, byName: map[string]*server{}, started: time.Now(), resOwner: map[string]*server{}}
 	g.adm = admission{slots: semaphore.NewWeighted(int64(opts.MaxInFlight)), max: int64(opts.MaxInFlight), wait: opts.QueueWait}
 	queued := 0
 	for _, s := range opts.Servers {

@@ -59,25 +59,13 @@ func (g *Gateway) passthroughPool(ctx context.Context, srv *server, req mcp.Requ
 	return srv.keyed.With(ctx, id, fn)
 }
 
-func namespaced[T any](g *Gateway, srv *server, items []*T, rename func(*T) *string) []*T {
-	out := make([]*T, 0, len(items))
-	for _, it := range items {
-		c := *it
-		if n := rename(&c); n != nil {
-			*n = g.prefix(srv) + *n
-		}
-		out = append(out, &c)
-	}
-	return out
-}
-
 // The passthrough lists: the caller's own catalog; a caller without
 // credentials, or whose listing fails, sees none of the server's items.
 func (g *Gateway) passthroughTools(ctx context.Context, srv *server, req mcp.Request) []*mcp.Tool {
 	var out []*mcp.Tool
 	err := g.passthroughPool(ctx, srv, req, func(ctx context.Context, p *mcpool.Pool) error {
 		tools, err := p.ListTools(ctx)
-		out = namespaced(g, srv, tools, func(t *mcp.Tool) *string { return &t.Name })
+		out, _ = named(g, srv, tools, func(t *mcp.Tool) *string { return &t.Name })
 		return err
 	})
 	if err != nil {
@@ -90,10 +78,33 @@ func (g *Gateway) passthroughPrompts(ctx context.Context, srv *server, req mcp.R
 	var out []*mcp.Prompt
 	_ = g.passthroughPool(ctx, srv, req, func(ctx context.Context, p *mcpool.Pool) error {
 		prompts, err := p.ListPrompts(ctx)
-		out = namespaced(g, srv, prompts, func(t *mcp.Prompt) *string { return &t.Name })
+		out, _ = named(g, srv, prompts, func(t *mcp.Prompt) *string { return &t.Name })
 		return err
 	})
 	return out
+}
+
+// passthroughNames maps the downstream names of the caller's own tools
+// (kind 0) or prompts (kind 1) of srv to the server's names; nil when the
+// caller's list cannot be had.
+func (g *Gateway) passthroughNames(ctx context.Context, srv *server, req mcp.Request, kind int) map[string]string {
+	var own map[string]string
+	_ = g.passthroughPool(ctx, srv, req, func(ctx context.Context, p *mcpool.Pool) error {
+		var err error
+		if kind == 0 {
+			var tools []*mcp.Tool
+			if tools, err = p.ListTools(ctx); err == nil {
+				_, own = named(g, srv, tools, func(t *mcp.Tool) *string { return &t.Name })
+			}
+		} else {
+			var prompts []*mcp.Prompt
+			if prompts, err = p.ListPrompts(ctx); err == nil {
+				_, own = named(g, srv, prompts, func(t *mcp.Prompt) *string { return &t.Name })
+			}
+		}
+		return err
+	})
+	return own
 }
 
 func (g *Gateway) passthroughResources(ctx context.Context, srv *server, req mcp.Request) []*mcp.Resource {

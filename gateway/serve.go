@@ -18,10 +18,9 @@ import (
 // upstream servers' (and, for passthrough servers, the caller's own), and
 // calls are routed, not registered.
 func (g *Gateway) newMCPServer() *mcp.Server {
-	instructions := "mcpool gateway: tools and prompts are named SERVER" + g.opts.Separator + "NAME."
-	if g.opts.Unprefixed {
-		instructions = "mcpool gateway: serves the tools and prompts of " + g.servers[0].name + " under their own names."
-	}
+	example, _ := g.naming.Name(g.servers[0].name, "NAME")
+	instructions := "mcpool gateway: serves the tools, prompts and resources of " + joinNames(g.serverNames()) +
+		"; a tool or prompt that " + g.servers[0].name + " calls NAME is listed and called as " + example + "."
 	s := mcp.NewServer(&mcp.Implementation{Name: "mcpool-gateway", Version: mcpool.Version}, &mcp.ServerOptions{
 		Logger: sdkLogger(g.log),
 		Capabilities: &mcp.ServerCapabilities{
@@ -97,9 +96,14 @@ func (g *Gateway) listResources(ctx context.Context, req *mcp.ListResourcesReque
 	return &mcp.ListResourcesResult{Resources: out}, nil
 }
 
-func (g *Gateway) unknown(kind, name string) error {
-	return rpcError(CodeUnknownName, fmt.Sprintf("unknown %s %q: names are SERVER%sNAME, servers: %v", kind, name, g.opts.Separator, g.serverNames()),
-		ErrorData{Reason: "unknown", Known: g.serverNames()})
+// unknown is the error for a tool or prompt name that no server (or, when
+// server is set, not that server) has.
+func (g *Gateway) unknown(kind, name, server string) error {
+	msg := fmt.Sprintf("unknown %s %q: it names no server's %s; list them with %ss/list (servers: %v)", kind, name, kind, kind, g.serverNames())
+	if server != "" {
+		msg = fmt.Sprintf("unknown %s %q: server %s has no such %s; list them with %ss/list", kind, name, server, kind, kind)
+	}
+	return rpcError(CodeUnknownName, msg, ErrorData{Server: server, Reason: "unknown", Known: g.serverNames()})
 }
 
 // call runs one routed call to srv: admission, the call timeout, the
@@ -163,9 +167,9 @@ func (g *Gateway) withUpstream(ctx context.Context, srv *server, req mcp.Request
 }
 
 func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-	srv, name, ok := g.route(req.Params.Name)
-	if !ok {
-		return nil, g.unknown("tool", req.Params.Name)
+	srv, name, err := g.resolve(ctx, req, 0, req.Params.Name)
+	if err != nil {
+		return nil, err
 	}
 	params := &mcp.CallToolParams{Name: name, Meta: upstreamMeta(req.Params.Meta)}
 	if len(req.Params.Arguments) > 0 {
@@ -174,7 +178,7 @@ func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.
 	stop := g.forwardProgress(ctx, req, params)
 	defer stop()
 	var res *mcp.CallToolResult
-	err := g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
+	err = g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
 		var err error
 		res, err = up.CallTool(ctx, params)
 		return err
@@ -183,13 +187,13 @@ func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.
 }
 
 func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
-	srv, name, ok := g.route(req.Params.Name)
-	if !ok {
-		return nil, g.unknown("prompt", req.Params.Name)
+	srv, name, err := g.resolve(ctx, req, 1, req.Params.Name)
+	if err != nil {
+		return nil, err
 	}
 	params := &mcp.GetPromptParams{Name: name, Arguments: req.Params.Arguments, Meta: upstreamMeta(req.Params.Meta)}
 	var res *mcp.GetPromptResult
-	err := g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
+	err = g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
 		var err error
 		res, err = up.GetPrompt(ctx, params)
 		return err

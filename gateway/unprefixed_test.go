@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -15,7 +16,11 @@ import (
 // routes calls by them; with two servers New refuses it.
 func TestUnprefixedOneServer(t *testing.T) {
 	demo := newPool(t, mcpool.Config{URL: demoURL(t)})
-	_, url := startGateway(t, gateway.Options{Unprefixed: true, Servers: []gateway.Server{
+	naming, err := (&mcpool.GroupConfig{Unprefixed: true, Servers: []mcpool.ServerConfig{{Name: "demo"}}}).Naming()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, url := startGateway(t, gateway.Options{Naming: naming, Servers: []gateway.Server{
 		{Name: "demo", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(demo)},
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -36,11 +41,16 @@ func TestUnprefixedOneServer(t *testing.T) {
 		t.Errorf("echo = %q, %v; want hi", got, err)
 	}
 
-	_, err = gateway.New(gateway.Options{Unprefixed: true, Logger: quiet(), Servers: []gateway.Server{
-		{Name: "a", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(demo)},
+	_, err = (&mcpool.GroupConfig{Unprefixed: true, Servers: []mcpool.ServerConfig{{Name: "a"}, {Name: "b"}}}).Naming()
+	if !errors.Is(err, mcpool.ErrInvalidConfig) || !strings.Contains(err.Error(), "exactly one server") {
+		t.Errorf("Unprefixed with two servers: %v, want an error asking for exactly one server", err)
+	}
+	// A server the Naming does not know is refused.
+	_, err = gateway.New(gateway.Options{Naming: naming, Logger: quiet(), Servers: []gateway.Server{
+		{Name: "demo", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(demo)},
 		{Name: "b", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(demo)},
 	}})
-	if err == nil || !strings.Contains(err.Error(), "exactly one server") {
-		t.Errorf("New with Unprefixed and two servers: %v, want an error asking for exactly one server", err)
+	if err == nil || !strings.Contains(err.Error(), `"b"`) {
+		t.Errorf("New with a server the Naming does not know: %v, want an error naming it", err)
 	}
 }

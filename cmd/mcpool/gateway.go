@@ -120,6 +120,12 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if settings.Unprefixed && len(gc.Servers) != 1 {
 		return usageErrorf("%s: field gateway.unprefixed: needs exactly one server in the config, not %d (with several, names are told apart by their server prefix)", *config, len(gc.Servers))
 	}
+	// The one naming rule for every server, passthrough ones too.
+	gc.Unprefixed = settings.Unprefixed
+	naming, err := gc.Naming()
+	if err != nil {
+		return usageErrorf("%s: %v", *config, err)
+	}
 	for _, sc := range gc.Servers {
 		if sc.Auth != nil && settings.Servers[sc.Name].Mode == gateway.ModePassthrough {
 			return usageErrorf("%s: server %q: field mcpool.servers.%s.auth: a passthrough server uses each client's own credentials, not the gateway's: remove \"auth\" or choose another mode", *config, sc.Name, sc.Name)
@@ -213,8 +219,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	queueWait, callTimeout := settings.Durations()
 	opts := gateway.Options{
 		Servers:             gateway.GroupServers(group, gc, settings.Servers),
-		Separator:           gc.Separator,
-		Unprefixed:          settings.Unprefixed,
+		Naming:              naming,
 		MaxInFlight:         settings.MaxInFlight,
 		MaxIsolatedSessions: settings.MaxIsolatedSessions,
 		QueueWait:           queueWait,
