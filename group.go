@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -28,8 +27,9 @@ const DefaultSeparator = "__"
 // them as ServerConfig.Balance says, and a call whose replica dies under it
 // moves to another replica when that is safe (see [Group.CallTool]).
 //
-// Build a Group from a config file with [LoadGroupConfig] and [NewGroup], or
-// from ServerConfig values made in code. All methods are safe for
+// Build a Group from a config file with package
+// [github.com/mcpool/mcpool/config] and [NewGroup], or from ServerConfig
+// values made in code. All methods are safe for
 // concurrent use.
 type Group struct {
 	sep       string
@@ -99,9 +99,9 @@ type ServerConfig struct {
 	// LeastLoaded.
 	Balance Balance
 	// Auth holds the credentials a config file gives the server
-	// (mcpool.servers.NAME.auth); nil when it gives none. LoadGroupConfig
-	// has already put a Token into each Config's BearerToken; OAuth needs
-	// a handler the caller makes (see [ServerAuth]).
+	// (mcpool.servers.NAME.auth); nil when it gives none. The config
+	// package has already put a Token into each Config's BearerToken; OAuth
+	// needs a handler the caller makes (see [ServerAuth]).
 	Auth *ServerAuth
 }
 
@@ -149,7 +149,8 @@ func ParseBalance(s string) (Balance, error) {
 	return 0, fmt.Errorf("unknown balance %q (want least-loaded, round-robin or failover)", s)
 }
 
-// NewGroup validates cfg and makes one Pool per server replica. Like [New]
+// NewGroup validates cfg (see [GroupConfig.Validate]) and makes one Pool per
+// server replica. Like [New]
 // it does no I/O: call [Group.Start] to connect, and [Group.Close] when
 // done. Errors are [*ConfigError] values (errors.Is ErrInvalidConfig)
 // whose Field names the server, such as `Servers["github"].MaxSessions`.
@@ -173,11 +174,8 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 	}
 	g.red = newRedactor(all)
 	g.log = slog.New(g.red.handler(g.log.Handler()))
-	if strings.IndexFunc(g.sep, func(r rune) bool { return !toolNameChar(r) }) >= 0 || len(g.sep) > 8 {
-		return nil, configErr("Separator", fmt.Sprintf("%q may hold only A-Z a-z 0-9 _ - . and at most 8 of them", g.sep))
-	}
-	if len(cfg.Servers) == 0 {
-		return nil, configErr("Servers", "is empty: name at least one server")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	for _, sc := range cfg.Servers {
 		m, err := g.newMember(sc)
@@ -193,22 +191,9 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 }
 
 func (g *Group) newMember(sc ServerConfig) (*member, error) {
+	// cfg.Validate has checked the names, the separator and each Config.
 	field := fmt.Sprintf("Servers[%q]", sc.Name)
-	switch {
-	case sc.Name == "":
-		return nil, configErr("Servers", "has a server with no Name")
-	case strings.Contains(sanitizeName(sc.Name), g.sep):
-		return nil, configErr(field+".Name", fmt.Sprintf("contains the separator %q: namespaced names could not be split; rename the server or choose another Separator", g.sep))
-	case g.byName[sc.Name] != nil:
-		return nil, configErr(field+".Name", "is used twice")
-	}
-	if sc.Balance < LeastLoaded || sc.Balance > Failover {
-		return nil, configErr(field+".Balance", fmt.Sprintf("is %v", sc.Balance))
-	}
 	prefix := sanitizeName(sc.Name)
-	if other := g.byPrefix[prefix]; other != nil {
-		return nil, configErr(field+".Name", fmt.Sprintf("becomes %q in tool names, as server %q does: rename one", prefix, other.name))
-	}
 	m := &member{g: g, name: sc.Name, prefix: prefix, balance: sc.Balance}
 	configs := sc.Replicas
 	if len(configs) == 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/config"
 	"github.com/mcpool/mcpool/gateway"
 )
 
@@ -19,19 +20,20 @@ func Example() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	gc, err := mcpool.LoadGroupConfig("mcp.json")
+	file, err := config.Load("mcp.json") // its servers, and its "gateway" object
 	if err != nil {
 		log.Fatal(err)
 	}
-	settings, err := gateway.LoadSettings("mcp.json") // its "gateway" object
-	if err != nil {
-		log.Fatal(err)
+	gc := &file.Group
+	settings := map[string]gateway.ServerSettings{}
+	for name, s := range file.Gateway.Servers {
+		settings[name] = gateway.ServerSettings{Mode: gateway.Mode(s.Mode), ForwardHeaders: s.ForwardHeaders, Spares: s.Spares, MaxQueued: s.MaxQueued}
 	}
 	var gw *gateway.Gateway
 	gc.OnListChanged = func(server, kind string) { gw.ListChanged(server, kind) }
 	// Passthrough servers are dialled with each client's credentials, never
 	// the gateway's: the Group leaves them out.
-	group, err := mcpool.NewGroup(*gateway.WithoutPassthrough(gc, settings.Servers))
+	group, err := mcpool.NewGroup(*gateway.WithoutPassthrough(gc, settings))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -39,7 +41,7 @@ func Example() {
 	_ = group.Start(ctx) // servers that fail to start are retried in the background
 
 	gw, err = gateway.New(gateway.Options{
-		Servers: gateway.GroupServers(group, gc, settings.Servers),
+		Servers: gateway.GroupServers(group, gc, settings),
 		Token:   os.Getenv("MCPOOL_GATEWAY_TOKEN"),
 	})
 	if err != nil {
