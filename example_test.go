@@ -193,4 +193,3 @@ func ExampleGroup() {
 	// files__structured
 	// routed
 }
-
