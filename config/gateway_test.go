@@ -92,6 +92,8 @@ func TestParseCrossSectionErrors(t *testing.T) {
 			"a", "mcpool.servers.a.url", "belongs in mcpServers.a"},
 		{"gateway key in mcpool", `{` + two + `, "mcpool": {"maxInFlight": 3}}`,
 			"", "mcpool.maxInFlight", "belongs in gateway, not in mcpool"},
+		{"misspelt pool key in gateway.servers", `{` + two + `, "gateway": {"servers": {"a": {"maxSesions": 4}}}}`,
+			"a", "gateway.servers.a.maxSesions", `did you mean "maxSessions"? It belongs in mcpool.servers.a`},
 		{"misspelt gateway key", `{` + two + `, "gateway": {"maxInFligth": 3}}`,
 			"", "gateway.maxInFligth", `did you mean "maxInFlight"?`},
 		{"unset variable in gateway", `{` + two + `, "gateway": {"redis": "redis://:${REDIS_PASSWORD}@127.0.0.1:6379"}}`,

@@ -55,6 +55,10 @@ func (l *loader) decodeObject(raw json.RawMessage, v any, server, at string, p p
 			hint := ""
 			if s := nearest(k, known); s != "" {
 				hint = fmt.Sprintf(": did you mean %q?", s)
+			} else if s := nearest(k, allKeys); s != "" {
+				if where := l.belongs(p, s, server); where != "" {
+					hint = fmt.Sprintf(": did you mean %q? It belongs in %s", s, where)
+				}
 			}
 			return l.errf(server, at+"."+k, "is not a known setting here%s", hint)
 		}

@@ -1,5 +1,11 @@
 package config
 
+import (
+	"maps"
+
+	"github.com/mcpool/mcpool"
+)
+
 // place is a kind of object in the file, for telling where a key of ours
 // written in the wrong one belongs.
 type place int
@@ -22,7 +28,17 @@ var (
 	poolKeys          = jsonKeys(&fileSettings{})
 	gatewayKeys       = jsonKeys(&gatewaySection{})
 	gatewayServerKeys = jsonKeys(&gatewayServerSection{})
+	authKeys          = jsonKeys(&mcpool.ServerAuth{})
+	allKeys           = union(entryKeys, mcpoolKeys, poolKeys, gatewayKeys, gatewayServerKeys, authKeys)
 )
+
+func union(sets ...map[string]bool) map[string]bool {
+	all := map[string]bool{}
+	for _, s := range sets {
+		maps.Copy(all, s)
+	}
+	return all
+}
 
 // belongs returns where key, written in an object of kind p (of server,
 // or "" for none), belongs, when it is one of ours that p does not take;
