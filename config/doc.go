@@ -122,37 +122,39 @@
 // The settings of "mcpool gateway", which other clients and the other
 // commands ignore:
 //
-//		"gateway": {
-//		  "maxInFlight": 256,
-//		  "callTimeout": "2m",
-//		  "redis": "redis://127.0.0.1:6379/0",
-//		  "servers": {
-//		    "search":  {"mode": "shared", "maxQueued": 64},
-//		    "browser": {"mode": "isolated", "spares": 2},
-//		    "github":  {"mode": "passthrough", "forwardHeaders": ["X-GitHub-Token"]}
-//		  }
-//		}
+//	"gateway": {
+//	  "maxInFlight": 256,
+//	  "callTimeout": "2m",
+//	  "redis": "redis://127.0.0.1:6379/0",
+//	  "servers": {
+//	    "search":  {"mode": "shared", "maxQueued": 64},
+//	    "browser": {"mode": "isolated", "spares": 2},
+//	    "github":  {"mode": "passthrough", "forwardHeaders": ["X-GitHub-Token"]}
+//	  }
+//	}
 //
-//	  - maxInFlight: calls in flight across the gateway (default 256);
-//	  - maxIsolatedSessions: upstream sessions held by downstream sessions of
-//	    isolated servers (default twice maxInFlight);
-//	  - queueWait, callTimeout: Go durations; how long a call may wait for a
-//	    slot at maxInFlight (default 10s), and bound one call (default 5m);
-//	  - redis: a redis:// URL of the catalog store shared by gateway
-//	    replicas (the command's --redis and $MCPOOL_REDIS_URL come first);
-//	  - stateless: true serves every request on its own, with no
-//	    Mcp-Session-Id (--stateless overrides it);
-//	  - unprefixed: true serves the one server's tools and prompts under
-//	    their own names; the file must then have exactly one enabled server;
-//	  - servers.NAME.mode: "shared" (one pool for every client), "isolated"
-//	    (upstream sessions per client session; the default) or "passthrough"
-//	    (each client's credentials, forwarded);
-//	  - servers.NAME.forwardHeaders: the client headers a passthrough server
-//	    receives (default Authorization);
-//	  - servers.NAME.spares: pre-warmed upstream sessions an isolated server
-//	    keeps ready (default 2; negative for none);
-//	  - servers.NAME.maxQueued: callers queued for the server when the
-//	    gateway is at maxInFlight (default 64; negative for none).
+// Its keys:
+//
+//   - maxInFlight: calls in flight across the gateway (default 256);
+//   - maxIsolatedSessions: upstream sessions held by downstream sessions of
+//     isolated servers (default twice maxInFlight);
+//   - queueWait, callTimeout: Go durations; how long a call may wait for a
+//     slot at maxInFlight (default 10s), and bound one call (default 5m);
+//   - redis: a redis:// URL of the catalog store shared by gateway
+//     replicas (the command's --redis and $MCPOOL_REDIS_URL come first);
+//   - stateless: true serves every request on its own, with no
+//     Mcp-Session-Id (--stateless overrides it);
+//   - unprefixed: true serves the one server's tools and prompts under
+//     their own names; the file must then have exactly one enabled server;
+//   - servers.NAME.mode: "shared" (one pool for every client), "isolated"
+//     (upstream sessions per client session; the default) or "passthrough"
+//     (each client's credentials, forwarded);
+//   - servers.NAME.forwardHeaders: the client headers a passthrough server
+//     receives (default Authorization);
+//   - servers.NAME.spares: pre-warmed upstream sessions an isolated server
+//     keeps ready (default 2; negative for none);
+//   - servers.NAME.maxQueued: callers queued for the server when the
+//     gateway is at maxInFlight (default 64; negative for none).
 //
 // Numbers must not be negative but where said.
 //
