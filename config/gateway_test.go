@@ -55,6 +55,10 @@ func TestParseGatewaySection(t *testing.T) {
 		t.Errorf("warnings %q", f.Warnings)
 	}
 
+	// null is as if unset.
+	if _, err := config.Parse("mcp.json", []byte(`{"mcpServers": {"a": {"url": "http://127.0.0.1:1/mcp"}}, "mcpool": {"defaults": null, "servers": null}, "gateway": {"servers": null, "queueWait": null}}`), env(nil)); err != nil {
+		t.Errorf("nulls: %v", err)
+	}
 	f, err = config.Parse("mcp.json", []byte(`{"mcpServers": {"a": {"url": "http://127.0.0.1:1/mcp"}}, "gateway": {"unprefixed": true, "maxIsolatedSessions": 8, "servers": {"a": {"spares": -1}}}}`), env(nil))
 	if err != nil {
 		t.Fatal(err)

@@ -48,6 +48,9 @@ func (l *loader) decodeObject(raw json.RawMessage, v any, server, at string, p p
 	}
 	known := jsonKeys(v)
 	for _, k := range keys {
+		if string(vals[k]) == "null" && known[k] {
+			continue // as if unset
+		}
 		if !known[k] {
 			if where := l.belongs(p, k, server); where != "" {
 				return l.errf(server, at+"."+k, "belongs in %s, not in %s", where, at)
