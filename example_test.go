@@ -194,38 +194,3 @@ func ExampleGroup() {
 	// files__structured
 	// routed
 }
-
-// Reading the mcpServers config file other MCP clients use, with mcpool's
-// own settings (two replicas, balanced by load) in a section they ignore.
-func ExampleLoadGroupConfig() {
-	const file = `{
-	  "mcpServers": {
-	    "github": {"type": "http", "url": "https://api.example.com/mcp",
-	               "headers": {"Authorization": "Bearer ${GITHUB_TOKEN:-none}"}},
-	    "search": {"url": "http://127.0.0.1:8080/mcp"}
-	  },
-	  "mcpool": {
-	    "servers": {
-	      "search": {"replicas": ["http://127.0.0.1:8080/mcp", "http://127.0.0.1:8081/mcp"], "maxSessions": 8}
-	    }
-	  }
-	}`
-	// LoadGroupConfig(path) reads a file; ParseGroupConfig takes its bytes.
-	gc, err := mcpool.ParseGroupConfig("mcp.json", []byte(file), nil)
-	if err != nil {
-		log.Fatal(err) // one line: file, server, field
-	}
-	for _, s := range gc.Servers {
-		fmt.Println(s.Name, len(s.Replicas), s.Balance)
-	}
-	g, err := mcpool.NewGroup(*gc)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer g.Close(context.Background())
-	fmt.Println(g.Servers())
-	// Output:
-	// github 0 least-loaded
-	// search 2 least-loaded
-	// [github search]
-}

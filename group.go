@@ -29,8 +29,9 @@ const DefaultSeparator = "__"
 // them as ServerConfig.Balance says, and a call whose replica dies under it
 // moves to another replica when that is safe (see [Group.CallTool]).
 //
-// Build a Group from a config file with [LoadGroupConfig] and [NewGroup], or
-// from ServerConfig values made in code. All methods are safe for
+// Build a Group from a config file with package
+// [github.com/mcpool/mcpool/config] and [NewGroup], or from ServerConfig
+// values made in code. All methods are safe for
 // concurrent use.
 type Group struct {
 	naming    *Naming
@@ -109,9 +110,9 @@ type ServerConfig struct {
 	// LeastLoaded.
 	Balance Balance
 	// Auth holds the credentials a config file gives the server
-	// (mcpool.servers.NAME.auth); nil when it gives none. LoadGroupConfig
-	// has already put a Token into each Config's BearerToken; OAuth needs
-	// a handler the caller makes (see [ServerAuth]).
+	// (mcpool.servers.NAME.auth); nil when it gives none. The config
+	// package has already put a Token into each Config's BearerToken; OAuth
+	// needs a handler the caller makes (see [ServerAuth]).
 	Auth *ServerAuth
 }
 
@@ -159,15 +160,16 @@ func ParseBalance(s string) (Balance, error) {
 	return 0, fmt.Errorf("unknown balance %q (want least-loaded, round-robin or failover)", s)
 }
 
-// NewGroup validates cfg and makes one Pool per server replica. Like [New]
+// NewGroup validates cfg (see [GroupConfig.Validate]) and makes one Pool per
+// server replica. Like [New]
 // it does no I/O: call [Group.Start] to connect, and [Group.Close] when
 // done. Errors are [*ConfigError] values (errors.Is ErrInvalidConfig)
 // whose Field names the server, such as `Servers["github"].MaxSessions`.
 func NewGroup(cfg GroupConfig) (*Group, error) {
-	naming, err := cfg.Naming()
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	naming, _ := cfg.Naming() // checked by Validate
 	g := &Group{
 		naming:    naming,
 		log:       cfg.Logger,
@@ -196,10 +198,8 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 }
 
 func (g *Group) newMember(sc ServerConfig) (*member, error) {
+	// cfg.Validate has checked the names, the separator and each Config.
 	field := fmt.Sprintf("Servers[%q]", sc.Name)
-	if sc.Balance < LeastLoaded || sc.Balance > Failover {
-		return nil, configErr(field+".Balance", fmt.Sprintf("is %v", sc.Balance))
-	}
 	m := &member{g: g, name: sc.Name, prefix: g.naming.prefix[sc.Name], balance: sc.Balance}
 	configs := sc.Replicas
 	if len(configs) == 0 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/config"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -146,10 +147,11 @@ func TestGroupBalancePolicies(t *testing.T) {
 // over them as over URLs.
 func TestGroupStdioReplicas(t *testing.T) {
 	file := `{"mcpServers": {"local": {"command": "CMD"}}, "mcpool": {"servers": {"local": {"replicas": 2, "balance": "round-robin"}}}}`
-	gc, err := mcpool.ParseGroupConfig("mcp.json", []byte(file), nil)
+	cf, err := config.Parse("mcp.json", []byte(file), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	gc := &cf.Group
 	cmd := stdioCommand(t)
 	for i := range gc.Servers[0].Replicas {
 		gc.Servers[0].Replicas[i].Command = cmd

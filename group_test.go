@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/config"
 	"github.com/mcpool/mcpool/internal/demoserver"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -412,10 +413,11 @@ func TestGroupNoSecrets(t *testing.T) {
 	  "down": {"url": "http://user:${TOKEN}@%s/mcp?key=${KEY}", "headers": {"X-Key": "${KEY}"}},
 	  "proc": {"command": "/nonexistent/server", "args": ["--token", "${TOKEN}"], "env": {"API_KEY": "${KEY}"}}
 	}, "mcpool": {"defaults": {"failureThreshold": 1, "connectTimeout": "2s"}}}`, ts.URL, closedAddr(t))
-	gc, err := mcpool.ParseGroupConfig("mcp.json", []byte(file), env(map[string]string{"TOKEN": secret + "-token", "KEY": secret + "-key"}))
+	cf, err := config.Parse("mcp.json", []byte(file), env(map[string]string{"TOKEN": secret + "-token", "KEY": secret + "-key"}))
 	if err != nil {
 		t.Fatal(err)
 	}
+	gc := &cf.Group
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	gc.Logger = slog.New(slog.NewTextHandler(lockedWriter{b: &logs, mu: &logMu}, &slog.HandlerOptions{Level: slog.LevelDebug}))

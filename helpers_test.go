@@ -174,3 +174,11 @@ func httpServerTimeout(t *testing.T, srv *mcp.Server, timeout time.Duration) str
 	t.Cleanup(ts.Close)
 	return ts.URL
 }
+
+// env is a variable lookup over vars, for config.Parse.
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := vars[k]
+		return v, ok
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/config"
 	"github.com/mcpool/mcpool/gateway"
 )
 
@@ -19,15 +20,12 @@ func Example() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	gc, err := mcpool.LoadGroupConfig("mcp.json")
+	file, err := config.Load("mcp.json") // its servers, and its "gateway" object
 	if err != nil {
 		log.Fatal(err)
 	}
-	settings, err := gateway.LoadSettings("mcp.json") // its "gateway" object
-	if err != nil {
-		log.Fatal(err)
-	}
-	gc.Unprefixed = settings.Unprefixed
+	gc := &file.Group
+	settings := file.Gateway.Servers // the file's "gateway" object
 	// One rule names every server's tools and prompts, passthrough ones
 	// too: the names the Group lists are the names the gateway lists.
 	naming, err := gc.Naming()
@@ -38,7 +36,7 @@ func Example() {
 	gc.OnListChanged = func(server, kind string) { gw.ListChanged(server, kind) }
 	// Passthrough servers are dialled with each client's credentials, never
 	// the gateway's: the Group leaves them out.
-	group, err := mcpool.NewGroup(*gateway.WithoutPassthrough(gc, settings.Servers))
+	group, err := mcpool.NewGroup(*gateway.WithoutPassthrough(gc, settings))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -46,7 +44,7 @@ func Example() {
 	_ = group.Start(ctx) // servers that fail to start are retried in the background
 
 	gw, err = gateway.New(gateway.Options{
-		Servers: gateway.GroupServers(group, gc, settings.Servers),
+		Servers: gateway.GroupServers(group, gc, settings),
 		Naming:  naming,
 		Token:   os.Getenv("MCPOOL_GATEWAY_TOKEN"),
 	})

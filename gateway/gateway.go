@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/config"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/sync/semaphore"
 )
@@ -21,9 +22,9 @@ type Mode string
 
 // The modes.
 const (
-	ModeShared      Mode = "shared"
-	ModePassthrough Mode = "passthrough"
-	ModeIsolated    Mode = "isolated"
+	ModeShared      Mode = config.ModeShared
+	ModePassthrough Mode = config.ModePassthrough
+	ModeIsolated    Mode = config.ModeIsolated
 )
 
 // Defaults applied by [New] to zero-valued fields.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/config"
 	"github.com/mcpool/mcpool/gateway"
 )
 
@@ -27,8 +28,8 @@ func TestGroupServersWithReplicas(t *testing.T) {
 	if err := group.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	gw, url := startGateway(t, gateway.Options{Servers: gateway.GroupServers(group, gc, map[string]gateway.ServerSettings{
-		"demo": {Mode: gateway.ModeShared},
+	gw, url := startGateway(t, gateway.Options{Servers: gateway.GroupServers(group, gc, map[string]config.GatewayServer{
+		"demo": {Mode: config.ModeShared},
 	})})
 	cs := connect(t, url, "", nil)
 	for i := range 40 {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/config"
 	"github.com/mcpool/mcpool/gateway"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -109,9 +110,9 @@ func TestNamingSameAsGroupInEveryMode(t *testing.T) {
 		t.Run(string(mode), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			settings := map[string]gateway.ServerSettings{}
+			settings := map[string]config.GatewayServer{}
 			for _, sc := range gc.Servers {
-				settings[sc.Name] = gateway.ServerSettings{Mode: mode, Spares: -1}
+				settings[sc.Name] = config.GatewayServer{Mode: string(mode), Spares: -1}
 			}
 			g := group
 			if mode == gateway.ModePassthrough {

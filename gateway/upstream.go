@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/config"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -36,17 +37,9 @@ func (u poolUpstream) ReadResource(ctx context.Context, params *mcp.ReadResource
 	return res, err
 }
 
-// ServerSettings are the gateway's settings for one server of a Group, from
-// the "gateway" section of the config file (see [LoadSettings]).
-type ServerSettings struct {
-	Mode           Mode     `json:"mode"`
-	ForwardHeaders []string `json:"forwardHeaders"`
-	Spares         int      `json:"spares"` // negative: none (Server.Spares)
-	MaxQueued      int      `json:"maxQueued"`
-}
-
 // GroupServers returns one [Server] per server of gc, in gc's order, with
-// the gateway settings named in settings (a server missing there gets the
+// the gateway settings named in settings (the config file's
+// gateway.servers, [config.Gateway]; a server missing there gets the
 // defaults: ModeIsolated). g is the Group made from gc less its
 // ModePassthrough servers (see [WithoutPassthrough]): those dial with each
 // client's credentials through the gateway's own keyed pools, never with
@@ -58,7 +51,7 @@ type ServerSettings struct {
 // balances them over the server's replicas and moves them when a replica
 // dies; catalogs are read from the first replica that answers. Name them
 // all with gc's Naming (Options.Naming), passthrough servers included.
-func GroupServers(g *mcpool.Group, gc *mcpool.GroupConfig, settings map[string]ServerSettings) []Server {
+func GroupServers(g *mcpool.Group, gc *mcpool.GroupConfig, settings map[string]config.GatewayServer) []Server {
 	var out []Server
 	for _, sc := range gc.Servers {
 		name, cfg := sc.Name, sc.Config
@@ -66,7 +59,7 @@ func GroupServers(g *mcpool.Group, gc *mcpool.GroupConfig, settings map[string]S
 			cfg = sc.Replicas[0]
 		}
 		set := settings[name]
-		s := Server{Name: name, Mode: set.Mode, ForwardHeaders: set.ForwardHeaders, Spares: set.Spares, MaxQueued: set.MaxQueued, Config: cfg}
+		s := Server{Name: name, Mode: Mode(set.Mode), ForwardHeaders: set.ForwardHeaders, Spares: set.Spares, MaxQueued: set.MaxQueued, Config: cfg}
 		var gs *mcpool.GroupServer
 		if g != nil {
 			gs = g.Server(name)
@@ -74,7 +67,7 @@ func GroupServers(g *mcpool.Group, gc *mcpool.GroupConfig, settings map[string]S
 		if gs != nil {
 			s.Upstream = gs
 			s.Replicas = func() []ReplicaStats { return replicaStats(gs) }
-		} else if set.Mode != ModePassthrough {
+		} else if Mode(set.Mode) != ModePassthrough {
 			continue // not served by g
 		}
 		out = append(out, s)
@@ -84,11 +77,11 @@ func GroupServers(g *mcpool.Group, gc *mcpool.GroupConfig, settings map[string]S
 
 // WithoutPassthrough returns a copy of gc without the servers that
 // settings put in ModePassthrough: the config to make the Group from.
-func WithoutPassthrough(gc *mcpool.GroupConfig, settings map[string]ServerSettings) *mcpool.GroupConfig {
+func WithoutPassthrough(gc *mcpool.GroupConfig, settings map[string]config.GatewayServer) *mcpool.GroupConfig {
 	out := *gc
 	out.Servers = nil
 	for _, sc := range gc.Servers {
-		if settings[sc.Name].Mode != ModePassthrough {
+		if Mode(settings[sc.Name].Mode) != ModePassthrough {
 			out.Servers = append(out.Servers, sc)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/config"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -57,10 +58,11 @@ func openGroup(t *targetFlags, stderr io.Writer) (*configGroup, error) {
 	if err := t.group.check(t); err != nil {
 		return nil, err
 	}
-	gc, err := mcpool.LoadGroupConfig(t.group.config)
+	file, err := loadConfig(t.group.config, stderr)
 	if err != nil {
 		return nil, err
 	}
+	gc := &file.Group
 	if s := t.group.server; s != "" {
 		var names []string
 		for _, sc := range gc.Servers {
@@ -107,6 +109,19 @@ func openGroup(t *targetFlags, stderr io.Writer) (*configGroup, error) {
 		return nil, err
 	}
 	return &configGroup{g: g, server: t.group.server, stopAuth: stopAuth}, nil
+}
+
+// loadConfig reads a config file and prints its warnings on stderr, one
+// line each.
+func loadConfig(path string, stderr io.Writer) (*config.File, error) {
+	file, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range file.Warnings {
+		fmt.Fprintf(stderr, "mcpool: warning: %s\n", printable(w))
+	}
+	return file, nil
 }
 
 // toolName is the group's name for what the user typed: with --server the

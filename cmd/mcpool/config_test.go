@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http/httptest"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -264,4 +265,113 @@ func TestConfigBenchReplicaKilled(t *testing.T) {
 		t.Errorf("the killed replica should have served calls, and moved those in flight at the kill:\n%s", out)
 	}
 	t.Logf("\n%s", out)
+}
+
+// A VS Code-style file (comments, trailing commas, ${VAR:-default}, a
+// gateway section, a setting of ours in the wrong place) loads alike in
+// every command: tools, call, servers and bench --config, and gateway
+// --config, which serves the same names; each prints the warning once.
+func TestConfigJSONCEveryCommand(t *testing.T) {
+	u, err := neturl.Parse(demoHTTP(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{
+  // .vscode/mcp.json
+  "inputs": [],
+  "servers": {
+    /* the demo server, on loopback */
+    "demo": {
+      "type": "http",
+      "url": "http://${MCPOOL_TEST_UNSET_HOST:-127.0.0.1}:%s/mcp",
+      "minSessions": 1, // ours, in the wrong place
+    },
+  },
+  "mcpool": {"defaults": {"connectTimeout": "${MCPOOL_TEST_UNSET_CONNECT:-10s}",},},
+  "gateway": {
+    "callTimeout": "${MCPOOL_TEST_UNSET_TIMEOUT:-30s}",
+    "servers": {"demo": {"mode": "${MCPOOL_TEST_UNSET_MODE:-shared}",},},
+  },
+}`, u.Port())
+	path := writeConfig(t, body)
+	const warning = `mcpool: warning: ` + `%s: server "demo": "minSessions" belongs in mcpool.servers.demo, not in servers.demo: it is ignored there`
+	wantWarning := func(cmd, stderr string) {
+		t.Helper()
+		if w := fmt.Sprintf(warning, path); strings.Count(stderr, w) != 1 {
+			t.Errorf("%s: stderr %q, want the warning %q once", cmd, stderr, w)
+		}
+	}
+
+	r := runCLI(t, "tools", "--config", path)
+	names := toolNames(t, r)
+	if want := []string{"demo__echo", "demo__sleep", "demo__structured"}; !slices.Equal(names, want) {
+		t.Errorf("tools --config: %v, want %v", names, want)
+	}
+	wantWarning("tools", r.stderr)
+	r = runCLI(t, "call", "--config", path, "demo__echo", `{"message":"jsonc"}`)
+	if r.code != 0 || !strings.Contains(r.stdout, "jsonc") {
+		t.Errorf("call --config: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	wantWarning("call", r.stderr)
+	r = runCLI(t, "servers", "--config", path)
+	if r.code != 0 || !strings.Contains(r.stdout, "demo") {
+		t.Errorf("servers --config: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	wantWarning("servers", r.stderr)
+	r = runCLI(t, "bench", "--config", path, "--tool", "demo__echo", "--calls", "20", "--concurrency", "2")
+	if r.code != 0 {
+		t.Errorf("bench --config: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	wantWarning("bench", r.stderr)
+
+	url, stop, logs := startGateway(t, body)
+	viaGateway := toolNames(t, runCLI(t, "tools", "--url", url))
+	if !slices.Equal(viaGateway, names) {
+		t.Errorf("gateway --config serves %v, tools --config lists %v", viaGateway, names)
+	}
+	r = runCLI(t, "call", "--url", url, "demo__echo", `{"message":"via gateway"}`)
+	if r.code != 0 || !strings.Contains(r.stdout, "via gateway") {
+		t.Errorf("call through the gateway: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if code := stop(); code != 0 {
+		t.Errorf("gateway exit status %d: %s", code, logs.String())
+	}
+	if n := strings.Count(logs.String(), `belongs in mcpool.servers.demo, not in servers.demo`); n != 1 {
+		t.Errorf("the gateway logged the warning %d times, want once: %s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "isolated mode (the default)") {
+		t.Errorf("the gateway section's mode was not applied: %s", logs.String())
+	}
+}
+
+// A file whose sections disagree is refused by every command before
+// anything starts, in one line naming the file, the server and the field.
+func TestConfigCrossSectionRefused(t *testing.T) {
+	const url = "http://127.0.0.1:1/mcp"
+	for _, tc := range []struct{ body, mention string }{
+		{fmt.Sprintf(`{"mcpServers": {"a": {"url": %q}, "b": {"url": %q}}, "gateway": {"unprefixed": true}}`, url, url),
+			`gateway.unprefixed: needs exactly one server in the config, not 2`},
+		{fmt.Sprintf(`{"mcpServers": {"a": {"url": %q}}, "gateway": {"servers": {"a": {"mode": "passthrough"}}},
+		  "mcpool": {"servers": {"a": {"auth": {"token": "sekrit"}}}}}`, url),
+			`server "a": mcpool.servers.a.auth: a passthrough server uses each client's own credentials`},
+		{fmt.Sprintf(`{"mcpServers": {"a": {"url": %q}}, "gateway": {"servers": {"b": {"mode": "shared"}}}}`, url),
+			`server "b": gateway.servers.b: has settings but is not in "mcpServers" or "servers"`},
+		{`{"mcpServers": {"p": {"command": "srv"}}, "gateway": {"servers": {"p": {"mode": "passthrough"}}}}`,
+			`server "p": gateway.servers.p.mode: passthrough forwards the client's HTTP headers, so it needs an HTTP server`},
+		{fmt.Sprintf(`{"mcpServers": {"a": {"url": %q}}, "gateway": {"servers": {"a": {"mode": "sharde"}}}}`, url),
+			`server "a": gateway.servers.a.mode: "sharde" is not a mode`},
+		{fmt.Sprintf(`{"mcpServers": {"a": {"url": %q}}, "gateway": {"redis": "${MCPOOL_TEST_UNSET_REDIS}"}}`, url),
+			`gateway.redis: ${MCPOOL_TEST_UNSET_REDIS} is not set`},
+		{fmt.Sprintf(`{"mcpServers": {"a": {"url": %q}}, "gateway": {"servers": {"a": {"maxSessions": 2}}}}`, url),
+			`server "a": gateway.servers.a.maxSessions: belongs in mcpool.servers.a, not in gateway.servers.a`},
+	} {
+		path := writeConfig(t, tc.body)
+		for _, cmd := range [][]string{{"gateway", "--listen", "127.0.0.1:0"}, {"tools"}} {
+			r := runCLI(t, append(cmd, "--config", path)...)
+			wantOneLineError(t, r, exitUsage, path+": "+tc.mention)
+			if strings.Contains(r.stderr, "sekrit") {
+				t.Errorf("the error shows a secret: %q", r.stderr)
+			}
+		}
+	}
 }

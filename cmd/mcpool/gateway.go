@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/config"
 	"github.com/mcpool/mcpool/gateway"
 	mcpoolprom "github.com/mcpool/mcpool/prom"
 	"github.com/mcpool/mcpool/redisstore"
@@ -36,7 +37,7 @@ const tokenEnv = "MCPOOL_GATEWAY_TOKEN"
 // --drain-timeout), upstream sessions are closed, and it exits 0.
 func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("gateway")
-	config := fs.String("config", "", "mcpServers (or VS Code servers) config file to serve; its \"gateway\" object sets modes per server")
+	configPath := fs.String("config", "", "mcpServers (or VS Code servers) config file to serve; its \"gateway\" object sets modes per server")
 	listen := fs.String("listen", "127.0.0.1:7300", "serve HTTP on this address: /mcp, /healthz, /readyz, / (status page)")
 	stdio := fs.Bool("stdio", false, "serve one client over standard input and output instead of HTTP")
 	token := fs.String("token", "", "bearer token clients must send (default $"+tokenEnv+"); required off loopback")
@@ -61,7 +62,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(rest) > 0 {
 		return usageErrorf("unexpected argument %q", rest[0])
 	}
-	if *config == "" {
+	if *configPath == "" {
 		return usageErrorf("--config FILE is required")
 	}
 	if *logFormat != "text" && *logFormat != "json" {
@@ -97,10 +98,15 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 
-	gc, err := mcpool.LoadGroupConfig(*config)
+	file, err := config.Load(*configPath)
 	if err != nil {
 		return err
 	}
+	for _, w := range file.Warnings {
+		log.Warn(w)
+	}
+	gc, settings := &file.Group, file.Gateway
+	servers := settings.Servers
 	for i := range gc.Servers {
 		// The command's own errors never show the config's credentials.
 		addConfigSecrets(&gc.Servers[i].Config) // redact.go
@@ -108,28 +114,11 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			addConfigSecrets(&gc.Servers[i].Replicas[j])
 		}
 	}
-	settings, err := gateway.LoadSettings(*config)
-	if err != nil {
-		return usageErrorf("%v", err)
-	}
-	for name := range settings.Servers {
-		if !hasServer(gc, name) {
-			return usageErrorf("%s: field gateway.servers.%s: no such server in the config", *config, name)
-		}
-	}
-	if settings.Unprefixed && len(gc.Servers) != 1 {
-		return usageErrorf("%s: field gateway.unprefixed: needs exactly one server in the config, not %d (with several, names are told apart by their server prefix)", *config, len(gc.Servers))
-	}
-	// The one naming rule for every server, passthrough ones too.
-	gc.Unprefixed = settings.Unprefixed
+	// The one naming rule for every server, passthrough ones too (the
+	// config package has set gc.Unprefixed and validated it).
 	naming, err := gc.Naming()
 	if err != nil {
-		return usageErrorf("%s: %v", *config, err)
-	}
-	for _, sc := range gc.Servers {
-		if sc.Auth != nil && settings.Servers[sc.Name].Mode == gateway.ModePassthrough {
-			return usageErrorf("%s: server %q: field mcpool.servers.%s.auth: a passthrough server uses each client's own credentials, not the gateway's: remove \"auth\" or choose another mode", *config, sc.Name, sc.Name)
-		}
+		return usageErrorf("%s: %v", *configPath, err)
 	}
 	statelessSet := false
 	fs.Visit(func(f *flag.Flag) { statelessSet = statelessSet || f.Name == "stateless" })
@@ -167,9 +156,9 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		for j := range sc.Replicas {
 			sc.Replicas[j].OnProgress = relay
 		}
-		if *stateless && (settings.Servers[sc.Name].Mode == "" || settings.Servers[sc.Name].Mode == gateway.ModeIsolated) {
+		if *stateless && (servers[sc.Name].Mode == "" || servers[sc.Name].Mode == config.ModeIsolated) {
 			log.Warn("server in isolated mode behind a stateless gateway: every request gets an upstream session of its own; use \"mode\": \"shared\" for servers that keep no per-session state, or sticky routing without --stateless", "server", sc.Name)
-		} else if settings.Servers[sc.Name].Mode == "" {
+		} else if servers[sc.Name].Mode == "" {
 			log.Info("server served in isolated mode (the default): each client gets its own upstream session; set \"mode\": \"shared\" in the gateway section if the server keeps no per-session state", "server", sc.Name)
 		}
 	}
@@ -191,7 +180,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	// gateway's keyed pools: the Group, which dials with the gateway's own,
 	// leaves them out.
 	var group *mcpool.Group
-	if gcg := gateway.WithoutPassthrough(gc, settings.Servers); len(gcg.Servers) > 0 {
+	if gcg := gateway.WithoutPassthrough(gc, servers); len(gcg.Servers) > 0 {
 		group, err = mcpool.NewGroup(*gcg)
 		if err != nil {
 			return err
@@ -216,14 +205,13 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 
-	queueWait, callTimeout := settings.Durations()
 	opts := gateway.Options{
-		Servers:             gateway.GroupServers(group, gc, settings.Servers),
+		Servers:             gateway.GroupServers(group, gc, servers),
 		Naming:              naming,
 		MaxInFlight:         settings.MaxInFlight,
 		MaxIsolatedSessions: settings.MaxIsolatedSessions,
-		QueueWait:           queueWait,
-		CallTimeout:         callTimeout,
+		QueueWait:           settings.QueueWait,
+		CallTimeout:         settings.CallTimeout,
 		Token:               *token,
 		SessionsOnly:        *sessionsOnly,
 		Stateless:           *stateless,
@@ -353,15 +341,6 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		log.Info("drained and stopped")
 	}
 	return nil
-}
-
-func hasServer(gc *mcpool.GroupConfig, name string) bool {
-	for _, s := range gc.Servers {
-		if s.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // redisEnv holds the --redis URL when the flag is not given, so that a

@@ -1,17 +1,17 @@
-package mcpool_test
+package config_test
 
 import (
 	"errors"
 	"strings"
 	"testing"
 
-	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/config"
 )
 
 // A server's "auth" is expanded from the environment; its token goes into
 // the Config of the server and of every replica; the OAuth settings are
 // handed to the caller in ServerConfig.Auth.
-func TestGroupConfigAuth(t *testing.T) {
+func TestParseAuth(t *testing.T) {
 	const file = `{
 	  "mcpServers": {
 	    "gh": {"url": "https://api.example.com/mcp"},
@@ -23,10 +23,11 @@ func TestGroupConfigAuth(t *testing.T) {
 	    "ci": {"auth": {"clientId": "ci-bot", "clientSecret": "${CI_SECRET}"}}
 	  }}
 	}`
-	gc, err := mcpool.ParseGroupConfig("mcp.json", []byte(file), env(map[string]string{"GH_TOKEN": "ghp_x", "CI_SECRET": "s3cret"}))
+	cf, err := config.Parse("mcp.json", []byte(file), env(map[string]string{"GH_TOKEN": "ghp_x", "CI_SECRET": "s3cret"}))
 	if err != nil {
 		t.Fatal(err)
 	}
+	gc := &cf.Group
 	gh, ci, plain := gc.Servers[0], gc.Servers[1], gc.Servers[2]
 	for i, r := range gh.Replicas {
 		if r.BearerToken != "ghp_x" {
@@ -44,9 +45,9 @@ func TestGroupConfigAuth(t *testing.T) {
 	}
 
 	// Errors name the field, never the value.
-	_, err = mcpool.ParseGroupConfig("mcp.json", []byte(`{"mcpServers": {"s": {"url": "https://x/mcp"}},
+	_, err = config.Parse("mcp.json", []byte(`{"mcpServers": {"s": {"url": "https://x/mcp"}},
 	  "mcpool": {"servers": {"s": {"auth": {"token": "sekrit", "clientId": "x"}}}}}`), env(nil))
-	var fe *mcpool.FileError
+	var fe *config.FileError
 	if !errors.As(err, &fe) || fe.Field != "mcpool.servers.s.auth" || strings.Contains(err.Error(), "sekrit") {
 		t.Errorf("token with clientId: %v; want a FileError on mcpool.servers.s.auth without the token", err)
 	}

@@ -1,9 +1,10 @@
 package mcpool
 
 // ServerAuth is one server's credentials in a config file, the object at
-// mcpool.servers.NAME.auth. Every field is expanded like the standard
-// entries (${VAR}, ${VAR:-default}, ${env:VAR}), so that a secret stays in
-// the environment and out of the file:
+// mcpool.servers.NAME.auth, as package [github.com/mcpool/mcpool/config]
+// reads it. Every field is expanded like the standard entries (${VAR},
+// ${VAR:-default}, ${env:VAR}), so that a secret stays in the environment
+// and out of the file:
 //
 //	"auth": {"token": "${GITHUB_TOKEN}"}                                  // a static bearer token
 //	"auth": {"oauth": true}                                               // sign in through a browser
@@ -31,33 +32,4 @@ type ServerAuth struct {
 	// used as its client ID where the authorization server supports it
 	// (OAuth only).
 	ClientMetadataURL string `json:"clientMetadataUrl"`
-}
-
-// auth expands a's fields in place and checks that they go together.
-func (l *loader) auth(server, field, kind string, a *ServerAuth) error {
-	for _, f := range []struct {
-		name string
-		v    *string
-	}{{"token", &a.Token}, {"clientId", &a.ClientID}, {"clientSecret", &a.ClientSecret}, {"clientMetadataUrl", &a.ClientMetadataURL}} {
-		v, err := expand(*f.v, l.lookup)
-		if err != nil {
-			return l.errf(server, field+"."+f.name, "%v", err)
-		}
-		*f.v = v
-	}
-	switch {
-	case kind == "stdio":
-		return l.errf(server, field, `applies to HTTP servers: a stdio server takes its credentials from its "env"`)
-	case a.Token != "" && (a.OAuth || a.ClientID != ""):
-		return l.errf(server, field, `has "token" and OAuth ("oauth", "clientId"): choose one`)
-	case !a.OAuth && a.ClientID != "" && a.ClientSecret == "":
-		return l.errf(server, field, `has "clientId" without "oauth": the client-credentials grant needs "clientSecret" too; add "oauth": true to sign in through a browser`)
-	case a.ClientSecret != "" && a.ClientID == "":
-		return l.errf(server, field, `has "clientSecret" without "clientId"`)
-	case !a.OAuth && a.ClientMetadataURL != "":
-		return l.errf(server, field, `has "clientMetadataUrl" without "oauth": true`)
-	case (a.OAuth || a.ClientID != "") && kind == "sse":
-		return l.errf(server, field, `OAuth works with streamable HTTP servers only, not "sse"`)
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package mcpool_test
+package config_test
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/config"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {
@@ -19,7 +20,7 @@ func env(vars map[string]string) func(string) (string, bool) {
 	}
 }
 
-func TestGroupConfigFormats(t *testing.T) {
+func TestParseFormats(t *testing.T) {
 	const claude = `{
 	  "mcpServers": {
 	    "files": {"command": "node", "args": ["server.js", "--root", "${HOME_DIR:-/tmp}"], "env": {"TOKEN": "${env:FILES_TOKEN}"}, "cwd": "/srv"},
@@ -37,10 +38,11 @@ func TestGroupConfigFormats(t *testing.T) {
 	    }
 	  }
 	}`
-	gc, err := mcpool.ParseGroupConfig("claude.json", []byte(claude), env(map[string]string{"FILES_TOKEN": "s3cret", "GH_TOKEN": "ghp_x"}))
+	cf, err := config.Parse("claude.json", []byte(claude), env(map[string]string{"FILES_TOKEN": "s3cret", "GH_TOKEN": "ghp_x"}))
 	if err != nil {
 		t.Fatal(err)
 	}
+	gc := &cf.Group
 	var names []string
 	for _, s := range gc.Servers {
 		names = append(names, s.Name)
@@ -89,10 +91,11 @@ func TestGroupConfigFormats(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "mem.env"), []byte("# comment\nexport A=1\nB=\"two words\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	gc, err = mcpool.ParseGroupConfig(filepath.Join(dir, "mcp.json"), []byte(vscode), env(map[string]string{"NODE_BIN": "/usr/bin/node"}))
+	cf, err = config.Parse(filepath.Join(dir, "mcp.json"), []byte(vscode), env(map[string]string{"NODE_BIN": "/usr/bin/node"}))
 	if err != nil {
 		t.Fatal(err)
 	}
+	gc = &cf.Group
 	mem := gc.Servers[0].Config.Command
 	if mem.Path != "/usr/bin/node" || !slices.Contains(mem.Env, "A=1") || !slices.Contains(mem.Env, "B=two words") {
 		t.Errorf("mem: %q, env has A and B: %v %v", mem.Path, slices.Contains(mem.Env, "A=1"), slices.Contains(mem.Env, "B=two words"))
@@ -104,7 +107,7 @@ func TestGroupConfigFormats(t *testing.T) {
 
 // Every bad config fails with one line naming the file, the server and the
 // field, and never a secret.
-func TestGroupConfigErrors(t *testing.T) {
+func TestParseErrors(t *testing.T) {
 	vars := env(map[string]string{"SECRET": "hunter2-secret", "EMPTY": ""})
 	for _, tc := range []struct {
 		name, json string
@@ -151,12 +154,12 @@ func TestGroupConfigErrors(t *testing.T) {
 		{"unterminated", `{"mcpServers": {"x": {"command": "${HOME"}}}`, []string{`server "x"`, "command", `no closing "}"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := mcpool.ParseGroupConfig("conf/mcp.json", []byte(tc.json), vars)
+			_, err := config.Parse("conf/mcp.json", []byte(tc.json), vars)
 			if err == nil {
 				t.Fatal("no error")
 			}
 			msg := err.Error()
-			var fe *mcpool.FileError
+			var fe *config.FileError
 			if !errors.As(err, &fe) || !errors.Is(err, mcpool.ErrInvalidConfig) {
 				t.Errorf("error %T does not match *FileError and ErrInvalidConfig", err)
 			}
@@ -175,23 +178,34 @@ func TestGroupConfigErrors(t *testing.T) {
 	}
 }
 
-func TestGroupConfigLoadFile(t *testing.T) {
-	_, err := mcpool.LoadGroupConfig(filepath.Join(t.TempDir(), "absent.json"))
-	if !errors.Is(err, mcpool.ErrInvalidConfig) || !strings.Contains(err.Error(), "absent.json: cannot read") {
+// Load reads a file from disk; the examples load, gateway section and all.
+func TestLoadFile(t *testing.T) {
+	_, err := config.Load(filepath.Join(t.TempDir(), "absent.json"))
+	var fe *config.FileError
+	if !errors.Is(err, mcpool.ErrInvalidConfig) || !errors.As(err, &fe) || !strings.Contains(err.Error(), "absent.json: cannot read") {
 		t.Fatalf("missing file: %v", err)
 	}
-	gc, err := mcpool.LoadGroupConfig("examples/mcp.json")
-	if err != nil {
-		t.Fatalf("examples/mcp.json: %v", err)
+	for _, path := range []string{"../examples/mcp.json", "../examples/gateway.json"} {
+		f, err := config.Load(path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if len(f.Group.Servers) < 2 || len(f.Warnings) > 0 {
+			t.Fatalf("%s has %d servers and warnings %q, want a stdio and an HTTP one and no warning", path, len(f.Group.Servers), f.Warnings)
+		}
 	}
-	if len(gc.Servers) < 2 {
-		t.Fatalf("examples/mcp.json has %d servers, want a stdio and an HTTP one", len(gc.Servers))
+	f, err := config.Load("../examples/gateway.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := f.Gateway; g.MaxInFlight != 256 || g.CallTimeout != 2*time.Minute || g.Servers["demo"].Mode != config.ModeShared || g.Servers["demo"].MaxQueued != 64 {
+		t.Errorf("examples/gateway.json's gateway section: %+v", g)
 	}
 }
 
 // VS Code's mcp.json is JSON with Comments: comments and trailing commas
 // are allowed, and errors still point at the right line.
-func TestGroupConfigJSONC(t *testing.T) {
+func TestParseJSONC(t *testing.T) {
 	const file = `{
 	  // servers for this workspace
 	  "servers": {
@@ -200,10 +214,11 @@ func TestGroupConfigJSONC(t *testing.T) {
 	    "fs": {"command": "fs", "args": ["/*", "//"],},
 	  },
 	}`
-	gc, err := mcpool.ParseGroupConfig("mcp.json", []byte(file), nil)
+	cf, err := config.Parse("mcp.json", []byte(file), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	gc := &cf.Group
 	if u := gc.Servers[0].Config.URL; u != "http://127.0.0.1:9/mcp?a=//not-a-comment" {
 		t.Errorf("url %q", u)
 	}
@@ -213,7 +228,7 @@ func TestGroupConfigJSONC(t *testing.T) {
 	if a := gc.Servers[1].Config.Command.Args; !slices.Equal(a, []string{"/*", "//"}) {
 		t.Errorf("args %q", a)
 	}
-	_, err = mcpool.ParseGroupConfig("mcp.json", []byte("{\n  // note\n  \"servers\": {\n    \"x\": {\"command\": \"a\" \"b\"}\n  }\n}"), nil)
+	_, err = config.Parse("mcp.json", []byte("{\n  // note\n  \"servers\": {\n    \"x\": {\"command\": \"a\" \"b\"}\n  }\n}"), nil)
 	if err == nil || !strings.Contains(err.Error(), "line 4") {
 		t.Errorf("syntax error after a comment: %v", err)
 	}
