@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/config"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/oauth2"
 )
@@ -31,13 +32,16 @@ func ExampleTokenSourceFunc() {
 
 // A group from the mcpServers file other MCP clients already read, started
 // and used as one.
-func ExampleLoadGroupConfig_file() {
+func ExampleNewGroup_file() {
 	ctx := context.Background()
-	gc, err := mcpool.LoadGroupConfig(".mcp.json") // the mcpServers file your MCP clients already read
+	f, err := config.Load(".mcp.json") // the mcpServers file your MCP clients already read
 	if err != nil {
-		log.Fatal(err) // one line: file, server, field (*mcpool.FileError)
+		log.Fatal(err) // one line: file, server, field (*config.FileError)
 	}
-	g, err := mcpool.NewGroup(*gc) // or build GroupConfig{Servers: []mcpool.ServerConfig{…}} in code
+	for _, w := range f.Warnings {
+		log.Print(w) // e.g. one of mcpool's keys in another client's section
+	}
+	g, err := mcpool.NewGroup(f.Group) // or build GroupConfig{Servers: []mcpool.ServerConfig{…}} in code
 	if err != nil {
 		log.Fatal(err)
 	}
