@@ -97,7 +97,7 @@ func (h *healthTracker) connect(ok bool) {
 }
 
 // measured returns the score from the moving averages alone (see the
-// README's "Health score"):
+// docs/library.md, "Health score"):
 //
 //	score = requests × connects × latency
 //	latency = min(1, 2 × baseline / recent)   (1 during the warm-up)

@@ -58,7 +58,7 @@ type Stats struct {
 	ConsecutiveFailures int
 
 	// HealthScore is in [0, 1]: recent request and connect outcomes and
-	// tools/call latency (see the README's "Health score"); 0 when no
+	// tools/call latency (see docs/library.md, "Health score"); 0 when no
 	// session is left (Health unavailable, connecting or reconnecting with
 	// none), at most HealthyScore/2 while the breaker is open.
 	HealthScore float64

@@ -15,7 +15,7 @@
 // Labels are bounded: the server names you give, the tool names the server
 // lists (at most Options.MaxTools per server), and fixed sets of states,
 // outcomes and reasons. Identities, tokens and arguments never become
-// labels. The metrics are listed in the README's "Metrics" section.
+// labels. The metrics are listed in docs/metrics.md.
 package mcpoolprom
 
 import (

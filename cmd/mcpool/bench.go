@@ -59,7 +59,7 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 	fs.DurationVar(&b.timeout, "timeout", 30*time.Second, "bound on each call, and on warming each pool")
 	fs.DurationVar(&b.warmup, "warmup", 0, "run the workload this long through each pool (exclusive and pooled) before the\n"+
 		"clock starts, so that the figures are those of a warm pool: its per-session call\n"+
-		"limit adapted to the server (see the README), the runtime warm. Default 0 (a new\n"+
+		"limit adapted to the server (see docs/library.md), the runtime warm. Default 0 (a new\n"+
 		"pool is timed), 1s with --matrix")
 	fs.DurationVar(&b.chaos, "chaos", 0, "inject a fault at this interval while each mode runs: SIGKILL one stdio\n"+
 		"server process (--stdio), or reset every TCP connection to the server (HTTP).\n"+

@@ -90,7 +90,7 @@ type jsonServer struct {
 	Name     string        `json:"name"`
 	Status   string        `json:"status"`
 	Health   string        `json:"health"`      // connected, connecting, reconnecting, degraded, unavailable
-	Score    float64       `json:"healthScore"` // 0..1 (README, "Health score")
+	Score    float64       `json:"healthScore"` // 0..1 (docs/library.md, "Health score")
 	Sessions int           `json:"sessions"`
 	Tools    int           `json:"tools"` // -1 when unknown
 	Error    string        `json:"error,omitempty"`
