@@ -57,6 +57,10 @@ func (g *Gateway) Handler() http.Handler {
 			}
 			return
 		}
+		if g.port != nil {
+			g.port.ServeHTTP(w, r) // portable.go
+			return
+		}
 		stateful.ServeHTTP(w, r)
 	})))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
