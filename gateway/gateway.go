@@ -349,7 +349,7 @@ func (g *Gateway) newServer(s Server) (*server, error) {
 		cfg.BearerToken, cfg.Token = "", nil
 		// Each credential's catalog is its own: tell every downstream
 		// session to list again.
-		cfg.OnListChanged = func(kind string) { g.notifyChanged(kindMask(kind)) }
+		cfg.OnListChanged = g.passthroughChanged // relay.go
 		k, err := mcpool.NewKeyed(mcpool.KeyedConfig{Config: cfg, ForIdentity: forIdentity})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: server %q: %w", s.Name, err)
@@ -399,6 +399,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return ctx.Err()
 	}
 	g.bg.Go(g.watchCatalogs)
+	g.bg.Go(g.relayListChanged) // relay.go
 	return nil
 }
 

@@ -14,25 +14,27 @@ import (
 
 	"github.com/mcpool/mcpool"
 	"github.com/mcpool/mcpool/gateway"
+	"github.com/mcpool/mcpool/internal/redistest"
+	"github.com/mcpool/mcpool/redisstore"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // balancer is a round-robin load balancer with no stickiness, as an
-// http.RoundTripper: POSTs and DELETEs go to the replicas in turn, GETs
-// (the standalone stream) to getTo when it is set.
+// http.RoundTripper: requests go to the replicas in turn, except GETs (the
+// standalone stream), which go to getURL when it is set.
 type balancer struct {
 	replicas []string // base URLs
 	next     atomic.Int64
-	getTo    int // -1: GETs take their turn too
+	getURL   string
 	header   http.Header
 }
 
 func (b *balancer) RoundTrip(r *http.Request) (*http.Response, error) {
-	i := int(b.next.Add(1)-1) % len(b.replicas)
-	if r.Method == http.MethodGet && b.getTo >= 0 {
-		i = b.getTo
+	to := b.replicas[int(b.next.Add(1)-1)%len(b.replicas)]
+	if r.Method == http.MethodGet && b.getURL != "" {
+		to = b.getURL
 	}
-	u, _ := url.Parse(b.replicas[i])
+	u, _ := url.Parse(to)
 	r = r.Clone(r.Context())
 	r.URL.Scheme, r.URL.Host, r.Host = u.Scheme, u.Host, ""
 	for k, v := range b.header {
@@ -105,7 +107,7 @@ func balancedClient(t *testing.T, b *balancer, opts *mcp.ClientOptions) *mcp.Cli
 // session, which adopts it from its id.
 func TestPortableSessionsAnyReplicaServes(t *testing.T) {
 	up, _ := echoUpstream(t)
-	b := &balancer{replicas: portableReplicas(t, 3, up, ""), getTo: -1}
+	b := &balancer{replicas: portableReplicas(t, 3, up, "")}
 	cs := balancedClient(t, b, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -146,7 +148,7 @@ func rawPost(t *testing.T, url, id, authz string) int {
 func TestPortableSessionsRefuseForgedIDsAndOtherCallers(t *testing.T) {
 	up, _ := echoUpstream(t)
 	urls := portableReplicas(t, 2, up, "")
-	b := &balancer{replicas: urls[:1], getTo: -1, header: http.Header{"Authorization": {"Bearer alice"}}}
+	b := &balancer{replicas: urls[:1], header: http.Header{"Authorization": {"Bearer alice"}}}
 	cs := balancedClient(t, b, nil)
 	id := cs.ID()
 	if id == "" {
@@ -181,7 +183,8 @@ func TestPortableSessionsRefuseForgedIDsAndOtherCallers(t *testing.T) {
 // replica other than the one that created it and the ones its calls use.
 func TestPortableSessionsListChangedReachesTheStreamsReplica(t *testing.T) {
 	up, add := echoUpstream(t)
-	b := &balancer{replicas: portableReplicas(t, 3, up, ""), getTo: 2}
+	urls := portableReplicas(t, 3, up, "")
+	b := &balancer{replicas: urls[:2], getURL: urls[2]}
 	var changed atomic.Int64
 	cs := balancedClient(t, b, &mcp.ClientOptions{ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
 		changed.Add(1)
@@ -213,7 +216,7 @@ func TestPortableSessionsIsolatedStateLostElsewhere(t *testing.T) {
 	up, _ := echoUpstream(t)
 	g := newGate()
 	urls := portableReplicas(t, 2, up, g.url(t))
-	home := &balancer{replicas: urls[:1], getTo: -1}
+	home := &balancer{replicas: urls[:1]}
 	cs := balancedClient(t, home, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -221,7 +224,7 @@ func TestPortableSessionsIsolatedStateLostElsewhere(t *testing.T) {
 		t.Fatalf("isolated call on the session's own replica: %v", err)
 	}
 	// The same session through the other replica.
-	other := &balancer{replicas: urls[1:], getTo: -1}
+	other := &balancer{replicas: urls[1:]}
 	req, _ := http.NewRequest(http.MethodPost, urls[1]+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"iso__get","arguments":{}}}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
@@ -247,4 +250,38 @@ func TestPortableSessionsIsolatedStateLostElsewhere(t *testing.T) {
 	if got, err := call(ctx, cs, "iso__get", nil); err != nil || got != "value=v" {
 		t.Fatalf("back on its own replica: %q, %v", got, err)
 	}
+}
+
+// A passthrough server's list_changed is heard only by the replica holding
+// the caller's upstream session; through Redis it reaches the session's GET
+// stream on a replica that never dialled that server for the caller.
+func TestPortableSessionsListChangedRelayedThroughRedis(t *testing.T) {
+	rs := redistest.Start(t)
+	up, add := echoUpstream(t)
+	var urls []string
+	for range 2 {
+		store, err := redisstore.New(redisstore.Options{URL: rs.URL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		_, u := startGateway(t, gateway.Options{
+			Servers: []gateway.Server{{Name: "p", Mode: gateway.ModePassthrough,
+				Config: mcpool.Config{URL: up, CatalogStore: store, CatalogKey: "server:p"}}},
+			SessionKeys: [][]byte{[]byte("a key of 32 bytes for the tests!")},
+		})
+		urls = append(urls, strings.TrimSuffix(u, "/mcp"))
+	}
+	var changed atomic.Int64
+	b := &balancer{replicas: urls[:1], getURL: urls[1], header: http.Header{"Authorization": {"Bearer alice"}}}
+	cs := balancedClient(t, b, &mcp.ClientOptions{ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
+		changed.Add(1)
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if got, err := call(ctx, cs, "p__echo", map[string]any{"text": "x"}); err != nil || got != "x" {
+		t.Fatalf("passthrough call: %q, %v", got, err)
+	}
+	add("added")
+	eventually(t, "list_changed relayed to the replica holding the GET stream", func() bool { return changed.Load() > 0 })
 }
