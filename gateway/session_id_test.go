@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,6 +28,14 @@ type balancer struct {
 	next     atomic.Int64
 	getURL   string
 	header   http.Header
+	gets     atomic.Pointer[string] // overrides getURL
+	streams  sync.Map               // base URL -> *atomic.Int64: GET streams opened (200)
+}
+
+// streamsTo counts the GET streams opened on the replica at base.
+func (b *balancer) streamsTo(base string) int64 {
+	n, _ := b.streams.LoadOrStore(base, new(atomic.Int64))
+	return n.(*atomic.Int64).Load()
 }
 
 func (b *balancer) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -34,13 +43,22 @@ func (b *balancer) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Method == http.MethodGet && b.getURL != "" {
 		to = b.getURL
 	}
+	if g := b.gets.Load(); r.Method == http.MethodGet && g != nil {
+		to = *g
+	}
 	u, _ := url.Parse(to)
 	r = r.Clone(r.Context())
 	r.URL.Scheme, r.URL.Host, r.Host = u.Scheme, u.Host, ""
 	for k, v := range b.header {
 		r.Header[k] = v
 	}
-	return http.DefaultTransport.RoundTrip(r)
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil && r.Method == http.MethodGet && resp.StatusCode == http.StatusOK {
+		// The server attaches the stream before it answers.
+		n, _ := b.streams.LoadOrStore(to, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+	}
+	return resp, err
 }
 
 // portableReplicas starts n gateways sharing a session key, each with its
@@ -48,7 +66,14 @@ func (b *balancer) RoundTrip(r *http.Request) (*http.Response, error) {
 // server "iso" too.
 func portableReplicas(t *testing.T, n int, upstream, isolated string) []string {
 	t.Helper()
+	urls, _ := portableGateways(t, n, upstream, isolated)
+	return urls
+}
+
+func portableGateways(t *testing.T, n int, upstream, isolated string) ([]string, []*gateway.Gateway) {
+	t.Helper()
 	var urls []string
+	var gws []*gateway.Gateway
 	for range n {
 		var gw atomic.Pointer[gateway.Gateway]
 		p := newPool(t, mcpool.Config{URL: upstream, OnListChanged: func(kind string) {
@@ -67,8 +92,9 @@ func portableReplicas(t *testing.T, n int, upstream, isolated string) []string {
 		})
 		gw.Store(g)
 		urls = append(urls, strings.TrimSuffix(u, "/mcp"))
+		gws = append(gws, g)
 	}
-	return urls
+	return urls, gws
 }
 
 // echoUpstream is an upstream server with an echo tool; add registers
@@ -194,6 +220,7 @@ func TestPortableSessionsListChangedReachesTheStreamsReplica(t *testing.T) {
 	if _, err := call(ctx, cs, "up__echo", map[string]any{"text": "x"}); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, "the GET stream on the third replica", func() bool { return b.streamsTo(urls[2]) > 0 })
 	add("added")
 	eventually(t, "list_changed on the session's GET stream", func() bool { return changed.Load() > 0 })
 	// Each replica refreshes its catalog when it hears of the change: a
@@ -285,6 +312,33 @@ func TestPortableSessionsListChangedRelayedThroughRedis(t *testing.T) {
 	if got, err := call(ctx, cs, "p__echo", map[string]any{"text": "x"}); err != nil || got != "x" {
 		t.Fatalf("passthrough call: %q, %v", got, err)
 	}
+	eventually(t, "the GET stream on the second replica", func() bool { return b.streamsTo(urls[1]) > 0 })
 	add("added")
 	eventually(t, "list_changed relayed to the replica holding the GET stream", func() bool { return changed.Load() > 0 })
+}
+
+// A draining replica stops the GET streams it holds with a retry hint: the
+// client reconnects, through the balancer, to another replica, which
+// adopts the session; notifications reach it there.
+func TestPortableSessionsDrainMovesTheStream(t *testing.T) {
+	up, add := echoUpstream(t)
+	urls, gws := portableGateways(t, 2, up, "")
+	b := &balancer{replicas: urls[1:], getURL: urls[0]}
+	var changed atomic.Int64
+	cs := balancedClient(t, b, &mcp.ClientOptions{ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
+		changed.Add(1)
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	eventually(t, "the GET stream on the first replica", func() bool { return b.streamsTo(urls[0]) > 0 })
+	b.gets.Store(&urls[1]) // the balancer sees the first replica leave
+	if err := gws[0].Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the GET stream moved to the other replica", func() bool { return b.streamsTo(urls[1]) > 0 })
+	add("after-drain")
+	eventually(t, "list_changed after the drain", func() bool { return changed.Load() > 0 })
+	if got, err := call(ctx, cs, "up__echo", map[string]any{"text": "still here"}); err != nil || got != "still here" {
+		t.Fatalf("call after the drain: %q, %v", got, err)
+	}
 }
