@@ -169,6 +169,9 @@ type Options struct {
 	// from it. A forged, tampered, expired or foreign id gets 404 (the
 	// client starts a new session); an id sent with another caller's
 	// credential (Authorization, or a verified token's subject) gets 403.
+	// After a DELETE the id gets 404 on the replica that took it and, when
+	// the servers share a catalog store (Redis), on every replica; without
+	// one, other replicas' copies last until SessionIdleTimeout.
 	//
 	// What survives the loss of a replica: sessions, and calls to servers in
 	// ModeShared and ModePassthrough (every replica has its own pools of

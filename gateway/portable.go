@@ -44,7 +44,8 @@ type portable struct {
 	sessions map[string]*portableSession
 	bySS     map[*mcp.ServerSession]*portableSession
 	streams  map[*getStream]struct{}
-	stopped  bool // draining: GET streams are refused and stopped
+	stopped  bool             // draining: GET streams are refused and stopped
+	closed   map[string]int64 // digests of ids deleted here -> their expiry
 }
 
 // portableSession is one session held by this replica: created here or
@@ -57,7 +58,8 @@ type portableSession struct {
 	identity [16]byte
 	key      int
 	expiry   int64
-	adopted  bool // restored from its id, not created by this process
+	adopted  bool   // restored from its id, not created by this process
+	digest   string // of the id, in the relay's keys
 
 	mu    sync.Mutex
 	refs  int // requests and GET streams open: the idle timer is paused
@@ -80,6 +82,7 @@ func newPortable(g *Gateway) (*portable, error) {
 		sessions: map[string]*portableSession{},
 		bySS:     map[*mcp.ServerSession]*portableSession{},
 		streams:  map[*getStream]struct{}{},
+		closed:   map[string]int64{},
 	}, nil
 }
 
@@ -186,7 +189,7 @@ func (p *portable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	identity := callerIdentity(r)
-	e, status := p.lookup(id, identity)
+	e, status := p.lookup(r.Context(), id, identity, r.Method == http.MethodDelete)
 	switch status {
 	case http.StatusOK:
 	case http.StatusNoContent: // DELETE of a session this replica does not hold
@@ -201,6 +204,7 @@ func (p *portable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodDelete:
+		p.deleted(id, e.expiry)
 		_ = e.ss.Close()
 		w.WriteHeader(http.StatusNoContent)
 	case http.MethodGet:
@@ -215,7 +219,7 @@ func (p *portable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // lookup returns the session id names, adopting it when this replica does
 // not hold it. The status is 200, 404 (not ours, expired), 403 (another
 // caller's) or, for a DELETE of a valid id not held here, 204.
-func (p *portable) lookup(id, identity string) (*portableSession, int) {
+func (p *portable) lookup(ctx context.Context, id, identity string, deleting bool) (*portableSession, int) {
 	p.mu.Lock()
 	e := p.sessions[id]
 	p.mu.Unlock()
@@ -241,6 +245,13 @@ func (p *portable) lookup(id, identity string) (*portableSession, int) {
 	if !p.codec.boundTo(&cl, identity) {
 		return nil, http.StatusForbidden
 	}
+	if p.wasDeleted(ctx, id) {
+		return nil, http.StatusNotFound
+	}
+	if deleting {
+		p.deleted(id, cl.expiry)
+		return nil, http.StatusNoContent
+	}
 	return p.adopt(id, &cl)
 }
 
@@ -257,7 +268,7 @@ func (p *portable) adopt(id string, cl *sessionClaims) (*portableSession, int) {
 		return e, http.StatusOK
 	}
 	e := &portableSession{ready: make(chan struct{}), identity: cl.identity, key: cl.key, expiry: cl.expiry,
-		adopted: cl.origin != p.codec.origin}
+		adopted: cl.origin != p.codec.origin, digest: idDigest(id)}
 	p.sessions[id] = e
 	p.mu.Unlock()
 	state, err := cl.restore()
@@ -354,7 +365,7 @@ func (p *portable) create(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "failed to make a session id", http.StatusInternalServerError)
 		return
 	}
-	e := &portableSession{ready: make(chan struct{}), identity: cl.identity, key: cl.key, expiry: cl.expiry}
+	e := &portableSession{ready: make(chan struct{}), identity: cl.identity, key: cl.key, expiry: cl.expiry, digest: idDigest(id)}
 	p.mu.Lock()
 	p.sessions[id] = e
 	p.mu.Unlock()

@@ -342,3 +342,43 @@ func TestPortableSessionsDrainMovesTheStream(t *testing.T) {
 		t.Fatalf("call after the drain: %q, %v", got, err)
 	}
 }
+
+// A deleted session's id gets 404 afterwards: on the replica that took the
+// DELETE and, through Redis, on the replicas that had adopted it.
+func TestPortableSessionsDeletedEverywhere(t *testing.T) {
+	rs := redistest.Start(t)
+	up, _ := echoUpstream(t)
+	var urls []string
+	for range 2 {
+		store, err := redisstore.New(redisstore.Options{URL: rs.URL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		p := newPool(t, mcpool.Config{URL: up, CatalogStore: store, CatalogKey: "server:up"})
+		_, u := startGateway(t, gateway.Options{
+			// As the command configures it: the servers' pools share the
+			// store, which the gateway uses too.
+			Servers: []gateway.Server{{Name: "up", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(p),
+				Config: mcpool.Config{URL: up, CatalogStore: store, CatalogKey: "server:up"}}},
+			SessionKeys: [][]byte{[]byte("a key of 32 bytes for the tests!")},
+		})
+		urls = append(urls, strings.TrimSuffix(u, "/mcp"))
+	}
+	b := &balancer{replicas: urls}
+	cs := balancedClient(t, b, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for range 4 { // both replicas hold the session
+		if _, err := call(ctx, cs, "up__echo", map[string]any{"text": "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := cs.ID()
+	if err := cs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, u := range urls {
+		eventually(t, fmt.Sprintf("404 on replica %d after DELETE", i), func() bool { return rawPost(t, u, id, "") == http.StatusNotFound })
+	}
+}
