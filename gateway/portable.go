@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -46,6 +47,7 @@ type portable struct {
 	streams  map[*getStream]struct{}
 	stopped  bool             // draining: GET streams are refused and stopped
 	closed   map[string]int64 // digests of ids deleted here -> their expiry
+	primeID  atomic.Int64     // ids of the GET streams' priming events
 }
 
 // portableSession is one session held by this replica: created here or
@@ -402,7 +404,12 @@ func (p *portable) serveGET(w http.ResponseWriter, r *http.Request, e *portableS
 	p.mu.Unlock()
 	e.hold()
 	defer e.release(p.g.opts.SessionIdleTimeout)
-	e.t.ServeHTTP(w, r.WithContext(ctx))
+	// Streams are not replayed (a reconnection may land on any replica):
+	// a Last-Event-ID, which the SDK would refuse without an event store,
+	// is dropped, and the stream starts afresh.
+	r = r.WithContext(ctx)
+	r.Header.Del("Last-Event-ID")
+	e.t.ServeHTTP(&primedWriter{ResponseWriter: w, id: p.primeID.Add(1)}, r)
 	p.mu.Lock()
 	delete(p.streams, s)
 	stopped := s.stopped
@@ -412,6 +419,43 @@ func (p *portable) serveGET(w http.ResponseWriter, r *http.Request, e *portableS
 		_ = http.NewResponseController(w).Flush()
 	}
 }
+
+// primedWriter opens a GET stream with a priming event (an SSE event with
+// an id and no data, SEP-1699) after the SDK's first write. Clients count
+// reconnections without progress, which an id that changes is: with it, a
+// session outlives any number of replicas draining or dying under its
+// stream (the go-sdk client gives up after five reconnections without
+// progress otherwise).
+type primedWriter struct {
+	http.ResponseWriter
+	id     int64
+	status int
+	primed bool
+}
+
+// WriteHeader implements http.ResponseWriter.
+func (w *primedWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Write implements http.ResponseWriter.
+func (w *primedWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	if err == nil && !w.primed && w.status == http.StatusOK {
+		w.primed = true
+		_, err = fmt.Fprintf(w.ResponseWriter, "id: mcpool-%d-%d\ndata: \n\n", time.Now().UnixNano(), w.id)
+	}
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection (Flush).
+func (w *primedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // hold pauses the idle timer while a request or stream is open.
 func (e *portableSession) hold() {

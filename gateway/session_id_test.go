@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -30,6 +31,21 @@ type balancer struct {
 	header   http.Header
 	gets     atomic.Pointer[string] // overrides getURL
 	streams  sync.Map               // base URL -> *atomic.Int64: GET streams opened (200)
+
+	mu   sync.Mutex
+	open []io.Closer // GET streams' bodies, for cut
+}
+
+// cut breaks the GET streams open through the balancer, as a replica dying
+// under them would.
+func (b *balancer) cut() {
+	b.mu.Lock()
+	open := b.open
+	b.open = nil
+	b.mu.Unlock()
+	for _, c := range open {
+		_ = c.Close()
+	}
 }
 
 // streamsTo counts the GET streams opened on the replica at base.
@@ -57,6 +73,9 @@ func (b *balancer) RoundTrip(r *http.Request) (*http.Response, error) {
 		// The server attaches the stream before it answers.
 		n, _ := b.streams.LoadOrStore(to, new(atomic.Int64))
 		n.(*atomic.Int64).Add(1)
+		b.mu.Lock()
+		b.open = append(b.open, resp.Body)
+		b.mu.Unlock()
 	}
 	return resp, err
 }
@@ -380,5 +399,32 @@ func TestPortableSessionsDeletedEverywhere(t *testing.T) {
 	}
 	for i, u := range urls {
 		eventually(t, fmt.Sprintf("404 on replica %d after DELETE", i), func() bool { return rawPost(t, u, id, "") == http.StatusNotFound })
+	}
+}
+
+// A session's GET stream broken seven times over (replicas dying under it)
+// reconnects every time: each stream opens with a fresh event id, which the
+// client counts as progress (the go-sdk client gives up after five
+// reconnections without progress).
+func TestPortableSessionsOutliveManyBrokenStreams(t *testing.T) {
+	up, add := echoUpstream(t)
+	urls := portableReplicas(t, 2, up, "")
+	b := &balancer{replicas: urls}
+	var changed atomic.Int64
+	cs := balancedClient(t, b, &mcp.ClientOptions{ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
+		changed.Add(1)
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	opened := func() int64 { return b.streamsTo(urls[0]) + b.streamsTo(urls[1]) }
+	for i := range 7 {
+		eventually(t, fmt.Sprintf("GET stream %d", i+1), func() bool { return opened() > int64(i) })
+		b.cut()
+	}
+	eventually(t, "GET stream 8", func() bool { return opened() > 7 })
+	add("added")
+	eventually(t, "list_changed after seven broken streams", func() bool { return changed.Load() > 0 })
+	if got, err := call(ctx, cs, "up__echo", map[string]any{"text": "ok"}); err != nil || got != "ok" {
+		t.Fatalf("call after seven broken streams: %q, %v", got, err)
 	}
 }
