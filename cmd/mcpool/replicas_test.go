@@ -380,3 +380,44 @@ func selfCPU() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// Without --session-key, a gateway that looks like one of several (with
+// --redis, sessions kept) says at start that sessions stay on their replica.
+func TestGatewayWarnsWithoutSessionKey(t *testing.T) {
+	rs := redistest.Start(t)
+	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server {
+		return mcp.NewServer(&mcp.Implementation{Name: "up", Version: "1"}, nil)
+	}, nil))
+	defer up.Close()
+	config := filepath.Join(t.TempDir(), "mcp.json")
+	if err := os.WriteFile(config, fmt.Appendf(nil, `{"mcpServers": {"up": {"type": "http", "url": %q}},
+  "gateway": {"servers": {"up": {"mode": "shared"}}}}`, up.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		warn bool
+	}{
+		{[]string{"--redis", rs.URL(), "--stateless=false"}, true},
+		{[]string{"--redis", rs.URL(), "--session-key", replicaKey}, false},
+		{[]string{"--redis", rs.URL()}, false}, // stateless
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		logs := &lockedBuffer{}
+		status := make(chan int, 1)
+		go func() {
+			status <- runContext(ctx, append([]string{"gateway", "--config", config, "--listen", "127.0.0.1:0"}, c.args...), os.Stdout, logs)
+		}()
+		deadline := time.Now().Add(60 * time.Second)
+		for !strings.Contains(logs.String(), "serving MCP") && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+		if code := <-status; code != 0 {
+			t.Fatalf("%v: exit %d: %s", c.args, code, logs)
+		}
+		if got := strings.Contains(logs.String(), "set --session-key"); got != c.warn {
+			t.Errorf("%v: warned %v, want %v: %s", c.args, got, c.warn, logs)
+		}
+	}
+}
