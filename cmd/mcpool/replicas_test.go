@@ -43,6 +43,20 @@ backend gateways
   balance roundrobin
   option httpchk GET /readyz
   http-check expect status 200
+%s
+# Servers in isolated mode keep per-session state on the replica that
+# created the session: this frontend sends a session's requests there,
+# learning the id from the initialize response.
+frontend sticky
+  bind %s
+  default_backend sticky
+backend sticky
+  balance roundrobin
+  option httpchk GET /readyz
+  http-check expect status 200
+  stick-table type string len 2048 size 100k expire 30m
+  stick on req.hdr(Mcp-Session-Id)
+  stick store-response res.hdr(Mcp-Session-Id)
 %s`
 
 // replicaProc is one gateway process.
@@ -205,9 +219,10 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 
 	config := filepath.Join(t.TempDir(), "mcp.json")
 	if err := os.WriteFile(config, fmt.Appendf(nil, `{
-  "mcpServers": {"up": {"type": "http", "url": %q}, "demo": {"type": "http", "url": "http://%s/mcp"}},
-  "gateway": {"servers": {"up": {"mode": "shared"}, "demo": {"mode": "shared"}}}
-}`, upTS.URL, demoAddr), 0o600); err != nil {
+  "mcpServers": {"up": {"type": "http", "url": %q}, "demo": {"type": "http", "url": "http://%s/mcp"},
+    "iso": {"command": %q, "args": ["demo-server", "--stdio"]}},
+  "gateway": {"servers": {"up": {"mode": "shared"}, "demo": {"mode": "shared"}, "iso": {"mode": "isolated", "spares": 1}}}
+}`, upTS.URL, demoAddr, bin), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var replicas []*replicaProc
@@ -224,9 +239,9 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	lbAddr := freeAddr(t)
+	lbAddr, stickyAddr := freeAddr(t), freeAddr(t)
 	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, haproxyConfig, lbAddr, servers.String()), 0o600); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, haproxyConfig, lbAddr, servers.String(), stickyAddr, servers.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	lb := exec.Command(haproxy, "-db", "-f", cfg)
@@ -371,6 +386,36 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 		calls, took.Round(time.Millisecond), calls/took.Seconds(), (selfCPU() - cpu0).Round(time.Millisecond), fails.Load())
 	if fails.Load() > 0 {
 		t.Fatalf("%d of %d stateless calls failed; first: %v", fails.Load(), calls, firstErr.Load())
+	}
+
+	// An isolated server: its upstream session lives on the replica that
+	// created the downstream session. Round-robin, a call elsewhere is told
+	// the state is lost; through the sticky frontend every call works.
+	for _, c := range []struct {
+		addr   string
+		sticky bool
+	}{{lbAddr, false}, {stickyAddr, true}} {
+		cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: "http://" + c.addr + "/mcp", HTTPClient: httpClient},
+			&mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+		if err != nil {
+			t.Fatalf("connect (sticky %v): %v", c.sticky, err)
+		}
+		var ok, lost int
+		for range 12 {
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "iso__echo", Arguments: map[string]any{"message": "m"}})
+			switch {
+			case err == nil && !res.IsError:
+				ok++
+			case err != nil && strings.Contains(err.Error(), "start a new session"):
+				lost++
+			default:
+				t.Errorf("isolated call (sticky %v): %v %v", c.sticky, res, err)
+			}
+		}
+		cs.Close()
+		if c.sticky && ok != 12 || !c.sticky && lost == 0 {
+			t.Errorf("isolated calls, sticky %v: %d succeeded, %d told the state was lost", c.sticky, ok, lost)
+		}
 	}
 }
 
