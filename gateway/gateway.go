@@ -157,6 +157,37 @@ type Options struct {
 	// the request that caused them. SessionsOnly and Stateless exclude each
 	// other.
 	Stateless bool
+	// SessionKeys, when set, make 2025-11-25-era sessions portable between
+	// the replicas of a deployment, so that a load balancer may send any
+	// request to any replica with no sticky routing: a session's
+	// Mcp-Session-Id then carries its state (the negotiated protocol version,
+	// the client's capabilities and info, the identity it is bound to, its
+	// creation time and expiry), authenticated with HMAC-SHA256 under the
+	// first key; ids signed with any of the keys are accepted (to rotate,
+	// put the new key first and drop the old one after SessionMaxAge). Each
+	// key needs at least 16 bytes; give every replica the same keys. A
+	// replica that gets a valid id it does not hold restores the session
+	// from it. A forged, tampered, expired or foreign id gets 404 (the
+	// client starts a new session); an id sent with another caller's
+	// credential (Authorization, or a verified token's subject) gets 403.
+	// After a DELETE the id gets 404 on the replica that took it and, when
+	// the servers share a catalog store (Redis), on every replica; without
+	// one, other replicas' copies last until SessionIdleTimeout.
+	//
+	// What survives the loss of a replica: sessions, and calls to servers in
+	// ModeShared and ModePassthrough (every replica has its own pools of
+	// them); a call in flight on the lost replica is lost with it. Servers in
+	// ModeIsolated keep an upstream session per downstream session on the
+	// replica that created the downstream session: a call from that session
+	// on another replica gets CodeSessionLost, and the client must start a
+	// new session. Route a session's requests to the replica that created
+	// it (a stick table learning Mcp-Session-Id) when isolated servers
+	// matter. Nil keeps sessions on the replica that created them (404
+	// elsewhere).
+	SessionKeys [][]byte
+	// SessionMaxAge is how long a portable session id is accepted after its
+	// session was created. Zero means DefaultSessionMaxAge (24 hours).
+	SessionMaxAge time.Duration
 	// Metrics, if set, is served at /metrics (a Prometheus handler, say).
 	Metrics http.Handler
 	// Logger receives the gateway's events. Nil means slog.Default().
@@ -189,6 +220,8 @@ type Gateway struct {
 	progress progressHub
 	resMu    sync.Mutex
 	resOwner map[string]*server // resource URI -> server (shared and isolated)
+
+	port *portable // portable sessions (SessionKeys), or nil
 
 	closeOnce sync.Once
 	closeErr  error
@@ -277,6 +310,10 @@ func New(opts Options) (*Gateway, error) {
 	g.kick = make(chan struct{}, 1)
 	g.iso.sessions = map[*mcp.ServerSession]*isoSession{}
 	g.mcp = g.newMCPServer()
+	if err := g.initPortable(); err != nil { // portable.go
+		g.closeServers()
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -328,7 +365,7 @@ func (g *Gateway) newServer(s Server) (*server, error) {
 		cfg.BearerToken, cfg.Token = "", nil
 		// Each credential's catalog is its own: tell every downstream
 		// session to list again.
-		cfg.OnListChanged = func(kind string) { g.notifyChanged(kindMask(kind)) }
+		cfg.OnListChanged = g.passthroughChanged // relay.go
 		k, err := mcpool.NewKeyed(mcpool.KeyedConfig{Config: cfg, ForIdentity: forIdentity})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: server %q: %w", s.Name, err)
@@ -378,6 +415,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return ctx.Err()
 	}
 	g.bg.Go(g.watchCatalogs)
+	g.bg.Go(g.relayListChanged) // relay.go
 	return nil
 }
 
@@ -388,6 +426,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 // still running.
 func (g *Gateway) Drain(ctx context.Context) error {
 	g.draining.Store(true)
+	g.stopStreams() // portable.go
 	g.log.Info("draining: readiness dropped, new calls refused", "in_flight", g.adm.inFlight.Load())
 	ctx, cancel := context.WithTimeout(ctx, g.opts.DrainTimeout)
 	defer cancel()

@@ -17,6 +17,9 @@ import (
 //     (no Mcp-Session-Id; a closed request cancels its call); all others
 //     get 2025-11-25-era sessions, which idle out after SessionIdleTimeout
 //     (unless Options.Stateless, which serves every request on its own).
+//     With Options.SessionKeys, session ids carry their state and any
+//     replica sharing the keys serves any session (404 for an id that is
+//     not the deployment's, 403 for another caller's).
 //     With Options.Token set, every request needs "Authorization: Bearer
 //     TOKEN" (401 otherwise). A POST beyond MaxRequests gets 429 with
 //     Retry-After, and any request while draining 503, before its body is
@@ -55,6 +58,10 @@ func (g *Gateway) Handler() http.Handler {
 			} else {
 				statelessJSON.ServeHTTP(w, r)
 			}
+			return
+		}
+		if g.port != nil {
+			g.port.ServeHTTP(w, r) // portable.go
 			return
 		}
 		stateful.ServeHTTP(w, r)

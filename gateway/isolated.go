@@ -62,6 +62,9 @@ func (g *Gateway) isolatedPool(ctx context.Context, srv *server, ss *mcp.ServerS
 	if ss == nil {
 		return nil, errors.New("gateway: isolated server called outside a session")
 	}
+	if err := g.isolatedHome(srv, ss); err != nil { // portable.go
+		return nil, err
+	}
 	for {
 		g.iso.mu.Lock()
 		if g.iso.closed {

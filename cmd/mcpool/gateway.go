@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/mcpool/mcpool"
@@ -48,9 +49,13 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	maxInFlight := fs.Int("max-in-flight", 0, "calls in flight across the gateway (default: the config's, else 256)")
 	redisURL := fs.String("redis", "", "share tool, prompt and resource catalogs with other gateway replicas through this\n"+
 		"Redis (redis://HOST:PORT/DB; default $"+redisEnv+", then the config's gateway.redis).\n"+
-		"Implies --stateless unless --stateless=false")
+		"Implies --stateless unless --stateless=false or --session-key")
 	stateless := fs.Bool("stateless", false, "serve every request on its own (no Mcp-Session-Id), so that any replica behind a\n"+
 		"load balancer can answer it; isolated servers then get an upstream session per request")
+	var sessionKeys []string
+	fs.Func("session-key", "key the gateway replicas share (at least 16 bytes; default $"+sessionKeyEnv+", comma-separated): any\n"+
+		"replica then serves any session, with no sticky routing. Repeat to rotate: the first signs new\n"+
+		"session ids, all are accepted", func(v string) error { sessionKeys = append(sessionKeys, v); return nil })
 	rest, err := parseFlags(fs, args, "gateway --config FILE [--listen ADDR | --stdio] [--token T]\n\n"+
 		"Environment: $GOGC sets Go's garbage collector target; unset, the gateway uses 400\n"+
 		"(Go's default is 100): it decodes every message twice, as server and as client, with\n"+
@@ -73,6 +78,9 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *token == "" {
 		*token = os.Getenv(tokenEnv)
+	}
+	if env := os.Getenv(sessionKeyEnv); len(sessionKeys) == 0 && env != "" {
+		sessionKeys = strings.Split(env, ",")
 	}
 	defer tuneGatewayGC()() // gc.go
 	level := slog.LevelInfo
@@ -128,7 +136,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if store != nil {
 		defer store.Close()
-		if !statelessSet {
+		if !statelessSet && len(sessionKeys) == 0 {
 			*stateless = true
 		}
 	}
@@ -215,6 +223,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Token:               *token,
 		SessionsOnly:        *sessionsOnly,
 		Stateless:           *stateless,
+		SessionKeys:         keyBytes(sessionKeys),
 		DrainTimeout:        *drain,
 		Logger:              log,
 	}
@@ -303,6 +312,9 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 
+	if host, _, _ := net.SplitHostPort(*listen); len(sessionKeys) == 0 && !*stateless && (store != nil || !isLoopbackHost(host)) {
+		log.Warn("sessions stay on the replica that created them (another replica answers 404): behind a load balancer without sticky routing, set --session-key (or $" + sessionKeyEnv + ") to the same key on every replica, or --stateless")
+	}
 	ln, err = net.Listen("tcp", *listen)
 	if err != nil {
 		_ = shutdown()
@@ -341,6 +353,23 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		log.Info("drained and stopped")
 	}
 	return nil
+}
+
+// sessionKeyEnv holds the --session-key keys (comma-separated) when the flag
+// is not given.
+const sessionKeyEnv = "MCPOOL_SESSION_KEY"
+
+func keyBytes(keys []string) [][]byte {
+	var out [][]byte
+	for _, k := range keys {
+		out = append(out, []byte(k))
+	}
+	return out
+}
+
+func isLoopbackHost(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // redisEnv holds the --redis URL when the flag is not given, so that a
