@@ -96,7 +96,7 @@ func newDialer(s *settings, onListChanged func(kind string)) *dialer {
 			// A grandchild holding stderr open must not keep Wait (and so
 			// the session's Close) from returning once the child is gone.
 			cmd.WaitDelay = term
-			return &stdioTransport{cmd: cmd, term: term, head: &outputHead{}}, nil
+			return &stdioTransport{cmd: cmd, term: term, head: &outputHead{}, exited: make(chan struct{})}, nil
 		}
 	default:
 		d.target = "custom transport"
@@ -141,7 +141,7 @@ func (d *dialer) dial(parent context.Context, version string, timeout time.Durat
 	timer := time.AfterFunc(timeout, func() { cancelCause(errConnectTimeout) })
 	track := &connectTrack{}
 	ctx = context.WithValue(ctx, connectKey{}, track)
-	var stdio *exec.Cmd
+	var stdio *stdioTransport
 	var head *outputHead
 	fail := func(err error) (conn, error) {
 		timedOut := !timer.Stop() // read before cancel() below ends ctx anyway
@@ -183,7 +183,7 @@ func (d *dialer) dial(parent context.Context, version string, timeout time.Durat
 		return fail(err)
 	}
 	if st, ok := t.(*stdioTransport); ok {
-		stdio, head = st.cmd, st.head
+		stdio, head = st, st.head
 	}
 	type result struct {
 		cs  *mcp.ClientSession
@@ -293,15 +293,25 @@ func (w *stderrTail) String() string {
 	return strings.TrimRight(s, "\r\n\t ")
 }
 
-// stdioExit reports how a stdio child that the SDK has already reaped
-// exited, and the tail of its stderr. It must be called only once
-// Client.Connect has returned (it closes, and so waits for, the child).
-func stdioExit(cmd *exec.Cmd) (*os.ProcessState, string) {
+// stdioExit reports how a stdio child exited, and the tail of its stderr.
+// The SDK closes a failed connection (and so waits for the child) on its
+// own goroutine: stdioExit waits for that, long enough for the closing
+// sequence (stdin closed, SIGTERM, SIGKILL); the state is nil if it has
+// not ended by then.
+func stdioExit(t *stdioTransport) (*os.ProcessState, string) {
+	timer := time.NewTimer(3*t.term + time.Second)
+	defer timer.Stop()
+	var state *os.ProcessState
+	select {
+	case <-t.exited:
+		state = t.cmd.ProcessState
+	case <-timer.C:
+	}
 	var tail string
-	if w, ok := cmd.Stderr.(*stderrTail); ok {
+	if w, ok := t.cmd.Stderr.(*stderrTail); ok {
 		tail = w.String()
 	}
-	return cmd.ProcessState, tail
+	return state, tail
 }
 
 // frameLimit is the largest message the pool reads from a server: the
@@ -318,33 +328,39 @@ type stdioTransport struct {
 	cmd  *exec.Cmd
 	term time.Duration
 	head *outputHead
+	// exited is closed once the child has been waited for.
+	exited chan struct{}
 }
 
 // Connect starts the child.
 func (t *stdioTransport) Connect(ctx context.Context) (mcp.Connection, error) {
 	stdout, err := t.cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
+	if err == nil {
+		var stdin io.WriteCloser
+		if stdin, err = t.cmd.StdinPipe(); err == nil {
+			if err = t.cmd.Start(); err == nil {
+				return t.connect(ctx, stdout, stdin)
+			}
+		}
 	}
-	stdin, err := t.cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := t.cmd.Start(); err != nil {
-		return nil, err
-	}
+	close(t.exited) // never started: nothing to wait for
+	return nil, err
+}
+
+func (t *stdioTransport) connect(ctx context.Context, stdout io.Reader, stdin io.WriteCloser) (mcp.Connection, error) {
 	t.head.r = stdout
 	// The connection is closed by closing stdin, not stdout: a server may
 	// still write while it shuts down.
-	return (&mcp.IOTransport{Reader: io.NopCloser(t.head), Writer: &childStdin{cmd: t.cmd, stdin: stdin, term: t.term}}).Connect(ctx)
+	return (&mcp.IOTransport{Reader: io.NopCloser(t.head), Writer: &childStdin{cmd: t.cmd, stdin: stdin, term: t.term, exited: t.exited}}).Connect(ctx)
 }
 
 // childStdin is the child's stdin; closing it ends the child as the MCP
 // spec's stdio shutdown says: close stdin, wait, SIGTERM, wait, SIGKILL.
 type childStdin struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	term  time.Duration
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	term   time.Duration
+	exited chan struct{}
 }
 
 // Write writes to the child's stdin.
@@ -356,7 +372,11 @@ func (c *childStdin) Close() error {
 		return fmt.Errorf("closing stdin: %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- c.cmd.Wait() }()
+	go func() {
+		err := c.cmd.Wait()
+		close(c.exited)
+		done <- err
+	}()
 	wait := func() (error, bool) {
 		t := time.NewTimer(c.term)
 		defer t.Stop()
@@ -389,24 +409,89 @@ func (c *childStdin) Close() error {
 const outputHeadSize = 4 << 10
 
 // outputHead reads a stdio server's stdout and keeps its first
-// outputHeadSize bytes.
+// outputHeadSize bytes. It also holds each line back until it is complete,
+// and fails the read once a line passes frameLimit: the SDK's decoder would
+// scan the whole 16 MB first (seconds under load) before giving up on it.
 type outputHead struct {
 	r   io.Reader
 	mu  sync.Mutex
 	buf []byte
+	// pending is what was read of the current line; ready is complete
+	// lines not yet handed to the decoder.
+	pending, ready []byte
+	chunk          []byte
+	err            error
 }
 
-// Read reads from the child's stdout, keeping the first bytes.
+// Read hands complete lines to the decoder.
 func (h *outputHead) Read(b []byte) (int, error) {
-	n, err := h.r.Read(b)
-	if n > 0 {
-		h.mu.Lock()
-		if room := outputHeadSize - len(h.buf); room > 0 {
-			h.buf = append(h.buf, b[:min(n, room)]...)
+	for len(h.ready) == 0 {
+		if h.err != nil {
+			if len(h.pending) > 0 { // the last line, unterminated
+				h.ready, h.pending = h.pending, nil
+				break
+			}
+			return 0, h.err
 		}
-		h.mu.Unlock()
+		if h.chunk == nil {
+			h.chunk = make([]byte, 64<<10)
+		}
+		n, err := h.r.Read(h.chunk)
+		h.keep(h.chunk[:n])
+		h.err = err
+		data := h.chunk[:n]
+		if i := lastNewline(data); i >= 0 {
+			h.ready = append(h.pending, data[:i+1]...)
+			h.pending = append([]byte(nil), data[i+1:]...)
+		} else {
+			if len(h.pending) >= 1<<20 && cap(h.pending)-len(h.pending) < len(data) {
+				// A long line: grow once to the limit rather than by
+				// a quarter at a time (copying it over and over).
+				h.pending = append(make([]byte, 0, frameLimit+len(h.chunk)), h.pending...)
+			}
+			h.pending = append(h.pending, data...)
+		}
+		if len(h.pending) > frameLimit {
+			h.pending, h.err = nil, tooLarge(frameLimit+1)
+			// Nothing more can be read in step: closing stdout ends a
+			// child blocked writing the rest (EPIPE) rather than leave
+			// it to SIGTERM and SIGKILL after TerminateTimeout each.
+			if c, ok := h.r.(io.Closer); ok {
+				c.Close()
+			}
+			if len(h.ready) == 0 {
+				return 0, h.err
+			}
+		}
 	}
-	return n, err
+	n := copy(b, h.ready)
+	h.ready = h.ready[n:]
+	if len(h.ready) == 0 {
+		h.ready = nil
+	}
+	return n, nil
+}
+
+// lastNewline is bytes.LastIndexByte(b, '\n') by way of bytes.IndexByte,
+// which is vectorised: a long line is searched at memory speed.
+func lastNewline(b []byte) int {
+	last := -1
+	for {
+		i := bytes.IndexByte(b[last+1:], '\n')
+		if i < 0 {
+			return last
+		}
+		last += i + 1
+	}
+}
+
+// keep appends what fits of b to the kept head.
+func (h *outputHead) keep(b []byte) {
+	h.mu.Lock()
+	if room := outputHeadSize - len(h.buf); room > 0 {
+		h.buf = append(h.buf, b[:min(len(b), room)]...)
+	}
+	h.mu.Unlock()
 }
 
 // offending returns the start of the first line of the kept output that is
@@ -420,12 +505,25 @@ func (h *outputHead) offending() []byte {
 		if !found && len(h.buf) >= outputHeadSize {
 			return line // a line longer than what was kept: quote its start
 		}
-		if len(bytes.TrimSpace(line)) > 0 && !json.Valid(line) {
+		if len(bytes.TrimSpace(line)) > 0 && !isJSONRPC(line) {
 			return line
 		}
 		rest = more
 	}
 	return nil
+}
+
+// isJSONRPC reports whether line is a JSON object with "jsonrpc": "2.0",
+// or an array (a batch).
+func isJSONRPC(line []byte) bool {
+	line = bytes.TrimSpace(line)
+	if len(line) > 0 && line[0] == '[' {
+		return json.Valid(line)
+	}
+	var m struct {
+		Version string `json:"jsonrpc"`
+	}
+	return json.Unmarshal(line, &m) == nil && m.Version == "2.0"
 }
 
 // connectTrack rides in a connect's context down to the pool's HTTP
@@ -568,7 +666,7 @@ func notMCP(resp *http.Response) string {
 		what += " with no Content-Type"
 	}
 	if resp.Body != nil {
-		head, _ := io.ReadAll(io.LimitReader(resp.Body, answerHead))
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, answerHead+1))
 		resp.Body = struct {
 			io.Reader
 			io.Closer

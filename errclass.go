@@ -162,6 +162,7 @@ func breaksSession(err error) bool {
 // mcp/event.go of go-sdk v1.8.0).
 var sessionBreakingTexts = []string{
 	"exceeded the configured maximum line length",
+	tooLargeText, // the pool's own (outputHead), after the SDK's fashion
 	"invalid trailing data at the end of stream",
 	"JSON-RPC batching is not supported",
 	"empty batch",
@@ -297,9 +298,11 @@ func misconfigured(err error, track *connectTrack, head *outputHead) error {
 	}
 	if head != nil {
 		var syn *json.SyntaxError
-		frame := strings.Contains(err.Error(), "exceeded the configured maximum line length")
-		if frame || errors.As(err, &syn) || strings.Contains(err.Error(), "invalid trailing data") ||
-			strings.Contains(err.Error(), "invalid character") {
+		frame := isFrameTooLarge(err)
+		msg := err.Error()
+		if frame || errors.As(err, &syn) || strings.Contains(msg, "invalid trailing data") ||
+			strings.Contains(msg, "invalid character") || strings.Contains(msg, "invalid message version tag") ||
+			strings.Contains(msg, "unmarshaling jsonrpc message") {
 			bad := head.offending()
 			if frame {
 				return &misconfigError{
@@ -351,7 +354,9 @@ func misconfigured(err error, track *connectTrack, head *outputHead) error {
 // isFrameTooLarge reports the SDK's error for a stdio line over its frame
 // limit (mcp.DefaultMaxLineLength), or the pool's own for an HTTP answer.
 func isFrameTooLarge(err error) bool {
-	return errors.Is(err, ErrResponseTooLarge) || strings.Contains(err.Error(), "exceeded the configured maximum line length")
+	msg := err.Error()
+	return errors.Is(err, ErrResponseTooLarge) || strings.Contains(msg, "exceeded the configured maximum line length") ||
+		strings.Contains(msg, tooLargeText)
 }
 
 // tooLargeCause makes err, an answer over the frame limit, match

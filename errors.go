@@ -79,13 +79,17 @@ type tooLargeError struct{ size int64 }
 
 func tooLarge(size int64) error { return &tooLargeError{size: size} }
 
+// tooLargeText starts tooLargeError's message; the SDK keeps only the text
+// of the error that ended a stdio session's read loop.
+const tooLargeText = "response too large"
+
 // Error gives the limit and what to do.
 func (e *tooLargeError) Error() string {
 	size := "more than"
 	if e.size > frameLimit+1 {
 		size = fmt.Sprintf("%d bytes, over", e.size)
 	}
-	return fmt.Sprintf("response too large: the server's answer was %s the %d MB frame limit; ask the tool for less (a page, a range) or have it return a resource link", size, frameLimit>>20)
+	return fmt.Sprintf(tooLargeText+": the server's answer was %s the %d MB frame limit; ask the tool for less (a page, a range) or have it return a resource link", size, frameLimit>>20)
 }
 
 // Is reports whether target is ErrResponseTooLarge.
