@@ -120,6 +120,7 @@ func newHTTPClient(idle int) *http.Client {
 type conn struct {
 	cs     *mcp.ClientSession
 	cancel context.CancelFunc
+	stdio  *stdioTransport // nil unless a stdio session
 }
 
 // dial connects one session with the given protocol version ("" negotiates).
@@ -218,7 +219,7 @@ func (d *dialer) dial(parent context.Context, version string, timeout time.Durat
 		stdio = nil
 		return fail(context.Cause(ctx))
 	}
-	return conn{cs: r.cs, cancel: cancel}, nil
+	return conn{cs: r.cs, cancel: cancel, stdio: stdio}, nil
 }
 
 // errConnectTimeout is the cause a connect's context is cancelled with when
@@ -299,7 +300,12 @@ func (w *stderrTail) String() string {
 // sequence (stdin closed, SIGTERM, SIGKILL); the state is nil if it has
 // not ended by then.
 func stdioExit(t *stdioTransport) (*os.ProcessState, string) {
-	timer := time.NewTimer(3*t.term + time.Second)
+	return stdioExitWithin(t, 3*t.term+time.Second)
+}
+
+// stdioExitWithin is stdioExit waiting at most d for the child.
+func stdioExitWithin(t *stdioTransport, d time.Duration) (*os.ProcessState, string) {
+	timer := time.NewTimer(d)
 	defer timer.Stop()
 	var state *os.ProcessState
 	select {

@@ -224,7 +224,7 @@ func TestConnectYoungDeathsBackOff(t *testing.T) {
 	count := filepath.Join(t.TempDir(), "spawns")
 	cmd := shServer(shMCP, "COUNT="+count, `AFTER_INIT=read -r x; echo "error: invalid API key" >&2; exit 3`)
 	p := newPool(t, mcpool.Config{Command: cmd, ProtocolVersion: "2025-11-25", Logger: quietLogger(),
-		BreakerOpenAfter: 2 * time.Second, BreakerCooldown: 2 * time.Second})
+		FailureThreshold: 3, BreakerOpenAfter: 1500 * time.Millisecond, BreakerCooldown: 5 * time.Second})
 	spawns := func() int {
 		b, _ := os.ReadFile(count)
 		return strings.Count(string(b), "x")
@@ -236,8 +236,13 @@ func TestConnectYoungDeathsBackOff(t *testing.T) {
 	var err error
 	for time.Since(start) < 3*time.Second {
 		actx, acancel := context.WithTimeout(context.Background(), 3*time.Second-time.Since(start))
-		_, err = p.Acquire(actx)
+		var l mcpool.Lease
+		l, err = p.Acquire(actx)
 		acancel()
+		if err == nil {
+			l.Release() // a session that has not died yet
+			continue
+		}
 		if errors.Is(err, mcpool.ErrServerUnavailable) {
 			break
 		}

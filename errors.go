@@ -242,12 +242,14 @@ type ConnectError struct {
 	// Permanent is true when retrying cannot help (see ErrMisconfigured):
 	// the circuit breaker opens at once and Start returns.
 	Permanent bool
-	// Exit is how a stdio server exited when it exited during the connect
-	// (its exit status, or the signal that ended it); nil otherwise.
+	// Exit is how a stdio server exited when it exited during the connect,
+	// or before its session proved itself (served a call, passed a health
+	// check or lived a second): its exit status, or the signal that ended
+	// it; nil otherwise.
 	Exit *os.ProcessState
-	// Stderr is the end of what a stdio server that exited during the
-	// connect wrote to its standard error: at most the last 4 KB, from a
-	// line start when cut. Everything it wrote also went to Command.Stderr.
+	// Stderr is the end of what a stdio server that exited so wrote to
+	// its standard error: at most the last 4 KB, from a line start when
+	// cut. Everything it wrote also went to Command.Stderr.
 	Stderr string
 }
 

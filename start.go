@@ -77,4 +77,3 @@ func (p *Pool) Start(ctx context.Context) error {
 		}
 	}
 }
-
