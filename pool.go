@@ -49,11 +49,11 @@ type Pool struct {
 	drained    chan struct{} // closed when inFlight reaches 0 after Close began
 	gen        uint64        // lease generations; a stale lease never matches
 	nextID     uint64
-	failures   int   // connects failed in a row
+	failures   int // connects failed in a row
 	// youngDeaths counts the sessions in a row that died before they
 	// proved themselves (session.go); they steepen the backoff (health.go).
 	youngDeaths int
-	lastErr    error // the latest connect failure
+	lastErr     error // the latest connect failure
 	// connectEvent is closed (and replaced) whenever a connect ends and
 	// when Close begins: Start waits on it.
 	connectEvent chan struct{}
