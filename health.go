@@ -203,7 +203,8 @@ func (p *Pool) retireIdleLocked(now time.Time) {
 // ones (none after a success, nor for the half-open breaker's probe, whose
 // cool-down was its backoff): exponential with full jitter (see backoff).
 //
-// Sessions that died before they proved themselves (a server that exits
+// Stdio sessions whose child exited by itself (with an exit status, not
+// killed by a signal) before they proved themselves (a server that exits
 // after every initialize: bad credentials checked lazily, a crash on first
 // use) steepen it: the server is up, so retrying soon cannot help, and each
 // retry costs a process or a session. The delay is then at least

@@ -186,7 +186,11 @@ func (p *Pool) markDeadLocked(s *session, cause error) bool {
 	if !s.proven {
 		// Died before it proved itself: its connect failed after all.
 		s.proven = true
-		p.youngDeaths++
+		if s.exit != nil && s.exit.Exited() {
+			// The child exited by itself (not killed by a signal) before
+			// it served: a server that gives up after initialize.
+			p.youngDeaths++
+		}
 		ce := &ConnectError{Target: p.dialer.target, Cause: fmt.Errorf("session died %v after connecting: %w", time.Since(s.created).Round(time.Millisecond), cause),
 			Exit: s.exit, Stderr: s.stderr}
 		p.noteConnectFailLocked(ce)

@@ -85,6 +85,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	} else {
 		log = slog.New(slog.NewTextHandler(stderr, hopts))
 	}
+	log.Info("starting", "build", mcpool.BuildInfo().String())
 
 	var ln net.Listener
 	if !*stdio {
