@@ -166,7 +166,7 @@ type Config struct {
 	// stdio session whose child exits by itself before the session served
 	// a call, passed a health check or lived a second counts as a failed
 	// connect, and steepens the backoff: a server that exits after every
-	// initialize is started at most 4 times in the first 3 seconds.
+	// initialize is started no more than 5 times in the first 3 seconds.
 	//
 	// FailureThreshold zero means DefaultFailureThreshold (5); negative
 	// disables the breaker, and then a caller waiting for a session gets a

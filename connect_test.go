@@ -178,7 +178,7 @@ func TestConnectPermanentHTTP(t *testing.T) {
 		{"redirect loop", loop + "/mcp", []string{"redirect loop", loop + "/mcp -> " + loop + "/a -> " + loop + "/b -> " + loop + "/a"}},
 		{"404", notFound + "/sse", []string{"404 Not Found", "/mcp"}},
 		{"401", unauthorized + "/mcp", []string{"401", "BearerToken"}},
-		{"403", forbidden + "/mcp", []string{"Forbidden"}},
+		{"403", forbidden + "/mcp", []string{"403 Forbidden", "scopes"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

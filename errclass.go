@@ -333,10 +333,16 @@ func misconfigured(err error, track *connectTrack, head *outputHead) error {
 		}
 	case answer == "":
 		return nil
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		// unauthorizedError and the status text explain these; the
-		// answer's first bytes add little and may echo secrets.
+	case status == http.StatusUnauthorized:
+		// unauthorizedError explains it; the answer's first bytes add
+		// little and may echo secrets.
 		return nil
+	case status == http.StatusForbidden:
+		return &misconfigError{
+			seen:  "the server refused access (403 Forbidden)",
+			check: "check that the credentials (BearerToken, Token, headers) grant access to this server: scopes, roles, allowed origins",
+			cause: err,
+		}
 	case status == http.StatusNotFound:
 		return &misconfigError{
 			seen:  "the URL answered " + answer,

@@ -209,8 +209,8 @@ func (p *Pool) retireIdleLocked(now time.Time) {
 // use) steepen it: the server is up, so retrying soon cannot help, and each
 // retry costs a process or a session. The delay is then at least
 // youngBackoff of the young deaths in a row, counting the connects already
-// under way so that parallel connects spread out: at most 4 spawns in the
-// first 3 s with the defaults.
+// under way so that parallel connects spread out: no more than 5 spawns in
+// the first 3 s.
 func (p *Pool) connectDelayLocked() time.Duration {
 	if p.failures == 0 || (p.breaker != nil && p.breaker.State() != gobreaker.StateClosed) {
 		return 0
