@@ -665,6 +665,7 @@ func notMCP(resp *http.Response) string {
 	default:
 		return ""
 	}
+	empty := resp.StatusCode < 300 // a 2xx without a body is no answer to judge
 	what := fmt.Sprintf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 	if ctype != "" {
 		what += fmt.Sprintf(" with Content-Type %q", ctype)
@@ -679,7 +680,13 @@ func notMCP(resp *http.Response) string {
 		}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
 		if len(head) > 0 {
 			what += ", body begins " + quoteHead(head)
+			empty = false
 		}
+	}
+	if empty {
+		// Some servers answer a notification with an empty 200: not a
+		// sign of anything.
+		return ""
 	}
 	return what
 }
