@@ -69,7 +69,10 @@ func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (res *m
 	}
 	mayHaveRun, err := o.mayHaveRun, o.err
 	retried := false
-	for attempt := 0; p.retryAllowed(ctx, params.Name, attempt, mayHaveRun, err); attempt++ {
+	// An answer over the frame limit is retried once at most: the same
+	// request will likely get the same answer.
+	tooLargeSeen := o.tooLarge
+	for attempt := 0; !(tooLargeSeen && retried) && p.retryAllowed(ctx, params.Name, attempt, mayHaveRun, err); attempt++ {
 		retried = true
 		p.counters.retries.Add(1)
 		p.log.debug("session lost: retrying the call on another session", "tool", params.Name, "error", err)
@@ -77,6 +80,7 @@ func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (res *m
 			return res, o.err
 		}
 		err, mayHaveRun = o.err, mayHaveRun || o.mayHaveRun
+		tooLargeSeen = tooLargeSeen || o.tooLarge
 	}
 	p.counters.lostCalls.Add(1)
 	return nil, &SessionLostError{Tool: params.Name, MayHaveRun: mayHaveRun, Retried: retried, Cause: err}
@@ -149,6 +153,9 @@ type outcome struct {
 	mayHaveRun bool
 	// rateLimited: the server answered 429; err is a *RateLimitedError.
 	rateLimited bool
+	// tooLarge: the answer passed the frame limit; err matches
+	// ErrResponseTooLarge. The same request would get the same answer.
+	tooLarge bool
 }
 
 // callTrack rides in a call's context down to the pool's HTTP transport,
@@ -163,6 +170,19 @@ type callTrack struct {
 	retryAfter     atomic.Int64 // the 429's Retry-After, in nanoseconds
 	unknownSession atomic.Bool  // it got 400 for an unknown session: not run
 	noToken        atomic.Bool  // its TokenFunc failed: not sent
+	// tooLarge is set when its answer passed frameLimit (connect.go);
+	// cancel then ends the call at once with that cause.
+	tooLarge atomic.Bool
+	cancel   context.CancelCauseFunc
+}
+
+// overLimit fails the call: its answer passed frameLimit (size bytes, or
+// frameLimit+1 when the size is not known).
+func (tr *callTrack) overLimit(size int64) {
+	tr.tooLarge.Store(true)
+	if tr.cancel != nil {
+		tr.cancel(tooLarge(size))
+	}
 }
 
 type trackKey struct{}
@@ -183,7 +203,9 @@ func (p *Pool) do(ctx context.Context, fn func(ctx context.Context, cs *mcp.Clie
 	defer l.Release()
 	s := l.s
 	tr := &callTrack{}
-	cctx, cancel := context.WithCancel(context.WithValue(ctx, trackKey{}, tr))
+	cctx, cancelCause := context.WithCancelCause(context.WithValue(ctx, trackKey{}, tr))
+	tr.cancel = cancelCause
+	cancel := func() { cancelCause(nil) }
 	stop := context.AfterFunc(s.ctx, cancel)
 	err = fn(cctx, s.cs)
 	stop()
@@ -194,6 +216,15 @@ func (p *Pool) do(ctx context.Context, fn func(ctx context.Context, cs *mcp.Clie
 	}
 	p.counters.errors.Add(1)
 	mayHaveRun := (tr.delivered.Load() || !neverSent(err)) && !tr.unknownSession.Load()
+	if tr.tooLarge.Load() || isFrameTooLarge(err) {
+		// The answer passed the frame limit: the session may be out of
+		// step (the rest of the answer unread), so it is replaced.
+		if tr.tooLarge.Load() {
+			err = context.Cause(cctx) // the SDK saw only the cancellation
+		}
+		p.markDead(s, err)
+		return outcome{err: tooLargeCause(err), lost: true, mayHaveRun: true, tooLarge: true}
+	}
 	switch {
 	case (tr.noToken.Load() && !tr.delivered.Load()) || isTokenError(err):
 		// The token could not be had, so the request never left the

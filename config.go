@@ -157,8 +157,16 @@ type Config struct {
 	// callers wait (within their ctx and AcquireTimeout) while connects back
 	// off, and a restart costs them latency, not errors. Once the breaker is
 	// open, an acquire that needs a new session fails at once with
-	// ErrServerUnavailable. A permanent failure (the executable not found,
-	// 401 or 403, 404 at the URL) opens it at once.
+	// ErrServerUnavailable. A permanent failure opens it at once (see
+	// ErrMisconfigured: the executable not found; a stdio server writing
+	// something other than JSON-RPC, or a line over the 16 MB frame limit,
+	// on stdout during initialize; an HTTP answer that is not MCP, such as
+	// HTML or text/plain; a redirect loop; 404 at the URL; 401 or 403).
+	// Timeouts, refused connections, EOF, 5xx and 429 are transient. A
+	// stdio session whose child exits by itself before the session served
+	// a call, passed a health check or lived a second counts as a failed
+	// connect, and steepens the backoff: a server that exits after every
+	// initialize is started no more than 5 times in the first 3 seconds.
 	//
 	// FailureThreshold zero means DefaultFailureThreshold (5); negative
 	// disables the breaker, and then a caller waiting for a session gets a

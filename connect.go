@@ -1,7 +1,9 @@
 package mcpool
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,9 +11,12 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -64,7 +69,7 @@ func newDialer(s *settings, onListChanged func(kind string)) *dialer {
 		d.ownedHTTP = httpClient
 	}
 	if httpClient != nil {
-		httpClient = withAuth(httpClient, s)
+		httpClient = withAnswerCheck(withAuth(httpClient, s))
 	}
 	switch {
 	case s.URL != "":
@@ -91,7 +96,7 @@ func newDialer(s *settings, onListChanged func(kind string)) *dialer {
 			// A grandchild holding stderr open must not keep Wait (and so
 			// the session's Close) from returning once the child is gone.
 			cmd.WaitDelay = term
-			return &mcp.CommandTransport{Command: cmd, TerminateDuration: term}, nil
+			return &stdioTransport{cmd: cmd, term: term, head: &outputHead{}, exited: make(chan struct{})}, nil
 		}
 	default:
 		d.target = "custom transport"
@@ -115,6 +120,7 @@ func newHTTPClient(idle int) *http.Client {
 type conn struct {
 	cs     *mcp.ClientSession
 	cancel context.CancelFunc
+	stdio  *stdioTransport // nil unless a stdio session
 }
 
 // dial connects one session with the given protocol version ("" negotiates).
@@ -134,7 +140,10 @@ func (d *dialer) dial(parent context.Context, version string, timeout time.Durat
 	// The timer ends the connect with a cause, so that the error says which
 	// setting ran out and matches context.DeadlineExceeded.
 	timer := time.AfterFunc(timeout, func() { cancelCause(errConnectTimeout) })
-	var stdio *exec.Cmd
+	track := &connectTrack{}
+	ctx = context.WithValue(ctx, connectKey{}, track)
+	var stdio *stdioTransport
+	var head *outputHead
 	fail := func(err error) (conn, error) {
 		timedOut := !timer.Stop() // read before cancel() below ends ctx anyway
 		stop()
@@ -155,10 +164,16 @@ func (d *dialer) dial(parent context.Context, version string, timeout time.Durat
 			}
 			err = &unauthorizedError{what: what, cause: err}
 		}
+		if !timedOut {
+			if merr := misconfigured(err, track, head); merr != nil {
+				err = merr
+			}
+		}
 		ce := &ConnectError{Target: d.target, Cause: err}
 		if stdio != nil && !timedOut {
 			ce.Exit, ce.Stderr = stdioExit(stdio)
 		}
+		ce.Permanent = isPermanent(ce)
 		return conn{}, ce
 	}
 	t, err := d.transport(ctx)
@@ -168,8 +183,8 @@ func (d *dialer) dial(parent context.Context, version string, timeout time.Durat
 	if err != nil {
 		return fail(err)
 	}
-	if ct, ok := t.(*mcp.CommandTransport); ok {
-		stdio = ct.Command
+	if st, ok := t.(*stdioTransport); ok {
+		stdio, head = st, st.head
 	}
 	type result struct {
 		cs  *mcp.ClientSession
@@ -204,7 +219,7 @@ func (d *dialer) dial(parent context.Context, version string, timeout time.Durat
 		stdio = nil
 		return fail(context.Cause(ctx))
 	}
-	return conn{cs: r.cs, cancel: cancel}, nil
+	return conn{cs: r.cs, cancel: cancel, stdio: stdio}, nil
 }
 
 // errConnectTimeout is the cause a connect's context is cancelled with when
@@ -279,13 +294,439 @@ func (w *stderrTail) String() string {
 	return strings.TrimRight(s, "\r\n\t ")
 }
 
-// stdioExit reports how a stdio child that the SDK has already reaped
-// exited, and the tail of its stderr. It must be called only once
-// Client.Connect has returned (it closes, and so waits for, the child).
-func stdioExit(cmd *exec.Cmd) (*os.ProcessState, string) {
+// stdioExit reports how a stdio child exited, and the tail of its stderr.
+// The SDK closes a failed connection (and so waits for the child) on its
+// own goroutine: stdioExit waits for that, long enough for the closing
+// sequence (stdin closed, SIGTERM, SIGKILL); the state is nil if it has
+// not ended by then.
+func stdioExit(t *stdioTransport) (*os.ProcessState, string) {
+	return stdioExitWithin(t, 3*t.term+time.Second)
+}
+
+// stdioExitWithin is stdioExit waiting at most d for the child.
+func stdioExitWithin(t *stdioTransport, d time.Duration) (*os.ProcessState, string) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	var state *os.ProcessState
+	select {
+	case <-t.exited:
+		state = t.cmd.ProcessState
+	case <-timer.C:
+	}
 	var tail string
-	if w, ok := cmd.Stderr.(*stderrTail); ok {
+	if w, ok := t.cmd.Stderr.(*stderrTail); ok {
 		tail = w.String()
 	}
-	return cmd.ProcessState, tail
+	return state, tail
 }
+
+// frameLimit is the largest message the pool reads from a server: the
+// SDK's limit for one stdio line (mcp.DefaultMaxLineLength) and one
+// server-sent event (mcp.DefaultMaxEventSize), 16 MB. The pool applies it to
+// plain JSON answers over HTTP too, which the SDK reads without a limit.
+const frameLimit = mcp.DefaultMaxLineLength
+
+// stdioTransport starts a stdio server and speaks MCP over its stdin and
+// stdout, as mcp.CommandTransport does (closing: stdin closed, then SIGTERM
+// after term, then SIGKILL), and keeps the first bytes the child writes on
+// stdout so that a connect that fails on them can quote them.
+type stdioTransport struct {
+	cmd  *exec.Cmd
+	term time.Duration
+	head *outputHead
+	// exited is closed once the child has been waited for.
+	exited chan struct{}
+}
+
+// Connect starts the child.
+func (t *stdioTransport) Connect(ctx context.Context) (mcp.Connection, error) {
+	stdout, err := t.cmd.StdoutPipe()
+	if err == nil {
+		var stdin io.WriteCloser
+		if stdin, err = t.cmd.StdinPipe(); err == nil {
+			if err = t.cmd.Start(); err == nil {
+				return t.connect(ctx, stdout, stdin)
+			}
+		}
+	}
+	close(t.exited) // never started: nothing to wait for
+	return nil, err
+}
+
+func (t *stdioTransport) connect(ctx context.Context, stdout io.Reader, stdin io.WriteCloser) (mcp.Connection, error) {
+	t.head.r = stdout
+	// The connection is closed by closing stdin, not stdout: a server may
+	// still write while it shuts down.
+	return (&mcp.IOTransport{Reader: io.NopCloser(t.head), Writer: &childStdin{cmd: t.cmd, stdin: stdin, term: t.term, exited: t.exited}}).Connect(ctx)
+}
+
+// childStdin is the child's stdin; closing it ends the child as the MCP
+// spec's stdio shutdown says: close stdin, wait, SIGTERM, wait, SIGKILL.
+type childStdin struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	term   time.Duration
+	exited chan struct{}
+}
+
+// Write writes to the child's stdin.
+func (c *childStdin) Write(b []byte) (int, error) { return c.stdin.Write(b) }
+
+// Close closes stdin and waits for the child, signalling it if it lingers.
+func (c *childStdin) Close() error {
+	if err := c.stdin.Close(); err != nil {
+		return fmt.Errorf("closing stdin: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := c.cmd.Wait()
+		close(c.exited)
+		done <- err
+	}()
+	wait := func() (error, bool) {
+		t := time.NewTimer(c.term)
+		defer t.Stop()
+		select {
+		case err := <-done:
+			return err, true
+		case <-t.C:
+			return nil, false
+		}
+	}
+	if err, ok := wait(); ok {
+		return err
+	}
+	if c.cmd.Process.Signal(syscall.SIGTERM) == nil {
+		if err, ok := wait(); ok {
+			return err
+		}
+	}
+	if err := c.cmd.Process.Kill(); err != nil {
+		return err
+	}
+	if err, ok := wait(); ok {
+		return err
+	}
+	return errors.New("unresponsive subprocess")
+}
+
+// outputHeadSize is how much of a stdio server's first output the pool
+// keeps to explain a connect that failed on it.
+const outputHeadSize = 4 << 10
+
+// outputHead reads a stdio server's stdout and keeps its first
+// outputHeadSize bytes. It also holds each line back until it is complete,
+// and fails the read once a line passes frameLimit: the SDK's decoder would
+// scan the whole 16 MB first (seconds under load) before giving up on it.
+type outputHead struct {
+	r   io.Reader
+	mu  sync.Mutex
+	buf []byte
+	// pending is what was read of the current line; ready is complete
+	// lines not yet handed to the decoder.
+	pending, ready []byte
+	chunk          []byte
+	err            error
+}
+
+// Read hands complete lines to the decoder.
+func (h *outputHead) Read(b []byte) (int, error) {
+	for len(h.ready) == 0 {
+		if h.err != nil {
+			if len(h.pending) > 0 { // the last line, unterminated
+				h.ready, h.pending = h.pending, nil
+				break
+			}
+			return 0, h.err
+		}
+		if h.chunk == nil {
+			h.chunk = make([]byte, 64<<10)
+		}
+		n, err := h.r.Read(h.chunk)
+		h.keep(h.chunk[:n])
+		h.err = err
+		data := h.chunk[:n]
+		if i := lastNewline(data); i >= 0 {
+			h.ready = append(h.pending, data[:i+1]...)
+			h.pending = append([]byte(nil), data[i+1:]...)
+		} else {
+			if len(h.pending) >= 1<<20 && cap(h.pending)-len(h.pending) < len(data) {
+				// A long line: grow once to the limit rather than by
+				// a quarter at a time (copying it over and over).
+				h.pending = append(make([]byte, 0, frameLimit+len(h.chunk)), h.pending...)
+			}
+			h.pending = append(h.pending, data...)
+		}
+		if len(h.pending) > frameLimit {
+			h.pending, h.err = nil, tooLarge(frameLimit+1)
+			// Nothing more can be read in step: closing stdout ends a
+			// child blocked writing the rest (EPIPE) rather than leave
+			// it to SIGTERM and SIGKILL after TerminateTimeout each.
+			if c, ok := h.r.(io.Closer); ok {
+				c.Close()
+			}
+			if len(h.ready) == 0 {
+				return 0, h.err
+			}
+		}
+	}
+	n := copy(b, h.ready)
+	h.ready = h.ready[n:]
+	if len(h.ready) == 0 {
+		h.ready = nil
+	}
+	return n, nil
+}
+
+// lastNewline is bytes.LastIndexByte(b, '\n') by way of bytes.IndexByte,
+// which is vectorised: a long line is searched at memory speed.
+func lastNewline(b []byte) int {
+	last := -1
+	for {
+		i := bytes.IndexByte(b[last+1:], '\n')
+		if i < 0 {
+			return last
+		}
+		last += i + 1
+	}
+}
+
+// keep appends what fits of b to the kept head.
+func (h *outputHead) keep(b []byte) {
+	h.mu.Lock()
+	if room := outputHeadSize - len(h.buf); room > 0 {
+		h.buf = append(h.buf, b[:min(len(b), room)]...)
+	}
+	h.mu.Unlock()
+}
+
+// offending returns the start of the first line of the kept output that is
+// not a JSON value: what the server wrote instead of JSON-RPC.
+func (h *outputHead) offending() []byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	rest := h.buf
+	for len(rest) > 0 {
+		line, more, found := bytes.Cut(rest, []byte{'\n'})
+		if !found && len(h.buf) >= outputHeadSize {
+			return line // a line longer than what was kept: quote its start
+		}
+		if len(bytes.TrimSpace(line)) > 0 && !isJSONRPC(line) {
+			return line
+		}
+		rest = more
+	}
+	return nil
+}
+
+// isJSONRPC reports whether line is a JSON object with "jsonrpc": "2.0",
+// or an array (a batch).
+func isJSONRPC(line []byte) bool {
+	line = bytes.TrimSpace(line)
+	if len(line) > 0 && line[0] == '[' {
+		return json.Valid(line)
+	}
+	var m struct {
+		Version string `json:"jsonrpc"`
+	}
+	return json.Unmarshal(line, &m) == nil && m.Version == "2.0"
+}
+
+// connectTrack rides in a connect's context down to the pool's HTTP
+// transport, which records there what the server answered when that
+// answer was not MCP: the SDK's errors do not keep it.
+type connectTrack struct {
+	mu sync.Mutex
+	// answer describes the first answer that was not MCP: its status,
+	// content type and first bytes.
+	answer string
+	status int
+	// redirects is the redirect chain of a request that looped.
+	redirects []string
+}
+
+type connectKey struct{}
+
+func connectTrackOf(ctx context.Context) *connectTrack {
+	t, _ := ctx.Value(connectKey{}).(*connectTrack)
+	return t
+}
+
+func (t *connectTrack) note(status int, answer string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.answer == "" {
+		t.status, t.answer = status, answer
+	}
+}
+
+func (t *connectTrack) seen() (status int, answer string, redirects []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.status, t.answer, t.redirects
+}
+
+// maxRedirects is how many redirects one request may follow, as net/http's
+// default.
+const maxRedirects = 10
+
+// withAnswerCheck returns c with a transport that records answers that are
+// not MCP during connects and bounds answers to calls by frameLimit, and a
+// redirect policy that stops a redirect loop at once and records its chain.
+// c is a copy the pool owns (see withAuth).
+func withAnswerCheck(c *http.Client) *http.Client {
+	c.Transport = &answerTransport{base: c.Transport}
+	next := c.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		loop := len(via) >= maxRedirects
+		for _, v := range via {
+			if v.URL.String() == req.URL.String() {
+				loop = true
+			}
+		}
+		if loop {
+			chain := make([]string, 0, len(via)+1)
+			for _, v := range via {
+				chain = append(chain, redactURL(v.URL.String()))
+			}
+			chain = append(chain, redactURL(req.URL.String()))
+			if t := connectTrackOf(req.Context()); t != nil {
+				t.mu.Lock()
+				if t.redirects == nil {
+					t.redirects = chain
+				}
+				t.mu.Unlock()
+			}
+			return &redirectLoopError{chain: chain}
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		return nil
+	}
+	return c
+}
+
+// redirectLoopError stops a request whose redirects loop.
+type redirectLoopError struct{ chain []string }
+
+// Error names the chain.
+func (e *redirectLoopError) Error() string {
+	return "redirect loop: " + strings.Join(e.chain, " -> ")
+}
+
+// answerTransport is the outermost transport of the pool's HTTP client.
+type answerTransport struct{ base http.RoundTripper }
+
+// answerHead is how many bytes of an answer that is not MCP an error quotes.
+const answerHead = 100
+
+// RoundTrip sends req. During a connect it records an answer that is not
+// MCP (a content type other than JSON or an event stream, 404, 401, 403);
+// for a call it bounds the answer by frameLimit.
+func (t *answerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	if ct := connectTrackOf(req.Context()); ct != nil && req.Method == http.MethodPost {
+		if what := notMCP(resp); what != "" {
+			ct.note(resp.StatusCode, what)
+		}
+	}
+	if tr := trackOf(req.Context()); tr != nil && resp.Body != nil {
+		if resp.ContentLength > frameLimit {
+			resp.Body.Close()
+			tr.overLimit(resp.ContentLength)
+			return nil, tooLarge(resp.ContentLength)
+		}
+		resp.Body = &limitedBody{rc: resp.Body, left: frameLimit, tr: tr}
+	}
+	return resp, nil
+}
+
+// CloseIdleConnections lets http.Client.CloseIdleConnections reach the base.
+func (t *answerTransport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// notMCP describes resp when it cannot be an MCP answer to a POST: a 2xx
+// with a body that is neither JSON nor an event stream, or 404, 401, 403.
+// It reads at most answerHead bytes of the body and puts them back.
+func notMCP(resp *http.Response) string {
+	ctype := resp.Header.Get("Content-Type")
+	media := strings.ToLower(strings.TrimSpace(strings.Split(ctype, ";")[0]))
+	switch {
+	case resp.StatusCode == http.StatusNotFound, resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden:
+	case resp.StatusCode >= 200 && resp.StatusCode < 300 && resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNoContent &&
+		media != "application/json" && media != "text/event-stream":
+	default:
+		return ""
+	}
+	empty := resp.StatusCode < 300 // a 2xx without a body is no answer to judge
+	what := fmt.Sprintf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	if ctype != "" {
+		what += fmt.Sprintf(" with Content-Type %q", ctype)
+	} else {
+		what += " with no Content-Type"
+	}
+	if resp.Body != nil {
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, answerHead+1))
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+		if len(head) > 0 {
+			what += ", body begins " + quoteHead(head)
+			empty = false
+		}
+	}
+	if empty {
+		// Some servers answer a notification with an empty 200: not a
+		// sign of anything.
+		return ""
+	}
+	return what
+}
+
+// quoteHead quotes at most answerHead bytes of b, escaped, with "…" when cut.
+func quoteHead(b []byte) string {
+	if len(b) <= answerHead {
+		return strconv.Quote(string(b))
+	}
+	cut := b[:answerHead]
+	for len(cut) > 0 && !utf8.Valid(cut) {
+		cut = cut[:len(cut)-1]
+	}
+	return strconv.Quote(string(cut)) + "…"
+}
+
+// limitedBody is the body of an answer to a call: past frameLimit bytes
+// it fails the call (see callTrack.overLimit) instead of reading on.
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+	tr   *callTrack
+}
+
+// Read reads on until frameLimit is passed.
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, tooLarge(frameLimit + 1)
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		b.tr.overLimit(frameLimit + 1)
+		return 0, tooLarge(frameLimit + 1)
+	}
+	return n, err
+}
+
+// Close closes the body.
+func (b *limitedBody) Close() error { return b.rc.Close() }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -159,6 +162,7 @@ func breaksSession(err error) bool {
 // mcp/event.go of go-sdk v1.8.0).
 var sessionBreakingTexts = []string{
 	"exceeded the configured maximum line length",
+	tooLargeText, // the pool's own (outputHead), after the SDK's fashion
 	"invalid trailing data at the end of stream",
 	"JSON-RPC batching is not supported",
 	"empty batch",
@@ -236,4 +240,140 @@ func (p *Pool) waitRateLimit(ctx context.Context, err error) bool {
 		return false
 	}
 	return sleepCtx(ctx, wait) == nil
+}
+
+// isPermanent reports a connect failure that retrying will not cure (see
+// ErrMisconfigured): the program cannot be started (not found, not
+// executable, its Dir missing), it or the HTTP server answered something
+// that is not MCP (misconfigError), the server refused the credentials
+// (401, 403), or nothing serves MCP at the URL (404 to the first request,
+// which carries no session id yet). Everything else (refused, reset, EOF, a
+// child that exited, a timeout, a 5xx, a 429) may pass when the server is
+// back.
+func isPermanent(err error) bool {
+	if isTokenError(err) {
+		// The pool's own token lookup failed, not the server: the token
+		// source may recover.
+		return false
+	}
+	var ue *unauthorizedError
+	var me *misconfigError
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) ||
+		errors.As(err, &ue) || errors.As(err, &me) {
+		return true
+	}
+	var ce *ConnectError
+	if !errors.As(err, &ce) || ce.Cause == nil {
+		return false
+	}
+	if ce.Permanent {
+		return true
+	}
+	msg := ce.Cause.Error()
+	return strings.HasSuffix(msg, ": "+"Forbidden") || strings.HasSuffix(msg, ": "+"Not Found") ||
+		strings.HasSuffix(msg, ": "+"Unauthorized")
+}
+
+// misconfigError is a connect that met something other than an MCP server:
+// what was seen, and what to check.
+type misconfigError struct {
+	seen, check string
+	cause       error
+}
+
+// Error says what was seen, what to check, then the SDK's error.
+func (e *misconfigError) Error() string {
+	return e.seen + "; " + e.check + " (" + unprefixed(e.cause) + ")"
+}
+
+// Unwrap returns the SDK's error.
+func (e *misconfigError) Unwrap() error { return e.cause }
+
+// misconfigured explains a failed connect that met something other than an
+// MCP server, from what the pool recorded on the way (track: HTTP answers
+// and redirects; head: a stdio server's first output), or returns nil.
+func misconfigured(err error, track *connectTrack, head *outputHead) error {
+	if err == nil || isTokenError(err) {
+		return nil
+	}
+	if head != nil {
+		var syn *json.SyntaxError
+		frame := isFrameTooLarge(err)
+		msg := err.Error()
+		if frame || errors.As(err, &syn) || strings.Contains(msg, "invalid trailing data") ||
+			strings.Contains(msg, "invalid character") || strings.Contains(msg, "invalid message version tag") ||
+			strings.Contains(msg, "unmarshaling jsonrpc message") {
+			bad := head.offending()
+			if frame {
+				return &misconfigError{
+					seen:  fmt.Sprintf("the server wrote a line over the %d MB frame limit on stdout during initialize (it begins %s)", frameLimit>>20, quoteHead(bad)),
+					check: "check that the command starts an MCP server over stdio and that it writes only JSON-RPC messages, one per line, on stdout",
+					cause: err,
+				}
+			}
+			if bad != nil {
+				return &misconfigError{
+					seen:  "the server wrote something other than JSON-RPC on stdout during initialize: " + quoteHead(bad),
+					check: "check that the command starts an MCP server over stdio (some need an argument such as \"stdio\") and that it logs to stderr, not stdout",
+					cause: err,
+				}
+			}
+		}
+	}
+	if track == nil {
+		return nil
+	}
+	status, answer, redirects := track.seen()
+	switch {
+	case redirects != nil:
+		return &misconfigError{
+			seen:  "the URL redirects in a loop: " + strings.Join(redirects, " -> "),
+			check: "check the URL (a trailing slash, http vs https, a login page) and the server's redirect rules",
+			cause: err,
+		}
+	case answer == "":
+		return nil
+	case status == http.StatusUnauthorized:
+		// unauthorizedError explains it; the answer's first bytes add
+		// little and may echo secrets.
+		return nil
+	case status == http.StatusForbidden:
+		return &misconfigError{
+			seen:  "the server refused access (403 Forbidden)",
+			check: "check that the credentials (BearerToken, Token, headers) grant access to this server: scopes, roles, allowed origins",
+			cause: err,
+		}
+	case status == http.StatusNotFound:
+		return &misconfigError{
+			seen:  "the URL answered " + answer,
+			check: "nothing serves MCP at this path: check the URL (MCP servers often serve /mcp)",
+			cause: err,
+		}
+	}
+	return &misconfigError{
+		seen:  "the URL answered " + answer + ", not MCP (application/json or text/event-stream)",
+		check: "check that the URL is the server's MCP endpoint (often /mcp), not a web page, a proxy's error page or a health check",
+		cause: err,
+	}
+}
+
+// isFrameTooLarge reports the SDK's error for a stdio line over its frame
+// limit (mcp.DefaultMaxLineLength), or the pool's own for an HTTP answer.
+func isFrameTooLarge(err error) bool {
+	msg := err.Error()
+	return errors.Is(err, ErrResponseTooLarge) || strings.Contains(msg, "exceeded the configured maximum line length") ||
+		strings.Contains(msg, tooLargeText)
+}
+
+// tooLargeCause makes err, an answer over the frame limit, match
+// ErrResponseTooLarge and say so.
+func tooLargeCause(err error) error {
+	if errors.Is(err, ErrResponseTooLarge) {
+		return err
+	}
+	var te *tooLargeError
+	if errors.As(err, &te) {
+		return te
+	}
+	return fmt.Errorf("%w: %w", tooLarge(frameLimit+1), err)
 }

@@ -43,7 +43,57 @@ var (
 	// it had already sent: the fetch stopped rather than grow without bound.
 	// The error is a [*ListTooLongError].
 	ErrListTooLong = errors.New("mcpool: list did not end")
+	// ErrMisconfigured means a connect failed in a way no retry will cure:
+	// the pool reached something, but not an MCP server it may use. It is
+	// matched by a [*ConnectError] whose Permanent field is set, and so by
+	// the [*UnavailableError] that Start and Acquire return at once for it
+	// (the circuit breaker opens on the first such failure). The message
+	// says what was seen and what to check. The permanent failures:
+	//   - the executable is not found or not executable, or Command.Dir is
+	//     missing;
+	//   - a stdio server writes something other than JSON-RPC on its stdout
+	//     before it answers initialize (a banner, a log line: the message
+	//     quotes its first 100 bytes, escaped), or a line over the 16 MB
+	//     frame limit; servers must log to stderr;
+	//   - an HTTP answer that is not MCP: a 2xx whose content type is
+	//     neither application/json nor text/event-stream (an HTML page, a
+	//     text/plain answer: the message names the content type and quotes
+	//     the first bytes), a redirect loop (the message gives the chain),
+	//     404 at the URL (nothing serves MCP there), 401 or 403 (see
+	//     ErrUnauthorized).
+	//
+	// Timeouts, refused or reset connections, EOF, a child that exits,
+	// 5xx and 429 are transient: connects back off and retry.
+	ErrMisconfigured = errors.New("mcpool: server misconfigured")
+	// ErrResponseTooLarge means an answer passed the 16 MB frame limit (the
+	// SDK's limit for one stdio line or server-sent event, which the pool
+	// applies to JSON answers over HTTP too). The call fails as soon as the
+	// limit is passed, without reading the rest; the session, which cannot
+	// be trusted to be in step any more, is replaced. The call's error is a
+	// [*SessionLostError] that matches it.
+	ErrResponseTooLarge = errors.New("mcpool: response too large")
 )
+
+// tooLargeError is an answer over frameLimit. It matches ErrResponseTooLarge.
+type tooLargeError struct{ size int64 }
+
+func tooLarge(size int64) error { return &tooLargeError{size: size} }
+
+// tooLargeText starts tooLargeError's message; the SDK keeps only the text
+// of the error that ended a stdio session's read loop.
+const tooLargeText = "response too large"
+
+// Error gives the limit and what to do.
+func (e *tooLargeError) Error() string {
+	size := "more than"
+	if e.size > frameLimit+1 {
+		size = fmt.Sprintf("%d bytes, over", e.size)
+	}
+	return fmt.Sprintf(tooLargeText+": the server's answer was %s the %d MB frame limit; ask the tool for less (a page, a range) or have it return a resource link", size, frameLimit>>20)
+}
+
+// Is reports whether target is ErrResponseTooLarge.
+func (e *tooLargeError) Is(target error) bool { return target == ErrResponseTooLarge }
 
 // RateLimitedError reports a request the server refused with 429 Too Many
 // Requests. It matches ErrRateLimited and unwraps to the SDK's error. The
@@ -180,16 +230,26 @@ func (e *ExhaustedError) Unwrap() []error { return []error{ErrPoolExhausted, e.C
 // ConnectError reports a failed connect. It matches ErrConnectFailed and
 // unwraps to the cause (a dial error, an exec error, a JSON-RPC error from
 // initialize…). A connect cut short by ConnectTimeout matches
-// context.DeadlineExceeded and names the setting.
+// context.DeadlineExceeded and names the setting. A permanent failure (see
+// ErrMisconfigured: the pool reached something that is not an MCP server it
+// may use) has Permanent set and matches ErrMisconfigured; its message says
+// what was seen (the first bytes of a stdio server's stray output, an HTTP
+// answer's status, content type and first bytes, a redirect chain) and what
+// to check. Any other failure is transient and retried with backoff.
 type ConnectError struct {
 	Target string // where the pool tried to connect: a URL or a command line
 	Cause  error
-	// Exit is how a stdio server exited when it exited during the connect
-	// (its exit status, or the signal that ended it); nil otherwise.
+	// Permanent is true when retrying cannot help (see ErrMisconfigured):
+	// the circuit breaker opens at once and Start returns.
+	Permanent bool
+	// Exit is how a stdio server exited when it exited during the connect,
+	// or before its session proved itself (served a call, passed a health
+	// check or lived a second): its exit status, or the signal that ended
+	// it; nil otherwise.
 	Exit *os.ProcessState
-	// Stderr is the end of what a stdio server that exited during the
-	// connect wrote to its standard error: at most the last 4 KB, from a
-	// line start when cut. Everything it wrote also went to Command.Stderr.
+	// Stderr is the end of what a stdio server that exited so wrote to
+	// its standard error: at most the last 4 KB, from a line start when
+	// cut. Everything it wrote also went to Command.Stderr.
 	Stderr string
 }
 
@@ -206,5 +266,11 @@ func (e *ConnectError) Error() string {
 	return msg
 }
 
-// Unwrap returns ErrConnectFailed and the cause.
-func (e *ConnectError) Unwrap() []error { return []error{ErrConnectFailed, e.Cause} }
+// Unwrap returns ErrConnectFailed and the cause, and ErrMisconfigured when
+// the failure is permanent.
+func (e *ConnectError) Unwrap() []error {
+	if e.Permanent {
+		return []error{ErrConnectFailed, ErrMisconfigured, e.Cause}
+	}
+	return []error{ErrConnectFailed, e.Cause}
+}

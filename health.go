@@ -1,6 +1,7 @@
 package mcpool
 
 import (
+	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -196,4 +197,44 @@ func (p *Pool) retireIdleLocked(now time.Time) {
 			p.retireLocked(s, "idle")
 		}
 	}
+}
+
+// connectDelayLocked is the backoff before a connect that follows failed
+// ones (none after a success, nor for the half-open breaker's probe, whose
+// cool-down was its backoff): exponential with full jitter (see backoff).
+//
+// Stdio sessions whose child exited by itself (with an exit status, not
+// killed by a signal) before they proved themselves (a server that exits
+// after every initialize: bad credentials checked lazily, a crash on first
+// use) steepen it: the server is up, so retrying soon cannot help, and each
+// retry costs a process or a session. The delay is then at least
+// youngBackoff of the young deaths in a row, counting the connects already
+// under way so that parallel connects spread out: no more than 5 spawns in
+// the first 3 s.
+func (p *Pool) connectDelayLocked() time.Duration {
+	if p.failures == 0 || (p.breaker != nil && p.breaker.State() != gobreaker.StateClosed) {
+		return 0
+	}
+	d := backoff(p.cfg.BackoffInitial, p.cfg.BackoffMax, p.failures)
+	if p.youngDeaths > 0 {
+		d = max(d, youngBackoff(p.youngDeaths+p.connecting-1))
+	}
+	return d
+}
+
+// youngBackoffInitial and youngBackoffMax shape the backoff after young
+// deaths: with equal jitter, a delay in [c/2, c] for
+// c = min(youngBackoffMax, youngBackoffInitial×2^(n-1)), so that it grows
+// whatever the draw.
+const (
+	youngBackoffInitial = 500 * time.Millisecond
+	youngBackoffMax     = 5 * time.Second
+)
+
+func youngBackoff(n int) time.Duration {
+	c := youngBackoffInitial << min(max(n-1, 0), 20)
+	if c <= 0 || c > youngBackoffMax {
+		c = youngBackoffMax
+	}
+	return c/2 + rand.N(c/2+1)
 }

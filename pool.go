@@ -49,8 +49,11 @@ type Pool struct {
 	drained    chan struct{} // closed when inFlight reaches 0 after Close began
 	gen        uint64        // lease generations; a stale lease never matches
 	nextID     uint64
-	failures   int   // connects failed in a row
-	lastErr    error // the latest connect failure
+	failures   int // connects failed in a row
+	// youngDeaths counts the sessions in a row that died before they
+	// proved themselves (session.go); they steepen the backoff (health.go).
+	youngDeaths int
+	lastErr     error // the latest connect failure
 	// connectEvent is closed (and replaced) whenever a connect ends and
 	// when Close begins: Start waits on it.
 	connectEvent chan struct{}
@@ -467,10 +470,7 @@ func (p *Pool) signalLocked() {
 // may have opened meanwhile.
 func (p *Pool) startConnectLocked(renewal bool) {
 	p.connecting++
-	var delay time.Duration
-	if p.failures > 0 && (p.breaker == nil || p.breaker.State() == gobreaker.StateClosed) {
-		delay = backoff(p.cfg.BackoffInitial, p.cfg.BackoffMax, p.failures)
-	}
+	delay := p.connectDelayLocked() // health.go
 	p.bg.Add(1)
 	go func() {
 		defer p.bg.Done()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -68,6 +69,12 @@ type session struct {
 	closing bool // its Close has been started
 
 	closeReason string // why it left service, for observers (observe.go)
+
+	// stdio is the transport of a stdio session; exit and stderr are set,
+	// when it ends, to how its child exited and the end of its stderr.
+	stdio  *stdioTransport
+	exit   *os.ProcessState
+	stderr string
 }
 
 // takesCalls reports whether selection may give the session a new call
@@ -83,7 +90,7 @@ func (s *session) idleSince() time.Time {
 
 func (p *Pool) newSession(c conn) *session {
 	now := time.Now()
-	s := &session{cs: c.cs, connCancel: c.cancel, created: now, lastUsed: now}
+	s := &session{cs: c.cs, connCancel: c.cancel, created: now, lastUsed: now, stdio: c.stdio}
 	if lt := p.cfg.MaxSessionLifetime; lt > 0 {
 		// Jitter fixed at creation (pgx#1437): sessions made together do
 		// not all retire together.
@@ -124,6 +131,7 @@ func (p *Pool) proveLocked(s *session) {
 		return
 	}
 	s.proven = true
+	p.youngDeaths = 0
 	p.noteConnectOKLocked()
 	if r := s.report; r != nil {
 		s.report = nil
@@ -140,6 +148,15 @@ func (p *Pool) watch(s *session) {
 		err := s.cs.Wait()
 		if err == nil {
 			err = mcp.ErrConnectionClosed
+		}
+		if s.stdio != nil {
+			// A child that exited is reaped at once (the SDK closes the
+			// connection when its stdout ends): its exit status and
+			// stderr explain the death. One that lingers is not waited for.
+			exit, tail := stdioExitWithin(s.stdio, 100*time.Millisecond)
+			p.mu.Lock()
+			s.exit, s.stderr = exit, tail
+			p.mu.Unlock()
 		}
 		p.markDead(s, fmt.Errorf("session ended: %w", err))
 	}()
@@ -169,7 +186,14 @@ func (p *Pool) markDeadLocked(s *session, cause error) bool {
 	if !s.proven {
 		// Died before it proved itself: its connect failed after all.
 		s.proven = true
-		p.noteConnectFailLocked(&ConnectError{Target: p.dialer.target, Cause: fmt.Errorf("session died %v after connecting: %w", time.Since(s.created).Round(time.Millisecond), cause)})
+		if s.exit != nil && s.exit.Exited() {
+			// The child exited by itself (not killed by a signal) before
+			// it served: a server that gives up after initialize.
+			p.youngDeaths++
+		}
+		ce := &ConnectError{Target: p.dialer.target, Cause: fmt.Errorf("session died %v after connecting: %w", time.Since(s.created).Round(time.Millisecond), cause),
+			Exit: s.exit, Stderr: s.stderr}
+		p.noteConnectFailLocked(ce)
 		if r := s.report; r != nil {
 			s.report = nil
 			r(cause)

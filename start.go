@@ -2,10 +2,6 @@ package mcpool
 
 import (
 	"context"
-	"errors"
-	"io/fs"
-	"os/exec"
-	"strings"
 )
 
 // Start connects MinSessions sessions and waits for them: it returns nil
@@ -17,11 +13,15 @@ import (
 // refused, EOF, a child that exited, ConnectTimeout) is retried with
 // backoff until a session connects, ctx ends, or the circuit breaker opens
 // (connects failing for BreakerOpenAfter, 10s by default). A permanent
-// failure fails at once: the executable not found or not executable,
-// the server's 401 or 403 (errors.Is ErrUnauthorized for 401), 404 at the
-// URL. A TokenFunc that fails is not permanent: the token source may
-// recover, so the connect is retried (its error still matches
-// ErrUnauthorized). Bound Start with ctx to wait less.
+// failure fails at once, with an error matching ErrMisconfigured that says
+// what was seen: the executable not found or not executable, a stdio
+// server writing something other than JSON-RPC on stdout (or a line over
+// the 16 MB frame limit) before it answers initialize, an HTTP answer that
+// is not MCP (HTML, text/plain, a redirect loop), the server's 401 or 403
+// (errors.Is ErrUnauthorized for 401), 404 at the URL. A TokenFunc that
+// fails is not permanent: the token source may recover, so the connect is
+// retried (its error still matches ErrUnauthorized). Bound Start with ctx
+// to wait less.
 //
 // Errors: ErrPoolClosed if Close has begun or begins while Start waits;
 // an [*UnavailableError] (matching ErrServerUnavailable) once the circuit
@@ -76,30 +76,4 @@ func (p *Pool) Start(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-}
-
-// isPermanent reports a connect failure that retrying will not cure: the
-// program cannot be started (not found, not executable, its Dir missing),
-// the server refused the credentials (401, 403), or nothing serves MCP at
-// the URL (404 to the first request, which carries no session id yet).
-// Everything else (refused, reset, EOF, a child that exited, a timeout, a
-// 5xx) may pass when the server is back.
-func isPermanent(err error) bool {
-	if isTokenError(err) {
-		// The pool's own token lookup failed, not the server: the token
-		// source may recover.
-		return false
-	}
-	var ue *unauthorizedError
-	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) ||
-		errors.As(err, &ue) {
-		return true
-	}
-	var ce *ConnectError
-	if !errors.As(err, &ce) || ce.Cause == nil {
-		return false
-	}
-	msg := ce.Cause.Error()
-	return strings.HasSuffix(msg, ": "+"Forbidden") || strings.HasSuffix(msg, ": "+"Not Found") ||
-		strings.HasSuffix(msg, ": "+"Unauthorized")
 }

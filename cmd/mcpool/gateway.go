@@ -147,6 +147,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageErrorf("--stateless and --sessions-only exclude each other")
 	}
 
+	log.Info("starting", "build", mcpool.BuildInfo().String())
 	// The gateway relays progress and list_changed from the pools, and is
 	// made after them: the hooks reach it through gw.
 	var gw *gateway.Gateway

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/mcpool/mcpool"
 	"github.com/mcpool/mcpool/gateway"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -21,6 +22,8 @@ var (
 		"1 while the gateway drains (readiness dropped, new calls refused), else 0.", nil, nil)
 	gwIsolatedDesc = prometheus.NewDesc("mcpool_gateway_isolated_sessions",
 		"Upstream sessions held by downstream sessions of isolated servers.", nil, nil)
+	buildInfoDesc = prometheus.NewDesc("mcpool_build_info",
+		"Always 1; its labels name the build: mcpool's version, the Go version and the go-sdk version.", []string{"version", "goversion", "sdk"}, nil)
 )
 
 // Describe sends the gateway metrics' descriptions.
@@ -30,10 +33,13 @@ func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- gwRefusedDesc
 	ch <- gwDrainingDesc
 	ch <- gwIsolatedDesc
+	ch <- buildInfoDesc
 }
 
 // Collect reads the gateway's Status and sends its figures.
 func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
+	b := mcpool.BuildInfo()
+	ch <- prometheus.MustNewConstMetric(buildInfoDesc, prometheus.GaugeValue, 1, b.Version, b.GoVersion, b.SDKVersion)
 	gw := *c.gw
 	if gw == nil {
 		return // not made yet

@@ -9,6 +9,7 @@
 //	mcpool call [flags] TOOL [JSON]   call one tool and print its result as JSON
 //	mcpool servers --config FILE      show the status of each server of a config file
 //	mcpool demo-server [flags]        serve the embedded demo server
+//	mcpool version                    print the version (also --version)
 //	mcpool help [COMMAND]             print usage
 package main
 
@@ -60,6 +61,7 @@ var commands = []command{
 	{"servers", "show each server of a config file (--config): status, sessions, tools", runServers},
 	{"demo-server", "serve the embedded demo server over HTTP or stdio", runDemoServer},
 	{"gateway", "serve a config's servers to any MCP client through pooled sessions", runGateway},
+	{"version", "print mcpool's version, the Go version and the go-sdk version", runVersion},
 }
 
 // runContext dispatches to a subcommand and maps its error to one line on
@@ -73,6 +75,8 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	switch name {
 	case "help", "-h", "-help", "--help":
 		return runHelp(rest, stdout, stderr)
+	case "-version", "--version":
+		name = "version"
 	}
 	for _, c := range commands {
 		if c.name == name {

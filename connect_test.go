@@ -1,0 +1,265 @@
+package mcpool_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpool/mcpool"
+)
+
+// A server that is not an MCP server the pool may use fails Start at once
+// (ConnectTimeout 1s: in under 1.2s) with an error matching
+// ErrMisconfigured that names what was seen, and acquires fail at once
+// after it. Each peer is real: a child process or a loopback HTTP server.
+
+// shServer returns a stdio Command running script under sh.
+func shServer(script string, env ...string) *mcpool.Command {
+	return &mcpool.Command{Path: "/bin/sh", Args: []string{"-c", script},
+		Env: append(os.Environ(), env...), TerminateTimeout: 200 * time.Millisecond}
+}
+
+// shMCP is a minimal MCP server in sh: it answers server/discover with
+// "method not found", initialize, ping, tools/list (one read-only tool,
+// "big") and tools/call. $AFTER_INIT runs after the initialize answer;
+// $CALL answers tools/call (the id is in $id).
+const shMCP = `
+[ -n "$COUNT" ] && echo x >> "$COUNT"
+while IFS= read -r line; do
+  id=$(printf '%s' "$line" | sed -n 's/^[^"]*"jsonrpc":"2.0","id":\([0-9][0-9]*\).*/\1/p')
+  [ -z "$id" ] && id=$(printf '%s' "$line" | sed -n 's/.*"id":\([0-9][0-9]*\).*/\1/p')
+  case "$line" in
+  *'"method":"server/discover"'*) printf '{"jsonrpc":"2.0","id":%s,"error":{"code":-32601,"message":"Method not found"}}\n' "$id" ;;
+  *'"method":"initialize"'*) printf '{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"sh","version":"1"}}}\n' "$id"; eval "$AFTER_INIT" ;;
+  *'"method":"ping"'*) printf '{"jsonrpc":"2.0","id":%s,"result":{}}\n' "$id" ;;
+  *'"method":"tools/list"'*) printf '{"jsonrpc":"2.0","id":%s,"result":{"tools":[{"name":"big","inputSchema":{"type":"object"},"annotations":{"readOnlyHint":true}}]}}\n' "$id" ;;
+  *'"method":"tools/call"'*) eval "$CALL" ;;
+  esac
+done
+`
+
+// hugeLineFile writes a file holding one JSON-RPC notification of size
+// bytes and returns its path: cat sends it faster than a pipeline makes it.
+func hugeLineFile(t *testing.T, size int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "line")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	head := `{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"`
+	chunk := []byte(strings.Repeat("x", 1<<20))
+	fmt.Fprint(f, head)
+	for n := len(head); n < size; n += len(chunk) {
+		if _, err := f.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fmt.Fprint(f, "\"}}\n")
+	return path
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// startFailsFast starts a pool on cfg and checks that Start fails within
+// 1.2s with an error matching ErrMisconfigured whose message contains each
+// of want, and that an acquire after it fails at once.
+func startFailsFast(t *testing.T, cfg mcpool.Config, want ...string) {
+	t.Helper()
+	cfg.ConnectTimeout = time.Second
+	cfg.Logger = quietLogger()
+	p := newPool(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := p.Start(ctx)
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("Start succeeded")
+	}
+	if took > 1200*time.Millisecond {
+		t.Errorf("Start took %v, want < 1.2s: %v", took, err)
+	}
+	mustIs(t, err, mcpool.ErrMisconfigured)
+	mustIs(t, err, mcpool.ErrConnectFailed)
+	var ce *mcpool.ConnectError
+	if !errors.As(err, &ce) || !ce.Permanent {
+		t.Fatalf("want a permanent *ConnectError, got %T: %v", err, err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not say %q: %v", w, err)
+		}
+	}
+	if n := strings.Count(err.Error(), "mcpool:"); n != 1 {
+		t.Errorf("prefix repeated %d times: %v", n, err)
+	}
+	if n := p.Stats().ConnectErrors; n != 1 {
+		t.Errorf("%d failed connects, want 1: a permanent failure is not retried", n)
+	}
+	start = time.Now()
+	_, aerr := p.Acquire(ctx)
+	mustIs(t, aerr, mcpool.ErrServerUnavailable)
+	mustIs(t, aerr, mcpool.ErrMisconfigured)
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("Acquire took %v after a permanent failure, want at once", d)
+	}
+	t.Logf("Start failed in %v: %v", took.Round(time.Millisecond), err)
+}
+
+func TestConnectPermanentStdio(t *testing.T) {
+	cases := []struct {
+		name string
+		cmd  *mcpool.Command
+		want []string
+	}{
+		{"banner", shServer(`echo "Weather MCP server v1.2 listening on stdio"; exec cat`),
+			[]string{"other than JSON-RPC on stdout", `"Weather MCP server v1.2 listening on stdio"`, "stderr"}},
+		{"escaped", shServer(`printf 'Ready!\t\033[32mok\033[0m\n'; exec cat`),
+			[]string{`"Ready!\t\x1b[32mok\x1b[0m"`}},
+		{"JSON log line", shServer(`echo '{"level":"info","msg":"started"}'; exec cat`),
+			[]string{`"{\"level\":\"info\",\"msg\":\"started\"}"`}},
+		{"20 MB line", shServer(`cat "$LINE"; exec cat`, "LINE="+hugeLineFile(t, 20<<20)),
+			[]string{"over the 16 MB frame limit", `"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"data\":\"xxxx`, "…"}},
+		{"executable not found", &mcpool.Command{Path: "/nonexistent/mcp-server"}, []string{"/nonexistent/mcp-server"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			startFailsFast(t, mcpool.Config{Command: c.cmd}, c.want...)
+		})
+	}
+}
+
+func TestConnectPermanentHTTP(t *testing.T) {
+	serve := func(h http.HandlerFunc) string {
+		ts := httptest.NewServer(h)
+		t.Cleanup(ts.Close)
+		return ts.URL
+	}
+	html := serve(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, "<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body>"+strings.Repeat("x", 500)+"</body></html>")
+	})
+	plain := serve(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprint(w, "OK\n")
+	})
+	loop := serve(func(w http.ResponseWriter, r *http.Request) {
+		next := "/a"
+		if r.URL.Path == "/a" {
+			next = "/b"
+		}
+		http.Redirect(w, r, next, http.StatusTemporaryRedirect)
+	})
+	notFound := serve(http.NotFound)
+	unauthorized := serve(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mcp"`)
+		http.Error(w, "missing token", http.StatusUnauthorized)
+	})
+	forbidden := serve(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "forbidden", http.StatusForbidden)
+	})
+	cases := []struct {
+		name string
+		url  string
+		want []string
+	}{
+		{"html", html + "/mcp", []string{`Content-Type "text/html; charset=utf-8"`, `"<!DOCTYPE html><html><head><title>Welcome to nginx!`, "…", "not MCP"}},
+		{"text/plain", plain + "/mcp", []string{`Content-Type "text/plain"`, `"OK\n"`}},
+		{"redirect loop", loop + "/mcp", []string{"redirect loop", loop + "/mcp -> " + loop + "/a -> " + loop + "/b -> " + loop + "/a"}},
+		{"404", notFound + "/sse", []string{"404 Not Found", "/mcp"}},
+		{"401", unauthorized + "/mcp", []string{"401", "BearerToken"}},
+		{"403", forbidden + "/mcp", []string{"403 Forbidden", "scopes"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			startFailsFast(t, mcpool.Config{URL: c.url}, c.want...)
+		})
+	}
+}
+
+// Transient failures stay transient: a child that exits at once and an
+// HTTP server answering 503 are retried until ctx ends, not failed as
+// misconfigured.
+func TestConnectTransientNotMisconfigured(t *testing.T) {
+	unavailable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "upstream restarting", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(unavailable.Close)
+	for name, cfg := range map[string]mcpool.Config{
+		"child exits": {Command: shServer(`echo starting >&2; exit 1`)},
+		"503":         {URL: unavailable.URL + "/mcp"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg.ConnectTimeout = time.Second
+			cfg.Logger = quietLogger()
+			p := newPool(t, cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+			defer cancel()
+			err := p.Start(ctx)
+			if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, mcpool.ErrMisconfigured) {
+				t.Fatalf("Start: %v; want it retried until ctx ended, not misconfigured", err)
+			}
+			if n := p.Stats().ConnectErrors; n < 2 {
+				t.Fatalf("%d failed connects: a transient failure is retried", n)
+			}
+		})
+	}
+}
+
+// A server that exits right after every initialize (bad credentials checked
+// lazily) is a failed connect each time: it meets backoff (at most 5 spawns
+// in 3s) and, once the breaker opens, callers get ErrServerUnavailable with
+// the exit status and the end of its stderr.
+func TestConnectYoungDeathsBackOff(t *testing.T) {
+	count := filepath.Join(t.TempDir(), "spawns")
+	cmd := shServer(shMCP, "COUNT="+count, `AFTER_INIT=read -r x; echo "error: invalid API key" >&2; exit 3`)
+	p := newPool(t, mcpool.Config{Command: cmd, ProtocolVersion: "2025-11-25", Logger: quietLogger(),
+		FailureThreshold: 3, BreakerOpenAfter: 1500 * time.Millisecond, BreakerCooldown: 5 * time.Second})
+	spawns := func() int {
+		b, _ := os.ReadFile(count)
+		return strings.Count(string(b), "x")
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_ = p.Start(ctx)
+	var err error
+	for time.Since(start) < 3*time.Second {
+		actx, acancel := context.WithTimeout(context.Background(), 3*time.Second-time.Since(start))
+		var l mcpool.Lease
+		l, err = p.Acquire(actx)
+		acancel()
+		if err == nil {
+			l.Release() // a session that has not died yet
+			continue
+		}
+		if errors.Is(err, mcpool.ErrServerUnavailable) {
+			break
+		}
+	}
+	n := spawns()
+	if n > 5 {
+		t.Errorf("spawned %d times in %v, want <= 5", n, time.Since(start).Round(time.Millisecond))
+	}
+	t.Logf("%d spawns in %v; %v", n, time.Since(start).Round(time.Millisecond), err)
+	mustIs(t, err, mcpool.ErrServerUnavailable)
+	var ce *mcpool.ConnectError
+	if !errors.As(err, &ce) {
+		t.Fatalf("want a *ConnectError inside: %v", err)
+	}
+	for _, w := range []string{"exit status 3", "invalid API key"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not say %q: %v", w, err)
+		}
+	}
+}
