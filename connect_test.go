@@ -1,19 +1,25 @@
 package mcpool_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/internal/demoserver"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // A server that is not an MCP server the pool may use fails Start at once
@@ -262,4 +268,268 @@ func TestConnectYoungDeathsBackOff(t *testing.T) {
 			t.Errorf("error does not say %q: %v", w, err)
 		}
 	}
+}
+
+// A connect cut short by ConnectTimeout says so and matches
+// context.DeadlineExceeded, not context.Canceled.
+func TestConnectTimeoutCause(t *testing.T) {
+	stop := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // so that net/http notices the client leaving
+		select {                    // never answers
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	t.Cleanup(ts.Close)
+	t.Cleanup(func() { close(stop) })
+	p := newPool(t, mcpool.Config{URL: ts.URL, ConnectTimeout: 200 * time.Millisecond, FailureThreshold: -1})
+	err := p.Start(context.Background())
+	if err == nil {
+		t.Fatal("Start succeeded against a server that never answers")
+	}
+	mustIs(t, err, mcpool.ErrConnectFailed)
+	mustIs(t, err, context.DeadlineExceeded)
+	if errors.Is(err, context.Canceled) {
+		t.Errorf("a timed-out connect matches context.Canceled: %v", err)
+	}
+	if !strings.Contains(err.Error(), "ConnectTimeout (200ms") {
+		t.Errorf("the error does not name ConnectTimeout and its value: %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the exec package's copying goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// A stdio server that exits during connect: the ConnectError carries its
+// exit status and the end of its stderr, which still reaches
+// Command.Stderr.
+func TestConnectStdioExitCause(t *testing.T) {
+	var long strings.Builder
+	for range 300 {
+		long.WriteString("echo 'noise noise noise noise noise' >&2; ")
+	}
+	cases := []struct {
+		name   string
+		path   string
+		args   []string
+		code   int
+		stderr string // the kept tail must end with this
+	}{
+		{"false", "false", nil, 1, ""},
+		{"exit 3", "sh", []string{"-c", "echo boom >&2; exit 3"}, 3, "boom"},
+		{"long stderr", "sh", []string{"-c", long.String() + "echo last words >&2; exit 4"}, 4, "noise\nlast words"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stderr syncBuffer
+			p := newPool(t, mcpool.Config{Command: &mcpool.Command{Path: c.path, Args: c.args, Stderr: &stderr},
+				FailureThreshold: -1, BackoffInitial: time.Second, BackoffMax: time.Second})
+			err := p.Start(context.Background())
+			var ce *mcpool.ConnectError
+			if !errors.As(err, &ce) {
+				t.Fatalf("want a *ConnectError, got %T: %v", err, err)
+			}
+			if ce.Exit == nil || ce.Exit.ExitCode() != c.code {
+				t.Fatalf("Exit = %v, want exit status %d: %v", ce.Exit, c.code, err)
+			}
+			if !strings.Contains(err.Error(), "exit status") {
+				t.Errorf("the message does not give the exit status: %v", err)
+			}
+			if !strings.HasSuffix(ce.Stderr, c.stderr) || len(ce.Stderr) > 4096 {
+				t.Fatalf("Stderr = %d bytes ending %q, want at most 4096 ending %q", len(ce.Stderr), tail(ce.Stderr, 40), c.stderr)
+			}
+			if c.stderr != "" && !strings.Contains(err.Error(), c.stderr) {
+				t.Errorf("the message does not quote stderr: %v", err)
+			}
+			if c.name == "long stderr" && !strings.HasPrefix(ce.Stderr, "noise") {
+				t.Errorf("a cut stderr tail should start at a line: %q", ce.Stderr[:40])
+			}
+			if !strings.HasSuffix(strings.TrimSpace(stderr.String()), c.stderr) {
+				t.Errorf("Command.Stderr got %q", tail(stderr.String(), 40))
+			}
+		})
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func TestEverything(t *testing.T) {
+	for _, transport := range []string{"stdio", "http"} {
+		t.Run(transport, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := mcpool.Config{MinSessions: 3, MaxSessions: 4, MaxCallsPerSession: 64, AcquireTimeout: time.Minute}
+			if transport == "stdio" {
+				cfg.Command = everythingStdio(t)
+			} else {
+				cfg.URL = startEverythingHTTP(t)
+			}
+			p, err := mcpool.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			closed := false
+			defer func() {
+				if !closed {
+					p.Close(ctx)
+				}
+			}()
+
+			// Warm start: MinSessions connected before the first call.
+			if err := p.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			st := p.Stats()
+			if st.Sessions != 3 || st.SessionsCreated != 3 || st.ProtocolVersion != "2025-11-25" {
+				t.Fatalf("after Start: %+v", st)
+			}
+			if transport == "stdio" {
+				if n := len(children(t, "server-everything")); n != 3 {
+					t.Fatalf("%d server-everything children after Start, want 3", n)
+				}
+				// Each stdio session gets one tools/list_changed right after
+				// initialized (it registers a tool then): wait for all three
+				// so that the cache test below is not raced by them.
+				eventually(t, "three list_changed", func() bool { return p.Stats().CacheInvalidations == 3 })
+			}
+
+			// 200 concurrent echo calls over the warm sessions.
+			const calls = 200
+			var wg sync.WaitGroup
+			for i := range calls {
+				wg.Go(func() {
+					msg := fmt.Sprintf("m%d", i)
+					res, err := p.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": msg}})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if got := text(res); got != "Echo: "+msg {
+						t.Errorf("echo %q returned %q", msg, got)
+					}
+				})
+			}
+			wg.Wait()
+
+			// Cached ListTools: one fetch, then hits.
+			inv := p.Stats().CacheInvalidations
+			for range 3 {
+				tools, err := p.ListTools(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Contains(toolNames(tools), "echo") || len(tools) < 10 {
+					t.Fatalf("tools %v", toolNames(tools))
+				}
+			}
+			st = p.Stats()
+			if st.CacheInvalidations == inv && (st.CacheMisses != 1 || st.CacheHits != 2) {
+				t.Fatalf("cache: %d hits, %d misses with no invalidation, want 2 and 1", st.CacheHits, st.CacheMisses)
+			}
+			echoTool, err := p.Tool(ctx, "echo")
+			if err != nil || echoTool == nil || !echoTool.Annotations.ReadOnlyHint {
+				t.Fatalf("Tool(echo) = %+v, %v", echoTool, err)
+			}
+
+			// Stats add up.
+			st = p.Stats()
+			if st.Sessions != st.ActiveSessions+st.IdleSessions || st.CallsInFlight != 0 || st.Waiters != 0 ||
+				st.Sessions > 4 || st.SessionsCreated != uint64(st.Sessions) || st.Errors != 0 ||
+				st.Acquires < calls || st.CacheHits+st.CacheMisses != 4 {
+				t.Fatalf("stats do not add up: %+v", st)
+			}
+
+			// Close: every session goes, no child is left behind.
+			if err := p.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			closed = true
+			st = p.Stats()
+			if st.Sessions != 0 || st.SessionsDestroyed != st.SessionsCreated {
+				t.Fatalf("after Close: %+v", st)
+			}
+			if transport == "stdio" {
+				if left := children(t, "server-everything"); len(left) != 0 {
+					t.Fatalf("children left after Close: %v", left)
+				}
+			}
+		})
+	}
+}
+
+// A stdio pool's own environment reaches its server (issue 4: "stdio pools
+// take per-pool env"), and another pool's does not.
+func TestStdioPerPoolEnv(t *testing.T) {
+	ctx := context.Background()
+	env := func(v string) *mcpool.Command {
+		c := everythingStdio(t)
+		c.Env = append(os.Environ(), "MCPOOL_TENANT="+v)
+		return c
+	}
+	for _, tenant := range []string{"acme", "globex"} {
+		p := newPool(t, mcpool.Config{Command: env(tenant)})
+		res, err := p.CallTool(ctx, &mcp.CallToolParams{Name: "get-env"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := text(res)
+		if !strings.Contains(got, `"MCPOOL_TENANT": "`+tenant+`"`) && !strings.Contains(got, `"MCPOOL_TENANT":"`+tenant+`"`) {
+			t.Fatalf("pool %s: server env has no MCPOOL_TENANT=%s: %.300s", tenant, tenant, got)
+		}
+	}
+}
+
+func TestSmokeTransports(t *testing.T) {
+	ctx := context.Background()
+	srv := demoserver.New(demoserver.Options{})
+	nt, _ := inMemory(srv)
+	cases := map[string]mcpool.Config{
+		"memory":         {NewTransport: nt},
+		"http-stateful":  {URL: httpServer(t, srv, false)},
+		"http-stateless": {URL: httpServer(t, srv, true)},
+		"stdio":          {Command: stdioCommand(t)},
+		"sse":            {SSEURL: sseServer(t, srv)},
+	}
+	for name, cfg := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := newPool(t, cfg)
+			if err := p.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			echo(t, ctx, p, "hi "+name)
+			tools, err := p.ListTools(ctx)
+			if err != nil || len(tools) != 3 {
+				t.Fatalf("ListTools: %d tools, %v", len(tools), err)
+			}
+			t.Logf("%s: %+v", name, p.Stats())
+		})
+	}
+}
+
+// sseServer serves srv over the legacy HTTP+SSE transport on loopback.
+func sseServer(t *testing.T, srv *mcp.Server) string {
+	t.Helper()
+	ts := httptest.NewServer(mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	t.Cleanup(ts.Close)
+	return ts.URL
 }

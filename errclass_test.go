@@ -1,6 +1,7 @@
 package mcpool_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,11 +13,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/internal/demoserver"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -204,5 +207,285 @@ func TestResponseTooLarge(t *testing.T) {
 				t.Fatalf("after: %v", err)
 			}
 		})
+	}
+}
+
+// Session-killing errors: replies after which the go-sdk will not use a
+// session again. Each is produced by a real server the test starts (a
+// stdio child, a loopback HTTP server), and must make the session dead at
+// once and the call either succeed on another session (read-only tool) or
+// fail with a *SessionLostError that says whether the tool may have run.
+
+const (
+	// misbehaveEnv makes the test binary a go-sdk stdio server that
+	// answers one tool call badly (see runMisbehavingStdioServer).
+	misbehaveEnv = "MCPOOL_TEST_MISBEHAVE"
+	// markerEnv names a file: only the process that creates it misbehaves,
+	// so that the session a call is retried on behaves.
+	markerEnv = "MCPOOL_TEST_MISBEHAVE_ONCE"
+)
+
+// addFaultTools adds "read" (read-only) and "write" (no annotations: not
+// safe to run twice) to srv. Both answer "ok"; before answering they call
+// before, if set.
+func addFaultTools(srv *mcp.Server, before func()) {
+	type none struct{}
+	handler := func(context.Context, *mcp.CallToolRequest, none) (*mcp.CallToolResult, any, error) {
+		if before != nil {
+			before()
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil, nil
+	}
+	mcp.AddTool(srv, &mcp.Tool{Name: "read", Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}}, handler)
+	mcp.AddTool(srv, &mcp.Tool{Name: "write"}, handler)
+}
+
+// badWriter is the stdio server's stdout. Once armed, it replaces the next
+// message the server writes (the armed tool call's reply) with what mode
+// asks for.
+type badWriter struct {
+	mu    sync.Mutex
+	out   *os.File
+	armed string
+}
+
+func (w *badWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	mode := w.armed
+	w.armed = ""
+	w.mu.Unlock()
+	switch mode {
+	case "garbage":
+		_, err := w.out.Write([]byte("this is not JSON\n"))
+		return len(b), err
+	case "huge":
+		// One frame over the SDK's 16 MB limit (mcp.DefaultMaxLineLength).
+		big := bytes.Repeat([]byte("x"), mcp.DefaultMaxLineLength+1<<20)
+		w.out.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{"x":"`))
+		w.out.Write(big)
+		_, err := w.out.Write([]byte("\"}}\n"))
+		return len(b), err
+	case "close":
+		// The reader the client reads from ends; the process lives on.
+		w.out.Close()
+		return len(b), nil
+	}
+	return w.out.Write(b)
+}
+
+func (w *badWriter) Close() error { return nil }
+
+// runMisbehavingStdioServer serves the fault tools over stdio; the first
+// call to either is answered as mode says, in the process that wins the
+// marker file (every process when no marker is set).
+func runMisbehavingStdioServer(mode string) {
+	w := &badWriter{out: os.Stdout}
+	srv := mcp.NewServer(&mcp.Implementation{Name: "misbehaving", Version: "1"}, nil)
+	var once sync.Once
+	addFaultTools(srv, func() {
+		once.Do(func() {
+			if marker := os.Getenv(markerEnv); marker != "" {
+				f, err := os.OpenFile(marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+				if err != nil {
+					return // another process misbehaved already
+				}
+				f.Close()
+			}
+			w.mu.Lock()
+			w.armed = mode
+			w.mu.Unlock()
+		})
+	})
+	t := &mcp.IOTransport{Reader: os.Stdin, Writer: w}
+	_ = srv.Run(context.Background(), t)
+	os.Exit(0)
+}
+
+func misbehavingStdio(t *testing.T, mode string) *mcpool.Command {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(t.TempDir(), "misbehaved")
+	return &mcpool.Command{Path: exe, TerminateTimeout: 200 * time.Millisecond,
+		Env: append(os.Environ(), misbehaveEnv+"="+mode, markerEnv+"="+marker, "GORACE=atexit_sleep_ms=0")}
+}
+
+// faultCase is one call against a misbehaving server and what must follow.
+type faultCase struct {
+	tool string
+	// retried: the call succeeds on another session (read-only tool, or a
+	// request that provably never ran).
+	retried bool
+	// mayHaveRun is the SessionLostError's MayHaveRun when not retried.
+	mayHaveRun bool
+}
+
+func checkFaultCall(t *testing.T, p *mcpool.Pool, fc faultCase) {
+	t.Helper()
+	// Generous: reading 16 MB under the race detector on a loaded machine
+	// takes seconds. The test waits for the call's outcome, not a duration.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	before := p.Stats()
+	res, err := p.CallTool(ctx, &mcp.CallToolParams{Name: fc.tool})
+	after := p.Stats()
+	if after.Deaths != before.Deaths+1 {
+		t.Errorf("deaths %d -> %d when the call returned: the broken session was not found dead at once", before.Deaths, after.Deaths)
+	}
+	if fc.retried {
+		if err != nil {
+			t.Fatalf("%s: want success on another session, got %v", fc.tool, err)
+		}
+		if text(res) != "ok" {
+			t.Fatalf("%s returned %q", fc.tool, text(res))
+		}
+		if after.Retries != before.Retries+1 {
+			t.Errorf("retries %d -> %d, want one retry", before.Retries, after.Retries)
+		}
+		return
+	}
+	var lost *mcpool.SessionLostError
+	if !errors.As(err, &lost) {
+		t.Fatalf("%s: want a *SessionLostError, got %T: %v", fc.tool, err, err)
+	}
+	mustIs(t, err, mcpool.ErrSessionLost)
+	if lost.MayHaveRun != fc.mayHaveRun || lost.Retried {
+		t.Fatalf("%s: MayHaveRun %v Retried %v, want %v false: %v", fc.tool, lost.MayHaveRun, lost.Retried, fc.mayHaveRun, err)
+	}
+	if strings.Count(err.Error(), "mcpool:") != 1 {
+		t.Errorf("prefix repeated: %v", err)
+	}
+}
+
+func TestSessionKillingStdio(t *testing.T) {
+	for _, mode := range []string{"garbage", "huge", "close"} {
+		for _, fc := range []faultCase{{tool: "read", retried: true}, {tool: "write", mayHaveRun: true}} {
+			t.Run(mode+"/"+fc.tool, func(t *testing.T) {
+				p := newPool(t, mcpool.Config{Command: misbehavingStdio(t, mode), MinSessions: 1, HealthCheckInterval: -1})
+				if err := p.Start(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := p.ListTools(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				checkFaultCall(t, p, fc)
+			})
+		}
+	}
+}
+
+// faultHTTP is a loopback go-sdk server behind a handler that answers the
+// next tools/call POST as armed.
+type faultHTTP struct {
+	armed atomic.Pointer[string]
+	url   string
+}
+
+func newFaultHTTP(t *testing.T) *faultHTTP {
+	t.Helper()
+	srv := mcp.NewServer(&mcp.Implementation{Name: "faulty", Version: "1"}, nil)
+	addFaultTools(srv, nil)
+	next := demoserver.Handler(srv, false, 0)
+	f := &faultHTTP{}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && peekMethod(r) == "tools/call" {
+			if mode := f.armed.Swap(nil); mode != nil {
+				if f.misbehave(w, r, next, *mode) {
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { closeServer(ts, srv) })
+	f.url = ts.URL
+	return f
+}
+
+func (f *faultHTTP) arm(mode string) { f.armed.Store(&mode) }
+
+// misbehave answers r as mode says and reports whether it did.
+func (f *faultHTTP) misbehave(w http.ResponseWriter, r *http.Request, next http.Handler, mode string) bool {
+	switch mode {
+	case "content-type":
+		// The server runs the call, but its answer is not JSON or SSE.
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "ran it, but no JSON for you\n")
+	case "bad-json":
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "{not json")
+	case "huge-event":
+		// An SSE event over the SDK's 16 MB limit (mcp.DefaultMaxEventSize).
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "event: message\ndata: ")
+		w.Write(bytes.Repeat([]byte("x"), mcp.DefaultMaxEventSize+1<<20))
+		io.WriteString(w, "\n\n")
+	case "bad-request":
+		// A 400 that is not about the session: nothing proves the request
+		// did not run.
+		http.Error(w, "Bad Request: something about this request", http.StatusBadRequest)
+	case "unknown-session":
+		// server-everything's answer to a session it does not know: the
+		// request was not run. (No id: the SDK cannot read it as JSON-RPC.)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0",
+			"error": map[string]any{"code": -32000, "message": "Bad Request: No valid session ID provided"}})
+	default:
+		return false
+	}
+	return true
+}
+
+func TestSessionKillingHTTP(t *testing.T) {
+	cases := []struct {
+		mode string
+		fc   faultCase
+	}{
+		{"content-type", faultCase{tool: "read", retried: true}},
+		{"content-type", faultCase{tool: "write", mayHaveRun: true}},
+		{"bad-json", faultCase{tool: "read", retried: true}},
+		{"bad-json", faultCase{tool: "write", mayHaveRun: true}},
+		{"huge-event", faultCase{tool: "read", retried: true}},
+		{"huge-event", faultCase{tool: "write", mayHaveRun: true}},
+		{"bad-request", faultCase{tool: "read", retried: true}},
+		{"bad-request", faultCase{tool: "write", mayHaveRun: true}},
+		// Not run: retried even though the tool is not read-only.
+		{"unknown-session", faultCase{tool: "write", retried: true}},
+	}
+	for _, c := range cases {
+		t.Run(c.mode+"/"+c.fc.tool, func(t *testing.T) {
+			f := newFaultHTTP(t)
+			p := newPool(t, mcpool.Config{URL: f.url, MinSessions: 1, HealthCheckInterval: -1})
+			ctx := context.Background()
+			if err := p.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.ListTools(ctx); err != nil {
+				t.Fatal(err)
+			}
+			f.arm(c.mode)
+			checkFaultCall(t, p, c.fc)
+		})
+	}
+}
+
+// closeServer stops a loopback MCP server and ends the sessions it still
+// holds (those whose DELETE a fault swallowed), or goleak sees their readers.
+func closeServer(ts *httptest.Server, srv *mcp.Server) {
+	ts.Close()
+	for ss := range srv.Sessions() {
+		ss.Close()
 	}
 }

@@ -1,17 +1,24 @@
 package mcpool_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -181,4 +188,92 @@ func env(vars map[string]string) func(string) (string, bool) {
 		v, ok := vars[k]
 		return v, ok
 	}
+}
+
+// The reference server from npm, pinned in testdata/npm and installed by
+// scripts/test. These tests fail, never skip, when it is missing.
+func everythingJS(t *testing.T) string {
+	t.Helper()
+	js, err := filepath.Abs("testdata/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(js); err != nil {
+		t.Fatalf("server-everything is not installed (%v): run scripts/test, which runs npm ci --prefix testdata/npm", err)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatalf("node is not on PATH: install Node.js 18+ (%v)", err)
+	}
+	return js
+}
+
+func everythingStdio(t *testing.T) *mcpool.Command {
+	return &mcpool.Command{Path: "node", Args: []string{everythingJS(t), "stdio"}}
+}
+
+// startEverythingHTTP runs server-everything's streamable HTTP mode on a
+// free port and returns its endpoint on 127.0.0.1. The server listens on
+// every interface (it has no host setting); the tests only ever dial
+// loopback. It is stopped and reaped when the test ends.
+func startEverythingHTTP(t *testing.T) string {
+	t.Helper()
+	port := freePort(t)
+	everythingOnPort(t, port)
+	return fmt.Sprintf("http://127.0.0.1:%d/mcp", port)
+}
+
+// everythingOnPort runs server-everything's streamable HTTP mode on port
+// and waits until it listens. kill stops it with SIGKILL and reaps it; it
+// also runs when the test ends if not called before.
+func everythingOnPort(t *testing.T, port int) (kill func()) {
+	t.Helper()
+	cmd := exec.Command("node", everythingJS(t), "streamableHttp")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port))
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	kill = func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+		})
+	}
+	t.Cleanup(kill)
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "listening on port") {
+				ready <- nil
+				for sc.Scan() {
+				}
+				return
+			}
+		}
+		ready <- fmt.Errorf("server-everything exited before it listened: %v", sc.Err())
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("server-everything did not listen within 30s")
+	}
+	return kill
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -16,9 +16,34 @@ import (
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/internal/demoserver"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/oauth2"
 )
+
+// Before: a 401 on a call (a revoked token, no refresh possible) came back
+// as an untyped "Unauthorized" or a SessionLostError that may have run.
+func TestUnauthorizedCallIsTyped(t *testing.T) {
+	var revoked atomic.Bool
+	h := demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if revoked.Load() && r.Method == http.MethodPost {
+			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	p := newPool(t, mcpool.Config{URL: ts.URL, BearerToken: "tok", HealthCheckInterval: -1})
+	ctx := context.Background()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	revoked.Store(true)
+	_, err := p.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "x"}})
+	mustIs(t, err, mcpool.ErrUnauthorized)
+	revoked.Store(false) // let Close delete the session
+}
 
 // headerServer is a go-sdk server whose "seen" tool returns the headers
 // its call's HTTP request carried, as the server saw them.

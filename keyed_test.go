@@ -3,10 +3,15 @@ package mcpool_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/internal/demoserver"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // A Keyed.Close that returned ErrCloseIncomplete can be called again to
@@ -75,5 +80,48 @@ func TestKeyedCloseBoundedByCtxWithEvictedPool(t *testing.T) {
 	}
 	if st := alice.Stats(); st.Sessions != 0 || st.SessionsDestroyed != 1 {
 		t.Errorf("alice's pool after the second Close: %+v", st)
+	}
+}
+
+// Before: ForIdentity got a shallow copy of the template, so a header one
+// identity set reached every identity made after it.
+func TestKeyedTemplateIsNotShared(t *testing.T) {
+	var mu sync.Mutex
+	leaked := map[string]bool{}
+	h := demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		if v := r.Header.Get("X-Tenant"); v != "" && r.Header.Get("X-Who") == "anon" {
+			leaked[v] = true
+		}
+		mu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	k, err := mcpool.NewKeyed(mcpool.KeyedConfig{
+		Config: mcpool.Config{URL: ts.URL, Headers: http.Header{"X-Base": {"1"}}},
+		ForIdentity: func(id string, cfg *mcpool.Config) error {
+			cfg.Headers.Set("X-Who", id)
+			if id != "anon" {
+				cfg.Headers.Set("X-Tenant", "secret-of-"+id)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close(context.Background())
+	ctx := context.Background()
+	params := &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "x"}}
+	for _, id := range []string{"alice", "anon"} {
+		if _, err := k.CallTool(ctx, id, params); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(leaked) > 0 {
+		t.Fatalf("anon's requests carried another identity's header: %v", leaked)
 	}
 }

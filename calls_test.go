@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,101 @@ import (
 	"github.com/mcpool/mcpool/internal/demoserver"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
+
+// One params value shared by concurrent calls on sessions of both protocol
+// eras: the pool must not let the SDK write into it.
+func TestCallToolParamsAreNotShared(t *testing.T) {
+	ctx := context.Background()
+	params := &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "same"}}
+	stateless, _ := inMemory(demoserver.New(demoserver.Options{}))         // negotiates 2026-07-28
+	stateful := httpServer(t, demoserver.New(demoserver.Options{}), false) // negotiates 2025-11-25
+	pools := []*mcpool.Pool{newPool(t, mcpool.Config{NewTransport: stateless}), newPool(t, mcpool.Config{URL: stateful})}
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Go(func() {
+			if _, err := pools[i%2].CallTool(ctx, params); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if params.Meta != nil {
+		t.Fatalf("params.Meta written: %v", params.Meta)
+	}
+}
+
+// Before: when a server restart broke a session, a tool with side effects
+// still running on it was retired with the 404 of another call's request,
+// taken as proof that it never ran, and run again.
+func TestPendingCallIsNotRerunAfterRestart(t *testing.T) {
+	var runs atomic.Int64
+	started := make(chan struct{}, 1)
+	finish := make(chan struct{}) // closing a server session waits for its handlers
+	newServer := func() (*mcp.Server, http.Handler) {
+		s := mcp.NewServer(&mcp.Implementation{Name: "s", Version: "1"}, nil)
+		mcp.AddTool(s, &mcp.Tool{Name: "charge"}, func(ctx context.Context, req *mcp.CallToolRequest, _ map[string]any) (*mcp.CallToolResult, any, error) {
+			if runs.Add(1) > 1 { // the side effect, run again: the bug
+				return &mcp.CallToolResult{}, nil, nil
+			}
+			if tok := req.Params.GetProgressToken(); tok != nil {
+				// Flushes the response stream: the client now knows the
+				// server accepted the request.
+				_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: tok, Progress: 1})
+			}
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+			select {
+			case <-ctx.Done():
+			case <-finish:
+			}
+			return &mcp.CallToolResult{}, nil, nil
+		})
+		mcp.AddTool(s, &mcp.Tool{Name: "echo", Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}}, func(context.Context, *mcp.CallToolRequest, map[string]any) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{}, nil, nil
+		})
+		return s, mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{EventStore: mcp.NewMemoryEventStore(nil)})
+	}
+	first, h := newServer()
+	var cur atomic.Value
+	cur.Store(h)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cur.Load().(http.Handler).ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	p := newPool(t, mcpool.Config{URL: ts.URL, ProtocolVersion: "2025-11-25", MinSessions: 1, MaxSessions: 2, HealthCheckInterval: -1})
+	ctx := context.Background()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := p.CallTool(ctx, &mcp.CallToolParams{Name: "charge", Meta: mcp.Meta{"progressToken": "t1"}})
+		errc <- err
+	}()
+	<-started
+	// "Restart": a fresh server with no sessions; the old one's are gone.
+	second, h2 := newServer()
+	cur.Store(h2)
+	ts.CloseClientConnections()
+	// Another request on the same session now gets 404.
+	_, _ = p.CallTool(ctx, &mcp.CallToolParams{Name: "echo"})
+	err := <-errc
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("a tool with side effects ran %d times (call error: %v)", n, err)
+	}
+	var sl *mcpool.SessionLostError
+	if err != nil && (!errors.As(err, &sl) || !sl.MayHaveRun) {
+		t.Fatalf("want nil or a SessionLostError that may have run, got %v", err)
+	}
+	close(finish)
+	for _, s := range []*mcp.Server{first, second} {
+		for ss := range s.Sessions() {
+			ss.Close()
+		}
+	}
+}
 
 // limiter is a loopback HTTP server in front of the demo server that
 // answers the next n tools/call POSTs with 429 and a Retry-After, and
