@@ -219,6 +219,7 @@ func (g *Group) newMember(sc ServerConfig, naming *Naming) (*member, error) {
 	// cfg.Validate has checked the names, the separator and each Config.
 	field := fmt.Sprintf("Servers[%q]", sc.Name)
 	m := &member{g: g, name: sc.Name, naming: naming, prefix: naming.prefix[sc.Name], balance: sc.Balance, sc: sc}
+	m.handle = &GroupServer{m: m}
 	configs := sc.Replicas
 	if len(configs) == 0 {
 		configs = []Config{sc.Config}
@@ -426,6 +427,7 @@ type member struct {
 	g        *Group
 	name     string
 	sc       ServerConfig // as configured, for Update's comparison
+	handle   *GroupServer // the one handle Group.Server returns
 	naming   *Naming      // the group's when the member was made
 	prefix   string       // the server's part of names (see Naming)
 	balance  Balance
@@ -666,19 +668,24 @@ func sameServer(a, b ServerConfig) bool {
 		return false
 	}
 	for i := range a.Replicas {
-		if !sameConfig(&a.Replicas[i], &b.Replicas[i]) {
+		if !SameConfig(a.Replicas[i], b.Replicas[i]) {
 			return false
 		}
 	}
-	if !sameConfig(&a.Config, &b.Config) {
+	if !SameConfig(a.Config, b.Config) {
 		return false
 	}
 	a.Config, b.Config, a.Replicas, b.Replicas = Config{}, Config{}, nil, nil
 	return reflect.DeepEqual(a, b)
 }
 
-func sameConfig(a, b *Config) bool {
-	ca, cb := *a, *b
+// SameConfig reports whether a and b configure a pool the same way: all
+// their fields equal (compared as reflect.DeepEqual compares them), but
+// function fields (hooks such as OnProgress, NewTransport), which compare
+// by whether they are set. [Group.Update] replaces a server whose configs
+// differ by this rule.
+func SameConfig(a, b Config) bool {
+	ca, cb := a, b
 	va, vb := reflect.ValueOf(&ca).Elem(), reflect.ValueOf(&cb).Elem()
 	for i := range va.NumField() {
 		fa, fb := va.Field(i), vb.Field(i)

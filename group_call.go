@@ -336,12 +336,15 @@ type GroupServer struct {
 }
 
 // Server returns the named server of the group, or nil if it has none.
+// It returns the same GroupServer for a server until [Group.Update]
+// replaces the server: handles compare equal when they serve the same
+// pools.
 func (g *Group) Server(name string) *GroupServer {
 	m := g.state().byName[name]
 	if m == nil {
 		return nil
 	}
-	return &GroupServer{m: m}
+	return m.handle
 }
 
 // Name returns the server's name in the group's configuration.
