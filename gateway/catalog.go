@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/mcpool/mcpool"
@@ -24,9 +25,18 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	up := srv.Upstream
-	tools, terr := up.ListTools(ctx)
-	prompts, perr := up.ListPrompts(ctx)
-	resources, rerr := up.ListResources(ctx)
+	var (
+		tools            []*mcp.Tool
+		prompts          []*mcp.Prompt
+		resources        []*mcp.Resource
+		terr, perr, rerr error
+		wg               sync.WaitGroup
+	)
+	// Concurrently: a server just added waits for its three lists once.
+	wg.Go(func() { tools, terr = up.ListTools(ctx) })
+	wg.Go(func() { prompts, perr = up.ListPrompts(ctx) })
+	wg.Go(func() { resources, rerr = up.ListResources(ctx) })
+	wg.Wait()
 	// A server without prompts or resources answers "method not found":
 	// an empty list, not a failure.
 	if isMethodNotFound(perr) {
