@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -34,13 +36,17 @@ const DefaultSeparator = "__"
 // values made in code. All methods are safe for
 // concurrent use.
 type Group struct {
-	naming    *Naming
 	log       *slog.Logger // redacting: see redactor
 	red       *redactor
 	onChanged func(server, kind string)
 
-	members []*member // in configuration order
-	byName  map[string]*member
+	// st is the group's servers and their naming: replaced whole by
+	// Update, never changed, so that a call routes on one snapshot.
+	st atomic.Pointer[groupState]
+
+	mu      sync.Mutex           // serializes Update and Close
+	retired map[*member]struct{} // left the group, pools not closed yet
+	closed  bool
 
 	// merged caches each merged list with the parts it was made from, so
 	// that a List call whose parts are all unchanged allocates nothing.
@@ -171,11 +177,11 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 	}
 	naming, _ := cfg.Naming() // checked by Validate
 	g := &Group{
-		naming:    naming,
 		log:       cfg.Logger,
 		onChanged: cfg.OnListChanged,
-		byName:    map[string]*member{},
+		retired:   map[*member]struct{}{},
 	}
+	st := &groupState{naming: naming, byName: map[string]*member{}}
 	if g.log == nil {
 		g.log = slog.Default()
 	}
@@ -186,21 +192,34 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 	g.red = newRedactor(all)
 	g.log = slog.New(g.red.handler(g.log.Handler()))
 	for _, sc := range cfg.Servers {
-		m, err := g.newMember(sc)
+		m, err := g.newMember(sc, naming)
 		if err != nil {
-			g.closePools()
+			for _, m := range st.members {
+				m.closePools()
+			}
 			return nil, err
 		}
-		g.members = append(g.members, m)
-		g.byName[m.name] = m
+		st.members = append(st.members, m)
+		st.byName[m.name] = m
 	}
+	g.st.Store(st)
 	return g, nil
 }
 
-func (g *Group) newMember(sc ServerConfig) (*member, error) {
+// groupState is a Group's servers, in configuration order, and its naming.
+type groupState struct {
+	naming  *Naming
+	members []*member
+	byName  map[string]*member
+}
+
+func (g *Group) state() *groupState { return g.st.Load() }
+
+func (g *Group) newMember(sc ServerConfig, naming *Naming) (*member, error) {
 	// cfg.Validate has checked the names, the separator and each Config.
 	field := fmt.Sprintf("Servers[%q]", sc.Name)
-	m := &member{g: g, name: sc.Name, prefix: g.naming.prefix[sc.Name], balance: sc.Balance}
+	m := &member{g: g, name: sc.Name, naming: naming, prefix: naming.prefix[sc.Name], balance: sc.Balance, sc: sc}
+	m.handle = &GroupServer{m: m}
 	configs := sc.Replicas
 	if len(configs) == 0 {
 		configs = []Config{sc.Config}
@@ -241,8 +260,9 @@ func (g *Group) newMember(sc ServerConfig) (*member, error) {
 
 // Servers returns the names of the group's servers in configuration order.
 func (g *Group) Servers() []string {
-	names := make([]string, len(g.members))
-	for i, m := range g.members {
+	members := g.state().members
+	names := make([]string, len(members))
+	for i, m := range members {
 		names[i] = m.name
 	}
 	return names
@@ -252,7 +272,7 @@ func (g *Group) Servers() []string {
 // has several; see [Group.Replicas]), or nil if the group has no such
 // server. The pool belongs to the group: do not Close it.
 func (g *Group) Pool(server string) *Pool {
-	m := g.byName[server]
+	m := g.state().byName[server]
 	if m == nil {
 		return nil
 	}
@@ -264,7 +284,7 @@ func (g *Group) Pool(server string) *Pool {
 // group has no such server. The pools belong to the group: do not Close
 // them.
 func (g *Group) Replicas(server string) []*Pool {
-	m := g.byName[server]
+	m := g.state().byName[server]
 	if m == nil {
 		return nil
 	}
@@ -288,13 +308,18 @@ func (g *Group) Replicas(server string) []*Pool {
 // does: at once for a permanent failure, when its breaker opens, or when
 // ctx ends. ctx bounds the wait.
 func (g *Group) Start(ctx context.Context) error {
+	return g.startMembers(ctx, g.state().members)
+}
+
+// startMembers starts members as Start describes.
+func (g *Group) startMembers(ctx context.Context, members []*member) error {
 	type result struct {
 		m   *member
 		err error
 	}
 	results := make(chan result)
 	var wg sync.WaitGroup
-	for _, m := range g.members {
+	for _, m := range members {
 		// Once one replica has started, a replica whose connects fail is
 		// no longer waited for (its connects, on its pool's own context,
 		// go on); replicas still connecting normally are.
@@ -331,7 +356,7 @@ func (g *Group) Start(ctx context.Context) error {
 		}
 	}
 	var errs []error
-	for _, m := range g.members {
+	for _, m := range members {
 		if !started[m] {
 			errs = append(errs, &ServerError{Server: m.name, Err: g.red.err(failed[m])})
 		}
@@ -366,10 +391,17 @@ func (p *Pool) waitFailing(ctx context.Context) {
 // same teardown. To wait for a teardown that an earlier Close left
 // running, call Close again with a longer ctx.
 func (g *Group) Close(ctx context.Context) error {
+	g.mu.Lock()
+	g.closed = true
+	members := slices.Clone(g.state().members)
+	for m := range g.retired {
+		members = append(members, m)
+	}
+	g.mu.Unlock()
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
-	for _, m := range g.members {
+	for _, m := range members {
 		for _, r := range m.replicas {
 			wg.Go(func() {
 				if err := r.pool.Close(ctx); err != nil {
@@ -384,14 +416,6 @@ func (g *Group) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// closePools closes pools made by a NewGroup that then failed. They never
-// connected, so this does no I/O.
-func (g *Group) closePools() {
-	for _, m := range g.members {
-		m.closePools()
-	}
-}
-
 func (m *member) closePools() {
 	for _, r := range m.replicas {
 		_ = r.pool.Close(context.Background())
@@ -402,10 +426,20 @@ func (m *member) closePools() {
 type member struct {
 	g        *Group
 	name     string
-	prefix   string // the server's part of names (see Naming)
+	sc       ServerConfig // as configured, for Update's comparison
+	handle   *GroupServer // the one handle Group.Server returns
+	naming   *Naming      // the group's when the member was made
+	prefix   string       // the server's part of names (see Naming)
 	balance  Balance
 	replicas []*replica
 	next     atomic.Uint64 // round-robin position (see pick)
+
+	// Calls routed to the member (see enter), and whether an Update's
+	// Close is closing it.
+	life    sync.Mutex
+	active  int
+	closing bool
+	idle    chan struct{} // closed when closing and no call is active
 
 	// The server's parts of the merged lists: replaced, never changed,
 	// when the server's list changes. mu guards the pointers and the
@@ -421,9 +455,248 @@ type member struct {
 // "github__create_issue"), and false if the group has no such server. It
 // does not check that the server has that tool. It is Naming().Name.
 func (g *Group) Name(server, name string) (string, bool) {
-	return g.naming.Name(server, name)
+	return g.state().naming.Name(server, name)
 }
 
 // Naming returns the rule by which the group names its servers' tools and
 // prompts (see [Naming]).
-func (g *Group) Naming() *Naming { return g.naming }
+func (g *Group) Naming() *Naming { return g.state().naming }
+
+// Update changes the group's servers to cfg's while calls go on: servers
+// that cfg adds are made and started (as [Group.Start] starts them, within
+// ctx), servers whose ServerConfig differs are replaced by new ones made
+// and started the same way, and servers that cfg leaves out leave the
+// group. Then the group switches to cfg at once: calls by name from then
+// on go to the new set, and the merged lists are cfg's servers'. Servers
+// whose ServerConfig is the same (function fields compare by whether they
+// are set) keep their pools, sessions and catalogs. cfg's Separator and
+// Unprefixed apply to every server; a server whose part of names they
+// change is replaced. cfg's Logger and OnListChanged are not used: the
+// group keeps the ones it was made with.
+//
+// The pools of the servers removed or replaced are not closed by Update:
+// they finish the calls already routed to them (through a [GroupServer]
+// taken before, too) and are closed, draining their calls in flight, by
+// [GroupUpdate.Close], or by [Group.Close]. A call through a GroupServer
+// of a replaced server made after that goes to its replacement; of a
+// removed one, it fails with ErrPoolClosed.
+//
+// Errors: cfg's validation error ([*ConfigError], as NewGroup's: two
+// servers whose names collide, say), with the group unchanged and no
+// update; ErrPoolClosed after Close. When some added or replaced servers
+// did not start, Update still switches to cfg (they go on connecting in the
+// background) and returns the update with their [*ServerError]s joined, as
+// Start does. Updates are serialized; Update is safe to call while calls
+// are under way.
+func (g *Group) Update(ctx context.Context, cfg GroupConfig) (*GroupUpdate, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	naming, _ := cfg.Naming() // checked by Validate
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil, ErrPoolClosed
+	}
+	var all []Config
+	for _, sc := range cfg.Servers {
+		all = append(append(all, sc.Config), sc.Replicas...)
+	}
+	g.red.add(all)
+	old := g.state()
+	next := &groupState{naming: naming, byName: map[string]*member{}}
+	u := &GroupUpdate{g: g}
+	var fresh []*member
+	for _, sc := range cfg.Servers {
+		m := old.byName[sc.Name]
+		// A member's lists are named by its naming: one whose names would
+		// change is replaced.
+		if m == nil || m.prefix != naming.prefix[sc.Name] || m.naming.sep != naming.sep || m.naming.unprefixed != naming.unprefixed || !sameServer(m.sc, sc) {
+			nm, err := g.newMember(sc, naming)
+			if err != nil {
+				for _, f := range fresh {
+					f.closePools()
+				}
+				return nil, err
+			}
+			fresh = append(fresh, nm)
+			if m == nil {
+				u.Added = append(u.Added, sc.Name)
+			} else {
+				u.Replaced = append(u.Replaced, sc.Name)
+			}
+			m = nm
+		}
+		next.members = append(next.members, m)
+		next.byName[sc.Name] = m
+	}
+	for _, m := range old.members {
+		if next.byName[m.name] != m {
+			u.old = append(u.old, m)
+			if next.byName[m.name] == nil {
+				u.Removed = append(u.Removed, m.name)
+			}
+		}
+	}
+	err := g.startMembers(ctx, fresh)
+	g.st.Store(next)
+	for _, m := range u.old {
+		g.retired[m] = struct{}{}
+	}
+	if len(u.Added)+len(u.Removed)+len(u.Replaced) > 0 {
+		g.log.Info("group updated", "added", u.Added, "removed", u.Removed, "replaced", u.Replaced)
+	}
+	return u, err
+}
+
+// GroupUpdate is what a [Group.Update] changed. Its Close closes the pools
+// of the servers it removed or replaced.
+type GroupUpdate struct {
+	// Added, Removed and Replaced name the servers the update added,
+	// removed, and replaced with new pools (their config changed), in
+	// configuration order.
+	Added, Removed, Replaced []string
+
+	g   *Group
+	old []*member
+}
+
+// Changed reports whether the update added, removed or replaced a server.
+func (u *GroupUpdate) Changed() bool {
+	return len(u.Added)+len(u.Removed)+len(u.Replaced) > 0
+}
+
+// Close drains and closes the pools of the servers the update removed or
+// replaced: it waits until no group call is routed to them any more
+// (calls that routed there before the update finish there), then closes
+// each pool as [Pool.Close] does, which waits for its calls in flight.
+// Callers that route calls themselves through GroupServers (a gateway)
+// call it once the calls they routed to those servers have finished. Like
+// Pool.Close it returns by ctx's deadline, with the errors of the pools
+// still closing ([*ServerError]s, errors.Is ErrCloseIncomplete), and may be
+// called again to wait longer. It is safe for concurrent use.
+func (u *GroupUpdate) Close(ctx context.Context) error {
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for _, m := range u.old {
+		wg.Go(func() {
+			err := m.drain(ctx)
+			if err == nil {
+				var perrs []error
+				for _, r := range m.replicas {
+					perrs = append(perrs, r.pool.Close(ctx))
+				}
+				err = errors.Join(perrs...)
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, &ServerError{Server: m.name, Err: u.g.red.err(err)})
+				mu.Unlock()
+				return
+			}
+			u.g.mu.Lock()
+			delete(u.g.retired, m)
+			u.g.mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// enter counts a call routed to m, and reports false when m is closing
+// (an Update removed or replaced it, and its GroupUpdate is closing it):
+// the call must route again.
+func (m *member) enter() bool {
+	m.life.Lock()
+	defer m.life.Unlock()
+	if m.closing {
+		return false
+	}
+	m.active++
+	return true
+}
+
+// exit ends a call counted by enter.
+func (m *member) exit() {
+	m.life.Lock()
+	defer m.life.Unlock()
+	m.active--
+	if m.closing && m.active == 0 {
+		close(m.idle)
+	}
+}
+
+// drain refuses new calls to m and waits, within ctx, for those routed to
+// it to end.
+func (m *member) drain(ctx context.Context) error {
+	m.life.Lock()
+	if !m.closing {
+		m.closing = true
+		m.idle = make(chan struct{})
+		if m.active == 0 {
+			close(m.idle)
+		}
+	}
+	idle := m.idle
+	m.life.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: calls still routed to the server: %w", ErrCloseIncomplete, ctx.Err())
+	}
+}
+
+// enter enters the handle's member, or, when an Update has replaced it and
+// it is closing, the server's current member.
+func (s *GroupServer) enter() (*member, error) {
+	if s.m.enter() {
+		return s.m, nil
+	}
+	if m := s.m.g.state().byName[s.m.name]; m != nil && m.enter() {
+		return m, nil
+	}
+	return nil, &ServerError{Server: s.m.name, Err: fmt.Errorf("the server was removed from the group: %w", ErrPoolClosed)}
+}
+
+// sameServer reports whether a and b configure a server the same way:
+// equal but for function fields of their Configs, which compare by whether
+// they are set.
+func sameServer(a, b ServerConfig) bool {
+	if len(a.Replicas) != len(b.Replicas) {
+		return false
+	}
+	for i := range a.Replicas {
+		if !SameConfig(a.Replicas[i], b.Replicas[i]) {
+			return false
+		}
+	}
+	if !SameConfig(a.Config, b.Config) {
+		return false
+	}
+	a.Config, b.Config, a.Replicas, b.Replicas = Config{}, Config{}, nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
+// SameConfig reports whether a and b configure a pool the same way: all
+// their fields equal (compared as reflect.DeepEqual compares them), but
+// function fields (hooks such as OnProgress, NewTransport), which compare
+// by whether they are set. [Group.Update] replaces a server whose configs
+// differ by this rule.
+func SameConfig(a, b Config) bool {
+	ca, cb := a, b
+	va, vb := reflect.ValueOf(&ca).Elem(), reflect.ValueOf(&cb).Elem()
+	for i := range va.NumField() {
+		fa, fb := va.Field(i), vb.Field(i)
+		if fa.Kind() != reflect.Func || !fa.CanSet() {
+			continue
+		}
+		if fa.IsNil() != fb.IsNil() {
+			return false
+		}
+		fa.SetZero()
+		fb.SetZero()
+	}
+	return reflect.DeepEqual(ca, cb)
+}

@@ -11,12 +11,21 @@ import (
 
 // route finds the server of a tool or prompt name (see Naming.Route) and
 // the server's own name for it, with the group's copy of its definition.
+// The member it returns is entered (see member.enter): call its exit when
+// the call is done.
 func route[T any](ctx context.Context, g *Group, lk listKind[T], kind, name string) (*member, string, *T, error) {
-	server, rest, ok := g.naming.Route(name)
-	if !ok {
-		return nil, "", nil, &NotFoundError{Kind: kind, Name: name, Known: g.Servers()}
+	var m *member
+	var rest string
+	for m == nil {
+		st := g.state()
+		server, r, ok := st.naming.Route(name)
+		if !ok {
+			return nil, "", nil, &NotFoundError{Kind: kind, Name: name, Known: g.Servers()}
+		}
+		if m, rest = st.byName[server], r; !m.enter() {
+			m = nil // replaced or removed by Update since: route again
+		}
 	}
-	m := g.byName[server]
 	pt, err := memberList(ctx, m, lk)
 	if err != nil {
 		// The catalog cannot be had (the server is down?): call by the
@@ -25,6 +34,7 @@ func route[T any](ctx context.Context, g *Group, lk listKind[T], kind, name stri
 	}
 	orig, ok := pt.orig[name]
 	if !ok {
+		m.exit()
 		return nil, "", nil, &NotFoundError{Kind: kind, Name: name, Server: m.name, Known: slices.Sorted(maps.Keys(pt.orig))}
 	}
 	return m, orig, pt.byKey[name], nil
@@ -62,6 +72,7 @@ func (g *Group) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.
 	if err != nil {
 		return nil, err
 	}
+	defer m.exit()
 	return m.callTool(ctx, params, orig, tool)
 }
 
@@ -92,6 +103,7 @@ func (g *Group) GetPrompt(ctx context.Context, params *mcp.GetPromptParams) (*mc
 	if err != nil {
 		return nil, err
 	}
+	defer m.exit()
 	return m.getPrompt(ctx, params, orig)
 }
 
@@ -124,6 +136,7 @@ func (g *Group) ReadResource(ctx context.Context, params *mcp.ReadResourceParams
 	if err != nil {
 		return nil, err
 	}
+	defer m.exit()
 	return m.readResource(ctx, params)
 }
 
@@ -143,13 +156,13 @@ func (m *member) readResource(ctx context.Context, params *mcp.ReadResourceParam
 
 // resourceServer returns the first server, in configuration order, that
 // lists uri, listing afresh (from the pools' caches) so that a server's
-// new resources are found.
+// new resources are found. The member it returns is entered.
 func (g *Group) resourceServer(ctx context.Context, uri string) (*member, error) {
 	if _, err := g.ListResources(ctx); err != nil && ctx.Err() != nil {
 		return nil, err
 	}
 	var known []string
-	for _, m := range g.members {
+	for _, m := range g.state().members {
 		m.mu.Lock()
 		var ok bool
 		if pt := m.resources; pt != nil {
@@ -157,7 +170,7 @@ func (g *Group) resourceServer(ctx context.Context, uri string) (*member, error)
 			known = append(known, slices.Collect(maps.Keys(pt.orig))...)
 		}
 		m.mu.Unlock()
-		if ok {
+		if ok && m.enter() {
 			return m, nil
 		}
 	}
@@ -323,12 +336,15 @@ type GroupServer struct {
 }
 
 // Server returns the named server of the group, or nil if it has none.
+// It returns the same GroupServer for a server until [Group.Update]
+// replaces the server: handles compare equal when they serve the same
+// pools.
 func (g *Group) Server(name string) *GroupServer {
-	m := g.byName[name]
+	m := g.state().byName[name]
 	if m == nil {
 		return nil
 	}
-	return &GroupServer{m: m}
+	return m.handle
 }
 
 // Name returns the server's name in the group's configuration.
@@ -337,8 +353,13 @@ func (s *GroupServer) Name() string { return s.m.name }
 // rawList fetches one of the server's lists, under its own names, from the
 // first replica that answers (see member.list).
 func rawList[T any](ctx context.Context, s *GroupServer, fetch func(*Pool, context.Context) ([]*T, error)) ([]*T, error) {
+	m, err := s.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer m.exit()
 	var items []*T
-	err := s.m.list(ctx, func(ctx context.Context, p *Pool) error {
+	err = m.list(ctx, func(ctx context.Context, p *Pool) error {
 		var err error
 		items, err = fetch(p, ctx)
 		return err
@@ -373,11 +394,16 @@ func (s *GroupServer) CallTool(ctx context.Context, params *mcp.CallToolParams) 
 	if params == nil {
 		params = &mcp.CallToolParams{}
 	}
-	var tool *mcp.Tool
-	if pt, err := memberList(ctx, s.m, toolList); err == nil {
-		tool = pt.byKey[s.m.g.naming.qualify(s.m.prefix, params.Name)]
+	m, err := s.enter()
+	if err != nil {
+		return nil, err
 	}
-	return s.m.callTool(ctx, params, params.Name, tool)
+	defer m.exit()
+	var tool *mcp.Tool
+	if pt, err := memberList(ctx, m, toolList); err == nil {
+		tool = pt.byKey[m.naming.qualify(m.prefix, params.Name)]
+	}
+	return m.callTool(ctx, params, params.Name, tool)
 }
 
 // GetPrompt gets the prompt the server calls params.Name, as
@@ -386,7 +412,12 @@ func (s *GroupServer) GetPrompt(ctx context.Context, params *mcp.GetPromptParams
 	if params == nil {
 		params = &mcp.GetPromptParams{}
 	}
-	return s.m.getPrompt(ctx, params, params.Name)
+	m, err := s.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer m.exit()
+	return m.getPrompt(ctx, params, params.Name)
 }
 
 // ReadResource reads params.URI from the server, as [Group.ReadResource]
@@ -395,5 +426,10 @@ func (s *GroupServer) ReadResource(ctx context.Context, params *mcp.ReadResource
 	if params == nil {
 		params = &mcp.ReadResourceParams{}
 	}
-	return s.m.readResource(ctx, params)
+	m, err := s.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer m.exit()
+	return m.readResource(ctx, params)
 }

@@ -258,7 +258,7 @@ var toolList = listKind[mcp.Tool]{
 	fetch: (*Pool).ListTools,
 	rename: func(g *Group, m *member, t *mcp.Tool) (*mcp.Tool, string, string) {
 		c := *t
-		c.Name = g.naming.qualify(m.prefix, t.Name)
+		c.Name = m.naming.qualify(m.prefix, t.Name)
 		return &c, c.Name, t.Name
 	},
 	key: func(t *mcp.Tool) string { return t.Name },
@@ -271,7 +271,7 @@ var promptList = listKind[mcp.Prompt]{
 	fetch: (*Pool).ListPrompts,
 	rename: func(g *Group, m *member, pr *mcp.Prompt) (*mcp.Prompt, string, string) {
 		c := *pr
-		c.Name = g.naming.qualify(m.prefix, pr.Name)
+		c.Name = m.naming.qualify(m.prefix, pr.Name)
 		return &c, c.Name, pr.Name
 	},
 	key: func(p *mcp.Prompt) string { return p.Name },
@@ -333,10 +333,11 @@ func memberList[T any](ctx context.Context, m *member, lk listKind[T]) (*part[T]
 // and its error kept for Stats; only when every server fails does the
 // merged list fail, with a [*ListError].
 func mergedList[T any](ctx context.Context, g *Group, lk listKind[T]) ([]*T, error) {
-	parts := make([]*part[T], len(g.members))
-	errs := make([]error, len(g.members))
+	members := g.state().members
+	parts := make([]*part[T], len(members))
+	errs := make([]error, len(members))
 	var wg sync.WaitGroup
-	for i, m := range g.members {
+	for i, m := range members {
 		wg.Go(func() { parts[i], errs[i] = memberList(ctx, m, lk) })
 	}
 	wg.Wait()
@@ -359,7 +360,7 @@ func mergedList[T any](ctx context.Context, g *Group, lk listKind[T]) ([]*T, err
 	var out []*T
 	seen := map[string]string{} // group name or URI → server
 	var failed []*ServerError
-	for i, m := range g.members {
+	for i, m := range members {
 		if errs[i] != nil {
 			failed = append(failed, &ServerError{Server: m.name, Err: g.red.err(errs[i])})
 			g.log.Warn("server left out of the merged list", "list", lk.kind, "server", m.name, "error", errs[i])
@@ -375,7 +376,7 @@ func mergedList[T any](ctx context.Context, g *Group, lk listKind[T]) ([]*T, err
 			out = append(out, it)
 		}
 	}
-	if len(failed) == len(g.members) {
+	if len(failed) == len(members) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}

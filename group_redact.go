@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // redactor removes the group's secrets from messages: header values, bearer
@@ -13,7 +15,9 @@ import (
 // with its query (net/http's *url.Error hides only the password), so
 // messages the group passes on (errors, Stats, logs) go through it.
 type redactor struct {
-	secrets []string // longest first, so that a secret containing another goes whole
+	// secrets, longest first so that a secret containing another goes
+	// whole; replaced whole when Group.Update adds servers.
+	secrets atomic.Pointer[[]string]
 }
 
 // minSecret is the shortest value treated as a secret: shorter ones ("1",
@@ -22,9 +26,19 @@ const minSecret = 4
 
 func newRedactor(cfgs []Config) *redactor {
 	r := &redactor{}
+	r.add(cfgs)
+	return r
+}
+
+// add adds the secrets of cfgs.
+func (r *redactor) add(cfgs []Config) {
+	var secrets []string
+	if old := r.secrets.Load(); old != nil {
+		secrets = slices.Clone(*old)
+	}
 	add := func(s string) {
-		if len(s) >= minSecret {
-			r.secrets = append(r.secrets, s)
+		if len(s) >= minSecret && !slices.Contains(secrets, s) {
+			secrets = append(secrets, s)
 		}
 	}
 	for _, c := range cfgs {
@@ -56,16 +70,12 @@ func newRedactor(cfgs []Config) *redactor {
 		}
 	}
 	// Longest first.
-	for i := 1; i < len(r.secrets); i++ {
-		for j := i; j > 0 && len(r.secrets[j]) > len(r.secrets[j-1]); j-- {
-			r.secrets[j], r.secrets[j-1] = r.secrets[j-1], r.secrets[j]
-		}
-	}
-	return r
+	slices.SortStableFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	r.secrets.Store(&secrets)
 }
 
 func (r *redactor) string(s string) string {
-	for _, sec := range r.secrets {
+	for _, sec := range *r.secrets.Load() {
 		if strings.Contains(s, sec) {
 			s = strings.ReplaceAll(s, sec, "***")
 		}
@@ -105,9 +115,6 @@ func (e *redactedError) Unwrap() error { return e.err }
 // handler returns h wrapped so that every record's message and attributes
 // are redacted.
 func (r *redactor) handler(h slog.Handler) slog.Handler {
-	if len(r.secrets) == 0 {
-		return h
-	}
 	return &redactHandler{h: h, r: r}
 }
 

@@ -100,7 +100,7 @@ type ReplicaStats struct {
 // [Pool.Stats] per replica; it does no I/O.
 func (g *Group) Stats() GroupStats {
 	var st GroupStats
-	for _, m := range g.members {
+	for _, m := range g.state().members {
 		st.Servers = append(st.Servers, m.stats())
 	}
 	return st

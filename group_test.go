@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -678,5 +679,142 @@ func TestGroupNamingUnprefixed(t *testing.T) {
 	}
 	if !slices.Contains(names, "echo") || !slices.Contains(names, "a.b-c_d") || slices.Contains(names, "say hello") {
 		t.Errorf("names %v: want echo and a.b-c_d as they are, say hello made valid", names)
+	}
+}
+
+// Update under load: 16 callers call the servers that stay while the group
+// adds one, removes one (a call in flight on it, through a GroupServer
+// taken before) and replaces one (its URL, to another live server). No
+// call to a server that stays fails; the removed server's call finishes,
+// and its pools close once it has; the new server is listed and called.
+func TestGroupUpdate(t *testing.T) {
+	url := func() string { return httpServer(t, demoserver.New(demoserver.Options{}), false) }
+	a, b, b2, gone, added := url(), url(), url(), url(), url()
+	g := newGroup(t, mcpool.GroupConfig{Servers: []mcpool.ServerConfig{
+		{Name: "a", Config: mcpool.Config{URL: a}},
+		{Name: "b", Config: mcpool.Config{URL: b}},
+		{Name: "gone", Config: mcpool.Config{URL: gone}},
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	handleA, handleGone := g.Server("a"), g.Server("gone")
+	if g.Server("a") != handleA {
+		t.Error("Group.Server returned two handles for one server")
+	}
+	goneCall := make(chan error, 1)
+	go func() {
+		_, err := handleGone.CallTool(ctx, &mcp.CallToolParams{Name: "sleep", Arguments: map[string]any{"ms": 800}})
+		goneCall <- err
+	}()
+	eventually(t, "the call to the removed server in flight", func() bool { return g.Pool("gone").Stats().CallsInFlight == 1 })
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var calls, failed atomic.Int64
+	var firstErr atomic.Value
+	for i := range 16 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var err error
+				switch i % 3 {
+				case 0:
+					_, err = g.CallTool(ctx, &mcp.CallToolParams{Name: "a__echo", Arguments: map[string]any{"message": "m"}})
+				case 1:
+					_, err = g.CallTool(ctx, &mcp.CallToolParams{Name: "b__echo", Arguments: map[string]any{"message": "m"}})
+				case 2:
+					_, err = handleA.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "m"}})
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+				calls.Add(1)
+			}
+		})
+	}
+	eventually(t, "calls under way", func() bool { return calls.Load() > 64 })
+	oldB := g.Pool("b")
+	u, err := g.Update(ctx, mcpool.GroupConfig{Servers: []mcpool.ServerConfig{
+		{Name: "a", Config: mcpool.Config{URL: a}},
+		{Name: "b", Config: mcpool.Config{URL: b2}},
+		{Name: "added", Config: mcpool.Config{URL: added}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(u.Added, []string{"added"}) || !slices.Equal(u.Removed, []string{"gone"}) || !slices.Equal(u.Replaced, []string{"b"}) {
+		t.Errorf("update added %v, removed %v, replaced %v", u.Added, u.Removed, u.Replaced)
+	}
+	if got := g.Servers(); !slices.Equal(got, []string{"a", "b", "added"}) {
+		t.Errorf("servers after the update: %v", got)
+	}
+	if g.Server("a") != handleA {
+		t.Error("a server the update kept got a new handle")
+	}
+	tools, err := g.ListTools(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := groupNames(tools); !slices.Contains(names, "added__echo") || slices.Contains(names, "gone__echo") {
+		t.Errorf("tools after the update: %v", names)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- u.Close(ctx) }()
+	if err := <-goneCall; err != nil {
+		t.Errorf("the removed server's call in flight: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("GroupUpdate.Close: %v", err)
+	}
+	if _, err := handleGone.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "m"}}); !errors.Is(err, mcpool.ErrPoolClosed) {
+		t.Errorf("a call through the removed server's handle: %v; want ErrPoolClosed", err)
+	}
+	before := calls.Load()
+	eventually(t, "calls after the update", func() bool { return calls.Load() > before+64 })
+	close(stop)
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Errorf("%d of %d calls to the servers that stay failed; first: %v", n, calls.Load(), firstErr.Load())
+	}
+	if oldB.Stats().Sessions != 0 {
+		t.Error("the replaced server's old pool still has sessions")
+	}
+	if g.Pool("b").Stats().Acquires == 0 {
+		t.Error("no call went to the replaced server's new pool")
+	}
+}
+
+// An update the group cannot take (two servers whose names collide) is an
+// error naming both, and the group keeps its servers.
+func TestGroupUpdateInvalid(t *testing.T) {
+	demo := httpServer(t, demoserver.New(demoserver.Options{}), false)
+	g := newGroup(t, mcpool.GroupConfig{Servers: []mcpool.ServerConfig{{Name: "demo", Config: mcpool.Config{URL: demo}}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	u, err := g.Update(ctx, mcpool.GroupConfig{Servers: []mcpool.ServerConfig{
+		{Name: "my server", Config: mcpool.Config{URL: demo}},
+		{Name: "my_server", Config: mcpool.Config{URL: demo}},
+	}})
+	if u != nil || !errors.Is(err, mcpool.ErrInvalidConfig) || !strings.Contains(err.Error(), "my server") || !strings.Contains(err.Error(), "my_server") {
+		t.Errorf("update with colliding names: %v, %v; want an ErrInvalidConfig naming both", u, err)
+	}
+	if _, err := g.CallTool(ctx, &mcp.CallToolParams{Name: "demo__echo", Arguments: map[string]any{"message": "m"}}); err != nil {
+		t.Errorf("after the refused update: %v", err)
+	}
+	// The same config again changes nothing.
+	u, err = g.Update(ctx, mcpool.GroupConfig{Servers: []mcpool.ServerConfig{{Name: "demo", Config: mcpool.Config{URL: demo}}}})
+	if err != nil || u.Changed() {
+		t.Errorf("update with the same config: %+v, %v", u, err)
 	}
 }

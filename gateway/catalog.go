@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/mcpool/mcpool"
@@ -24,9 +25,18 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	up := srv.Upstream
-	tools, terr := up.ListTools(ctx)
-	prompts, perr := up.ListPrompts(ctx)
-	resources, rerr := up.ListResources(ctx)
+	var (
+		tools            []*mcp.Tool
+		prompts          []*mcp.Prompt
+		resources        []*mcp.Resource
+		terr, perr, rerr error
+		wg               sync.WaitGroup
+	)
+	// Concurrently: a server just added waits for its three lists once.
+	wg.Go(func() { tools, terr = up.ListTools(ctx) })
+	wg.Go(func() { prompts, perr = up.ListPrompts(ctx) })
+	wg.Go(func() { resources, rerr = up.ListResources(ctx) })
+	wg.Wait()
 	// A server without prompts or resources answers "method not found":
 	// an empty list, not a failure.
 	if isMethodNotFound(perr) {
@@ -35,8 +45,8 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 	if isMethodNotFound(rerr) {
 		resources, rerr = nil, nil
 	}
-	nsTools, toolNames := named(g, srv, tools, func(t *mcp.Tool) *string { return &t.Name })
-	nsPrompts, promptNames := named(g, srv, prompts, func(p *mcp.Prompt) *string { return &p.Name })
+	nsTools, toolNames := named(srv, tools, func(t *mcp.Tool) *string { return &t.Name })
+	nsPrompts, promptNames := named(srv, prompts, func(p *mcp.Prompt) *string { return &p.Name })
 	fp := [3]string{fingerprint(nsTools), fingerprint(nsPrompts), fingerprint(resources)}
 
 	srv.mu.Lock()
@@ -68,7 +78,7 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 	srv.listErr = err
 	srv.mu.Unlock()
 
-	if rerr == nil || drop {
+	if (rerr == nil || drop) && !srv.removed.Load() {
 		g.resMu.Lock()
 		for uri, owner := range g.resOwner {
 			if owner == srv {
@@ -76,7 +86,7 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 			}
 		}
 		for _, r := range resources {
-			if _, taken := g.resOwner[r.URI]; !taken {
+			if _, taken := g.resOwner[r.URI]; !taken && !srv.removed.Load() {
 				g.resOwner[r.URI] = srv
 			}
 		}
@@ -113,7 +123,7 @@ func (g *Gateway) watchCatalogs() {
 		case <-t.C:
 		case <-g.kick:
 		}
-		for _, srv := range g.servers {
+		for _, srv := range g.set.Load().servers {
 			if srv.Mode == ModeShared {
 				srv.unavailable.Store(srv.Upstream.Stats().Status == mcpool.StatusUnavailable)
 			}
@@ -151,14 +161,14 @@ func (g *Gateway) notifyChanged(changed [3]bool) {
 // them downstream, and each downstream name's item's own name. When two
 // items get the same name (a name changed by the rule meets one that had
 // it already), the first keeps it, as in a Group's lists.
-func named[T any](g *Gateway, srv *server, items []*T, name func(*T) *string) ([]*T, map[string]string) {
+func named[T any](srv *server, items []*T, name func(*T) *string) ([]*T, map[string]string) {
 	out := make([]*T, 0, len(items))
 	own := make(map[string]string, len(items))
 	for _, it := range items {
 		c := *it
 		n := name(&c)
 		orig := *n
-		*n, _ = g.naming.Name(srv.name, orig)
+		*n, _ = srv.naming.Name(srv.name, orig)
 		if _, dup := own[*n]; dup {
 			continue
 		}
@@ -175,8 +185,9 @@ func named[T any](g *Gateway, srv *server, items []*T, name func(*T) *string) ([
 // used as it is and the call says what is wrong, as a Group's calls do.
 func (g *Gateway) resolve(ctx context.Context, req mcp.Request, kind int, name string) (*server, string, error) {
 	what := [2]string{"tool", "prompt"}[kind]
-	server, rest, ok := g.naming.Route(name)
-	srv := g.byName[server]
+	set := g.set.Load()
+	server, rest, ok := set.naming.Route(name)
+	srv := set.byName[server]
 	if !ok || srv == nil {
 		return nil, "", g.unknown(what, name, "")
 	}
@@ -199,8 +210,9 @@ func (g *Gateway) resolve(ctx context.Context, req mcp.Request, kind int, name s
 }
 
 func (g *Gateway) serverNames() []string {
-	names := make([]string, len(g.servers))
-	for i, s := range g.servers {
+	servers := g.set.Load().servers
+	names := make([]string, len(servers))
+	for i, s := range servers {
 		names[i] = s.name
 	}
 	return names
@@ -212,7 +224,7 @@ func (g *Gateway) serverNames() []string {
 // mcpool.GroupConfig.OnListChanged. It does no I/O and is safe to call from
 // any goroutine.
 func (g *Gateway) ListChanged(server, kind string) {
-	srv := g.byName[server]
+	srv := g.set.Load().byName[server]
 	if srv == nil {
 		return
 	}

@@ -199,14 +199,13 @@ type Options struct {
 // [Gateway.Handler] or [Gateway.ServeStdio], and shut it down with
 // [Gateway.Drain] then [Gateway.Close].
 type Gateway struct {
-	opts    Options
-	naming  *mcpool.Naming
-	log     *slog.Logger
-	servers []*server
-	byName  map[string]*server
-	mcp     *mcp.Server
-	adm     admission
-	started time.Time
+	opts     Options
+	log      *slog.Logger
+	set      atomic.Pointer[serverSet] // replaced whole by Reload
+	reloadMu sync.Mutex                // serializes Reload
+	mcp      *mcp.Server
+	adm      admission
+	started  time.Time
 
 	draining atomic.Bool
 	requests atomic.Int64  // POSTs to /mcp being handled (subscriptions excepted)
@@ -230,15 +229,23 @@ type Gateway struct {
 // server is a Server with its state.
 type server struct {
 	Server
-	name      string
-	maxQueued int
-	own       *mcpool.Pool  // catalog pool made by the gateway (isolated without Upstream)
-	keyed     *mcpool.Keyed // passthrough
-	spares    chan *mcpool.Pool
-	refill    chan struct{}
-	queued    atomic.Int64
-	inFlight  atomic.Int64
-	refused   atomic.Int64
+	orig    Server         // as given, for Reload's comparison
+	naming  *mcpool.Naming // names the server's tools and prompts
+	ctx     context.Context
+	cancel  context.CancelFunc // ends the server's background work
+	life    lifecycle          // calls routed to it; draining after a Reload
+	removed atomic.Bool        // a Reload took it out of the gateway's set
+	// sparesDone is closed when keepSpares returns; nil if it never ran.
+	sparesDone chan struct{}
+	name       string
+	maxQueued  int
+	own        *mcpool.Pool  // catalog pool made by the gateway (isolated without Upstream)
+	keyed      *mcpool.Keyed // passthrough
+	spares     chan *mcpool.Pool
+	refill     chan struct{}
+	queued     atomic.Int64
+	inFlight   atomic.Int64
+	refused    atomic.Int64
 	// unavailable: the server's breaker is open and no session is left.
 	unavailable atomic.Bool
 	win         window
@@ -272,11 +279,6 @@ func New(opts Options) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
 	}
-	for _, s := range opts.Servers {
-		if _, ok := naming.Name(s.Name, ""); !ok {
-			return nil, fmt.Errorf("gateway: server %q is not one of Options.Naming's servers %q: make the Naming from a GroupConfig with every server", s.Name, naming.Servers())
-		}
-	}
 	if opts.MaxInFlight < 0 || opts.MaxRequests < 0 || opts.QueueWait < 0 || opts.CallTimeout < 0 || opts.MaxIsolatedSessions < 0 {
 		return nil, errors.New("gateway: MaxInFlight, MaxRequests, MaxIsolatedSessions, QueueWait and CallTimeout must not be negative")
 	}
@@ -290,23 +292,22 @@ func New(opts Options) (*Gateway, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	g := &Gateway{opts: opts, naming: naming, log: opts.Logger, byName: map[string]*server{}, started: time.Now(), resOwner: map[string]*server{}}
+	g := &Gateway{opts: opts, log: opts.Logger, started: time.Now(), resOwner: map[string]*server{}}
 	g.adm = admission{slots: semaphore.NewWeighted(int64(opts.MaxInFlight)), max: int64(opts.MaxInFlight), wait: opts.QueueWait}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	set, _, err := g.newServerSet(opts.Servers, naming, nil)
+	if err != nil {
+		g.cancel()
+		return nil, err
+	}
+	g.set.Store(set)
 	queued := 0
-	for _, s := range opts.Servers {
-		srv, err := g.newServer(s)
-		if err != nil {
-			g.closeServers()
-			return nil, err
-		}
-		g.servers = append(g.servers, srv)
-		g.byName[srv.name] = srv
+	for _, srv := range set.servers {
 		queued += max(srv.maxQueued, 0)
 	}
 	if g.opts.MaxRequests == 0 {
 		g.opts.MaxRequests = opts.MaxInFlight + queued + 16
 	}
-	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.kick = make(chan struct{}, 1)
 	g.iso.sessions = map[*mcp.ServerSession]*isoSession{}
 	g.mcp = g.newMCPServer()
@@ -317,17 +318,14 @@ func New(opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-func (g *Gateway) newServer(s Server) (*server, error) {
-	if s.Name == "" {
-		return nil, errors.New("gateway: a server has no name")
-	}
-	if _, dup := g.byName[s.Name]; dup {
-		return nil, fmt.Errorf("gateway: server %q configured twice", s.Name)
-	}
+// newServer makes srv's state. It does no I/O.
+func (g *Gateway) newServer(s Server, naming *mcpool.Naming) (*server, error) {
+	orig := s
 	if s.Mode == "" {
 		s.Mode = ModeIsolated
 	}
-	srv := &server{Server: s, name: s.Name, maxQueued: orInt(s.MaxQueued, DefaultMaxQueued)}
+	srv := &server{Server: s, orig: orig, naming: naming, name: s.Name, maxQueued: orInt(s.MaxQueued, DefaultMaxQueued)}
+	srv.ctx, srv.cancel = context.WithCancel(g.ctx)
 	if s.MaxQueued < 0 {
 		srv.maxQueued = 0
 	}
@@ -378,6 +376,43 @@ func (g *Gateway) newServer(s Server) (*server, error) {
 	return srv, nil
 }
 
+// close ends srv's background work and closes what newServer made for it.
+func (srv *server) close(ctx context.Context) error {
+	srv.cancel()
+	if srv.sparesDone != nil {
+		<-srv.sparesDone // no spare is added after this
+	}
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	add := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	if srv.keyed != nil {
+		wg.Go(func() { add(srv.keyed.Close(ctx)) })
+	}
+	if srv.own != nil {
+		wg.Go(func() { add(srv.own.Close(ctx)) })
+	}
+	if srv.spares != nil {
+		for {
+			var p *mcpool.Pool
+			select {
+			case p = <-srv.spares:
+			default:
+			}
+			if p == nil {
+				break
+			}
+			wg.Go(func() { add(p.Close(ctx)) })
+		}
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 func orInt(v, def int) int {
 	if v == 0 {
 		return def
@@ -397,22 +432,8 @@ func orDur(v, def time.Duration) time.Duration {
 // and warms the isolated servers' spares. It returns ctx's error if ctx
 // ends first.
 func (g *Gateway) Start(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for _, srv := range g.servers {
-		if srv.Mode != ModePassthrough {
-			wg.Go(func() { g.refreshCatalog(ctx, srv, false) })
-		}
-		if srv.Mode == ModeIsolated {
-			g.bg.Go(func() { g.keepSpares(srv) })
-		}
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		<-done
-		return ctx.Err()
+	if err := g.startServers(ctx, g.set.Load().servers); err != nil {
+		return err
 	}
 	g.bg.Go(g.watchCatalogs)
 	g.bg.Go(g.relayListChanged) // relay.go
@@ -467,37 +488,16 @@ func (g *Gateway) Close(ctx context.Context) error {
 	return g.closeErr
 }
 
-func (g *Gateway) closeServers() { _ = g.closeServersCtx(context.Background()) }
-
 func (g *Gateway) closeServersCtx(ctx context.Context) error {
-	var errs []error
-	var mu sync.Mutex
+	// Serialized with Reload, so that a server it is taking out is closed
+	// once.
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	servers := g.set.Load().servers
+	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
-	add := func(err error) {
-		mu.Lock()
-		errs = append(errs, err)
-		mu.Unlock()
-	}
-	for _, srv := range g.servers {
-		if srv.keyed != nil {
-			wg.Go(func() { add(srv.keyed.Close(ctx)) })
-		}
-		if srv.own != nil {
-			wg.Go(func() { add(srv.own.Close(ctx)) })
-		}
-		if srv.spares != nil {
-			for {
-				var p *mcpool.Pool
-				select {
-				case p = <-srv.spares:
-				default:
-				}
-				if p == nil {
-					break
-				}
-				wg.Go(func() { add(p.Close(ctx)) })
-			}
-		}
+	for i, srv := range servers {
+		wg.Go(func() { errs[i] = srv.close(ctx) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)

@@ -283,22 +283,22 @@ func (is *isolation) closeAll(ctx context.Context) error {
 	}
 }
 
-// keepSpares keeps srv's spares warm until Close: one connect at a time,
+// keepSpares keeps srv's spares warm until Close (or a Reload takes srv out): one connect at a time,
 // after a failure a pause that doubles up to 30s.
 func (g *Gateway) keepSpares(srv *server) {
 	pause := time.Second
 	for {
 		for len(srv.spares) < cap(srv.spares) {
-			ctx, cancel := context.WithTimeout(g.ctx, 30*time.Second)
+			ctx, cancel := context.WithTimeout(srv.ctx, 30*time.Second)
 			p, err := g.warmPool(ctx, srv)
 			cancel()
 			if err != nil {
-				if g.ctx.Err() != nil {
+				if srv.ctx.Err() != nil {
 					return
 				}
 				g.log.Warn("isolated: warming a spare failed", "server", srv.name, "error", err, "retry_in", pause)
 				select {
-				case <-g.ctx.Done():
+				case <-srv.ctx.Done():
 					return
 				case <-time.After(pause):
 				}
@@ -313,7 +313,7 @@ func (g *Gateway) keepSpares(srv *server) {
 			}
 		}
 		select {
-		case <-g.ctx.Done():
+		case <-srv.ctx.Done():
 			return
 		case <-srv.refill:
 		}

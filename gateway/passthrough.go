@@ -65,7 +65,7 @@ func (g *Gateway) passthroughTools(ctx context.Context, srv *server, req mcp.Req
 	var out []*mcp.Tool
 	err := g.passthroughPool(ctx, srv, req, func(ctx context.Context, p *mcpool.Pool) error {
 		tools, err := p.ListTools(ctx)
-		out, _ = named(g, srv, tools, func(t *mcp.Tool) *string { return &t.Name })
+		out, _ = named(srv, tools, func(t *mcp.Tool) *string { return &t.Name })
 		return err
 	})
 	if err != nil {
@@ -78,7 +78,7 @@ func (g *Gateway) passthroughPrompts(ctx context.Context, srv *server, req mcp.R
 	var out []*mcp.Prompt
 	_ = g.passthroughPool(ctx, srv, req, func(ctx context.Context, p *mcpool.Pool) error {
 		prompts, err := p.ListPrompts(ctx)
-		out, _ = named(g, srv, prompts, func(t *mcp.Prompt) *string { return &t.Name })
+		out, _ = named(srv, prompts, func(t *mcp.Prompt) *string { return &t.Name })
 		return err
 	})
 	return out
@@ -94,12 +94,12 @@ func (g *Gateway) passthroughNames(ctx context.Context, srv *server, req mcp.Req
 		if kind == 0 {
 			var tools []*mcp.Tool
 			if tools, err = p.ListTools(ctx); err == nil {
-				_, own = named(g, srv, tools, func(t *mcp.Tool) *string { return &t.Name })
+				_, own = named(srv, tools, func(t *mcp.Tool) *string { return &t.Name })
 			}
 		} else {
 			var prompts []*mcp.Prompt
 			if prompts, err = p.ListPrompts(ctx); err == nil {
-				_, own = named(g, srv, prompts, func(t *mcp.Prompt) *string { return &t.Name })
+				_, own = named(srv, prompts, func(t *mcp.Prompt) *string { return &t.Name })
 			}
 		}
 		return err
@@ -120,7 +120,7 @@ func (g *Gateway) passthroughResources(ctx context.Context, srv *server, req mcp
 // passthroughOwner finds the passthrough server that lists uri for the
 // caller.
 func (g *Gateway) passthroughOwner(ctx context.Context, req mcp.Request, uri string) *server {
-	for _, srv := range g.servers {
+	for _, srv := range g.set.Load().servers {
 		if srv.Mode != ModePassthrough {
 			continue
 		}
@@ -138,7 +138,7 @@ func (g *Gateway) passthroughOwner(ctx context.Context, req mcp.Request, uri str
 // Collector.AddKeyed, say); nil for a server in another mode or not
 // configured. The gateway closes it in Close.
 func (g *Gateway) Keyed(server string) *mcpool.Keyed {
-	if srv := g.byName[server]; srv != nil {
+	if srv := g.set.Load().byName[server]; srv != nil {
 		return srv.keyed
 	}
 	return nil

@@ -18,9 +18,10 @@ import (
 // upstream servers' (and, for passthrough servers, the caller's own), and
 // calls are routed, not registered.
 func (g *Gateway) newMCPServer() *mcp.Server {
-	example, _ := g.naming.Name(g.servers[0].name, "NAME")
+	set := g.set.Load()
+	example, _ := set.naming.Name(set.servers[0].name, "NAME")
 	instructions := "mcpool gateway: serves the tools, prompts and resources of " + joinNames(g.serverNames()) +
-		"; a tool or prompt that " + g.servers[0].name + " calls NAME is listed and called as " + example + "."
+		"; a tool or prompt that " + set.servers[0].name + " calls NAME is listed and called as " + example + "."
 	s := mcp.NewServer(&mcp.Implementation{Name: "mcpool-gateway", Version: mcpool.Version}, &mcp.ServerOptions{
 		Logger: sdkLogger(g.log),
 		Capabilities: &mcp.ServerCapabilities{
@@ -56,7 +57,7 @@ func (g *Gateway) newMCPServer() *mcp.Server {
 
 func (g *Gateway) listTools(ctx context.Context, req *mcp.ListToolsRequest) (*mcp.ListToolsResult, error) {
 	out := []*mcp.Tool{}
-	for _, srv := range g.servers {
+	for _, srv := range g.set.Load().servers {
 		if srv.Mode == ModePassthrough {
 			out = append(out, g.passthroughTools(ctx, srv, req)...)
 			continue
@@ -70,7 +71,7 @@ func (g *Gateway) listTools(ctx context.Context, req *mcp.ListToolsRequest) (*mc
 
 func (g *Gateway) listPrompts(ctx context.Context, req *mcp.ListPromptsRequest) (*mcp.ListPromptsResult, error) {
 	out := []*mcp.Prompt{}
-	for _, srv := range g.servers {
+	for _, srv := range g.set.Load().servers {
 		if srv.Mode == ModePassthrough {
 			out = append(out, g.passthroughPrompts(ctx, srv, req)...)
 			continue
@@ -84,7 +85,7 @@ func (g *Gateway) listPrompts(ctx context.Context, req *mcp.ListPromptsRequest) 
 
 func (g *Gateway) listResources(ctx context.Context, req *mcp.ListResourcesRequest) (*mcp.ListResourcesResult, error) {
 	out := []*mcp.Resource{}
-	for _, srv := range g.servers {
+	for _, srv := range g.set.Load().servers {
 		if srv.Mode == ModePassthrough {
 			out = append(out, g.passthroughResources(ctx, srv, req)...)
 			continue
@@ -112,6 +113,11 @@ func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn fun
 	if g.draining.Load() {
 		return draining(srv.name)
 	}
+	srv, err := g.enter(srv) // reload.go
+	if err != nil {
+		return err
+	}
+	defer srv.life.exit()
 	if err := g.breakerOpen(srv); err != nil {
 		return err
 	}

@@ -83,7 +83,7 @@ func (g *Gateway) Status() Status {
 	g.iso.mu.Lock()
 	st.IsolatedSessions, st.MaxIsolatedSessions = g.iso.n, g.opts.MaxIsolatedSessions
 	g.iso.mu.Unlock()
-	for _, srv := range g.servers {
+	for _, srv := range g.set.Load().servers {
 		st.Servers = append(st.Servers, g.serverStatus(srv))
 		g.storeStatus(&st, srv)
 	}

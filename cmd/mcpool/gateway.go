@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mcpool/mcpool"
@@ -50,6 +52,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	redisURL := fs.String("redis", "", "share tool, prompt and resource catalogs with other gateway replicas through this\n"+
 		"Redis (redis://HOST:PORT/DB; default $"+redisEnv+", then the config's gateway.redis).\n"+
 		"Implies --stateless unless --stateless=false or --session-key")
+	watch := fs.Bool("watch", false, "reload the config file when it changes (checked every second), as on SIGHUP")
 	stateless := fs.Bool("stateless", false, "serve every request on its own (no Mcp-Session-Id), so that any replica behind a\n"+
 		"load balancer can answer it; isolated servers then get an upstream session per request")
 	var sessionKeys []string
@@ -57,6 +60,8 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		"replica then serves any session, with no sticky routing. Repeat to rotate: the first signs new\n"+
 		"session ids, all are accepted", func(v string) error { sessionKeys = append(sessionKeys, v); return nil })
 	rest, err := parseFlags(fs, args, "gateway --config FILE [--listen ADDR | --stdio] [--token T]\n\n"+
+		"SIGHUP (or, with --watch, a change of the file) reloads the config: servers added\n"+
+		"start, removed ones finish their calls and close, changed ones are replaced.\n\n"+
 		"Environment: $GOGC sets Go's garbage collector target; unset, the gateway uses 400\n"+
 		"(Go's default is 100): it decodes every message twice, as server and as client, with\n"+
 		"the SDK's 32 KiB decoder buffer, and 400 buys 1.2-1.7x the calls/s for about 20 MiB\n"+
@@ -115,13 +120,6 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	gc, settings := &file.Group, file.Gateway
 	servers := settings.Servers
-	for i := range gc.Servers {
-		// The command's own errors never show the config's credentials.
-		addConfigSecrets(&gc.Servers[i].Config) // redact.go
-		for j := range gc.Servers[i].Replicas {
-			addConfigSecrets(&gc.Servers[i].Replicas[j])
-		}
-	}
 	// The one naming rule for every server, passthrough ones too (the
 	// config package has set gc.Unprefixed and validated it).
 	naming, err := gc.Naming()
@@ -146,6 +144,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *stateless && *sessionsOnly {
 		return usageErrorf("--stateless and --sessions-only exclude each other")
 	}
+	rl := &reloader{path: *configPath, log: log, stderr: stderr, store: store, stateless: *stateless, settings: settings}
 
 	log.Info("starting", "build", mcpool.BuildInfo().String())
 	// The gateway relays progress and list_changed from the pools, and is
@@ -159,48 +158,40 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		default:
 		}
 	}
-	for i := range gc.Servers {
-		sc := &gc.Servers[i]
-		sc.Config.OnProgress = relay
-		for j := range sc.Replicas {
-			sc.Replicas[j].OnProgress = relay
-		}
-		if *stateless && (servers[sc.Name].Mode == "" || servers[sc.Name].Mode == config.ModeIsolated) {
-			log.Warn("server in isolated mode behind a stateless gateway: every request gets an upstream session of its own; use \"mode\": \"shared\" for servers that keep no per-session state, or sticky routing without --stateless", "server", sc.Name)
-		} else if servers[sc.Name].Mode == "" {
-			log.Info("server served in isolated mode (the default): each client gets its own upstream session; set \"mode\": \"shared\" in the gateway section if the server keeps no per-session state", "server", sc.Name)
-		}
-	}
-	// The servers' "auth" objects; their OAuth sign-in URLs go to the log's stream.
-	stopAuth, err := configureGroupAuth(gc, stderr)
-	if err != nil {
-		return err
-	}
-	defer stopAuth()
-	gc.Logger = log
-	gc.OnListChanged = func(server, kind string) {
+	rl.relay = relay
+	rl.onListChanged = func(server, kind string) {
 		select {
 		case <-ready:
 			gw.ListChanged(server, kind)
 		default:
 		}
 	}
+	defer rl.stopAuth()
+	if err := rl.prepare(gc, settings, nil); err != nil {
+		return err
+	}
 	// Passthrough servers dial with each client's credentials, through the
 	// gateway's keyed pools: the Group, which dials with the gateway's own,
 	// leaves them out.
 	var group *mcpool.Group
-	if gcg := gateway.WithoutPassthrough(gc, servers); len(gcg.Servers) > 0 {
+	defer func() {
+		if group = rl.group; group == nil {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), *drain+10*time.Second)
+		defer cancel()
+		if err := group.Close(cctx); err != nil {
+			log.Warn("closing upstream sessions", "error", err)
+		}
+	}()
+	gcg := gateway.WithoutPassthrough(gc, servers)
+	rl.gc, rl.gcg, rl.naming = gc, gcg, naming
+	if len(gcg.Servers) > 0 {
 		group, err = mcpool.NewGroup(*gcg)
 		if err != nil {
 			return err
 		}
-		defer func() {
-			cctx, cancel := context.WithTimeout(context.Background(), *drain+10*time.Second)
-			defer cancel()
-			if err := group.Close(cctx); err != nil {
-				log.Warn("closing upstream sessions", "error", err)
-			}
-		}()
+		rl.group = group
 		startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		if err := group.Start(startCtx); err != nil && ctx.Err() == nil {
 			// Servers that did not start are reported and retried in the
@@ -270,7 +261,13 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return err
 	}
+	// SIGHUP, and with --watch a change of the file, reload the config.
+	rl.gw = gw
+	reloadCtx, stopReloads := context.WithCancel(ctx)
+	reloads := rl.run(reloadCtx, *watch)
 	shutdown := func() error {
+		stopReloads()
+		<-reloads
 		dctx, cancel := context.WithTimeout(context.Background(), *drain)
 		defer cancel()
 		derr := gw.Drain(dctx)
@@ -404,4 +401,220 @@ func openCatalogStore(flagURL, fileURL string, gc *mcpool.GroupConfig) (*redisst
 		}
 	}
 	return store, nil
+}
+
+// reloader reloads the gateway's config file (on SIGHUP, and with --watch
+// when the file changes): the Group's servers through Group.Update, the
+// gateway's through Gateway.Reload. A file that fails to load, or that the
+// Group or the gateway refuses, leaves the running config, with one log
+// line saying why.
+type reloader struct {
+	path      string
+	log       *slog.Logger
+	stderr    io.Writer
+	store     *redisstore.Store
+	stateless bool
+	relay     func(context.Context, *mcp.ProgressNotificationClientRequest)
+	// onListChanged is every Group's OnListChanged.
+	onListChanged func(server, kind string)
+
+	gw     *gateway.Gateway
+	group  *mcpool.Group // nil while every server is in passthrough mode
+	stops  []func()      // the auth helpers of every config loaded
+	reload sync.Mutex    // one reload at a time; guards what follows
+
+	// The running config.
+	gc       *mcpool.GroupConfig
+	gcg      *mcpool.GroupConfig // gc less its passthrough servers: the Group's
+	settings config.Gateway
+	naming   *mcpool.Naming
+}
+
+// prepare readies a loaded config's servers for the gateway: their
+// credentials kept out of the command's messages, the catalog store, the
+// progress relay, the mode advice (for the servers not in old, nil at
+// start), their auth helpers, the Group's hooks.
+func (r *reloader) prepare(gc *mcpool.GroupConfig, settings config.Gateway, old *mcpool.GroupConfig) error {
+	servers := settings.Servers
+	for i := range gc.Servers {
+		sc := &gc.Servers[i]
+		// The command's own errors never show the config's credentials.
+		addConfigSecrets(&sc.Config) // redact.go
+		configs := []*mcpool.Config{&sc.Config}
+		for j := range sc.Replicas {
+			addConfigSecrets(&sc.Replicas[j])
+			configs = append(configs, &sc.Replicas[j])
+		}
+		for _, c := range configs {
+			c.OnProgress = r.relay
+			if r.store != nil {
+				// Replicas of one server list the same catalog: one key for all.
+				c.CatalogStore, c.CatalogKey = r.store, "server:"+sc.Name
+			}
+		}
+		if old != nil && slices.ContainsFunc(old.Servers, func(o mcpool.ServerConfig) bool { return o.Name == sc.Name }) {
+			continue
+		}
+		if r.stateless && (servers[sc.Name].Mode == "" || servers[sc.Name].Mode == config.ModeIsolated) {
+			r.log.Warn("server in isolated mode behind a stateless gateway: every request gets an upstream session of its own; use \"mode\": \"shared\" for servers that keep no per-session state, or sticky routing without --stateless", "server", sc.Name)
+		} else if servers[sc.Name].Mode == "" {
+			r.log.Info("server served in isolated mode (the default): each client gets its own upstream session; set \"mode\": \"shared\" in the gateway section if the server keeps no per-session state", "server", sc.Name)
+		}
+	}
+	// The servers' "auth" objects; their OAuth sign-in URLs go to the log's stream.
+	stop, err := configureGroupAuth(gc, r.stderr)
+	if err != nil {
+		return err
+	}
+	r.stops = append(r.stops, stop)
+	gc.Logger = r.log
+	gc.OnListChanged = r.onListChanged
+	return nil
+}
+
+// stopAuth stops the auth helpers of every config loaded.
+func (r *reloader) stopAuth() {
+	for _, s := range r.stops {
+		s()
+	}
+}
+
+// run reloads on SIGHUP and, when watch is set, when the file changes,
+// until ctx ends; the channel it returns is closed then.
+func (r *reloader) run(ctx context.Context, watch bool) <-chan struct{} {
+	done := make(chan struct{})
+	hup, stop := reloadSignals() // signals.go
+	var changed <-chan struct{}
+	if watch {
+		changed = watchFile(ctx, r.path, time.Second) // signals.go
+	}
+	go func() {
+		defer close(done)
+		defer stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				r.apply(ctx, "SIGHUP")
+			case <-changed:
+				r.apply(ctx, "file changed")
+			}
+		}
+	}()
+	return done
+}
+
+// apply reloads the file, or keeps the running config and logs one line.
+func (r *reloader) apply(ctx context.Context, why string) {
+	r.reload.Lock()
+	defer r.reload.Unlock()
+	keep := func(err error) {
+		r.log.Error("reload failed: kept the running config", "reason", why, "error", err)
+	}
+	file, err := config.Load(r.path)
+	if err != nil {
+		keep(err)
+		return
+	}
+	gc, settings := &file.Group, file.Gateway
+	naming, err := gc.Naming()
+	if err != nil {
+		keep(fmt.Errorf("%s: %w", r.path, err))
+		return
+	}
+	if err := r.prepare(gc, settings, r.gc); err != nil {
+		keep(err)
+		return
+	}
+	for _, w := range file.Warnings {
+		r.log.Warn(w)
+	}
+	// Gateway-wide settings are the process's: they change on restart.
+	var kept []string
+	for _, c := range []struct {
+		name string
+		same bool
+	}{
+		{"maxInFlight", settings.MaxInFlight == r.settings.MaxInFlight},
+		{"maxIsolatedSessions", settings.MaxIsolatedSessions == r.settings.MaxIsolatedSessions},
+		{"queueWait", settings.QueueWait == r.settings.QueueWait},
+		{"callTimeout", settings.CallTimeout == r.settings.CallTimeout},
+		{"redis", settings.Redis == r.settings.Redis},
+		{"stateless", settings.Stateless == r.settings.Stateless},
+	} {
+		if !c.same {
+			kept = append(kept, "gateway."+c.name)
+		}
+	}
+	if len(kept) > 0 {
+		r.log.Warn("reload: these settings change only on restart; kept the running ones", "settings", kept)
+	}
+
+	gcg := gateway.WithoutPassthrough(gc, settings.Servers)
+	var upd *mcpool.GroupUpdate
+	made := false // the Group was made by this reload
+	switch {
+	case len(gcg.Servers) == 0 && r.group != nil:
+		keep(errors.New("every server is in passthrough mode now: the gateway's own pools cannot all go while it runs; restart it"))
+		return
+	case r.group == nil && len(gcg.Servers) > 0:
+		g, err := mcpool.NewGroup(*gcg)
+		if err != nil {
+			keep(err)
+			return
+		}
+		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		if err := g.Start(sctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("some servers did not start", "error", err)
+		}
+		cancel()
+		r.group, made = g, true
+	case r.group != nil:
+		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		upd, err = r.group.Update(sctx, *gcg)
+		cancel()
+		if upd == nil {
+			keep(err)
+			return
+		}
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("some servers did not start", "error", err)
+		}
+	}
+	if err := r.gw.Reload(ctx, gateway.GroupServers(r.group, gc, settings.Servers), naming); err != nil {
+		if upd != nil && upd.Changed() {
+			// Put the Group back as the gateway still serves it: its
+			// handles of the servers just replaced move to the restored ones.
+			if back, berr := r.group.Update(ctx, *r.gcg); back != nil {
+				defer r.closeOld(back)
+			} else {
+				r.log.Warn("reload: restoring the servers", "error", berr)
+			}
+			r.closeOld(upd)
+		}
+		if made {
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_ = r.group.Close(cctx)
+			cancel()
+			r.group = nil
+		}
+		keep(err)
+		return
+	}
+	if upd != nil {
+		r.closeOld(upd)
+	}
+	r.gc, r.gcg, r.settings, r.naming = gc, gcg, settings, naming
+	r.log.Info("reloaded the config", "reason", why, "file", r.path)
+}
+
+// closeOld closes the pools of the servers an update removed or replaced:
+// the gateway has drained the calls it routed to them.
+func (r *reloader) closeOld(u *mcpool.GroupUpdate) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := u.Close(ctx); err != nil {
+		r.log.Warn("reload: closing the servers removed or replaced", "error", err)
+	}
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // exitInterrupted is the exit status of a command stopped by a signal, as
@@ -80,4 +82,67 @@ func stopReason(ctx context.Context) string {
 		return err.Error()
 	}
 	return "stopped"
+}
+
+// reloadSignals returns a channel that receives on each SIGHUP, the
+// conventional "reload your config" signal, and the func that stops it
+// (SIGHUP then ends the process again, its default).
+func reloadSignals() (<-chan os.Signal, func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	return hup, func() { signal.Stop(hup) }
+}
+
+// watchFile returns a channel that receives when path's content changes:
+// every interval it compares the file's size and modification time, and
+// when they moved, a SHA-256 of its content (an editor that rewrites the
+// same bytes is no change). A file that cannot be read counts as a change
+// once (the reload then says why), and again once it can. It stops when
+// ctx ends.
+func watchFile(ctx context.Context, path string, interval time.Duration) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	type state struct {
+		size int64
+		mod  time.Time
+		sum  [sha256.Size]byte
+		err  bool
+	}
+	look := func(prev state) state {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return state{err: true}
+		}
+		st := state{size: fi.Size(), mod: fi.ModTime()}
+		if !prev.err && st.size == prev.size && st.mod.Equal(prev.mod) {
+			st.sum = prev.sum
+			return st
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return state{err: true}
+		}
+		st.sum = sha256.Sum256(b)
+		return st
+	}
+	go func() {
+		cur := look(state{err: true})
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			next := look(cur)
+			if next.err != cur.err || next.sum != cur.sum {
+				select {
+				case out <- struct{}{}:
+				default: // a reload is pending: it reads the file anew
+				}
+			}
+			cur = next
+		}
+	}()
+	return out
 }

@@ -1,0 +1,263 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// runGatewayFile runs "mcpool gateway --config path" in process with args
+// added, and returns its /mcp URL, its logs and a stop func (the
+// equivalent of SIGTERM) returning the exit status.
+func runGatewayFile(t *testing.T, path string, args ...string) (url string, logs *lockedBuffer, stop func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs = &lockedBuffer{}
+	status := make(chan int, 1)
+	go func() {
+		status <- runContext(ctx, append([]string{"gateway", "--config", path, "--listen", "127.0.0.1:0", "--drain-timeout", "20s"}, args...), os.Stdout, logs)
+	}()
+	var once sync.Once
+	code := -1
+	stop = func() int {
+		once.Do(func() {
+			cancel()
+			select {
+			case code = <-status:
+			case <-time.After(60 * time.Second):
+				t.Fatal("gateway did not stop after SIGTERM")
+			}
+		})
+		return code
+	}
+	t.Cleanup(func() { stop() })
+	re := regexp.MustCompile(`url=(http://127\.0\.0\.1:\d+/mcp)`)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(logs.String()); m != nil {
+			return m[1], logs, stop
+		}
+		select {
+		case code := <-status:
+			t.Fatalf("gateway exited (%d) before serving: %s", code, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway did not serve within 60s: %s", logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func writeConfigFile(t *testing.T, path, servers string) {
+	t.Helper()
+	// Written whole and renamed into place, as editors do, so that the
+	// gateway never reads half a file.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(servers), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func gatewayConfig(servers map[string]string) string {
+	var entries, modes []string
+	for _, name := range slices.Sorted(func(yield func(string) bool) {
+		for k := range servers {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		entries = append(entries, fmt.Sprintf(`    %q: {"type": "http", "url": %q}`, name, servers[name]))
+		modes = append(modes, fmt.Sprintf(`%q: {"mode": "shared"}`, name))
+	}
+	return "{\n  // reloaded by the test\n  \"mcpServers\": {\n" + strings.Join(entries, ",\n") +
+		"\n  },\n  \"gateway\": {\"servers\": {" + strings.Join(modes, ", ") + "}}\n}\n"
+}
+
+func listsTool(ctx context.Context, cs *mcp.ClientSession, name string) bool {
+	res, err := cs.ListTools(ctx, nil)
+	return err == nil && slices.ContainsFunc(res.Tools, func(tl *mcp.Tool) bool { return tl.Name == name })
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// SIGHUP reloads the config under load: 16 callers call the servers that
+// stay while one server is added, one removed (a call in flight on it) and
+// one changed to another live server. No call to a server that stays fails,
+// the added server is listed within a second of the signal, a downstream
+// session hears tools/list_changed, and the removed server's call
+// finishes. Then a file that does not load keeps the running config, with
+// one log line.
+func TestGatewayReloadOnSIGHUP(t *testing.T) {
+	urls := make([]string, 5)
+	for i := range urls {
+		u, stop := startDemoServer(t)
+		t.Cleanup(func() { stop() })
+		urls[i] = u
+	}
+	path := filepath.Join(t.TempDir(), "mcp.json")
+	writeConfigFile(t, path, gatewayConfig(map[string]string{"a": urls[0], "b": urls[1], "gone": urls[2]}))
+	url, logs, stop := runGatewayFile(t, path)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+
+	var listChanged atomic.Int64
+	c := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, &mcp.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) { listChanged.Add(1) },
+	})
+	watcher, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	inFlight := make(chan error, 1)
+	go func() {
+		res, err := watcher.CallTool(ctx, &mcp.CallToolParams{Name: "gone__sleep", Arguments: map[string]any{"ms": 5000}})
+		if err == nil && res.IsError {
+			err = fmt.Errorf("tool error: %v", res.Content)
+		}
+		inFlight <- err
+	}()
+
+	stopCalls := make(chan struct{})
+	var wg sync.WaitGroup
+	var calls, failed atomic.Int64
+	var firstErr atomic.Value
+	for i := range 16 {
+		cs, err := mcp.NewClient(&mcp.Implementation{Name: "caller", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cs.Close()
+		tool := []string{"a__echo", "b__echo"}[i%2]
+		wg.Go(func() {
+			for {
+				select {
+				case <-stopCalls:
+					return
+				default:
+				}
+				res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: map[string]any{"message": "m"}})
+				if err != nil || res.IsError {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("%s: %v %v", tool, err, res))
+				}
+				calls.Add(1)
+			}
+		})
+	}
+	defer func() { close(stopCalls); wg.Wait() }()
+	waitFor(t, "calls under way", func() bool { return calls.Load() > 64 })
+
+	writeConfigFile(t, path, gatewayConfig(map[string]string{"a": urls[0], "b": urls[3], "new": urls[4]}))
+	sent := time.Now()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "new__echo listed", func() bool { return listsTool(ctx, watcher, "new__echo") })
+	listed := time.Since(sent)
+	t.Logf("added server listed %v after SIGHUP", listed)
+	if listed > raceSlack*time.Second {
+		t.Errorf("the added server was listed %v after SIGHUP; want within %v", listed, raceSlack*time.Second)
+	}
+	waitFor(t, "tools/list_changed", func() bool { return listChanged.Load() > 0 })
+	if err := <-inFlight; err != nil {
+		t.Errorf("the removed server's call in flight: %v", err)
+	}
+	waitFor(t, "the reload to finish", func() bool { return strings.Contains(logs.String(), "reloaded the config") })
+	if listsTool(ctx, watcher, "gone__echo") {
+		t.Error("the removed server is still listed")
+	}
+	before := calls.Load()
+	waitFor(t, "calls after the reload", func() bool { return calls.Load() > before+64 })
+
+	// A file that does not load: one line, and the running config stays.
+	writeConfigFile(t, path, `{"mcpServers": {"a": {"type": "http", "url": `)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the failed reload's line", func() bool { return strings.Contains(logs.String(), "reload failed") })
+	before = calls.Load()
+	waitFor(t, "calls after the failed reload", func() bool { return calls.Load() > before+64 })
+	if n := strings.Count(logs.String(), "reload failed"); n != 1 {
+		t.Errorf("%d lines about the failed reload, want 1: %s", n, logs.String())
+	}
+	if !listsTool(ctx, watcher, "new__echo") {
+		t.Error("the failed reload dropped a server")
+	}
+	close(stopCalls)
+	wg.Wait()
+	stopCalls = make(chan struct{})
+	if n := failed.Load(); n > 0 {
+		t.Errorf("%d of %d calls to the servers that stay failed; first: %v", n, calls.Load(), firstErr.Load())
+	}
+	if code := stop(); code != 0 {
+		t.Errorf("exit status %d: %s", code, logs.String())
+	}
+}
+
+// With --watch, a change of the file reloads it, and a file that stops
+// loading keeps the running config with one log line.
+func TestGatewayReloadWatch(t *testing.T) {
+	a, stopA := startDemoServer(t)
+	t.Cleanup(func() { stopA() })
+	b, stopB := startDemoServer(t)
+	t.Cleanup(func() { stopB() })
+	path := filepath.Join(t.TempDir(), "mcp.json")
+	writeConfigFile(t, path, gatewayConfig(map[string]string{"a": a}))
+	url, logs, stop := runGatewayFile(t, path, "--watch")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+
+	writeConfigFile(t, path, gatewayConfig(map[string]string{"a": a, "b": b}))
+	waitFor(t, "b__echo listed", func() bool { return listsTool(ctx, cs, "b__echo") })
+
+	// The same bytes written again are no change.
+	writeConfigFile(t, path, gatewayConfig(map[string]string{"a": a, "b": b}))
+	writeConfigFile(t, path, `{"mcpServers": {"a": `)
+	waitFor(t, "the failed reload's line", func() bool { return strings.Contains(logs.String(), "reload failed") })
+	time.Sleep(2500 * time.Millisecond) // two more looks at an unchanged file
+	if n := strings.Count(logs.String(), "reload failed"); n != 1 {
+		t.Errorf("%d lines about the failed reload, want 1: %s", n, logs.String())
+	}
+	if n := strings.Count(logs.String(), "reloaded the config"); n != 1 {
+		t.Errorf("%d reloads, want 1 (the same bytes again are no change): %s", n, logs.String())
+	}
+	if !listsTool(ctx, cs, "b__echo") || !listsTool(ctx, cs, "a__echo") {
+		t.Error("the failed reload dropped a server")
+	}
+	if code := stop(); code != 0 {
+		t.Errorf("exit status %d: %s", code, logs.String())
+	}
+}
