@@ -312,7 +312,8 @@ func New(opts Options) (*Gateway, error) {
 	g.iso.sessions = map[*mcp.ServerSession]*isoSession{}
 	g.mcp = g.newMCPServer()
 	if err := g.initPortable(); err != nil { // portable.go
-		g.closeServers()
+		_ = g.closeServersCtx(context.Background())
+		g.cancel()
 		return nil, err
 	}
 	return g, nil

@@ -28,7 +28,7 @@ const relayPrefix = "gateway:list_changed:"
 // relayStore is the catalog store the servers' pools share (the first
 // Server.Config.CatalogStore set, as the command sets them all), or nil.
 func (g *Gateway) relayStore() mcpool.CatalogStore {
-	for _, srv := range g.servers {
+	for _, srv := range g.set.Load().servers {
 		if srv.Config.CatalogStore != nil {
 			return srv.Config.CatalogStore
 		}
