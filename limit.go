@@ -15,13 +15,14 @@ import "time"
 // and the runtime, which serve them in no particular order: the same calls/s
 // with several times the tail latency.
 //
-// How: the limit starts at two calls per session and is judged in rounds
-// of released leases, each at least 50 ms, four mean calls and twice the
-// calls in flight long (shorter ones measure the machine's hiccups, or
+// How: the limit starts at one call per session (exclusive lending) and
+// is judged in rounds of released leases, each at least 50 ms, two mean
+// calls and twice the calls in flight long (shorter ones measure the machine's hiccups, or
 // catch calls that started together half done). A round's figures are its
 // calls/s and the mean time from Acquire to Release, waiting included.
 //
-//   - While callers wait for room, a probe round tries twice the limit; it
+//   - While callers wait for room with MaxSessions sessions connected or
+//     connecting (more sessions come first), a probe round tries twice the limit; it
 //     stays when calls/s rises, or the mean time falls (callers that come
 //     at their own pace, whose calls/s no limit changes), by a quarter.
 //   - Otherwise a probe round tries three quarters of what the sessions
@@ -35,9 +36,9 @@ import "time"
 //     time is off by more than a factor of two from the last steady round
 //     (the workload changed) brings the next probe forward.
 //   - Calls that run for minutes release nothing to judge: when callers
-//     have waited with no lease released for 20 ms and twice the last
-//     round's mean call, the limit doubles at once, so long calls never
-//     lack room the sessions have.
+//     have waited with no lease released for 100 ms and twice the last
+//     round's mean call, with no connect under way, the limit doubles at
+//     once, so long calls never lack room the sessions have.
 //
 // Every field is guarded by the pool's mu; nothing here does I/O.
 type sessionLimit struct {
@@ -67,7 +68,7 @@ type sessionLimit struct {
 	steadyHeld time.Duration
 
 	// service is the mean time from lease to Release in the last round:
-	// a round lasts at least four of them, so that calls that start
+	// a round lasts at least two of them, so that calls that start
 	// together and end together are counted whole.
 	service time.Duration
 }
@@ -85,14 +86,19 @@ const (
 // server.
 const minRound = 50 * time.Millisecond
 
-// startLimit is the limit of a new pool: enough to show whether a second
-// call per session pays, low enough that a CPU-bound server's first calls
-// do not queue inside it.
-const startLimit = 2
+// startLimit is the limit of a new pool: one call per session, as
+// exclusive lending, so that a new pool never costs more than lending
+// would; the first probe, a round after the sessions fill MaxSessions,
+// shows whether a second call per session pays. (Below MaxSessions a
+// caller may share a session with one other call rather than wait for a
+// connect: see Pool.pickLocked.)
+const startLimit = 1
 
-// stallAfter is how long callers wait with no lease released before the
-// limit doubles anyway.
-const stallAfter = 20 * time.Millisecond
+// stallAfter is how long callers wait with no lease released (and twice
+// the mean call, and no connect under way) before the limit doubles
+// anyway. Long enough that a busy machine's pauses (a descheduled
+// process, a collection) do not raise the limit of a CPU-bound server.
+const stallAfter = 100 * time.Millisecond
 
 func (l *sessionLimit) init(max int) {
 	l.n, l.max, l.backoff, l.up = min(max, startLimit), max, 1, true
@@ -120,7 +126,7 @@ func (l *sessionLimit) released(now time.Time, inFlight, sessions int) {
 	}
 	l.done++
 	l.busy += inFlight
-	if l.done < max(8, 2*l.peak*sessions) || now.Sub(l.start) < max(minRound, 4*l.service) {
+	if l.done < max(8, 2*l.peak*sessions) || now.Sub(l.start) < max(minRound, 2*l.service) {
 		return
 	}
 	// Little's law: the mean call lasts the mean calls in flight over
@@ -179,13 +185,22 @@ func (l *sessionLimit) probe(rate float64, held time.Duration, peak int, waited 
 // released for stallAfter and twice the last round's mean call, and
 // reports whether it did.
 func (l *sessionLimit) stalled(now time.Time) bool {
-	if l.n >= l.max || now.Sub(l.lastRel) < max(stallAfter, 2*l.service) {
+	if l.n >= l.max || now.Sub(l.lastRel) < l.stallTime() {
 		return false
 	}
 	l.n = min(l.max, 2*l.n)
 	l.base = 0 // whatever was probed, the sessions need the room
 	l.lastRel = now
 	return true
+}
+
+// stallTime is how long callers must wait with no lease released for the
+// limit to double.
+func (l *sessionLimit) stallTime() time.Duration { return max(stallAfter, 2*l.service) }
+
+// stallIn returns how long from now a stall could first be declared.
+func (l *sessionLimit) stallIn(now time.Time) time.Duration {
+	return max(time.Millisecond, l.lastRel.Add(l.stallTime()).Sub(now))
 }
 
 // changed reports whether a figure moved by more than a factor of two from

@@ -86,6 +86,10 @@ type Pool struct {
 
 	// limit is the adaptive per-session call limit (limit.go), under mu.
 	limit sessionLimit
+	// stall fires while callers wait, to let the limit grow for calls that
+	// run long (see stallCheck); stallArmed, under mu, says it is set.
+	stall      *time.Timer
+	stallArmed bool
 }
 
 // waiter is a caller queued for room. ready has room for one lease so that a
@@ -119,6 +123,8 @@ func New(cfg Config) (*Pool, error) {
 	p.counters.started = time.Now()
 	p.catalog.init(s.cacheTTL)
 	p.limit.init(s.MaxCallsPerSession)
+	p.stall = time.AfterFunc(time.Hour, p.stallCheck)
+	p.stall.Stop()
 	p.breaker = newBreaker(s, func(from, to gobreaker.State) {
 		note := to.String() + " (was " + from.String() + ")"
 		p.breakerNote.Store(&note)
@@ -193,8 +199,12 @@ func (p *Pool) Acquire(ctx context.Context) (l Lease, err error) {
 			}
 			w := &waiter{ready: make(chan Lease, 1), start: start, failFast: ctx.Value(failFastKey{}) != nil}
 			w.elem = p.waiters.PushBack(w)
-			p.limit.waited = true
+			if p.atMaxSessionsLocked() {
+				// More room can only come from more calls per session.
+				p.limit.waited = true
+			}
 			p.growLocked()
+			p.armStallLocked(start)
 			p.mu.Unlock()
 			return p.wait(ctx, w)
 		}
@@ -211,7 +221,9 @@ func (p *Pool) Acquire(ctx context.Context) (l Lease, err error) {
 		}
 		l := p.leaseLocked(s, start)
 		if s.inFlight > 1 {
-			p.spreadLocked()
+			// Every session carries a call: connect what the demand
+			// needs, without making this caller wait.
+			p.growLocked()
 		}
 		p.mu.Unlock()
 		return l, nil
@@ -226,42 +238,16 @@ func (p *Pool) wait(ctx context.Context, w *waiter) (Lease, error) {
 		timeout = t.C
 	}
 	var cause error
-	var stall *time.Timer // armed while the per-session limit is below its maximum
-	defer func() {
-		if stall != nil {
-			stall.Stop()
+	select {
+	case l := <-w.ready:
+		if w.err != nil {
+			return Lease{}, w.err
 		}
-	}()
-	for cause == nil {
-		var stalled <-chan time.Time
-		if p.limitBelowMax() {
-			if stall == nil {
-				stall = time.NewTimer(stallAfter)
-			} else {
-				stall.Reset(stallAfter)
-			}
-			stalled = stall.C
-		}
-		select {
-		case l := <-w.ready:
-			if w.err != nil {
-				return Lease{}, w.err
-			}
-			return l, nil
-		case <-ctx.Done():
-			cause = ctx.Err()
-		case <-timeout:
-			cause = context.DeadlineExceeded
-		case now := <-stalled:
-			// No lease released for stallAfter while this caller
-			// waits behind calls in flight: calls that run long need
-			// the room. (With none in flight the pool is connecting.)
-			p.mu.Lock()
-			if !p.closed && p.inFlight > 0 && p.limit.stalled(now) {
-				p.serveWaitersLocked()
-			}
-			p.mu.Unlock()
-		}
+		return l, nil
+	case <-ctx.Done():
+		cause = ctx.Err()
+	case <-timeout:
+		cause = context.DeadlineExceeded
 	}
 	p.mu.Lock()
 	if w.elem != nil {
@@ -313,11 +299,18 @@ func (p *Pool) stillFailingLocked(what string, cause error) error {
 // replacement arrives) come last.
 func (p *Pool) pickLocked(now time.Time) *session {
 	var best, expired *session
+	room := p.limit.n
+	if room < 2 && len(p.sessions) < p.cfg.MaxSessions {
+		// Below MaxSessions a caller shares a session (two calls each)
+		// rather than wait for a connect: a stdio server takes from a
+		// fraction of a second to seconds to start.
+		room = min(2, p.limit.max)
+	}
 	for _, s := range p.sessions {
 		// A suspect session (a call timed out or failed in transit) takes
 		// no new call until its calls drain and a probe clears it: a
 		// stalled session kept busy would otherwise never be probed.
-		if !s.takesCalls() || s.inFlight >= p.limit.n {
+		if !s.takesCalls() || s.inFlight >= room {
 			continue
 		}
 		if !s.expires.IsZero() && now.After(s.expires) {
@@ -339,12 +332,42 @@ func (p *Pool) pickLocked(now time.Time) *session {
 	return best
 }
 
-// limitBelowMax reports whether the per-session limit is below
-// MaxCallsPerSession.
-func (p *Pool) limitBelowMax() bool {
+// atMaxSessionsLocked reports whether the sessions and the connects under
+// way fill MaxSessions: more room can then come only from more calls per
+// session.
+func (p *Pool) atMaxSessionsLocked() bool {
+	return len(p.sessions)+p.connecting >= p.cfg.MaxSessions
+}
+
+// armStallLocked sets the stall timer, if it is not set, while the
+// per-session limit can grow: one timer for the pool, not one per waiter,
+// so that waiting costs a caller no more than a channel receive.
+func (p *Pool) armStallLocked(now time.Time) {
+	if p.stallArmed || p.limit.n >= p.limit.max {
+		return
+	}
+	p.stallArmed = true
+	p.stall.Reset(p.limit.stallIn(now))
+}
+
+// stallCheck runs when the stall timer fires: when callers still wait, no
+// connect is under way and no lease was released for the stall's time,
+// the limit grows (calls that run long need the room the sessions have);
+// while callers wait, the timer is set again.
+func (p *Pool) stallCheck() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.limit.n < p.limit.max
+	p.stallArmed = false
+	if p.closed || p.waiters.Len() == 0 {
+		return
+	}
+	now := time.Now()
+	if p.inFlight > 0 && p.connecting == 0 && p.limit.stalled(now) {
+		p.serveWaitersLocked()
+	}
+	if p.waiters.Len() > 0 {
+		p.armStallLocked(now)
+	}
 }
 
 func (p *Pool) leaseLocked(s *session, start time.Time) Lease {
@@ -362,35 +385,29 @@ func (p *Pool) leaseLocked(s *session, start time.Time) Lease {
 	return Lease{p: p, s: s, slot: slot, gen: p.gen}
 }
 
-// spreadLocked runs after a lease went to a session that already carried
-// calls, which pickLocked does only when every session does: it connects
-// one more session in the background while the pool has fewer sessions
-// than calls in flight and is under MaxSessions. The caller does not wait
-// for it (it shares a session meanwhile); later callers get the new
-// session. One busy session serializes calls whenever the server handles
+// growLocked starts connects while the sessions and the connects under way
+// fall short of what the demand needs, within MaxSessions: the waiters'
+// share of the limit's room, and, while connects succeed, the sessions
+// that every call in flight or waiting needs at the limit (a cold pool
+// facing N callers connects min(N, MaxSessions) sessions at once, rather
+// than one at a time). The callers do not wait for them (below
+// MaxSessions they share a session meanwhile); later callers get the new
+// sessions. One busy session serializes calls whenever the server handles
 // one at a time per session (a single-threaded stdio server is one
-// process, one core), so spreading to MaxSessions is the default; at
-// MaxSessions, least-in-flight packs calls evenly up to
-// MaxCallsPerSession. Not while connects fail: replacing lost sessions
-// comes first.
-func (p *Pool) spreadLocked() {
-	if p.failures > 0 || len(p.sessions)+p.connecting >= min(p.inFlight, p.cfg.MaxSessions) {
-		return
-	}
-	if p.canConnectLocked(len(p.sessions)) {
-		p.startConnectLocked(false)
-	}
-}
-
-// growLocked starts connects while the waiters outnumber the room that
-// connects already in flight will bring, within MaxSessions. While connects
-// fail and no session is left, it keeps one spare connect going: a connect
-// killed while it initializes (a crash-looping child) must not leave the
-// waiters with nothing on the way.
+// process, one core), so spreading to MaxSessions comes first; at
+// MaxSessions the per-session limit decides. While connects fail and no
+// session is left, it keeps one spare connect going: a connect killed
+// while it initializes (a crash-looping child) must not leave the waiters
+// with nothing on the way.
 func (p *Pool) growLocked() {
-	need := (p.waiters.Len() + p.limit.n - 1) / p.limit.n
+	n := p.limit.n
+	need := (p.waiters.Len() + n - 1) / n
 	if need > 0 && p.failures > 0 && len(p.sessions) == 0 {
 		need++
+	}
+	if p.failures == 0 {
+		demand := p.inFlight + p.waiters.Len()
+		need = max(need, min(p.cfg.MaxSessions, (demand+n-1)/n)-len(p.sessions))
 	}
 	for p.connecting < need && p.canConnectLocked(len(p.sessions)) {
 		p.startConnectLocked(false)
