@@ -28,6 +28,9 @@ import "time"
 //   - Otherwise a probe round tries three quarters of what the sessions
 //     carried; it stays when neither figure gets worse by a tenth: it
 //     costs nothing and shortens the tail.
+//   - A probe up that pays by less than 60 % is checked: the next round
+//     runs at the old limit again, and the probe stays only if it beat
+//     that round too (a busy machine's calls/s drift from round to round).
 //   - A probe that pays is followed at once by the next in the same
 //     direction. One that does not is undone, the direction turns, and the
 //     next comes after four times as many rounds as the last (at most 128),
@@ -60,8 +63,15 @@ type sessionLimit struct {
 	baseHeld time.Duration
 	prev     int
 	up       bool // the direction of the next probe
-	wait     int  // rounds to go before the next probe
-	backoff  int  // rounds between probes after a failed one
+	// check: a probe up paid and this round runs at prev again, to tell
+	// a server that gains from the room from a machine that got quieter
+	// during the probe; probeN, probeRate and probeHeld are the probe's.
+	check     bool
+	probeN    int
+	probeRate float64
+	probeHeld time.Duration
+	wait      int // rounds to go before the next probe
+	backoff   int // rounds between probes after a failed one
 
 	// The last round without a probe, to notice a change of workload.
 	steadyRate float64
@@ -78,6 +88,7 @@ type sessionLimit struct {
 const (
 	limitKeepDown = 0.90
 	limitKeepUp   = 1.25
+	limitSureUp   = 1.6 // a probe up that gains this much needs no check round
 	maxBackoff    = 128
 )
 
@@ -136,11 +147,30 @@ func (l *sessionLimit) released(now time.Time, inFlight, sessions int) {
 	held := l.waits/time.Duration(l.done) + l.service
 	peak, waited := l.peak, l.waited
 	l.start, l.done, l.waits, l.busy, l.peak, l.waited = now, 0, 0, 0, 0, false
+	if l.check { // the round back at prev after a probe up that paid
+		l.check, l.base = false, 0
+		if paysUp(l.probeRate, l.probeHeld, rate, held) {
+			l.n, l.backoff = l.probeN, 1
+			l.probe(l.probeRate, l.probeHeld, peak, waited)
+			return
+		}
+		l.backoff = min(4*l.backoff, maxBackoff)
+		l.wait, l.up = l.backoff, !l.up
+		return
+	}
 	if l.base > 0 { // judge the probe
-		base, baseHeld, old := l.base, float64(l.baseHeld), l.n
+		base, baseHeld, old := l.base, l.baseHeld, l.n
 		l.base = 0
-		down := old < l.prev && rate >= limitKeepDown*base && float64(held)*limitKeepDown <= baseHeld
-		up := old > l.prev && (rate >= limitKeepUp*base || float64(held)*limitKeepUp <= baseHeld)
+		down := old < l.prev && rate >= limitKeepDown*base && float64(held)*limitKeepDown <= float64(baseHeld)
+		up := old > l.prev && paysUp(rate, held, base, baseHeld)
+		if up && rate < limitSureUp*base {
+			// Check it: one round back at prev. (A gain this large
+			// is the server's, not the machine's.)
+			l.check, l.base = true, base
+			l.probeN, l.probeRate, l.probeHeld = old, rate, held
+			l.n = l.prev
+			return
+		}
 		if !down && !up {
 			l.n = l.prev
 			l.backoff = min(4*l.backoff, maxBackoff)
@@ -189,7 +219,7 @@ func (l *sessionLimit) stalled(now time.Time) bool {
 		return false
 	}
 	l.n = min(l.max, 2*l.n)
-	l.base = 0 // whatever was probed, the sessions need the room
+	l.base, l.check = 0, false // whatever was probed, the sessions need the room
 	l.lastRel = now
 	return true
 }
@@ -201,6 +231,13 @@ func (l *sessionLimit) stallTime() time.Duration { return max(stallAfter, 2*l.se
 // stallIn returns how long from now a stall could first be declared.
 func (l *sessionLimit) stallIn(now time.Time) time.Duration {
 	return max(time.Millisecond, l.lastRel.Add(l.stallTime()).Sub(now))
+}
+
+// paysUp reports whether a round at a higher limit (rate, held) beat one
+// at the lower (baseRate, baseHeld): calls/s up, or the mean time from
+// Acquire to Release down, by limitKeepUp.
+func paysUp(rate float64, held time.Duration, baseRate float64, baseHeld time.Duration) bool {
+	return rate >= limitKeepUp*baseRate || float64(held)*limitKeepUp <= float64(baseHeld)
 }
 
 // changed reports whether a figure moved by more than a factor of two from

@@ -199,8 +199,9 @@ func (p *Pool) Acquire(ctx context.Context) (l Lease, err error) {
 			}
 			w := &waiter{ready: make(chan Lease, 1), start: start, failFast: ctx.Value(failFastKey{}) != nil}
 			w.elem = p.waiters.PushBack(w)
-			if p.atMaxSessionsLocked() {
-				// More room can only come from more calls per session.
+			if p.connecting == 0 && (len(p.sessions) >= p.cfg.MaxSessions || p.failures > 0) {
+				// More room can only come from more calls per session:
+				// no connect under way will bring any.
 				p.limit.waited = true
 			}
 			p.growLocked()
@@ -330,13 +331,6 @@ func (p *Pool) pickLocked(now time.Time) *session {
 		return expired
 	}
 	return best
-}
-
-// atMaxSessionsLocked reports whether the sessions and the connects under
-// way fill MaxSessions: more room can then come only from more calls per
-// session.
-func (p *Pool) atMaxSessionsLocked() bool {
-	return len(p.sessions)+p.connecting >= p.cfg.MaxSessions
 }
 
 // armStallLocked sets the stall timer, if it is not set, while the
