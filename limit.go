@@ -36,7 +36,7 @@ import "time"
 //     next comes after four times as many rounds as the last (at most 128),
 //     so a steady workload spends under 1 % of its calls probing and the
 //     probes stay out of its 99th percentile. A round whose calls/s or mean
-//     time is off by more than a factor of two from the last steady round
+//     time is off by more than a factor of three from the last steady round
 //     (the workload changed) brings the next probe forward.
 //   - Calls that run for minutes release nothing to judge: when callers
 //     have waited with no lease released for 100 ms and twice the last
@@ -70,12 +70,18 @@ type sessionLimit struct {
 	probeN    int
 	probeRate float64
 	probeHeld time.Duration
-	wait      int // rounds to go before the next probe
-	backoff   int // rounds between probes after a failed one
+	// lastKept is the direction of the last probe kept: 1 up, -1 down.
+	lastKept int8
+	wait     int // rounds to go before the next probe
+	backoff  int // rounds between probes after a failed one
 
 	// The last round without a probe, to notice a change of workload.
 	steadyRate float64
 	steadyHeld time.Duration
+
+	// skipUntil: releases before it are not counted (a change of limit
+	// takes a mean call to show).
+	skipUntil time.Time
 
 	// service is the mean time from lease to Release in the last round:
 	// a round lasts at least two of them, so that calls that start
@@ -131,8 +137,11 @@ func (l *sessionLimit) leased(inFlight int, wait time.Duration) {
 // once.)
 func (l *sessionLimit) released(now time.Time, inFlight, sessions int) {
 	l.lastRel = now
+	if now.Before(l.skipUntil) {
+		return // calls admitted under the limit before the change still end
+	}
 	if l.start.IsZero() {
-		l.start = now
+		l.start, l.done, l.waits, l.busy = now, 0, 0, 0
 		return
 	}
 	l.done++
@@ -140,6 +149,19 @@ func (l *sessionLimit) released(now time.Time, inFlight, sessions int) {
 	if l.done < max(8, 2*l.peak*sessions) || now.Sub(l.start) < max(minRound, 2*l.service) {
 		return
 	}
+	n := l.n
+	l.judge(now)
+	if l.n != n {
+		// The next round starts once the calls in flight at the change
+		// have had a mean call's time to end: a round that straddles
+		// the change measures the old limit as much as the new.
+		l.skipUntil, l.start = now.Add(l.service), time.Time{}
+	}
+}
+
+// judge ends a round at now: it judges the probe under way, or starts the
+// next.
+func (l *sessionLimit) judge(now time.Time) {
 	// Little's law: the mean call lasts the mean calls in flight over
 	// the rate at which they end.
 	rate := float64(l.done) / now.Sub(l.start).Seconds()
@@ -150,8 +172,8 @@ func (l *sessionLimit) released(now time.Time, inFlight, sessions int) {
 	if l.check { // the round back at prev after a probe up that paid
 		l.check, l.base = false, 0
 		if paysUp(l.probeRate, l.probeHeld, rate, held) {
-			l.n, l.backoff = l.probeN, 1
-			l.probe(l.probeRate, l.probeHeld, peak, waited)
+			l.n = l.probeN
+			l.kept(true, l.probeRate, l.probeHeld, peak, waited)
 			return
 		}
 		l.backoff = min(4*l.backoff, maxBackoff)
@@ -179,18 +201,36 @@ func (l *sessionLimit) released(now time.Time, inFlight, sessions int) {
 		}
 		// It paid: the next probe, in the same direction, starts now
 		// from this round's figures.
-		l.backoff = 1
-		l.probe(rate, held, peak, waited)
+		l.kept(up, rate, held, peak, waited)
 		return
 	}
 	if changed(rate, l.steadyRate) || changed(held.Seconds(), l.steadyHeld.Seconds()) {
-		l.backoff, l.wait = 1, 0
+		l.backoff, l.wait, l.lastKept = 1, 0, 0
 	}
 	l.steadyRate, l.steadyHeld = rate, held
 	if l.wait > 0 {
 		l.wait--
 		return
 	}
+	l.probe(rate, held, peak, waited)
+}
+
+// kept follows a probe that paid (up or down): the next probe, in the same
+// direction, starts at once from the round's figures; but when this one
+// undid the last kept change, the two are the machine's noise around the
+// limit the server needs, and the next probe waits as after a failed one.
+func (l *sessionLimit) kept(up bool, rate float64, held time.Duration, peak int, waited bool) {
+	dir := int8(-1)
+	if up {
+		dir = 1
+	}
+	if l.lastKept == -dir {
+		l.lastKept = 0
+		l.backoff = min(4*l.backoff, maxBackoff)
+		l.wait = l.backoff
+		return
+	}
+	l.lastKept, l.backoff = dir, 1
 	l.probe(rate, held, peak, waited)
 }
 
@@ -220,6 +260,7 @@ func (l *sessionLimit) stalled(now time.Time) bool {
 	}
 	l.n = min(l.max, 2*l.n)
 	l.base, l.check = 0, false // whatever was probed, the sessions need the room
+	l.skipUntil, l.start = now.Add(l.service), time.Time{}
 	l.lastRel = now
 	return true
 }
@@ -240,8 +281,8 @@ func paysUp(rate float64, held time.Duration, baseRate float64, baseHeld time.Du
 	return rate >= limitKeepUp*baseRate || float64(held)*limitKeepUp <= float64(baseHeld)
 }
 
-// changed reports whether a figure moved by more than a factor of two from
+// changed reports whether a figure moved by more than a factor of three from
 // the steady one (none yet: no change).
 func changed(now, steady float64) bool {
-	return steady > 0 && (now > 2*steady || 2*now < steady)
+	return steady > 0 && (now > 3*steady || 3*now < steady)
 }
