@@ -141,17 +141,20 @@ func New(cfg Config) (*Pool, error) {
 // Acquire takes room for one call on a session. Among the sessions with
 // room it picks the one carrying the fewest calls, the oldest on a tie: a
 // lone caller always gets the oldest session (spare ones go idle and
-// retire), while many concurrent calls spread across sessions, and once
-// every session carries a call it connects another in the background,
-// within MaxSessions (a session is a process for a stdio server, often
-// one core: see spreadLocked). If every session is full it connects a new
-// one (while under MaxSessions) on the pool's context and queues the
-// caller, first in first out, until room appears, ctx ends or
-// AcquireTimeout passes. A session is full at its adaptive limit: up to
-// MaxCallsPerSession calls while more calls at once raise calls/s, as few
-// as one where they do not (a CPU-bound or one-call-at-a-time server), so
-// that callers queue here, served in order, rather than inside the server,
-// which serves them in no order (see Stats.CallsPerSessionLimit).
+// retire), while many concurrent calls spread across sessions. Once every
+// session carries a call, it connects in the background, on the pool's
+// context, as many sessions as the calls in flight and waiting need at
+// the per-session limit, within MaxSessions (a session is a process for a
+// stdio server, often one core: see growLocked); until they arrive a
+// caller may share a session with one other call rather than wait. If
+// every session is full it queues the caller, first in first out, until
+// room appears, ctx ends or AcquireTimeout passes. A session is full at
+// its adaptive limit: one call, as exclusive lending, until the pool has
+// MaxSessions sessions and callers still wait; then up to
+// MaxCallsPerSession while more calls at once raise calls/s (calls that
+// wait on the network, a disk, a model), so that callers queue here,
+// served in order, rather than inside the server, which serves them in no
+// order (see Stats.CallsPerSessionLimit).
 //
 // While the server is unreachable (a restart), callers wait, within ctx and
 // AcquireTimeout, while connects back off; they fail fast only once the
