@@ -37,7 +37,9 @@ import "time"
 //     so a steady workload spends under 1 % of its calls probing and the
 //     probes stay out of its 99th percentile. A round whose calls/s or mean
 //     time is off by more than a factor of three from the last steady round
-//     (the workload changed) brings the next probe forward.
+//     (the workload changed) brings the next probe forward. A kept probe
+//     that undoes the last kept one (up, then down) is the machine's noise
+//     around the limit the server needs: it counts as a failed one.
 //   - Calls that run for minutes release nothing to judge: when callers
 //     have waited with no lease released for 100 ms and twice the last
 //     round's mean call, with no connect under way, the limit doubles at
@@ -230,7 +232,9 @@ func (l *sessionLimit) kept(up bool, rate float64, held time.Duration, peak int,
 		l.wait = l.backoff
 		return
 	}
-	l.lastKept, l.backoff = dir, 1
+	// The backoff stays: only a change of workload resets it, so that
+	// noise that keeps and undoes probes in turn backs off as well.
+	l.lastKept = dir
 	l.probe(rate, held, peak, waited)
 }
 

@@ -94,7 +94,7 @@ var matrixRows = []matrixRow{
 	{"http", false, "echo", echoArgs, 8, 3000, ""},
 	{"http", false, "echo", echoArgs, 32, 3000, ""},
 	{"http", false, "echo", echoArgs, 128, 3000, ""},
-	{"http", false, "sleep", `{"ms":50}`, 64, 1280, ""},
+	{"http", false, "sleep", `{"ms":50}`, 64, 640, ""},
 	{"stdio", false, "echo", echoArgs, 8, 3000, ""},
 	{"stdio", false, "echo", echoArgs, 32, 3000, ""},
 	{"stdio", true, "sleep", `{"ms":1}`, 8, 2000, ""},
