@@ -16,7 +16,7 @@ import "time"
 // with several times the tail latency.
 //
 // How: the limit starts at one call per session (exclusive lending) and
-// is judged in rounds of released leases, each at least 50 ms, two mean
+// is judged in rounds of released leases, each at least 50 ms, four mean
 // calls and twice the calls in flight long (shorter ones measure the machine's hiccups, or
 // catch calls that started together half done). A round's figures are its
 // calls/s and the mean time from Acquire to Release, waiting included.
@@ -32,7 +32,8 @@ import "time"
 //     runs at the old limit again, and the probe stays only if it beat
 //     that round too (a busy machine's calls/s drift from round to round).
 //   - A probe that pays is followed at once by the next in the same
-//     direction. One that does not is undone, the direction turns, and the
+//     direction (up: four times the limit after a gain of 60 % or more,
+//     which only a server with room to spare gives). One that does not is undone, the direction turns, and the
 //     next comes after four times as many rounds as the last (at most 128),
 //     so a steady workload spends under 1 % of its calls probing and the
 //     probes stay out of its 99th percentile. A round whose calls/s or mean
@@ -74,8 +75,11 @@ type sessionLimit struct {
 	probeHeld time.Duration
 	// lastKept is the direction of the last probe kept: 1 up, -1 down.
 	lastKept int8
-	wait     int // rounds to go before the next probe
-	backoff  int // rounds between probes after a failed one
+	// sure: the last probe up gained limitSureUp or more, so the next
+	// quadruples the limit rather than doubling it.
+	sure    bool
+	wait    int // rounds to go before the next probe
+	backoff int // rounds between probes after a failed one
 
 	// The last round without a probe, to notice a change of workload.
 	steadyRate float64
@@ -86,7 +90,7 @@ type sessionLimit struct {
 	skipUntil time.Time
 
 	// service is the mean time from lease to Release in the last round:
-	// a round lasts at least two of them, so that calls that start
+	// a round lasts at least four of them, so that calls that start
 	// together and end together are counted whole.
 	service time.Duration
 }
@@ -148,7 +152,7 @@ func (l *sessionLimit) released(now time.Time, inFlight, sessions int) {
 	}
 	l.done++
 	l.busy += inFlight
-	if l.done < max(8, 2*l.peak*sessions) || now.Sub(l.start) < max(minRound, 2*l.service) {
+	if l.done < max(8, 2*l.peak*sessions) || now.Sub(l.start) < max(minRound, 4*l.service) {
 		return
 	}
 	n := l.n
@@ -172,7 +176,7 @@ func (l *sessionLimit) judge(now time.Time) {
 	peak, waited := l.peak, l.waited
 	l.start, l.done, l.waits, l.busy, l.peak, l.waited = now, 0, 0, 0, 0, false
 	if l.check { // the round back at prev after a probe up that paid
-		l.check, l.base = false, 0
+		l.check, l.base, l.sure = false, 0, false
 		if paysUp(l.probeRate, l.probeHeld, rate, held) {
 			l.n = l.probeN
 			l.kept(true, l.probeRate, l.probeHeld, peak, waited)
@@ -187,6 +191,7 @@ func (l *sessionLimit) judge(now time.Time) {
 		l.base = 0
 		down := old < l.prev && rate >= limitKeepDown*base && float64(held)*limitKeepDown <= float64(baseHeld)
 		up := old > l.prev && paysUp(rate, held, base, baseHeld)
+		l.sure = up && rate >= limitSureUp*base
 		if up && rate < limitSureUp*base {
 			// Check it: one round back at prev. (A gain this large
 			// is the server's, not the machine's.)
@@ -222,6 +227,7 @@ func (l *sessionLimit) judge(now time.Time) {
 // undid the last kept change, the two are the machine's noise around the
 // limit the server needs, and the next probe waits as after a failed one.
 func (l *sessionLimit) kept(up bool, rate float64, held time.Duration, peak int, waited bool) {
+	l.steadyRate, l.steadyHeld = rate, held // the level to notice a change of workload against
 	dir := int8(-1)
 	if up {
 		dir = 1
@@ -245,7 +251,11 @@ func (l *sessionLimit) probe(rate float64, held time.Duration, peak int, waited 
 	switch {
 	case l.up && waited && l.n < l.max:
 		l.base, l.baseHeld, l.prev = rate, held, l.n
-		l.n = min(l.max, 2*l.n)
+		step := 2
+		if l.sure {
+			step = 4
+		}
+		l.n = min(l.max, step*l.n)
 	case peak > 1 && (!l.up || !waited):
 		l.base, l.baseHeld, l.prev = rate, held, l.n
 		l.n = max(1, min(l.n, peak)*3/4)
