@@ -365,8 +365,11 @@ func settling(samples []traceSample, warmFrom time.Duration) (time.Duration, int
 			final, most = v, d
 		}
 	}
-	if len(samples) == 0 || most < 0 {
+	if len(samples) == 0 {
 		return -1, 0
+	}
+	if most < 0 { // a warm run too short to sample: its last value
+		final = samples[len(samples)-1].limit
 	}
 	settled := time.Duration(0)
 	away, first := false, true
