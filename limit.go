@@ -28,9 +28,10 @@ import "time"
 //   - Otherwise a probe round tries three quarters of what the sessions
 //     carried; it stays when neither figure gets worse by a tenth: it
 //     costs nothing and shortens the tail.
-//   - A probe up that pays by less than 60 % is checked: the next round
-//     runs at the old limit again, and the probe stays only if it beat
-//     that round too (a busy machine's calls/s drift from round to round).
+//   - A probe down that costs nothing, or up that pays by less than 60 %,
+//     is checked: the next round runs at the old limit again, and the
+//     probe stays only if it did as well against that round (a busy
+//     machine's calls/s drift from round to round).
 //   - A probe that pays is followed at once by the next in the same
 //     direction (up: four times the limit after a gain of 60 % or more,
 //     which only a server with room to spare gives). One that does not is undone, the direction turns, and the
@@ -177,9 +178,10 @@ func (l *sessionLimit) judge(now time.Time) {
 	l.start, l.done, l.waits, l.busy, l.peak, l.waited = now, 0, 0, 0, 0, false
 	if l.check { // the round back at prev after a probe up that paid
 		l.check, l.base, l.sure = false, 0, false
-		if paysUp(l.probeRate, l.probeHeld, rate, held) {
+		up := l.probeN > l.n
+		if up && paysUp(l.probeRate, l.probeHeld, rate, held) || !up && keepsDown(l.probeRate, l.probeHeld, rate, held) {
 			l.n = l.probeN
-			l.kept(true, l.probeRate, l.probeHeld, peak, waited)
+			l.kept(up, l.probeRate, l.probeHeld, peak, waited)
 			return
 		}
 		l.backoff = min(4*l.backoff, maxBackoff)
@@ -189,12 +191,12 @@ func (l *sessionLimit) judge(now time.Time) {
 	if l.base > 0 { // judge the probe
 		base, baseHeld, old := l.base, l.baseHeld, l.n
 		l.base = 0
-		down := old < l.prev && rate >= limitKeepDown*base && float64(held)*limitKeepDown <= float64(baseHeld)
+		down := old < l.prev && keepsDown(rate, held, base, baseHeld)
 		up := old > l.prev && paysUp(rate, held, base, baseHeld)
 		l.sure = up && rate >= limitSureUp*base
-		if up && rate < limitSureUp*base {
-			// Check it: one round back at prev. (A gain this large
-			// is the server's, not the machine's.)
+		if down || up && !l.sure {
+			// Check it: one round back at prev. (A gain of
+			// limitSureUp is the server's, not the machine's.)
 			l.check, l.base = true, base
 			l.probeN, l.probeRate, l.probeHeld = old, rate, held
 			l.n = l.prev
@@ -293,6 +295,13 @@ func (l *sessionLimit) stallIn(now time.Time) time.Duration {
 // Acquire to Release down, by limitKeepUp.
 func paysUp(rate float64, held time.Duration, baseRate float64, baseHeld time.Duration) bool {
 	return rate >= limitKeepUp*baseRate || float64(held)*limitKeepUp <= float64(baseHeld)
+}
+
+// keepsDown reports whether a round at a lower limit (rate, held) did no
+// worse than one at the higher (baseRate, baseHeld): neither calls/s nor
+// the mean time from Acquire to Release worse by a tenth.
+func keepsDown(rate float64, held time.Duration, baseRate float64, baseHeld time.Duration) bool {
+	return rate >= limitKeepDown*baseRate && float64(held)*limitKeepDown <= float64(baseHeld)
 }
 
 // changed reports whether a figure moved by more than a factor of three from
