@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 type matrixJSON struct {
@@ -108,4 +109,36 @@ func TestBenchMatrixUsage(t *testing.T) {
 	wantOneLineError(t, runCLI(t, "bench", "--matrix", "--url", "http://127.0.0.1:1/mcp"), 2, "--url does not apply")
 	wantOneLineError(t, runCLI(t, "bench", "--matrix", "--concurrency", "3"), 2, "--concurrency")
 	wantOneLineError(t, runCLI(t, "bench", "--chart", "out.gif"), 2, ".svg or .png")
+}
+
+// The settling time: the end of the first stretch away from the value the
+// limit held most of the warm run, or of a later stretch longer than a
+// probe; a short probe does not unsettle it.
+func TestSettling(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	trace := func(limits ...int) []traceSample { // one sample every 100 ms
+		out := make([]traceSample, len(limits))
+		for i, l := range limits {
+			out[i] = traceSample{at: ms(100 * i), limit: l}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name      string
+		samples   []traceSample
+		warmFrom  time.Duration
+		settle    time.Duration
+		wantLimit int
+	}{
+		{"at once", trace(1, 1, 1, 1, 1, 1), ms(300), 0, 1},
+		{"ramp", trace(1, 2, 8, 32, 32, 32, 32, 32), ms(400), ms(300), 32},
+		{"a short probe later", trace(1, 1, 1, 2, 1, 1, 1, 1), ms(400), 0, 1},
+		{"a long stretch away", trace(1, 1, 2, 2, 2, 2, 1, 1, 1, 1), ms(500), ms(600), 1},
+		{"never back", trace(1, 1, 1, 1, 1, 1, 4), ms(0), -1, 1},
+	} {
+		settle, limit := settling(c.samples, c.warmFrom)
+		if settle != c.settle || limit != c.wantLimit {
+			t.Errorf("%s: settled at %v on %d, want %v on %d", c.name, settle, limit, c.settle, c.wantLimit)
+		}
+	}
 }
