@@ -202,9 +202,7 @@ func (p *Pool) Acquire(ctx context.Context) (l Lease, err error) {
 			}
 			w := &waiter{ready: make(chan Lease, 1), start: start, failFast: ctx.Value(failFastKey{}) != nil}
 			w.elem = p.waiters.PushBack(w)
-			if p.connecting == 0 && (len(p.sessions) >= p.cfg.MaxSessions || p.failures > 0) {
-				// More room can only come from more calls per session:
-				// no connect under way will bring any.
+			if p.onlyLimitGivesRoomLocked() {
 				p.limit.waited = true
 			}
 			p.growLocked()
@@ -334,6 +332,13 @@ func (p *Pool) pickLocked(now time.Time) *session {
 		return expired
 	}
 	return best
+}
+
+// onlyLimitGivesRoomLocked reports whether more room can come only from
+// more calls per session: no connect is under way, and MaxSessions are
+// connected (or connects are failing).
+func (p *Pool) onlyLimitGivesRoomLocked() bool {
+	return p.connecting == 0 && (len(p.sessions) >= p.cfg.MaxSessions || p.failures > 0)
 }
 
 // armStallLocked sets the stall timer, if it is not set, while the
@@ -702,6 +707,9 @@ func (p *Pool) release(l *Lease) {
 	}
 	s.slots[l.slot] = 0
 	s.free = append(s.free, l.slot)
+	if p.waiters.Len() > 0 && p.onlyLimitGivesRoomLocked() {
+		p.limit.waited = true // callers still wait for room: the round saw them
+	}
 	p.limit.released(time.Now(), p.inFlight, len(p.sessions))
 	s.inFlight--
 	s.lastUsed = p.limit.lastRel
