@@ -148,7 +148,7 @@ func (l *sessionLimit) released(now time.Time, inFlight, sessions int) {
 		return // calls admitted under the limit before the change still end
 	}
 	if l.start.IsZero() {
-		l.start, l.done, l.waits, l.busy = now, 0, 0, 0
+		l.start, l.done, l.waits, l.busy, l.peak = now, 0, 0, 0, 0
 		return
 	}
 	l.done++
@@ -211,6 +211,11 @@ func (l *sessionLimit) judge(now time.Time) {
 		// It paid: the next probe, in the same direction, starts now
 		// from this round's figures.
 		l.kept(up, rate, held, peak, waited)
+		return
+	}
+	if peak > l.n {
+		// Sessions carried more than the limit (a cold pool shares
+		// sessions while it connects): not a round of this limit.
 		return
 	}
 	if changed(rate, l.steadyRate) || changed(held.Seconds(), l.steadyHeld.Seconds()) {
