@@ -15,29 +15,37 @@ import "time"
 // and the runtime, which serve them in no particular order: the same calls/s
 // with several times the tail latency.
 //
-// How: the limit starts at two calls per session and is judged in rounds
-// of released leases, each at least 50 ms, four mean calls and twice the
-// calls in flight long (shorter ones measure the machine's hiccups, or
+// How: the limit starts at one call per session (exclusive lending) and
+// is judged in rounds of released leases, each at least 50 ms, four mean
+// calls and twice the calls in flight long (shorter ones measure the machine's hiccups, or
 // catch calls that started together half done). A round's figures are its
 // calls/s and the mean time from Acquire to Release, waiting included.
 //
-//   - While callers wait for room, a probe round tries twice the limit; it
+//   - While callers wait for room with MaxSessions sessions connected or
+//     connecting (more sessions come first), a probe round tries twice the limit; it
 //     stays when calls/s rises, or the mean time falls (callers that come
 //     at their own pace, whose calls/s no limit changes), by a quarter.
 //   - Otherwise a probe round tries three quarters of what the sessions
 //     carried; it stays when neither figure gets worse by a tenth: it
 //     costs nothing and shortens the tail.
+//   - A probe down that costs nothing, or up that pays by less than 60 %,
+//     is checked: the next round runs at the old limit again, and the
+//     probe stays only if it did as well against that round (a busy
+//     machine's calls/s drift from round to round).
 //   - A probe that pays is followed at once by the next in the same
-//     direction. One that does not is undone, the direction turns, and the
+//     direction (up: four times the limit after a gain of 60 % or more,
+//     which only a server with room to spare gives). One that does not is undone, the direction turns, and the
 //     next comes after four times as many rounds as the last (at most 128),
 //     so a steady workload spends under 1 % of its calls probing and the
 //     probes stay out of its 99th percentile. A round whose calls/s or mean
-//     time is off by more than a factor of two from the last steady round
-//     (the workload changed) brings the next probe forward.
+//     time is off by more than a factor of three from the last steady round
+//     (the workload changed) brings the next probe forward. A kept probe
+//     that undoes the last kept one (up, then down) is the machine's noise
+//     around the limit the server needs: it counts as a failed one.
 //   - Calls that run for minutes release nothing to judge: when callers
-//     have waited with no lease released for 20 ms and twice the last
-//     round's mean call, the limit doubles at once, so long calls never
-//     lack room the sessions have.
+//     have waited with no lease released for 100 ms and twice the last
+//     round's mean call, with no connect under way, the limit doubles at
+//     once, so long calls never lack room the sessions have.
 //
 // Every field is guarded by the pool's mu; nothing here does I/O.
 type sessionLimit struct {
@@ -59,12 +67,28 @@ type sessionLimit struct {
 	baseHeld time.Duration
 	prev     int
 	up       bool // the direction of the next probe
-	wait     int  // rounds to go before the next probe
-	backoff  int  // rounds between probes after a failed one
+	// check: a probe up paid and this round runs at prev again, to tell
+	// a server that gains from the room from a machine that got quieter
+	// during the probe; probeN, probeRate and probeHeld are the probe's.
+	check     bool
+	probeN    int
+	probeRate float64
+	probeHeld time.Duration
+	// lastKept is the direction of the last probe kept: 1 up, -1 down.
+	lastKept int8
+	// sure: the last probe up gained limitSureUp or more, so the next
+	// quadruples the limit rather than doubling it.
+	sure    bool
+	wait    int // rounds to go before the next probe
+	backoff int // rounds between probes after a failed one
 
 	// The last round without a probe, to notice a change of workload.
 	steadyRate float64
 	steadyHeld time.Duration
+
+	// skipUntil: releases before it are not counted (a change of limit
+	// takes a mean call to show).
+	skipUntil time.Time
 
 	// service is the mean time from lease to Release in the last round:
 	// a round lasts at least four of them, so that calls that start
@@ -77,6 +101,7 @@ type sessionLimit struct {
 const (
 	limitKeepDown = 0.90
 	limitKeepUp   = 1.25
+	limitSureUp   = 1.6 // a probe up that gains this much needs no check round
 	maxBackoff    = 128
 )
 
@@ -85,14 +110,19 @@ const (
 // server.
 const minRound = 50 * time.Millisecond
 
-// startLimit is the limit of a new pool: enough to show whether a second
-// call per session pays, low enough that a CPU-bound server's first calls
-// do not queue inside it.
-const startLimit = 2
+// startLimit is the limit of a new pool: one call per session, as
+// exclusive lending, so that a new pool never costs more than lending
+// would; the first probe, a round after the sessions fill MaxSessions,
+// shows whether a second call per session pays. (Below MaxSessions a
+// caller may share a session with one other call rather than wait for a
+// connect: see Pool.pickLocked.)
+const startLimit = 1
 
-// stallAfter is how long callers wait with no lease released before the
-// limit doubles anyway.
-const stallAfter = 20 * time.Millisecond
+// stallAfter is how long callers wait with no lease released (and twice
+// the mean call, and no connect under way) before the limit doubles
+// anyway. Long enough that a busy machine's pauses (a descheduled
+// process, a collection) do not raise the limit of a CPU-bound server.
+const stallAfter = 100 * time.Millisecond
 
 func (l *sessionLimit) init(max int) {
 	l.n, l.max, l.backoff, l.up = min(max, startLimit), max, 1, true
@@ -114,8 +144,11 @@ func (l *sessionLimit) leased(inFlight int, wait time.Duration) {
 // once.)
 func (l *sessionLimit) released(now time.Time, inFlight, sessions int) {
 	l.lastRel = now
+	if now.Before(l.skipUntil) {
+		return // calls admitted under the limit before the change still end
+	}
 	if l.start.IsZero() {
-		l.start = now
+		l.start, l.done, l.waits, l.busy, l.peak = now, 0, 0, 0, 0
 		return
 	}
 	l.done++
@@ -123,6 +156,19 @@ func (l *sessionLimit) released(now time.Time, inFlight, sessions int) {
 	if l.done < max(8, 2*l.peak*sessions) || now.Sub(l.start) < max(minRound, 4*l.service) {
 		return
 	}
+	n := l.n
+	l.judge(now)
+	if l.n != n {
+		// The next round starts once the calls in flight at the change
+		// have had a mean call's time to end: a round that straddles
+		// the change measures the old limit as much as the new.
+		l.skipUntil, l.start = now.Add(l.service), time.Time{}
+	}
+}
+
+// judge ends a round at now: it judges the probe under way, or starts the
+// next.
+func (l *sessionLimit) judge(now time.Time) {
 	// Little's law: the mean call lasts the mean calls in flight over
 	// the rate at which they end.
 	rate := float64(l.done) / now.Sub(l.start).Seconds()
@@ -130,11 +176,32 @@ func (l *sessionLimit) released(now time.Time, inFlight, sessions int) {
 	held := l.waits/time.Duration(l.done) + l.service
 	peak, waited := l.peak, l.waited
 	l.start, l.done, l.waits, l.busy, l.peak, l.waited = now, 0, 0, 0, 0, false
+	if l.check { // the round back at prev after a probe up that paid
+		l.check, l.base, l.sure = false, 0, false
+		up := l.probeN > l.n
+		if up && paysUp(l.probeRate, l.probeHeld, rate, held) || !up && keepsDown(l.probeRate, l.probeHeld, rate, held) {
+			l.n = l.probeN
+			l.kept(up, l.probeRate, l.probeHeld, peak, waited)
+			return
+		}
+		l.backoff = min(4*l.backoff, maxBackoff)
+		l.wait, l.up = l.backoff, !l.up
+		return
+	}
 	if l.base > 0 { // judge the probe
-		base, baseHeld, old := l.base, float64(l.baseHeld), l.n
+		base, baseHeld, old := l.base, l.baseHeld, l.n
 		l.base = 0
-		down := old < l.prev && rate >= limitKeepDown*base && float64(held)*limitKeepDown <= baseHeld
-		up := old > l.prev && (rate >= limitKeepUp*base || float64(held)*limitKeepUp <= baseHeld)
+		down := old < l.prev && keepsDown(rate, held, base, baseHeld)
+		up := old > l.prev && paysUp(rate, held, base, baseHeld)
+		l.sure = up && rate >= limitSureUp*base
+		if down || up && !l.sure {
+			// Check it: one round back at prev. (A gain of
+			// limitSureUp is the server's, not the machine's.)
+			l.check, l.base = true, base
+			l.probeN, l.probeRate, l.probeHeld = old, rate, held
+			l.n = l.prev
+			return
+		}
 		if !down && !up {
 			l.n = l.prev
 			l.backoff = min(4*l.backoff, maxBackoff)
@@ -143,18 +210,44 @@ func (l *sessionLimit) released(now time.Time, inFlight, sessions int) {
 		}
 		// It paid: the next probe, in the same direction, starts now
 		// from this round's figures.
-		l.backoff = 1
-		l.probe(rate, held, peak, waited)
+		l.kept(up, rate, held, peak, waited)
+		return
+	}
+	if peak > l.n {
+		// Sessions carried more than the limit (a cold pool shares
+		// sessions while it connects): not a round of this limit.
 		return
 	}
 	if changed(rate, l.steadyRate) || changed(held.Seconds(), l.steadyHeld.Seconds()) {
-		l.backoff, l.wait = 1, 0
+		l.backoff, l.wait, l.lastKept = 1, 0, 0
 	}
 	l.steadyRate, l.steadyHeld = rate, held
 	if l.wait > 0 {
 		l.wait--
 		return
 	}
+	l.probe(rate, held, peak, waited)
+}
+
+// kept follows a probe that paid (up or down): the next probe, in the same
+// direction, starts at once from the round's figures; but when this one
+// undid the last kept change, the two are the machine's noise around the
+// limit the server needs, and the next probe waits as after a failed one.
+func (l *sessionLimit) kept(up bool, rate float64, held time.Duration, peak int, waited bool) {
+	l.steadyRate, l.steadyHeld = rate, held // the level to notice a change of workload against
+	dir := int8(-1)
+	if up {
+		dir = 1
+	}
+	if l.lastKept == -dir {
+		l.lastKept = 0
+		l.backoff = min(4*l.backoff, maxBackoff)
+		l.wait = l.backoff
+		return
+	}
+	// The backoff stays: only a change of workload resets it, so that
+	// noise that keeps and undoes probes in turn backs off as well.
+	l.lastKept = dir
 	l.probe(rate, held, peak, waited)
 }
 
@@ -165,7 +258,11 @@ func (l *sessionLimit) probe(rate float64, held time.Duration, peak int, waited 
 	switch {
 	case l.up && waited && l.n < l.max:
 		l.base, l.baseHeld, l.prev = rate, held, l.n
-		l.n = min(l.max, 2*l.n)
+		step := 2
+		if l.sure {
+			step = 4
+		}
+		l.n = min(l.max, step*l.n)
 	case peak > 1 && (!l.up || !waited):
 		l.base, l.baseHeld, l.prev = rate, held, l.n
 		l.n = max(1, min(l.n, peak)*3/4)
@@ -179,17 +276,41 @@ func (l *sessionLimit) probe(rate float64, held time.Duration, peak int, waited 
 // released for stallAfter and twice the last round's mean call, and
 // reports whether it did.
 func (l *sessionLimit) stalled(now time.Time) bool {
-	if l.n >= l.max || now.Sub(l.lastRel) < max(stallAfter, 2*l.service) {
+	if l.n >= l.max || now.Sub(l.lastRel) < l.stallTime() {
 		return false
 	}
 	l.n = min(l.max, 2*l.n)
-	l.base = 0 // whatever was probed, the sessions need the room
+	l.base, l.check = 0, false // whatever was probed, the sessions need the room
+	l.skipUntil, l.start = now.Add(l.service), time.Time{}
 	l.lastRel = now
 	return true
 }
 
-// changed reports whether a figure moved by more than a factor of two from
+// stallTime is how long callers must wait with no lease released for the
+// limit to double.
+func (l *sessionLimit) stallTime() time.Duration { return max(stallAfter, 2*l.service) }
+
+// stallIn returns how long from now a stall could first be declared.
+func (l *sessionLimit) stallIn(now time.Time) time.Duration {
+	return max(time.Millisecond, l.lastRel.Add(l.stallTime()).Sub(now))
+}
+
+// paysUp reports whether a round at a higher limit (rate, held) beat one
+// at the lower (baseRate, baseHeld): calls/s up, or the mean time from
+// Acquire to Release down, by limitKeepUp.
+func paysUp(rate float64, held time.Duration, baseRate float64, baseHeld time.Duration) bool {
+	return rate >= limitKeepUp*baseRate || float64(held)*limitKeepUp <= float64(baseHeld)
+}
+
+// keepsDown reports whether a round at a lower limit (rate, held) did no
+// worse than one at the higher (baseRate, baseHeld): neither calls/s nor
+// the mean time from Acquire to Release worse by a tenth.
+func keepsDown(rate float64, held time.Duration, baseRate float64, baseHeld time.Duration) bool {
+	return rate >= limitKeepDown*baseRate && float64(held)*limitKeepDown <= float64(baseHeld)
+}
+
+// changed reports whether a figure moved by more than a factor of three from
 // the steady one (none yet: no change).
 func changed(now, steady float64) bool {
-	return steady > 0 && (now > 2*steady || 2*now < steady)
+	return steady > 0 && (now > 3*steady || 3*now < steady)
 }

@@ -75,8 +75,8 @@ func TestSessionLimitFollowsTheServer(t *testing.T) {
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := p.Stats().CallsPerSessionLimit; got != 2 {
-		t.Fatalf("a new pool's limit is %d, want 2", got)
+	if got := p.Stats().CallsPerSessionLimit; got != 1 {
+		t.Fatalf("a new pool's limit is %d, want 1 (exclusive lending)", got)
 	}
 	shrink(t, p)
 	stop := hammer(t, p, "slow", 32)

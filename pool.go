@@ -89,6 +89,10 @@ type Pool struct {
 
 	// limit is the adaptive per-session call limit (limit.go), under mu.
 	limit sessionLimit
+	// stall fires while callers wait, to let the limit grow for calls that
+	// run long (see stallCheck); stallArmed, under mu, says it is set.
+	stall      *time.Timer
+	stallArmed bool
 }
 
 // waiter is a caller queued for room. ready has room for one lease so that a
@@ -122,6 +126,8 @@ func New(cfg Config) (*Pool, error) {
 	p.counters.started = time.Now()
 	p.catalog.init(s.cacheTTL)
 	p.limit.init(s.MaxCallsPerSession)
+	p.stall = time.AfterFunc(time.Hour, p.stallCheck)
+	p.stall.Stop()
 	p.breaker = newBreaker(s, func(from, to gobreaker.State) {
 		note := to.String() + " (was " + from.String() + ")"
 		p.breakerNote.Store(&note)
@@ -138,17 +144,20 @@ func New(cfg Config) (*Pool, error) {
 // Acquire takes room for one call on a session. Among the sessions with
 // room it picks the one carrying the fewest calls, the oldest on a tie: a
 // lone caller always gets the oldest session (spare ones go idle and
-// retire), while many concurrent calls spread across sessions, and once
-// every session carries a call it connects another in the background,
-// within MaxSessions (a session is a process for a stdio server, often
-// one core: see spreadLocked). If every session is full it connects a new
-// one (while under MaxSessions) on the pool's context and queues the
-// caller, first in first out, until room appears, ctx ends or
-// AcquireTimeout passes. A session is full at its adaptive limit: up to
-// MaxCallsPerSession calls while more calls at once raise calls/s, as few
-// as one where they do not (a CPU-bound or one-call-at-a-time server), so
-// that callers queue here, served in order, rather than inside the server,
-// which serves them in no order (see Stats.CallsPerSessionLimit).
+// retire), while many concurrent calls spread across sessions. Once every
+// session carries a call, it connects in the background, on the pool's
+// context, as many sessions as the calls in flight and waiting need at
+// the per-session limit, within MaxSessions (a session is a process for a
+// stdio server, often one core: see growLocked); until they arrive a
+// caller may share a session with one other call rather than wait. If
+// every session is full it queues the caller, first in first out, until
+// room appears, ctx ends or AcquireTimeout passes. A session is full at
+// its adaptive limit: one call, as exclusive lending, until the pool has
+// MaxSessions sessions and callers still wait; then up to
+// MaxCallsPerSession while more calls at once raise calls/s (calls that
+// wait on the network, a disk, a model), so that callers queue here,
+// served in order, rather than inside the server, which serves them in no
+// order (see Stats.CallsPerSessionLimit).
 //
 // While the server is unreachable (a restart), callers wait, within ctx and
 // AcquireTimeout, while connects back off; they fail fast only once the
@@ -196,8 +205,11 @@ func (p *Pool) Acquire(ctx context.Context) (l Lease, err error) {
 			}
 			w := &waiter{ready: make(chan Lease, 1), start: start, failFast: ctx.Value(failFastKey{}) != nil}
 			w.elem = p.waiters.PushBack(w)
-			p.limit.waited = true
+			if p.onlyLimitGivesRoomLocked() {
+				p.limit.waited = true
+			}
 			p.growLocked()
+			p.armStallLocked(start)
 			p.mu.Unlock()
 			return p.wait(ctx, w)
 		}
@@ -214,7 +226,9 @@ func (p *Pool) Acquire(ctx context.Context) (l Lease, err error) {
 		}
 		l := p.leaseLocked(s, start)
 		if s.inFlight > 1 {
-			p.spreadLocked()
+			// Every session carries a call: connect what the demand
+			// needs, without making this caller wait.
+			p.growLocked()
 		}
 		p.mu.Unlock()
 		return l, nil
@@ -229,42 +243,16 @@ func (p *Pool) wait(ctx context.Context, w *waiter) (Lease, error) {
 		timeout = t.C
 	}
 	var cause error
-	var stall *time.Timer // armed while the per-session limit is below its maximum
-	defer func() {
-		if stall != nil {
-			stall.Stop()
+	select {
+	case l := <-w.ready:
+		if w.err != nil {
+			return Lease{}, w.err
 		}
-	}()
-	for cause == nil {
-		var stalled <-chan time.Time
-		if p.limitBelowMax() {
-			if stall == nil {
-				stall = time.NewTimer(stallAfter)
-			} else {
-				stall.Reset(stallAfter)
-			}
-			stalled = stall.C
-		}
-		select {
-		case l := <-w.ready:
-			if w.err != nil {
-				return Lease{}, w.err
-			}
-			return l, nil
-		case <-ctx.Done():
-			cause = ctx.Err()
-		case <-timeout:
-			cause = context.DeadlineExceeded
-		case now := <-stalled:
-			// No lease released for stallAfter while this caller
-			// waits behind calls in flight: calls that run long need
-			// the room. (With none in flight the pool is connecting.)
-			p.mu.Lock()
-			if !p.closed && p.inFlight > 0 && p.limit.stalled(now) {
-				p.serveWaitersLocked()
-			}
-			p.mu.Unlock()
-		}
+		return l, nil
+	case <-ctx.Done():
+		cause = ctx.Err()
+	case <-timeout:
+		cause = context.DeadlineExceeded
 	}
 	p.mu.Lock()
 	if w.elem != nil {
@@ -316,11 +304,18 @@ func (p *Pool) stillFailingLocked(what string, cause error) error {
 // replacement arrives) come last.
 func (p *Pool) pickLocked(now time.Time) *session {
 	var best, expired *session
+	room := p.limit.n
+	if room < 2 && len(p.sessions) < p.cfg.MaxSessions {
+		// Below MaxSessions a caller shares a session (two calls each)
+		// rather than wait for a connect: a stdio server takes from a
+		// fraction of a second to seconds to start.
+		room = min(2, p.limit.max)
+	}
 	for _, s := range p.sessions {
 		// A suspect session (a call timed out or failed in transit) takes
 		// no new call until its calls drain and a probe clears it: a
 		// stalled session kept busy would otherwise never be probed.
-		if !s.takesCalls() || s.inFlight >= p.limit.n {
+		if !s.takesCalls() || s.inFlight >= room {
 			continue
 		}
 		if !s.expires.IsZero() && now.After(s.expires) {
@@ -342,12 +337,42 @@ func (p *Pool) pickLocked(now time.Time) *session {
 	return best
 }
 
-// limitBelowMax reports whether the per-session limit is below
-// MaxCallsPerSession.
-func (p *Pool) limitBelowMax() bool {
+// onlyLimitGivesRoomLocked reports whether more room can come only from
+// more calls per session: no connect is under way, and MaxSessions are
+// connected (or connects are failing).
+func (p *Pool) onlyLimitGivesRoomLocked() bool {
+	return p.connecting == 0 && (len(p.sessions) >= p.cfg.MaxSessions || p.failures > 0)
+}
+
+// armStallLocked sets the stall timer, if it is not set, while the
+// per-session limit can grow: one timer for the pool, not one per waiter,
+// so that waiting costs a caller no more than a channel receive.
+func (p *Pool) armStallLocked(now time.Time) {
+	if p.stallArmed || p.limit.n >= p.limit.max {
+		return
+	}
+	p.stallArmed = true
+	p.stall.Reset(p.limit.stallIn(now))
+}
+
+// stallCheck runs when the stall timer fires: when callers still wait, no
+// connect is under way and no lease was released for the stall's time,
+// the limit grows (calls that run long need the room the sessions have);
+// while callers wait, the timer is set again.
+func (p *Pool) stallCheck() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.limit.n < p.limit.max
+	p.stallArmed = false
+	if p.closed || p.waiters.Len() == 0 {
+		return
+	}
+	now := time.Now()
+	if p.inFlight > 0 && p.connecting == 0 && p.limit.stalled(now) {
+		p.serveWaitersLocked()
+	}
+	if p.waiters.Len() > 0 {
+		p.armStallLocked(now)
+	}
 }
 
 func (p *Pool) leaseLocked(s *session, start time.Time) Lease {
@@ -365,35 +390,29 @@ func (p *Pool) leaseLocked(s *session, start time.Time) Lease {
 	return Lease{p: p, s: s, slot: slot, gen: p.gen}
 }
 
-// spreadLocked runs after a lease went to a session that already carried
-// calls, which pickLocked does only when every session does: it connects
-// one more session in the background while the pool has fewer sessions
-// than calls in flight and is under MaxSessions. The caller does not wait
-// for it (it shares a session meanwhile); later callers get the new
-// session. One busy session serializes calls whenever the server handles
+// growLocked starts connects while the sessions and the connects under way
+// fall short of what the demand needs, within MaxSessions: the waiters'
+// share of the limit's room, and, while connects succeed, the sessions
+// that every call in flight or waiting needs at the limit (a cold pool
+// facing N callers connects min(N, MaxSessions) sessions at once, rather
+// than one at a time). The callers do not wait for them (below
+// MaxSessions they share a session meanwhile); later callers get the new
+// sessions. One busy session serializes calls whenever the server handles
 // one at a time per session (a single-threaded stdio server is one
-// process, one core), so spreading to MaxSessions is the default; at
-// MaxSessions, least-in-flight packs calls evenly up to
-// MaxCallsPerSession. Not while connects fail: replacing lost sessions
-// comes first.
-func (p *Pool) spreadLocked() {
-	if p.failures > 0 || len(p.sessions)+p.connecting >= min(p.inFlight, p.cfg.MaxSessions) {
-		return
-	}
-	if p.canConnectLocked(len(p.sessions)) {
-		p.startConnectLocked(false)
-	}
-}
-
-// growLocked starts connects while the waiters outnumber the room that
-// connects already in flight will bring, within MaxSessions. While connects
-// fail and no session is left, it keeps one spare connect going: a connect
-// killed while it initializes (a crash-looping child) must not leave the
-// waiters with nothing on the way.
+// process, one core), so spreading to MaxSessions comes first; at
+// MaxSessions the per-session limit decides. While connects fail and no
+// session is left, it keeps one spare connect going: a connect killed
+// while it initializes (a crash-looping child) must not leave the waiters
+// with nothing on the way.
 func (p *Pool) growLocked() {
-	need := (p.waiters.Len() + p.limit.n - 1) / p.limit.n
+	n := p.limit.n
+	need := (p.waiters.Len() + n - 1) / n
 	if need > 0 && p.failures > 0 && len(p.sessions) == 0 {
 		need++
+	}
+	if p.failures == 0 {
+		demand := p.inFlight + p.waiters.Len()
+		need = max(need, min(p.cfg.MaxSessions, (demand+n-1)/n)-len(p.sessions))
 	}
 	for p.connecting < need && p.canConnectLocked(len(p.sessions)) {
 		p.startConnectLocked(false)
@@ -688,6 +707,9 @@ func (p *Pool) release(l *Lease) {
 	}
 	s.slots[l.slot] = 0
 	s.free = append(s.free, l.slot)
+	if p.waiters.Len() > 0 && p.onlyLimitGivesRoomLocked() {
+		p.limit.waited = true // callers still wait for room: the round saw them
+	}
 	p.limit.released(time.Now(), p.inFlight, len(p.sessions))
 	s.inFlight--
 	s.lastUsed = p.limit.lastRel

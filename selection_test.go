@@ -3,6 +3,7 @@ package mcpool_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,4 +88,45 @@ func TestSerialServerSpreadsAcrossSessions(t *testing.T) {
 			t.Fatalf("calls per session %v: a session carried less than half its share of %d", counts, callers*each/4)
 		}
 	}
+}
+
+// A cold pool facing more callers than sessions connects the sessions the
+// demand needs at once, up to MaxSessions, while the first calls are
+// still running: 8 callers and MaxSessions 4 get 4 sessions before any
+// call has returned (before, the pool connected another session only
+// once every session carried a call, one at a time).
+func TestColdPoolConnectsWhatTheDemandNeeds(t *testing.T) {
+	release := make(chan struct{})
+	transport, _ := inMemory(adaptServer(release))
+	p := newPool(t, mcpool.Config{NewTransport: transport, MaxSessions: 4})
+	ctx := context.Background()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.SessionsCreated != 1 {
+		t.Fatalf("Start connected %d sessions, want MinSessions (1)", st.SessionsCreated)
+	}
+	const callers = 8
+	var wg sync.WaitGroup
+	var returned atomic.Int32
+	for range callers {
+		wg.Go(func() {
+			defer returned.Add(1)
+			if _, err := p.CallTool(ctx, &mcp.CallToolParams{Name: "block"}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	eventuallyWithin(t, limitWait, "4 sessions and all 8 calls in flight", func() bool {
+		st := p.Stats()
+		return st.Sessions == 4 && st.CallsInFlight == callers
+	})
+	if n := returned.Load(); n != 0 {
+		t.Fatalf("%d calls returned before the sessions were connected; the tool blocks", n)
+	}
+	if st := p.Stats(); st.SessionsCreated != 4 {
+		t.Fatalf("%d sessions created, want MaxSessions (4)", st.SessionsCreated)
+	}
+	close(release)
+	wg.Wait()
 }

@@ -15,10 +15,10 @@ type Stats struct {
 	MaxSessions    int // the configured cap
 	CallsInFlight  int // leases held across the pool
 	// CallsPerSessionLimit is how many calls one session takes before
-	// callers queue. It starts at 2 (or MaxCallsPerSession, if lower) and
-	// adapts while the pool runs: up, to at most MaxCallsPerSession, while
-	// more calls at once raise calls/s; down while they do not (see
-	// Pool.Acquire).
+	// callers queue. It starts at 1 (exclusive lending) and adapts while
+	// the pool runs: up, to at most MaxCallsPerSession, while callers wait
+	// with MaxSessions sessions connected and more calls at once raise
+	// calls/s; down while they do not (see Pool.Acquire).
 	CallsPerSessionLimit int
 	Waiters              int // callers queued for room
 

@@ -41,6 +41,7 @@ type benchFlags struct {
 	warmup      time.Duration // the untimed run of each pooled or exclusive mode
 	chaos       time.Duration // 0: no faults
 	matrix      bool
+	rows        string          // --matrix: run only the rows whose label contains one of these (comma-separated)
 	chart       string          // file to draw the latency chart in; "" for none
 	set         map[string]bool // the flags given on the command line
 	label       string          // prefix of the progress line (the matrix row)
@@ -74,6 +75,8 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 		"command, and print exclusive against pooled for each. --calls, if given, sets\n"+
 		"every row's calls; --max-sessions, --timeout and --json apply. About a minute\n"+
 		"on 2 cores")
+	fs.StringVar(&b.rows, "rows", "", "with --matrix, run only the rows whose label (\"echo, stdio everything ×8\")\n"+
+		"contains one of these comma-separated strings")
 	fs.StringVar(&b.chart, "chart", "", "also draw each mode's latency percentiles (log scale) in this file:\n"+
 		"SVG or PNG, by the name's extension")
 	rest, err := parseFlags(fs, args, "bench [--url URL | --sse URL | --stdio CMD | --config FILE [--server NAME] | --matrix] [flags]", stdout)
@@ -417,6 +420,11 @@ type modeRun struct {
 	closeWarnings     int
 	firstCloseWarning error
 	chaos             *chaosResult // under --chaos only
+	// The matrix's cold runs only (matrix.go): when the per-session limit
+	// settled and at what value, and when the most sessions the pool had
+	// were connected, and how many.
+	settle, sessionsAt  time.Duration
+	limit, peakSessions int
 }
 
 // drive makes b.calls calls with b.concurrency workers and times each. The

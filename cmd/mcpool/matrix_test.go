@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 type matrixJSON struct {
@@ -13,10 +14,24 @@ type matrixJSON struct {
 		Serial         bool     `json:"serial"`
 		Tool           string   `json:"tool"`
 		Concurrency    int      `json:"concurrency"`
+		Server         string   `json:"server"`
+		Skipped        string   `json:"skipped"`
 		Exclusive      jsonRun  `json:"exclusive"`
 		Pooled         jsonRun  `json:"pooled"`
 		CallsPerSRatio *float64 `json:"calls_per_s_ratio"`
 		P99Ratio       *float64 `json:"p99_ratio"`
+		Cold           struct {
+			Exclusive      jsonRun  `json:"exclusive"`
+			Pooled         jsonRun  `json:"pooled"`
+			CallsPerSRatio *float64 `json:"calls_per_s_ratio"`
+			P99Ratio       *float64 `json:"p99_ratio"`
+		} `json:"cold"`
+		LimitSettledMS      float64 `json:"limit_settled_ms"`
+		Limit               int     `json:"limit"`
+		SessionsConnectedMS struct {
+			Exclusive float64 `json:"exclusive"`
+			Pooled    float64 `json:"pooled"`
+		} `json:"sessions_connected_ms"`
 	} `json:"matrix"`
 }
 
@@ -45,7 +60,14 @@ func TestBenchMatrixJSON(t *testing.T) {
 		if row.Serial {
 			serial++
 		}
-		for _, m := range []jsonRun{row.Exclusive, row.Pooled} {
+		if row.Skipped != "" {
+			t.Logf("row %d (%s) skipped: %s", i, row.Workload, row.Skipped)
+			continue
+		}
+		if row.Limit < 1 || row.LimitSettledMS < -1 || row.SessionsConnectedMS.Pooled < 0 {
+			t.Errorf("row %d (%s): limit %d settled at %vms, sessions connected at %vms", i, row.Workload, row.Limit, row.LimitSettledMS, row.SessionsConnectedMS.Pooled)
+		}
+		for _, m := range []jsonRun{row.Exclusive, row.Pooled, row.Cold.Exclusive, row.Cold.Pooled} {
 			if m.Calls != 16 || m.Errors != 0 || m.P50MS <= 0 || m.P99MS < m.P50MS || m.CallsPerS <= 0 || m.CPUPerCallUS <= 0 {
 				t.Errorf("row %d (%s): %+v: want 16 calls, no errors, 0 < p50 <= p99, calls/s and cpu/call > 0", i, row.Workload, m)
 			}
@@ -53,7 +75,8 @@ func TestBenchMatrixJSON(t *testing.T) {
 		if row.Exclusive.Mode != modeExclusive || row.Pooled.Mode != modePooled {
 			t.Errorf("row %d: modes %q and %q", i, row.Exclusive.Mode, row.Pooled.Mode)
 		}
-		if row.CallsPerSRatio == nil || row.P99Ratio == nil || *row.CallsPerSRatio <= 0 || *row.P99Ratio <= 0 {
+		if row.CallsPerSRatio == nil || row.P99Ratio == nil || *row.CallsPerSRatio <= 0 || *row.P99Ratio <= 0 ||
+			row.Cold.CallsPerSRatio == nil || row.Cold.P99Ratio == nil {
 			t.Errorf("row %d: ratios %v %v, want both positive", i, row.CallsPerSRatio, row.P99Ratio)
 		}
 	}
@@ -69,7 +92,7 @@ func TestBenchMatrixTable(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit status %d: %s", r.code, r.stderr)
 	}
-	for _, want := range []string{"workload", "callers", "excl. c/s", "pooled c/s", "cpu/call", "c/s ratio", "p99 ratio"} {
+	for _, want := range []string{"workload", "callers", "excl. c/s", "pooled c/s", "cpu/call", "c/s ratio", "p99 ratio", "cold", "warm", "settled"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("no %q in the table:\n%s", want, r.stdout)
 		}
@@ -86,4 +109,36 @@ func TestBenchMatrixUsage(t *testing.T) {
 	wantOneLineError(t, runCLI(t, "bench", "--matrix", "--url", "http://127.0.0.1:1/mcp"), 2, "--url does not apply")
 	wantOneLineError(t, runCLI(t, "bench", "--matrix", "--concurrency", "3"), 2, "--concurrency")
 	wantOneLineError(t, runCLI(t, "bench", "--chart", "out.gif"), 2, ".svg or .png")
+}
+
+// The settling time: the end of the first stretch away from the value the
+// limit held most of the warm run, or of a later stretch longer than a
+// probe; a short probe does not unsettle it.
+func TestSettling(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	trace := func(limits ...int) []traceSample { // one sample every 100 ms
+		out := make([]traceSample, len(limits))
+		for i, l := range limits {
+			out[i] = traceSample{at: ms(100 * i), limit: l}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name      string
+		samples   []traceSample
+		warmFrom  time.Duration
+		settle    time.Duration
+		wantLimit int
+	}{
+		{"at once", trace(1, 1, 1, 1, 1, 1), ms(300), 0, 1},
+		{"ramp", trace(1, 2, 8, 32, 32, 32, 32, 32), ms(400), ms(300), 32},
+		{"a short probe later", trace(1, 1, 1, 2, 1, 1, 1, 1), ms(400), 0, 1},
+		{"a long stretch away", trace(1, 1, 2, 2, 2, 2, 1, 1, 1, 1), ms(500), ms(600), 1},
+		{"never back", trace(1, 1, 1, 1, 1, 1, 4), ms(0), -1, 1},
+	} {
+		settle, limit := settling(c.samples, c.warmFrom)
+		if settle != c.settle || limit != c.wantLimit {
+			t.Errorf("%s: settled at %v on %d, want %v on %d", c.name, settle, limit, c.settle, c.wantLimit)
+		}
+	}
 }

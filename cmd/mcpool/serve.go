@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -30,7 +31,12 @@ func runDemoServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 		"stops the server in either mode, cancelling the calls in progress")
 	serial := fs.Bool("serial", false, "handle one tool call at a time per session, like a single-threaded server")
 	verbose := fs.Bool("verbose", false, "log each tool call's start and end to stderr")
-	rest, err := parseFlags(fs, args, "demo-server [--http ADDR | --stdio] [--serial] [--verbose]", stdout)
+	procs := fs.Int("gomaxprocs", 0, "run Go code on at most this many cores (GOMAXPROCS); 0 leaves the runtime's\n"+
+		"default. With --cpu-per-call, 1 models a server that handles calls concurrently\n"+
+		"on one core (a Python asyncio server, say)")
+	cpuPerCall := fs.Duration("cpu-per-call", 0, "burn this much CPU time (measured on the thread, not the clock) at the\n"+
+		"start of every tool call, as a server that computes something per call does")
+	rest, err := parseFlags(fs, args, "demo-server [--http ADDR | --stdio] [--serial] [--gomaxprocs N] [--cpu-per-call D] [--verbose]", stdout)
 	if err != nil {
 		return err
 	}
@@ -42,11 +48,28 @@ func runDemoServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *stdio && httpSet {
 		return usageErrorf("give --http or --stdio, not both")
 	}
+	if *procs < 0 || *cpuPerCall < 0 {
+		return usageErrorf("--gomaxprocs and --cpu-per-call must not be negative")
+	}
+	if *procs > 0 {
+		runtime.GOMAXPROCS(*procs)
+	}
 	// Calls in progress are cancelled when the command is stopped: the
 	// SDK's server would otherwise wait for them before closing a session.
 	opts := demoserver.Options{Serial: *serial, Shutdown: ctx}
 	if *verbose {
 		opts.OnCall = logCalls(stderr)
+	}
+	if d := *cpuPerCall; d > 0 {
+		next := opts.OnCall
+		opts.OnCall = func(ss *mcp.ServerSession, tool string) func() {
+			done := func() {}
+			if next != nil {
+				done = next(ss, tool)
+			}
+			burnCPU(d)
+			return done
+		}
 	}
 	said := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
