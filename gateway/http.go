@@ -47,7 +47,7 @@ func (g *Gateway) Handler() http.Handler {
 		Logger:                       sdkLogger(g.log),
 	})
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", g.guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/mcp", g.guard(g.relayHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if v := r.Header.Get("Mcp-Protocol-Version"); g.opts.Stateless || v >= "2026-07-28" && !g.opts.SessionsOnly {
 			r, stream := needsStream(r) // response_kind.go
 			if stream {
@@ -58,7 +58,7 @@ func (g *Gateway) Handler() http.Handler {
 			return
 		}
 		stateful.ServeHTTP(w, r)
-	})))
+	}))))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
