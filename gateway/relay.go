@@ -213,7 +213,7 @@ func (g *Gateway) relayServe(w http.ResponseWriter, r *http.Request, body []byte
 	if m.Method != "tools/call" || !plainID(m.ID) || p.Name == "" || p.RequestID != nil {
 		return false
 	}
-	if len(p.Arguments) > 0 && p.Arguments[0] != '{' {
+	if len(p.Arguments) > 0 && p.Arguments[0] != '{' && string(p.Arguments) != "null" {
 		return false
 	}
 	if _, ok := p.Meta["progressToken"]; ok {
