@@ -176,7 +176,7 @@ func (g *Gateway) relayServe(w http.ResponseWriter, r *http.Request, body []byte
 	}
 	var m relayWire
 	var p relayParams
-	if !strictDecode(body, &m) || m.JSONRPC != "2.0" || !strictDecode(m.Params, &p) {
+	if !decodeRequest(body, &m, &p) || m.JSONRPC != "2.0" {
 		return false
 	}
 	stateless := g.stateless(r)
@@ -369,30 +369,60 @@ func wireError(err error) *jsonrpc.Error {
 	return out
 }
 
-// strictDecode decodes one JSON object into v, refusing unknown fields,
-// keys that differ from v's only in case, and trailing data.
-func strictDecode(data []byte, v any) bool {
-	if len(data) == 0 || data[0] != '{' {
+// decodeRequest reads body as one JSON-RPC request object and its params
+// object, in one pass per level, refusing unknown keys (and keys that differ
+// from known ones only in case, which encoding/json would match but the SDK
+// does not).
+func decodeRequest(body []byte, m *relayWire, p *relayParams) bool {
+	var top, params map[string]json.RawMessage
+	if !isObject(body) || json.Unmarshal(body, &top) != nil {
 		return false
 	}
-	var keys map[string]json.RawMessage
-	if json.Unmarshal(data, &keys) != nil {
-		return false
-	}
-	for k := range keys {
+	for k, v := range top {
 		switch k {
-		case "jsonrpc", "id", "method", "params", "name", "arguments", "_meta", "requestId", "reason":
+		case "jsonrpc":
+			if json.Unmarshal(v, &m.JSONRPC) != nil {
+				return false
+			}
+		case "id":
+			m.ID = v
+		case "method":
+			if json.Unmarshal(v, &m.Method) != nil {
+				return false
+			}
+		case "params":
+			m.Params = v
 		default:
 			return false
 		}
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if dec.Decode(v) != nil {
+	if !isObject(m.Params) || json.Unmarshal(m.Params, &params) != nil {
 		return false
 	}
-	_, err := dec.Token()
-	return err == io.EOF
+	for k, v := range params {
+		var err error
+		switch k {
+		case "name":
+			err = json.Unmarshal(v, &p.Name)
+		case "arguments":
+			p.Arguments = v
+		case "_meta":
+			if !isObject(v) {
+				return false
+			}
+			err = json.Unmarshal(v, &p.Meta)
+		case "requestId":
+			p.RequestID = v
+		case "reason":
+			err = json.Unmarshal(v, &p.Reason)
+		default:
+			return false
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // plainID reports whether id is a JSON-RPC id the relay echoes as is: an
