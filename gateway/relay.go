@@ -156,11 +156,13 @@ func (g *Gateway) relayLearn(r *http.Request, body []byte) {
 			cancel()
 			return
 		}
-		g.bg.Go(func() {
+		// Not g.bg: Close waits for g.bg before it closes the sessions
+		// opened meanwhile; this goroutine ends when its session does.
+		go func() {
 			_ = ss.Wait()
 			cancel()
 			g.relay.sessions.Delete(sid)
-		})
+		}()
 		return
 	}
 }
