@@ -17,6 +17,9 @@ import (
 //     (no Mcp-Session-Id; a closed request cancels its call); all others
 //     get 2025-11-25-era sessions, which idle out after SessionIdleTimeout
 //     (unless Options.Stateless, which serves every request on its own).
+//     A tools/call without a progress token is answered with a single
+//     application/json response in either era; one with a progress token
+//     gets a text/event-stream carrying its notifications/progress.
 //     With Options.Token set, every request needs "Authorization: Bearer
 //     TOKEN" (401 otherwise). A POST beyond MaxRequests gets 429 with
 //     Retry-After, and any request while draining 503, before its body is
@@ -48,7 +51,7 @@ func (g *Gateway) Handler() http.Handler {
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", g.guard(g.relayHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if v := r.Header.Get("Mcp-Protocol-Version"); g.opts.Stateless || v >= "2026-07-28" && !g.opts.SessionsOnly {
+		if g.stateless(r) { // relay.go
 			r, stream := needsStream(r) // response_kind.go
 			if stream {
 				stateless.ServeHTTP(w, r)
