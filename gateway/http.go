@@ -18,8 +18,9 @@ import (
 //     get 2025-11-25-era sessions, which idle out after SessionIdleTimeout
 //     (unless Options.Stateless, which serves every request on its own).
 //     A tools/call without a progress token is answered with a single
-//     application/json response in either era; one with a progress token
-//     gets a text/event-stream carrying its notifications/progress.
+//     application/json response in either era (a body over 64 KiB may get
+//     a stream); one with a progress token gets a text/event-stream that
+//     carries its notifications/progress.
 //     With Options.Token set, every request needs "Authorization: Bearer
 //     TOKEN" (401 otherwise). A POST beyond MaxRequests gets 429 with
 //     Retry-After, and any request while draining 503, before its body is
