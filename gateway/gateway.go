@@ -217,6 +217,7 @@ type Gateway struct {
 	kick     chan struct{} // a list_changed came in: refresh catalogs now
 	iso      isolation
 	progress progressHub
+	relay    relay // relay.go: the tools/call fast path
 	resMu    sync.Mutex
 	resOwner map[string]*server // resource URI -> server (shared and isolated)
 

@@ -20,6 +20,10 @@ import (
 //     With Options.SessionKeys, session ids carry their state and any
 //     replica sharing the keys serves any session (404 for an id that is
 //     not the deployment's, 403 for another caller's).
+//     A tools/call without a progress token is answered with a single
+//     application/json response in either era (a body over 64 KiB may get
+//     a stream); one with a progress token gets a text/event-stream that
+//     carries its notifications/progress.
 //     With Options.Token set, every request needs "Authorization: Bearer
 //     TOKEN" (401 otherwise). A POST beyond MaxRequests gets 429 with
 //     Retry-After, and any request while draining 503, before its body is
@@ -50,8 +54,8 @@ func (g *Gateway) Handler() http.Handler {
 		Logger:                       sdkLogger(g.log),
 	})
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", g.guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if v := r.Header.Get("Mcp-Protocol-Version"); g.opts.Stateless || v >= "2026-07-28" && !g.opts.SessionsOnly {
+	mux.Handle("/mcp", g.guard(g.relayHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.stateless(r) { // relay.go
 			r, stream := needsStream(r) // response_kind.go
 			if stream {
 				stateless.ServeHTTP(w, r)
@@ -65,7 +69,7 @@ func (g *Gateway) Handler() http.Handler {
 			return
 		}
 		stateful.ServeHTTP(w, r)
-	})))
+	}))))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

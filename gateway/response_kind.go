@@ -19,7 +19,8 @@ const peekLimit = 64 << 10
 // 2025-11-25 "Sending Messages to the Server": the server may answer a
 // POST with either). So only a request that mentions a progressToken, or
 // escapes characters in a way that could hide one, or is too large to
-// check, gets a stream.
+// check, gets a stream. (Plain tools/call requests are answered by the
+// relay, relay.go, before they get here.)
 func needsStream(r *http.Request) (*http.Request, bool) {
 	if r.Method != http.MethodPost || r.Body == nil {
 		return r, true

@@ -22,7 +22,7 @@ func (g *Gateway) newMCPServer() *mcp.Server {
 	example, _ := set.naming.Name(set.servers[0].name, "NAME")
 	instructions := "mcpool gateway: serves the tools, prompts and resources of " + joinNames(g.serverNames()) +
 		"; a tool or prompt that " + set.servers[0].name + " calls NAME is listed and called as " + example + "."
-	s := mcp.NewServer(&mcp.Implementation{Name: "mcpool-gateway", Version: mcpool.Version}, &mcp.ServerOptions{
+	s := mcp.NewServer(g.impl(), &mcp.ServerOptions{
 		Logger: sdkLogger(g.log),
 		Capabilities: &mcp.ServerCapabilities{
 			Tools:     &mcp.ToolCapabilities{ListChanged: true},
