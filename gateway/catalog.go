@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/mcpool/mcpool"
@@ -30,13 +29,14 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 		prompts          []*mcp.Prompt
 		resources        []*mcp.Resource
 		terr, perr, rerr error
-		wg               sync.WaitGroup
 	)
-	// Concurrently: a server just added waits for its three lists once.
-	wg.Go(func() { tools, terr = up.ListTools(ctx) })
-	wg.Go(func() { prompts, perr = up.ListPrompts(ctx) })
-	wg.Go(func() { resources, rerr = up.ListResources(ctx) })
-	wg.Wait()
+	// One after another: three lists at once would make a pool whose
+	// per-session limit starts at one connect a session (for stdio, start
+	// a process) per list. After the first, the session is warm and the
+	// others cost a round trip each.
+	tools, terr = up.ListTools(ctx)
+	prompts, perr = up.ListPrompts(ctx)
+	resources, rerr = up.ListResources(ctx)
 	// A server without prompts or resources answers "method not found":
 	// an empty list, not a failure.
 	if isMethodNotFound(perr) {

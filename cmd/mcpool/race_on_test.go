@@ -1,7 +1,0 @@
-//go:build race
-
-package main
-
-// raceSlack scales the time bounds of tests that assert a latency: the race
-// detector makes the gateway and its upstream servers several times slower.
-const raceSlack = 5
