@@ -274,3 +274,22 @@ func cloneCallParams(in *mcp.CallToolParams) *mcp.CallToolParams {
 	}
 	return &out
 }
+
+// waitRateLimit waits out a 429's Retry-After (BackoffInitial when the
+// server sent none) within ctx, and reports whether a retry may follow:
+// false at once when ctx would end first, so that the caller gets the
+// RateLimitedError by its deadline rather than after it.
+func (p *Pool) waitRateLimit(ctx context.Context, err error) bool {
+	var rl *RateLimitedError
+	if !errors.As(err, &rl) {
+		return false
+	}
+	wait := rl.RetryAfter
+	if wait <= 0 {
+		wait = p.cfg.BackoffInitial
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
+		return false
+	}
+	return sleepCtx(ctx, wait) == nil
+}

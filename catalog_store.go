@@ -223,34 +223,6 @@ func (c *listCache[T]) remaining() time.Duration {
 	return time.Until(c.expires)
 }
 
-// publishInvalidation tells the other processes that kind's list changed.
-// It is tried even while the store backs off: a change must not be lost. If
-// it fails, the kind stays dirty: this process reads no stored copy of it
-// and publishes again before it next saves one.
-func (p *Pool) publishInvalidation(kind string) {
-	g := p.store
-	if g == nil {
-		return
-	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
-	p.bg.Add(1)
-	p.mu.Unlock()
-	g.mark(kind, +1, true)
-	// In the background: list_changed arrives on the session's own
-	// goroutine, which a slow store must not hold up.
-	go func() {
-		defer p.bg.Done()
-		ctx, cancel := context.WithTimeout(p.ctx, storeTimeout)
-		defer cancel()
-		ok := g.result(g.store.Invalidate(ctx, g.key(kind)))
-		g.mark(kind, -1, !ok)
-	}()
-}
-
 // mark counts an invalidation of kind on its way to the store (delta), and
 // records whether the last one failed (dirty). A sent invalidation comes
 // back to this process through Subscribe: echo counts those to ignore.
@@ -299,24 +271,4 @@ func (g *storeGate) ownEcho(kind string) bool {
 		return true
 	}
 	return false
-}
-
-// subscribeStore applies invalidations published by any process to this
-// pool's lists, until the pool closes.
-func (p *Pool) subscribeStore() {
-	g := p.store
-	p.bg.Go(func() {
-		g.store.Subscribe(p.ctx, func(key string) {
-			for _, kind := range []string{"tools", "prompts", "resources"} {
-				switch {
-				case key == "":
-					// Invalidations may have been missed while cut off
-					// from the store.
-					p.listChanged(kind)
-				case key == g.key(kind) && !g.ownEcho(kind):
-					p.listChanged(kind)
-				}
-			}
-		})
-	})
 }

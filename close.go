@@ -100,11 +100,7 @@ func (p *Pool) shutdown(ctx context.Context, drained chan struct{}) {
 	// otherwise wait for them.
 	p.cancel()
 	p.mu.Lock()
-	sessions := append(p.sessions, p.leaving...)
-	p.sessions, p.leaving = nil, nil
-	for _, s := range sessions {
-		s.closing = true
-	}
+	sessions := p.takeAllLocked() // session.go
 	p.mu.Unlock()
 	errs := make([]error, len(sessions))
 	var wg sync.WaitGroup

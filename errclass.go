@@ -223,25 +223,6 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // maxRetryAfter caps a server's Retry-After, against a typo of a day.
 const maxRetryAfter = time.Hour
 
-// waitRateLimit waits out a 429's Retry-After (BackoffInitial when the
-// server sent none) within ctx, and reports whether a retry may follow:
-// false at once when ctx would end first, so that the caller gets the
-// RateLimitedError by its deadline rather than after it.
-func (p *Pool) waitRateLimit(ctx context.Context, err error) bool {
-	var rl *RateLimitedError
-	if !errors.As(err, &rl) {
-		return false
-	}
-	wait := rl.RetryAfter
-	if wait <= 0 {
-		wait = p.cfg.BackoffInitial
-	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
-		return false
-	}
-	return sleepCtx(ctx, wait) == nil
-}
-
 // isPermanent reports a connect failure that retrying will not cure (see
 // ErrMisconfigured): the program cannot be started (not found, not
 // executable, its Dir missing), it or the HTTP server answered something

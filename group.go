@@ -364,25 +364,6 @@ func (g *Group) startMembers(ctx context.Context, members []*member) error {
 	return errors.Join(errs...)
 }
 
-// waitFailing returns once the pool has no session and a connect has
-// failed, or when ctx ends.
-func (p *Pool) waitFailing(ctx context.Context) {
-	for {
-		p.mu.Lock()
-		failing := len(p.sessions) == 0 && p.failures > 0 || p.closed
-		ev := p.connectEvent
-		p.mu.Unlock()
-		if failing {
-			return
-		}
-		select {
-		case <-ev:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
 // Close closes every pool concurrently, as [Pool.Close] does, and returns
 // their errors joined, each wrapped in a [*ServerError]. Like Pool.Close it
 // returns by ctx's deadline (with errors matching ErrCloseIncomplete for

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
-	"github.com/sony/gobreaker/v2"
 )
 
 // replica is one pool of a server, with the group's figures for it.
@@ -19,23 +18,6 @@ type replica struct {
 	calls     atomic.Uint64 // calls (and list fetches) sent to it
 	errors    atomic.Uint64 // of which failed
 	failovers atomic.Uint64 // of which then moved to another replica
-}
-
-// takesCalls reports whether the pool can take a call now: it is open, its
-// breaker is not open, and it has a session that is neither suspect nor
-// being probed. One short lock, no I/O.
-func (p *Pool) takesCalls() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed || p.breaker != nil && p.breaker.State() == gobreaker.StateOpen {
-		return false
-	}
-	for _, s := range p.sessions {
-		if !s.suspect && !s.probing {
-			return true
-		}
-	}
-	return false
 }
 
 // serverAnswered reports whether err is the server's own JSON-RPC error

@@ -206,23 +206,6 @@ var endedCtx = func() context.Context {
 	return ctx
 }()
 
-// closeFinished reports whether the pool's teardown has finished.
-func (p *Pool) closeFinished() bool {
-	select {
-	case <-p.closeDone:
-		return true
-	default:
-		return false
-	}
-}
-
-// busy reports whether the pool has leases out or callers waiting.
-func (p *Pool) busy() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.inFlight > 0 || p.waiters.Len() > 0
-}
-
 // With runs fn with identity's pool, which is not evicted while fn runs.
 // fn must not keep the pool. Errors: ErrPoolClosed, ErrTooManyIdentities,
 // ForIdentity's or New's error (a bad per-identity Config), or fn's.

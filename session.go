@@ -15,22 +15,24 @@ import (
 // session is one MCP session and its bookkeeping. id, cs, created, expires,
 // ctx and cancel never change; the rest is guarded by Pool.mu.
 //
-// A session's life, and the only functions that move it (all in this file;
+// A session's life, and the only functions that move it (all in this file
+// but startConnectLocked, in pool.go, which counts a connect before there
+// is a session;
 // pool.go admits and selects, health.go decides when to check, and both
 // call these):
 //
 //	state      takes calls  how it gets there                             leaves by
 //	---------  -----------  --------------------------------------------  -------------------------------
 //	connecting n/a          startConnectLocked (counted, not a session)   connected → serving; or failed
-//	serving    yes          connected; a probe that got an answer         beginProbeLocked, suspectLocked,
+//	serving    yes          connected; a probe that got an answer         beginProbeLocked, suspect,
 //	                                                                      leaveLocked
-//	suspect    no           suspectLocked: a call timed out or failed in  beginProbeLocked once idle;
+//	suspect    no           suspect: a call timed out or failed in        beginProbeLocked once idle;
 //	                        transit                                       leaveLocked
 //	probing    no           beginProbeLocked: health check, suspect, or   endProbeLocked → serving, or
 //	                        ProbeOnAcquire                                leaveLocked (dead)
 //	leaving    no           leaveLocked via markDeadLocked (it died) or   closeLeavingLocked once its
 //	                        retireLocked (lifetime, idle)                 calls and probe are done
-//	closing    no           closeLeavingLocked, or Close                  (closed in the background)
+//	closing    no           closeLeavingLocked, or takeAllLocked (Close)  (closed in the background)
 //
 // Orthogonal to those, proven: the session served a call, passed a probe,
 // lived provenAfter or retired. Until then its connect is not counted a
@@ -359,4 +361,15 @@ func (p *Pool) isLeaving(s *session) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return s.leaving
+}
+
+// takeAllLocked moves every session, serving or leaving, to closing for
+// Close (close.go), which closes them once the pool's context is cancelled.
+func (p *Pool) takeAllLocked() []*session {
+	sessions := append(p.sessions, p.leaving...)
+	p.sessions, p.leaving = nil, nil
+	for _, s := range sessions {
+		s.closing = true
+	}
+	return sessions
 }

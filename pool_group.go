@@ -4,7 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/sony/gobreaker/v2"
 )
+
+// What Group and Keyed need from a Pool, and nothing else uses: fail-fast
+// for a group's attempt on one replica, whether the pool takes calls, and
+// whether a keyed pool may be evicted. They read the pool's state under
+// p.mu as the rest of the pool does; the Group and Keyed call only these
+// and the Pool's exported methods.
 
 // failFastKey marks the context of a Group's attempt on one replica while
 // another replica is left to try. Under it, Acquire on a pool that has no
@@ -57,4 +65,57 @@ func (p *Pool) noSessionLocked() error {
 		last = ce.Cause
 	}
 	return &ConnectError{Target: p.dialer.target, Cause: fmt.Errorf("no session: %d connects failed in a row; the last: %w", p.failures, last)}
+}
+
+// waitFailing returns once the pool has no session and a connect has
+// failed, or when ctx ends.
+func (p *Pool) waitFailing(ctx context.Context) {
+	for {
+		p.mu.Lock()
+		failing := len(p.sessions) == 0 && p.failures > 0 || p.closed
+		ev := p.connectEvent
+		p.mu.Unlock()
+		if failing {
+			return
+		}
+		select {
+		case <-ev:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// takesCalls reports whether the pool can take a call now: it is open, its
+// breaker is not open, and it has a session that is neither suspect nor
+// being probed. One short lock, no I/O.
+func (p *Pool) takesCalls() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.breaker != nil && p.breaker.State() == gobreaker.StateOpen {
+		return false
+	}
+	for _, s := range p.sessions {
+		if !s.suspect && !s.probing {
+			return true
+		}
+	}
+	return false
+}
+
+// closeFinished reports whether the pool's teardown has finished.
+func (p *Pool) closeFinished() bool {
+	select {
+	case <-p.closeDone:
+		return true
+	default:
+		return false
+	}
+}
+
+// busy reports whether the pool has leases out or callers waiting.
+func (p *Pool) busy() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inFlight > 0 || p.waiters.Len() > 0
 }
