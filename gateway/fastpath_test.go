@@ -62,6 +62,11 @@ func TestRelayFastPath(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			before := gateway.RelayHandled(gw)
+			// A name the server does not list is refused by the gateway
+			// (the Group's catalog), on the fast path as on the SDK's.
+			if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "p__nope"}); rpcCode(err) != gateway.CodeUnknownName {
+				t.Fatalf("p__nope: %v (code %d), want CodeUnknownName", err, rpcCode(err))
+			}
 			for _, c := range []struct {
 				tool string
 				args map[string]any
@@ -70,7 +75,6 @@ func TestRelayFastPath(t *testing.T) {
 				{"big", map[string]any{"n": 1 << 20}},
 				{"fail", nil},
 				{"sum", map[string]any{"a": 2, "b": 3}},
-				{"nope", nil}, // unknown upstream: a JSON-RPC error from the server
 			} {
 				want, werr := direct.CallTool(ctx, &mcp.CallToolParams{Name: c.tool, Arguments: c.args})
 				got, gerr := cs.CallTool(ctx, &mcp.CallToolParams{Name: "p__" + c.tool, Arguments: c.args})
@@ -131,6 +135,11 @@ func TestRelayLeavesProgressToSDK(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			before := gateway.RelayHandled(gw)
+			// A name the server does not list is refused by the gateway
+			// (the Group's catalog), on the fast path as on the SDK's.
+			if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "p__nope"}); rpcCode(err) != gateway.CodeUnknownName {
+				t.Fatalf("p__nope: %v (code %d), want CodeUnknownName", err, rpcCode(err))
+			}
 			params := &mcp.CallToolParams{Name: "e__trigger-long-running-operation", Arguments: map[string]any{"duration": 1, "steps": 3}}
 			params.SetProgressToken("tok")
 			if _, err := cs.CallTool(ctx, params); err != nil {
