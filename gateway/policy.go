@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mcpool/mcpool/config"
 	"github.com/mcpool/mcpool/oauth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -97,7 +98,7 @@ type serverSecurity struct {
 
 type rateCounter struct{ atomic.Int64 }
 
-func (c *rateCounter) add()         { c.Add(1) }
+func (c *rateCounter) add()        { c.Add(1) }
 func (c *rateCounter) load() int64 { return c.Load() }
 
 // initPolicy checks srv's policy and makes its limiter.
@@ -186,4 +187,16 @@ func (g *Gateway) RateLimited(server string) int64 {
 		return srv.sec.limited.load()
 	}
 	return 0
+}
+
+// setSecurity copies a config file's policy settings of a server.
+func setSecurity(s *Server, set config.GatewayServer) {
+	s.Tools = ToolPolicy{Allow: set.Tools.Allow, Deny: set.Tools.Deny}
+	s.Access = Access{Scopes: set.Access.Scopes, Subjects: set.Access.Subjects}
+	if rl := set.RateLimit; rl != nil {
+		s.RateLimit = &RateLimit{Rate: rl.Rate, Burst: rl.Burst}
+	}
+	if x := set.TokenExchange; x != nil {
+		s.TokenExchange = &oauth.Exchanger{TokenURL: x.TokenURL, ClientID: x.ClientID, ClientSecret: x.ClientSecret, Audience: x.Audience, Scopes: x.Scopes}
+	}
 }
