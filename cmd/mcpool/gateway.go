@@ -87,9 +87,9 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	hopts := &slog.HandlerOptions{Level: level}
 	var log *slog.Logger
 	if *logFormat == "json" {
-		log = slog.New(slog.NewJSONHandler(stderr, hopts))
+		log = slog.New(secrets.Handler(slog.NewJSONHandler(stderr, hopts))) // redact.go
 	} else {
-		log = slog.New(slog.NewTextHandler(stderr, hopts))
+		log = slog.New(secrets.Handler(slog.NewTextHandler(stderr, hopts)))
 	}
 
 	var ln net.Listener
@@ -107,6 +107,14 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	file, err := config.Load(*configPath)
 	if err != nil {
 		return err
+	}
+	if !*stdio && !offLoopback && defaultAudience(file.Gateway.Auth, *authIssuer, *authAudience) {
+		// The audience is the /mcp URL, port included: listen now.
+		if ln, err = net.Listen("tcp", *listen); err != nil {
+			return err
+		}
+		defer ln.Close()
+		*listen = ln.Addr().String()
 	}
 	rs, audit, closeSecurity, err := gatewaySecurity(ctx, file.Gateway.Auth, *authIssuer, *authAudience, *auditLog, *token, *listen, offLoopback, *stdio, stderr, log) // gateway_security.go
 	if err != nil {
@@ -317,10 +325,11 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 
-	ln, err = net.Listen("tcp", *listen)
-	if err != nil {
-		_ = shutdown()
-		return err
+	if ln == nil {
+		if ln, err = net.Listen("tcp", *listen); err != nil {
+			_ = shutdown()
+			return err
+		}
 	}
 	srv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	served := make(chan error, 1)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -81,4 +82,13 @@ func gatewayRateLimit(rl *config.RateLimit) *gateway.RateLimit {
 		return nil
 	}
 	return &gateway.RateLimit{Rate: rl.Rate, Burst: rl.Burst}
+}
+
+// defaultAudience reports whether the gateway is a resource server whose
+// audience is its own listen address's /mcp URL.
+func defaultAudience(cfg *config.GatewayAuth, issuer, audience string) bool {
+	if cfg != nil {
+		issuer, audience = cmp.Or(issuer, cfg.Issuer), cmp.Or(audience, cfg.Audience)
+	}
+	return issuer != "" && audience == ""
 }

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpool/mcpool/internal/oauthtest"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// bearerRT sets Authorization: Bearer on every request.
+type bearerRT string
+
+func (b bearerRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+string(b))
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// A config full of marked secrets, a gateway driven through failures (an
+// unreachable server, a server answering 401, a failed token exchange, a
+// crashing stdio server, bad tokens): no marked secret appears in its
+// log, /status.json, /metrics or the errors its clients get.
+func TestGatewayShowsNoSecret(t *testing.T) {
+	as := oauthtest.New(t)
+	as.OnExchange(func(subject, audience string) (string, int) { return "", http.StatusBadRequest })
+	refuse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+	}))
+	defer refuse.Close()
+	addr := strings.TrimPrefix(refuse.URL, "http://")
+	url, stop, logs := startGateway(t, fmt.Sprintf(`{
+  "mcpServers": {
+    "down": {"type": "http", "url": "http://127.0.0.1:1/mcp?key=SECRET-1", "headers": {"X-Api-Key": "SECRET-2"}},
+    "refused": {"type": "http", "url": "http://user:SECRET-3@%s/mcp?token=SECRET-4", "headers": {"Authorization": "Bearer SECRET-5"}},
+    "crash": {"command": "sh", "args": ["-c", "echo \"key is $API_KEY\" >&2; exit 1"], "env": {"API_KEY": "SECRET-6"}},
+    "x": {"type": "http", "url": %q}
+  },
+  "gateway": {
+    "auth": {"issuer": %q},
+    "servers": {
+      "down": {"mode": "shared"},
+      "refused": {"mode": "isolated"},
+      "crash": {"mode": "shared"},
+      "x": {"mode": "passthrough", "tokenExchange": {"tokenURL": %q, "clientID": "gw", "clientSecret": "SECRET-7", "audience": "urn:x"}}
+    }
+  }
+}`, addr, refuse.URL+"/x?k=SECRET-8", as.Issuer, as.URL+"/token"))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	token := as.Token(url, "alice")
+	c := mcp.NewClient(&mcp.Implementation{Name: "c", Version: "1"}, nil)
+	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: bearerRT(token)}},
+		&mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatalf("connect: %v\n%s", err, logs.String())
+	}
+	var shown []string
+	for _, name := range []string{"down__echo", "refused__echo", "crash__echo", "x__echo"} {
+		_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: name, Arguments: map[string]any{}})
+		if err == nil {
+			t.Errorf("%s succeeded; want a failure", name)
+			continue
+		}
+		shown = append(shown, "error of "+name+": "+err.Error())
+	}
+	if _, err := cs.ListTools(ctx, nil); err != nil {
+		shown = append(shown, "tools/list: "+err.Error())
+	}
+	cs.Close()
+	base := strings.TrimSuffix(url, "/mcp")
+	for _, p := range []string{"/status.json", "/metrics", "/mcp"} {
+		for _, tok := range []string{token, "SECRET-9-bad-token"} {
+			req, _ := http.NewRequest(http.MethodGet, base+p, nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			shown = append(shown, p+": "+resp.Status+" "+fmt.Sprint(resp.Header)+string(b))
+		}
+	}
+	stop()
+	shown = append(shown, "log: "+logs.String())
+	if testing.Verbose() {
+		t.Log(strings.Join(shown, "\n"))
+	}
+	marked := regexp.MustCompile(`SECRET-\d`)
+	for _, s := range shown {
+		if m := marked.FindAllString(s, -1); m != nil {
+			t.Errorf("%v shown in %s", m, s)
+		}
+	}
+	if !strings.Contains(logs.String(), "***") {
+		t.Errorf("the log hid nothing; did the failures happen?\n%s", logs.String())
+	}
+}
