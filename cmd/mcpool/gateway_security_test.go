@@ -6,11 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mcpool/mcpool/internal/demoserver"
 	"github.com/mcpool/mcpool/internal/oauthtest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -102,5 +104,34 @@ func TestGatewayShowsNoSecret(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "***") {
 		t.Errorf("the log hid nothing; did the failures happen?\n%s", logs.String())
+	}
+}
+
+// mcpool call --oauth against an OAuth gateway completes the sign-in a
+// person would: the gateway's 401 points at its Protected Resource
+// Metadata, which names the authorization server; the browser step (here
+// curl following the redirects, as $BROWSER) approves at once; the token
+// is issued with resource = the gateway, which accepts it.
+func TestCallOAuthSignInThroughGateway(t *testing.T) {
+	as := oauthtest.New(t)
+	s := demoserver.New(demoserver.Options{})
+	ts := httptest.NewServer(demoserver.Handler(s, false, 0))
+	defer func() {
+		for ss := range s.Sessions() {
+			_ = ss.Close()
+		}
+		ts.Close()
+	}()
+	url, _, logs := startGateway(t, fmt.Sprintf(`{
+  "mcpServers": {"demo": {"type": "http", "url": %q}},
+  "gateway": {"auth": {"issuer": %q, "scopes": ["mcp:tools"]}, "servers": {"demo": {"mode": "shared"}}}
+}`, ts.URL, as.Issuer))
+	t.Setenv("BROWSER", filepath.Join("testdata", "curl-browser.sh"))
+	r := runCLI(t, "call", "--url", url, "--oauth", "demo__echo", `{"message":"signed in"}`)
+	if r.code != 0 || !strings.Contains(r.stdout, "signed in") {
+		t.Fatalf("call --oauth: status %d, stdout %q, stderr %q\ngateway log:\n%s", r.code, r.stdout, r.stderr, logs.String())
+	}
+	if n := as.Issued.Load(); n != 1 {
+		t.Errorf("the authorization server issued %d tokens, want 1", n)
 	}
 }
