@@ -125,6 +125,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		log.Warn(w)
 	}
 	gc, settings := &file.Group, file.Gateway
+	addGatewaySecrets(settings) // gateway_security.go
 	servers := settings.Servers
 	for i := range gc.Servers {
 		// The command's own errors never show the config's credentials.

@@ -35,15 +35,15 @@ func gatewaySecurity(ctx context.Context, cfg *config.GatewayAuth, issuer, audie
 	}
 	var rs *oauth.ResourceServer
 	if a.Issuer != "" {
+		if stdio {
+			return nil, nil, nil, usageErrorf("OAuth (--auth-issuer or gateway.auth) protects the HTTP endpoint: it does not apply to --stdio")
+		}
 		if token != "" {
 			return nil, nil, nil, usageErrorf("--token and OAuth (--auth-issuer or gateway.auth) exclude each other: choose one")
 		}
 		if a.Audience == "" {
 			if offLoopback {
 				return nil, nil, nil, usageErrorf("--listen %s is not a loopback address: set --auth-audience (or gateway.auth.audience) to the gateway's public /mcp URL, which tokens must be issued for", listen)
-			}
-			if stdio {
-				return nil, nil, nil, usageErrorf("OAuth protects the HTTP endpoint: it does not apply to --stdio")
 			}
 			a.Audience = "http://" + listen + "/mcp"
 		}
@@ -91,4 +91,14 @@ func defaultAudience(cfg *config.GatewayAuth, issuer, audience string) bool {
 		issuer, audience = cmp.Or(issuer, cfg.Issuer), cmp.Or(audience, cfg.Audience)
 	}
 	return issuer != "" && audience == ""
+}
+
+// addGatewaySecrets records the gateway section's credentials (token
+// exchange client secrets) for the command's redactor.
+func addGatewaySecrets(g config.Gateway) {
+	for _, s := range g.Servers {
+		if x := s.TokenExchange; x != nil {
+			addSecret(x.ClientSecret)
+		}
+	}
 }

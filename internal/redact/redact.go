@@ -23,7 +23,8 @@ const MinLen = 4
 const Mask = "***"
 
 // Redactor holds secrets and hides them in strings. The zero Redactor
-// hides nothing; a nil *Redactor is valid too. It is safe for concurrent
+// hides nothing; a nil *Redactor's String, Err and Handler pass things
+// through. It is safe for concurrent
 // use; Add may be called at any time.
 type Redactor struct {
 	mu      sync.RWMutex
