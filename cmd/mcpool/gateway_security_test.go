@@ -135,3 +135,54 @@ func TestCallOAuthSignInThroughGateway(t *testing.T) {
 		t.Errorf("the authorization server issued %d tokens, want 1", n)
 	}
 }
+
+// Rate-limited calls are counted per server in /metrics, and the audit log
+// (--audit-log -, stderr) has one line per call.
+func TestGatewayRateLimitMetricsAndAudit(t *testing.T) {
+	s := demoserver.New(demoserver.Options{})
+	ts := httptest.NewServer(demoserver.Handler(s, false, 0))
+	defer func() {
+		for ss := range s.Sessions() {
+			_ = ss.Close()
+		}
+		ts.Close()
+	}()
+	url, _, logs := startGateway(t, fmt.Sprintf(`{
+  "mcpServers": {"demo": {"type": "http", "url": %q}},
+  "gateway": {"rateLimit": {"perIdentity": {"rate": 0.001, "burst": 2}}, "servers": {"demo": {"mode": "shared"}}}
+}`, ts.URL), "--audit-log", "-")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "c", Version: "1"}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: url}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	var errs []error
+	for range 3 {
+		_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo__echo", Arguments: map[string]any{"message": "hi"}})
+		errs = append(errs, err)
+	}
+	if errs[0] != nil || errs[1] != nil || errs[2] == nil || !strings.Contains(errs[2].Error(), "rate limited") {
+		t.Errorf("calls: %v; want two served and the third rate limited", errs)
+	}
+	resp, err := http.Get(strings.TrimSuffix(url, "/mcp") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `mcpool_gateway_rate_limited_total{server="demo"} 1`) {
+		t.Errorf("/metrics has no rate-limited count of 1 for demo")
+	}
+	var lines []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `"kind":"tool"`) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 3 || !strings.Contains(lines[2], `"outcome":"rate_limited"`) || strings.Contains(logs.String(), `"hi"`) {
+		t.Errorf("audit lines %q; want 3, the last rate_limited, no arguments", lines)
+	}
+}

@@ -24,8 +24,7 @@ const Mask = "***"
 
 // Redactor holds secrets and hides them in strings. The zero Redactor
 // hides nothing; a nil *Redactor's String, Err and Handler pass things
-// through. It is safe for concurrent
-// use; Add may be called at any time.
+// through. It is safe for concurrent use; Add may be called at any time.
 type Redactor struct {
 	mu      sync.RWMutex
 	secrets []string // longest first, so that a secret containing another goes whole
