@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/mcpool/mcpool"
 	"github.com/mcpool/mcpool/oauth"
@@ -81,7 +82,7 @@ func (srv *server) partitionOf(req mcp.Request) (string, error) {
 				ErrorData{Server: srv.name, Reason: "unauthorized"})
 		}
 		part.Subject = id.Subject
-		srv.sec.idents.Store(id.Subject, id)
+		srv.sec.remember(id)
 	}
 	b, _ := json.Marshal(part) // map keys sorted: one partition, one encoding
 	return string(b), nil
@@ -156,4 +157,21 @@ func (g *Gateway) serveMetadata(mux *http.ServeMux) {
 	for _, p := range g.opts.Auth.MetadataPaths() {
 		mux.Handle(p, g.opts.Auth.MetadataHandler())
 	}
+}
+
+// remember keeps the subject's latest identity for its pool's TokenFunc,
+// and now and then forgets the identities whose tokens have expired, so
+// that memory stays bounded by the subjects active within a token lifetime.
+func (sec *serverSecurity) remember(id oauth.Identity) {
+	sec.idents.Store(id.Subject, id)
+	if sec.stored.Add(1)%1024 != 0 {
+		return
+	}
+	now := time.Now()
+	sec.idents.Range(func(k, v any) bool {
+		if e := v.(oauth.Identity).Expiry; !e.IsZero() && now.After(e) {
+			sec.idents.CompareAndDelete(k, v)
+		}
+		return true
+	})
 }

@@ -92,8 +92,9 @@ func checkGlobs(server, field string, globs []string) error {
 type serverSecurity struct {
 	limiter  *oauth.Limiter
 	limited  rateCounter
-	idents   sync.Map // subject → its latest oauth.Identity (TokenExchange)
-	ordinary bool     // no tool policy and no access rule
+	idents   sync.Map     // subject → its latest oauth.Identity (TokenExchange)
+	stored   atomic.Int64 // identities stored, for the occasional sweep
+	ordinary bool         // no tool policy and no access rule
 }
 
 type rateCounter struct{ atomic.Int64 }
