@@ -118,7 +118,7 @@ func (srv *server) forIdentity(key string, cfg *mcpool.Config) error {
 			if !ok {
 				return "", oauth.ErrNoIdentity
 			}
-			id := v.(oauth.Identity)
+			id := *v.(*oauth.Identity)
 			if refresh {
 				x.Forget(subject)
 			}
@@ -163,13 +163,13 @@ func (g *Gateway) serveMetadata(mux *http.ServeMux) {
 // and now and then forgets the identities whose tokens have expired, so
 // that memory stays bounded by the subjects active within a token lifetime.
 func (sec *serverSecurity) remember(id oauth.Identity) {
-	sec.idents.Store(id.Subject, id)
+	sec.idents.Store(id.Subject, &id)
 	if sec.stored.Add(1)%1024 != 0 {
 		return
 	}
 	now := time.Now()
 	sec.idents.Range(func(k, v any) bool {
-		if e := v.(oauth.Identity).Expiry; !e.IsZero() && now.After(e) {
+		if e := v.(*oauth.Identity).Expiry; !e.IsZero() && now.After(e) {
 			sec.idents.CompareAndDelete(k, v)
 		}
 		return true
