@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -142,7 +143,13 @@ func (g *Gateway) exchange(ctx context.Context, srv *server, req mcp.Request) er
 			return err
 		}
 		msg := g.sec.String(fmt.Sprintf("server %s: the caller's token could not be exchanged for one issued to the server: %v", srv.name, err))
-		g.log.Warn("token exchange failed", "server", srv.name, "subject", id.Subject, "error", err)
+		// Logged once per call: the lists and the name lookup of the same
+		// request fail alike, at debug level.
+		level := slog.LevelDebug
+		if isCall(req) {
+			level = slog.LevelWarn
+		}
+		g.log.Log(ctx, level, "token exchange failed", "server", srv.name, "subject", id.Subject, "error", err)
 		return rpcError(CodeUnauthorized, msg, ErrorData{Server: srv.name, Reason: "exchange_failed"})
 	}
 	return nil
@@ -174,4 +181,13 @@ func (sec *serverSecurity) remember(id oauth.Identity) {
 		}
 		return true
 	})
+}
+
+// isCall reports whether req is a call (not a list).
+func isCall(req mcp.Request) bool {
+	switch req.(type) {
+	case *mcp.CallToolRequest, *mcp.GetPromptRequest, *mcp.ReadResourceRequest:
+		return true
+	}
+	return false
 }
