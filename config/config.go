@@ -52,6 +52,12 @@ type Gateway struct {
 	QueueWait time.Duration
 	// CallTimeout bounds one call, upstream included.
 	CallTimeout time.Duration
+	// Auth, if set, makes the gateway an OAuth 2.1 resource server
+	// (gateway.auth).
+	Auth *GatewayAuth
+	// RateLimit is gateway.rateLimit.perIdentity: calls per second per
+	// identity and server; nil means none.
+	RateLimit *RateLimit
 	// Servers are the per-server settings by server name, for the enabled
 	// servers the section names. A server not named here is served with
 	// the defaults (mode isolated).
@@ -63,8 +69,20 @@ type GatewayServer struct {
 	// Mode is "shared", "passthrough" or "isolated"; "" means isolated.
 	Mode string
 	// ForwardHeaders names the client request headers a passthrough server
-	// receives; nil means Authorization.
+	// receives; never Authorization (the client's token for the gateway is
+	// never passed on). A passthrough server needs ForwardHeaders or
+	// TokenExchange.
 	ForwardHeaders []string
+	// Tools filters the server's tools (deny wins; path.Match globs).
+	Tools ToolFilter
+	// Access restricts who sees and calls the server.
+	Access AccessRule
+	// TokenExchange, if set, gives each caller a token issued for the
+	// upstream, exchanged for the caller's (mode passthrough).
+	TokenExchange *TokenExchange
+	// RateLimit overrides the gateway's per-identity rate limit for this
+	// server.
+	RateLimit *RateLimit
 	// Spares is how many pre-warmed upstream sessions an isolated server
 	// keeps ready; zero means the gateway's default (2), negative none.
 	Spares int

@@ -126,10 +126,15 @@
 //	  "maxInFlight": 256,
 //	  "callTimeout": "2m",
 //	  "redis": "redis://127.0.0.1:6379/0",
+//	  "auth": {"issuer": "https://auth.example.com", "audience": "https://mcp.example.com/mcp", "scopes": ["mcp:tools"]},
+//	  "rateLimit": {"perIdentity": {"rate": 5, "burst": 20}},
 //	  "servers": {
-//	    "search":  {"mode": "shared", "maxQueued": 64},
-//	    "browser": {"mode": "isolated", "spares": 2},
-//	    "github":  {"mode": "passthrough", "forwardHeaders": ["X-GitHub-Token"]}
+//	    "search":  {"mode": "shared", "maxQueued": 64, "tools": {"deny": ["*_delete"]}},
+//	    "browser": {"mode": "isolated", "spares": 2, "access": {"scopes": ["browser"]}},
+//	    "github":  {"mode": "passthrough", "tokenExchange": {"tokenURL": "https://auth.example.com/token",
+//	                "clientID": "mcp-gateway", "clientSecret": "${GATEWAY_CLIENT_SECRET}",
+//	                "audience": "https://github-mcp.example.com/mcp"}},
+//	    "legacy":  {"mode": "passthrough", "forwardHeaders": ["X-Legacy-Key"], "rateLimit": {"rate": 1, "burst": 5}}
 //	  }
 //	}
 //
@@ -146,11 +151,35 @@
 //     Mcp-Session-Id (--stateless overrides it);
 //   - unprefixed: true serves the one server's tools and prompts under
 //     their own names; the file must then have exactly one enabled server;
+//   - auth: makes the gateway an OAuth 2.1 resource server (the command's
+//     --auth-issuer and --auth-audience come first): issuer (required; the
+//     authorization server, whose RFC 8414 or OpenID metadata gives its
+//     keys), audience (the gateway's public /mcp URL, which tokens must be
+//     issued for; default the listen address's /mcp URL, on loopback
+//     only), jwksURL (default discovered), introspectionURL (to accept
+//     opaque tokens, RFC 7662), scopes (every token must carry them);
+//   - rateLimit.perIdentity: {"rate": calls per second, "burst": N}, a
+//     token bucket per identity (the token's subject) and server;
 //   - servers.NAME.mode: "shared" (one pool for every client), "isolated"
 //     (upstream sessions per client session; the default) or "passthrough"
-//     (each client's credentials, forwarded);
+//     (each client's own upstream credentials);
 //   - servers.NAME.forwardHeaders: the client headers a passthrough server
-//     receives (default Authorization);
+//     receives; never Authorization, which carries the client's token for
+//     the gateway (passing it on is forbidden by the MCP specification's
+//     "Token Passthrough");
+//   - servers.NAME.tokenExchange: {"tokenURL", "clientID", "clientSecret",
+//     "audience", "scopes"}: a passthrough server gets, per caller, a token
+//     issued for audience in exchange for the caller's (RFC 8693); needs
+//     auth;
+//   - servers.NAME.tools: {"allow": [glob], "deny": [glob]}: path.Match
+//     globs of the server's own tool names; deny wins, a non-empty allow
+//     serves only what it matches; a filtered tool is not listed and a
+//     call to it is refused as unknown;
+//   - servers.NAME.access: {"scopes": [..], "subjects": [glob]}: a caller
+//     whose token lacks a scope or whose subject matches no glob sees none
+//     of the server's tools, prompts or resources; needs auth;
+//   - servers.NAME.rateLimit: {"rate", "burst"}, overriding
+//     rateLimit.perIdentity for the server;
 //   - servers.NAME.spares: pre-warmed upstream sessions an isolated server
 //     keeps ready (default 2; negative for none);
 //   - servers.NAME.maxQueued: callers queued for the server when the
@@ -167,8 +196,10 @@
 //   - gateway.unprefixed is set and there is not exactly one enabled
 //     server;
 //   - a passthrough server has mcpool.servers.NAME.auth (it uses each
-//     client's credentials, not the gateway's), or is a stdio server (it
-//     forwards HTTP headers);
+//     client's credentials, not the gateway's), is a stdio server (it
+//     forwards HTTP headers), or has neither forwardHeaders nor
+//     tokenExchange; forwardHeaders names Authorization; tokenExchange is
+//     set on a server not in passthrough mode;
 //   - mcpool.defaults holds "replicas" or "auth" (they belong to one
 //     server);
 //   - the servers break a rule of [mcpool.GroupConfig.Validate]: the

@@ -2,27 +2,91 @@ package config
 
 import (
 	"encoding/json"
+	"net/url"
+	"path"
+	"strings"
 	"time"
 )
 
 // gatewaySection is the "gateway" object.
 type gatewaySection struct {
-	MaxInFlight         int             `json:"maxInFlight"`
-	MaxIsolatedSessions int             `json:"maxIsolatedSessions"`
-	Redis               string          `json:"redis"`
-	Stateless           bool            `json:"stateless"`
-	Unprefixed          bool            `json:"unprefixed"`
-	QueueWait           fileDuration    `json:"queueWait"`
-	CallTimeout         fileDuration    `json:"callTimeout"`
-	Servers             json.RawMessage `json:"servers"`
+	MaxInFlight         int          `json:"maxInFlight"`
+	MaxIsolatedSessions int          `json:"maxIsolatedSessions"`
+	Redis               string       `json:"redis"`
+	Stateless           bool         `json:"stateless"`
+	Unprefixed          bool         `json:"unprefixed"`
+	QueueWait           fileDuration `json:"queueWait"`
+	CallTimeout         fileDuration `json:"callTimeout"`
+	Auth                *GatewayAuth `json:"auth"`
+	RateLimit           *struct {
+		PerIdentity *RateLimit `json:"perIdentity"`
+	} `json:"rateLimit"`
+	Servers json.RawMessage `json:"servers"`
 }
 
 // gatewayServerSection is gateway.servers.NAME.
 type gatewayServerSection struct {
-	Mode           string   `json:"mode"`
-	ForwardHeaders []string `json:"forwardHeaders"`
-	Spares         int      `json:"spares"`
-	MaxQueued      int      `json:"maxQueued"`
+	Mode           string         `json:"mode"`
+	ForwardHeaders []string       `json:"forwardHeaders"`
+	Spares         int            `json:"spares"`
+	MaxQueued      int            `json:"maxQueued"`
+	Tools          ToolFilter     `json:"tools"`
+	Access         AccessRule     `json:"access"`
+	TokenExchange  *TokenExchange `json:"tokenExchange"`
+	RateLimit      *RateLimit     `json:"rateLimit"`
+}
+
+// GatewayAuth is gateway.auth: the OAuth 2.1 authorization server whose
+// access tokens the gateway accepts, as a resource server.
+type GatewayAuth struct {
+	// Issuer is the authorization server's issuer URL; its metadata
+	// (RFC 8414, then OpenID discovery) gives the key set.
+	Issuer string `json:"issuer"`
+	// Audience is the gateway's canonical URI, its public /mcp URL, which
+	// tokens must be issued for; "" means the listen address's /mcp URL,
+	// which the gateway accepts only on loopback.
+	Audience string `json:"audience"`
+	// JWKSURL is the issuer's key set, "" to discover it.
+	JWKSURL string `json:"jwksURL"`
+	// IntrospectionURL validates opaque tokens (RFC 7662); "" accepts JWTs
+	// only.
+	IntrospectionURL string `json:"introspectionURL"`
+	// Scopes every token must carry (403 insufficient_scope otherwise).
+	Scopes []string `json:"scopes"`
+}
+
+// RateLimit is a token bucket per identity: Rate calls per second, bursts
+// of Burst.
+type RateLimit struct {
+	Rate  float64 `json:"rate"`
+	Burst int     `json:"burst"`
+}
+
+// ToolFilter is gateway.servers.NAME.tools: path.Match globs of the
+// server's own tool names; Deny wins over Allow, and a non-empty Allow
+// serves only the tools it matches.
+type ToolFilter struct {
+	Allow []string `json:"allow"`
+	Deny  []string `json:"deny"`
+}
+
+// AccessRule is gateway.servers.NAME.access: who may see and call the
+// server. The caller's token must carry every scope of Scopes, and its
+// subject must match one glob of Subjects when it has any.
+type AccessRule struct {
+	Scopes   []string `json:"scopes"`
+	Subjects []string `json:"subjects"`
+}
+
+// TokenExchange is gateway.servers.NAME.tokenExchange: the OAuth 2.0
+// Token Exchange (RFC 8693) that trades a caller's validated token for one
+// issued to the upstream (Audience).
+type TokenExchange struct {
+	TokenURL     string   `json:"tokenURL"`
+	ClientID     string   `json:"clientID"`
+	ClientSecret string   `json:"clientSecret"`
+	Audience     string   `json:"audience"`
+	Scopes       []string `json:"scopes"`
 }
 
 // gateway decodes the "gateway" object (expanded) into l.out.Gateway.
@@ -52,6 +116,13 @@ func (l *loader) gateway(raw json.RawMessage) error {
 		Unprefixed:          sec.Unprefixed,
 		QueueWait:           time.Duration(sec.QueueWait),
 		CallTimeout:         time.Duration(sec.CallTimeout),
+		Auth:                sec.Auth,
+	}
+	if sec.RateLimit != nil {
+		g.RateLimit = sec.RateLimit.PerIdentity
+	}
+	if err := l.checkSecurity(g.Auth, g.RateLimit, "", "gateway"); err != nil {
+		return err
 	}
 	if sec.Servers == nil {
 		return nil
@@ -74,10 +145,14 @@ func (l *loader) gateway(raw json.RawMessage) error {
 		default:
 			return l.errf(name, field+".mode", "%q is not a mode (shared, passthrough or isolated)", s.Mode)
 		}
+		if err := l.checkServerSecurity(name, field, &s); err != nil {
+			return err
+		}
 		if g.Servers == nil {
 			g.Servers = map[string]GatewayServer{}
 		}
-		g.Servers[name] = GatewayServer(s)
+		g.Servers[name] = GatewayServer{Mode: s.Mode, ForwardHeaders: s.ForwardHeaders, Spares: s.Spares, MaxQueued: s.MaxQueued,
+			Tools: s.Tools, Access: s.Access, TokenExchange: s.TokenExchange, RateLimit: s.RateLimit}
 	}
 	return nil
 }
@@ -97,6 +172,10 @@ func (l *loader) check() error {
 			return l.errf(sc.Name, "mcpool.servers."+sc.Name+".auth", `a passthrough server uses each client's own credentials, not the gateway's: remove "auth" or choose another mode`)
 		case s.Mode == ModePassthrough && stdio:
 			return l.errf(sc.Name, field+".mode", "passthrough forwards the client's HTTP headers, so it needs an HTTP server (url), not a stdio one")
+		case s.Mode == ModePassthrough && len(s.ForwardHeaders) == 0 && s.TokenExchange == nil:
+			return l.errf(sc.Name, field, `mode passthrough needs something per caller to send upstream: set "tokenExchange" (per-user tokens issued for the upstream) or "forwardHeaders" (headers other than Authorization, which is never forwarded)`)
+		case s.TokenExchange != nil && s.Mode != ModePassthrough:
+			return l.errf(sc.Name, field+".tokenExchange", `partitions upstream sessions per caller: set "mode": "passthrough"`)
 		}
 		if s.ForwardHeaders != nil && s.Mode != ModePassthrough {
 			l.warnf(sc.Name, "%s.forwardHeaders applies to mode passthrough only: it is ignored", field)
@@ -106,4 +185,57 @@ func (l *loader) check() error {
 		}
 	}
 	return l.validate()
+}
+
+// checkSecurity checks gateway.auth and a rate limit.
+func (l *loader) checkSecurity(a *GatewayAuth, rl *RateLimit, server, field string) error {
+	if a != nil {
+		if a.Issuer == "" {
+			return l.errf(server, field+".auth.issuer", "is required: the URL of the authorization server whose tokens the gateway accepts")
+		}
+		for k, u := range map[string]string{"issuer": a.Issuer, "audience": a.Audience, "jwksURL": a.JWKSURL, "introspectionURL": a.IntrospectionURL} {
+			if u != "" && !httpURL(u) {
+				return l.errf(server, field+".auth."+k, "must be an absolute http(s) URL")
+			}
+		}
+	}
+	if rl != nil && (rl.Rate <= 0 || rl.Burst < 0) {
+		return l.errf(server, field+".rateLimit", "rate must be positive (calls per second) and burst not negative")
+	}
+	return nil
+}
+
+// checkServerSecurity checks a server's tools, access, tokenExchange and
+// rateLimit.
+func (l *loader) checkServerSecurity(name, field string, s *gatewayServerSection) error {
+	for _, h := range s.ForwardHeaders {
+		if strings.EqualFold(strings.TrimSpace(h), "Authorization") {
+			return l.errf(name, field+".forwardHeaders", "names Authorization, which carries the client's token for the gateway: "+
+				"the MCP authorization specification forbids passing it to another server (token passthrough); use \"tokenExchange\", or forward a header of the upstream's own")
+		}
+	}
+	for k, globs := range map[string][]string{"tools.allow": s.Tools.Allow, "tools.deny": s.Tools.Deny, "access.subjects": s.Access.Subjects} {
+		for _, g := range globs {
+			if _, err := path.Match(g, ""); err != nil {
+				return l.errf(name, field+"."+k, "%q is not a glob (path.Match): %v", g, err)
+			}
+		}
+	}
+	if x := s.TokenExchange; x != nil {
+		if !httpURL(x.TokenURL) {
+			return l.errf(name, field+".tokenExchange.tokenURL", "must be the authorization server's token endpoint (an absolute http(s) URL)")
+		}
+		if x.Audience == "" {
+			return l.errf(name, field+".tokenExchange.audience", "is required: the upstream's URI that exchanged tokens are issued for")
+		}
+	}
+	if s.RateLimit != nil && (s.RateLimit.Rate <= 0 || s.RateLimit.Burst < 0) {
+		return l.errf(name, field+".rateLimit", "rate must be positive (calls per second) and burst not negative")
+	}
+	return nil
+}
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }

@@ -21,13 +21,14 @@
 //     servers that keep no per-session state (most tool servers that wrap an
 //     API or a database with one account): a value one client sets is seen
 //     by the next.
-//   - [ModePassthrough]: the downstream request's credentials (the headers
-//     named by ForwardHeaders, "Authorization" by default) are forwarded,
-//     and upstream sessions and catalogs are partitioned per credential
-//     ([mcpool.Keyed]): a session or a list made with one client's
-//     credentials is never used for another. A request that carries no
-//     credential is refused rather than served anonymously. Choose it when
-//     the upstream server authorizes each user itself.
+//   - [ModePassthrough]: each caller's own upstream credentials are used:
+//     the downstream headers named by ForwardHeaders (never Authorization)
+//     and, with Server.TokenExchange, a token issued for the upstream in
+//     exchange for the caller's; upstream sessions and catalogs are
+//     partitioned per credential and subject ([mcpool.Keyed]): a session or
+//     a list made for one caller is never used for another. A request that
+//     carries no credential is refused rather than served anonymously.
+//     Choose it when the upstream server authorizes each user itself.
 //   - [ModeIsolated]: each downstream session gets upstream sessions of its
 //     own, taken from a few pre-warmed spares (so the connect cost stays off
 //     the caller's path) and closed when the downstream session ends or idles
@@ -36,6 +37,29 @@
 //     to be asked for. A 2026-07-28 downstream client has no session, so each
 //     of its requests gets a fresh upstream session. Options.MaxIsolatedSessions
 //     caps these upstream sessions across servers.
+//
+// # Security
+//
+// With Options.Auth the gateway is an OAuth 2.1 resource server, as the MCP
+// authorization specification (revision 2025-11-25, "Authorization")
+// makes every HTTP MCP server: it serves its Protected Resource Metadata
+// (RFC 9728), refuses requests without a valid access token issued for it
+// (401, or 403 insufficient_scope) and knows each caller's identity. That
+// identity drives Server.Access (who sees a server at all), the
+// per-identity Options.RateLimit, Server.TokenExchange and the audit log
+// (Options.Audit). Server.Tools filters tools by name for every caller.
+//
+// No token passthrough: the Authorization header of a downstream request
+// is never sent upstream, in any mode. The specification's security best
+// practices ("Token Passthrough") forbid it: the upstream could not tell a
+// token meant for the gateway from one meant for it (a confused deputy), and
+// a token stolen from the gateway would open every server behind it. Per-user
+// upstream access uses token exchange (RFC 8693) instead.
+//
+// Credentials never show: the gateway's log lines, the errors it returns,
+// its status and its metrics pass through one redactor that knows every
+// secret of its servers' configurations (header and environment values, URL
+// passwords and query values, tokens, client secrets).
 //
 // # Backpressure
 //
@@ -51,8 +75,8 @@
 //
 // [Gateway.Handler] serves /mcp (both protocol eras: 2025-11-25 sessions
 // and 2026-07-28 stateless requests), /healthz, /readyz, a live status page
-// at / and its figures at /status.json; with Options.Token, all but /healthz
-// and /readyz need the token. [Gateway.Drain] drops readiness,
+// at / and its figures at /status.json; with Options.Token (or
+// Options.Auth), all but /healthz and /readyz need the token. [Gateway.Drain] drops readiness,
 // refuses new calls and waits for calls in flight; [Gateway.Close] then ends
 // downstream sessions and closes the upstream sessions the gateway made.
 package gateway

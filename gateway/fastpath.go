@@ -257,7 +257,7 @@ func (g *Gateway) relayServe(w http.ResponseWriter, r *http.Request, body []byte
 	}
 
 	ctx := r.Context()
-	req := &mcp.CallToolRequest{Params: &mcp.CallToolParamsRaw{Name: p.Name, Arguments: p.Arguments}, Extra: &mcp.RequestExtra{Header: r.Header}}
+	req := &mcp.CallToolRequest{Params: &mcp.CallToolParamsRaw{Name: p.Name, Arguments: p.Arguments}, Extra: &mcp.RequestExtra{Header: r.Header, TokenInfo: auth.TokenInfoFromContext(r.Context())}}
 	if rs != nil {
 		req.Session = rs.ss
 		var cancel context.CancelFunc

@@ -12,6 +12,8 @@ import (
 
 	"github.com/mcpool/mcpool"
 	"github.com/mcpool/mcpool/config"
+	"github.com/mcpool/mcpool/internal/redact"
+	"github.com/mcpool/mcpool/oauth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/sync/semaphore"
 )
@@ -77,8 +79,26 @@ type Server struct {
 	// the gateway.
 	Config mcpool.Config
 	// ForwardHeaders names the downstream request headers forwarded
-	// upstream in ModePassthrough. Nil means {"Authorization"}.
+	// upstream in ModePassthrough (an API key header of the upstream's own,
+	// say). Authorization is refused: it carries the token that
+	// authenticates the client to the gateway, which must never be sent to
+	// another server (see "No token passthrough" in the package
+	// documentation). A passthrough server needs ForwardHeaders, or
+	// TokenExchange, or both.
 	ForwardHeaders []string
+	// TokenExchange, if set, gives each caller's upstream requests a token
+	// issued for the upstream, exchanged (RFC 8693) for the caller's
+	// validated token (Options.Auth is then required), in ModePassthrough:
+	// upstream sessions and catalogs are partitioned per subject. A failed
+	// exchange is answered CodeUnauthorized with reason "exchange_failed".
+	TokenExchange *oauth.Exchanger
+	// Tools filters the server's tools (see [ToolPolicy]).
+	Tools ToolPolicy
+	// Access restricts who sees and calls the server (see [Access]).
+	Access Access
+	// RateLimit, if set, overrides Options.RateLimit for calls to this
+	// server.
+	RateLimit *RateLimit
 	// Spares is how many pre-warmed upstream sessions ModeIsolated keeps
 	// ready. Zero means DefaultSpares (2); negative means none (every
 	// downstream session's first call connects on its own time).
@@ -188,6 +208,25 @@ type Options struct {
 	// SessionMaxAge is how long a portable session id is accepted after its
 	// session was created. Zero means DefaultSessionMaxAge (24 hours).
 	SessionMaxAge time.Duration
+	// Auth, if set, makes the gateway an OAuth 2.1 resource server: every
+	// request to /mcp (and to the status page, /status.json and /metrics)
+	// needs a valid access token for it, the Protected Resource Metadata is
+	// served at the paths Auth.MetadataPaths gives, and the caller's
+	// identity drives Access, RateLimit, TokenExchange and the audit log.
+	// Auth and Token exclude each other. The gateway does not close it.
+	Auth *oauth.ResourceServer
+	// RateLimit, if set, limits the calls of each identity (the token's
+	// subject; one shared identity with Token or no authentication) to
+	// each server; a server's own Server.RateLimit overrides it.
+	RateLimit *RateLimit
+	// Audit, if set, receives one line per call (tools/call, prompts/get,
+	// resources/read): who, what, outcome, duration, bytes.
+	Audit *oauth.Auditor
+	// Secrets are strings (credentials) never to appear in the gateway's
+	// log lines, errors, status or metrics, in addition to those of the
+	// servers' Configs, Token and TokenExchange client secrets, which the
+	// gateway finds itself.
+	Secrets []string
 	// Metrics, if set, is served at /metrics (a Prometheus handler, say).
 	Metrics http.Handler
 	// Logger receives the gateway's events. Nil means slog.Default().
@@ -200,6 +239,7 @@ type Options struct {
 // [Gateway.Drain] then [Gateway.Close].
 type Gateway struct {
 	opts     Options
+	sec      *redact.Redactor
 	log      *slog.Logger
 	set      atomic.Pointer[serverSet] // replaced whole by Reload
 	reloadMu sync.Mutex                // serializes Reload
@@ -250,6 +290,7 @@ type server struct {
 	// unavailable: the server's breaker is open and no session is left.
 	unavailable atomic.Bool
 	win         window
+	sec         serverSecurity // policy.go
 
 	mu        sync.Mutex
 	tools     []*mcp.Tool // named by the Naming
@@ -293,7 +334,12 @@ func New(opts Options) (*Gateway, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	g := &Gateway{opts: opts, log: opts.Logger, started: time.Now(), resOwner: map[string]*server{}}
+	if opts.Auth != nil && opts.Token != "" {
+		return nil, errors.New("gateway: Auth and Token exclude each other: choose OAuth or the static token")
+	}
+	sec := newSecrets(opts) // redact.go
+	opts.Logger = loggerOf(sec, opts.Logger)
+	g := &Gateway{opts: opts, sec: sec, log: opts.Logger, started: time.Now(), resOwner: map[string]*server{}}
 	g.adm = admission{slots: semaphore.NewWeighted(int64(opts.MaxInFlight)), max: int64(opts.MaxInFlight), wait: opts.QueueWait}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	set, _, err := g.newServerSet(opts.Servers, naming, nil)
@@ -354,25 +400,23 @@ func (g *Gateway) newServer(s Server, naming *mcpool.Naming) (*server, error) {
 		if cfg.URL == "" && cfg.SSEURL == "" {
 			return nil, fmt.Errorf("gateway: server %q: mode passthrough forwards HTTP headers, so it needs an HTTP server (url), not a stdio one", s.Name)
 		}
-		if s.ForwardHeaders == nil {
-			srv.ForwardHeaders = []string{"Authorization"}
-		}
-		for _, h := range srv.ForwardHeaders {
-			if http.CanonicalHeaderKey(h) == "Authorization" && g.opts.Token != "" {
-				return nil, fmt.Errorf("gateway: server %q: mode passthrough forwards Authorization, which carries the gateway's own token: forward another header (forwardHeaders)", s.Name)
-			}
+		if err := checkPassthrough(s, g.opts.Auth != nil); err != nil { // auth.go
+			return nil, err
 		}
 		cfg.BearerToken, cfg.Token = "", nil
 		// Each credential's catalog is its own: tell every downstream
 		// session to list again.
 		cfg.OnListChanged = g.passthroughChanged // relay.go
-		k, err := mcpool.NewKeyed(mcpool.KeyedConfig{Config: cfg, ForIdentity: forIdentity})
+		k, err := mcpool.NewKeyed(mcpool.KeyedConfig{Config: cfg, ForIdentity: srv.forIdentity})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: server %q: %w", s.Name, err)
 		}
 		srv.keyed = k
 	default:
 		return nil, fmt.Errorf("gateway: server %q: unknown mode %q (shared, passthrough or isolated)", s.Name, s.Mode)
+	}
+	if err := g.initPolicy(srv); err != nil { // policy.go
+		return nil, err
 	}
 	srv.Config = cfg
 	return srv, nil

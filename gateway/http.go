@@ -25,16 +25,20 @@ import (
 //     a stream); one with a progress token gets a text/event-stream that
 //     carries its notifications/progress.
 //     With Options.Token set, every request needs "Authorization: Bearer
-//     TOKEN" (401 otherwise). A POST beyond MaxRequests gets 429 with
+//     TOKEN" (401 otherwise); with Options.Auth, a valid access token for
+//     the gateway (401 with WWW-Authenticate pointing at the Protected
+//     Resource Metadata, or 403 insufficient_scope). A POST beyond MaxRequests gets 429 with
 //     Retry-After, and any request while draining 503, before its body is
 //     read.
 //   - /healthz: 200 while the process serves.
 //   - /readyz: 200 when ready for calls, 503 while draining.
 //   - /: the status page; /status.json: its figures.
 //   - /metrics: Options.Metrics, when set.
+//   - /.well-known/oauth-protected-resource and its /mcp-suffixed form: the
+//     Protected Resource Metadata (RFC 9728), with Options.Auth.
 //
-// With Options.Token set, /, /status.json and /metrics need the same
-// "Authorization: Bearer TOKEN" header as /mcp (a Prometheus scrape job's
+// With Options.Token (or Options.Auth) set, /, /status.json and /metrics
+// need the same Authorization header as /mcp (a Prometheus scrape job's
 // bearer_token, curl -H); /healthz and /readyz stay open for probes.
 func (g *Gateway) Handler() http.Handler {
 	getServer := func(*http.Request) *mcp.Server { return g.mcp }
@@ -54,8 +58,9 @@ func (g *Gateway) Handler() http.Handler {
 		Logger:                       sdkLogger(g.log),
 	})
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", g.guard(g.relayHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if g.stateless(r) { // relay.go
+	g.serveMetadata(mux) // auth.go: Protected Resource Metadata with Options.Auth
+	mux.Handle("/mcp", g.authorized(g.guard(g.relayHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.stateless(r) { // fastpath.go
 			r, stream := needsStream(r) // response_kind.go
 			if stream {
 				stateless.ServeHTTP(w, r)
@@ -69,7 +74,7 @@ func (g *Gateway) Handler() http.Handler {
 			return
 		}
 		stateful.ServeHTTP(w, r)
-	}))))
+	})))))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -126,8 +131,12 @@ func (g *Gateway) guard(next http.Handler) http.Handler {
 	})
 }
 
-// authorized lets a request through only with the token (when one is set).
+// authorized lets a request through only with the token (when one is set)
+// or, with Options.Auth, a valid access token (401 or 403 otherwise).
 func (g *Gateway) authorized(next http.Handler) http.Handler {
+	if g.opts.Auth != nil {
+		return g.opts.Auth.Middleware(next)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if g.checkToken(w, r) {
 			next.ServeHTTP(w, r)

@@ -61,12 +61,12 @@ func TestPassthroughForwardsEachCallersCredentials(t *testing.T) {
 	up := mcp.NewServer(&mcp.Implementation{Name: "whoami", Version: "1"}, nil)
 	var sessions credLog
 	mcp.AddTool(up, &mcp.Tool{Name: "whoami"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
-		sessions.note(req.Session.ID(), req.Extra.Header.Get("Authorization"))
-		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: req.Extra.Header.Get("Authorization")}}}, nil, nil
+		sessions.note(req.Session.ID(), req.Extra.Header.Get("X-User-Key"))
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: req.Extra.Header.Get("X-User-Key")}}}, nil, nil
 	})
 	handler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return up }, nil)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer user-") {
+		if r.Header.Get("Authorization") != "" || !strings.HasPrefix(r.Header.Get("X-User-Key"), "user-") {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
@@ -74,13 +74,13 @@ func TestPassthroughForwardsEachCallersCredentials(t *testing.T) {
 	}))
 	t.Cleanup(func() { closePeer(up, ts) })
 	gw, url := startGateway(t, gateway.Options{Servers: []gateway.Server{
-		{Name: "p", Mode: gateway.ModePassthrough, Config: mcpool.Config{URL: ts.URL}},
+		{Name: "p", Mode: gateway.ModePassthrough, ForwardHeaders: []string{"X-User-Key"}, Config: mcpool.Config{URL: ts.URL}},
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, user := range []string{"user-a", "user-b", "user-a"} {
 		c := mcp.NewClient(&mcp.Implementation{Name: user, Version: "1"}, nil)
-		cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: bearer(user)}},
+		cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: headers{"X-User-Key": user, "Authorization": "Bearer gateway-token-" + user}}},
 			&mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 		if err != nil {
 			t.Fatal(err)
@@ -89,7 +89,7 @@ func TestPassthroughForwardsEachCallersCredentials(t *testing.T) {
 		if err != nil || len(tools.Tools) != 1 || tools.Tools[0].Name != "p__whoami" {
 			t.Fatalf("%s lists %v, %v; want p__whoami", user, tools, err)
 		}
-		if got, err := call(ctx, cs, "p__whoami", map[string]any{}); err != nil || got != "Bearer "+user {
+		if got, err := call(ctx, cs, "p__whoami", map[string]any{}); err != nil || got != user {
 			t.Errorf("%s: whoami = %q, %v; want its own credentials upstream", user, got, err)
 		}
 		cs.Close()
@@ -210,4 +210,15 @@ func TestIsolatedSessionIdlesOut(t *testing.T) {
 	eventually(t, "the idle session's upstream session closed", func() bool {
 		return strings.HasPrefix(gw.Status().Servers[0].Detail, "0 downstream sessions")
 	})
+}
+
+// headers is an http.RoundTripper that sets headers on every request.
+type headers map[string]string
+
+func (h headers) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range h {
+		r.Header.Set(k, v)
+	}
+	return http.DefaultTransport.RoundTrip(r)
 }

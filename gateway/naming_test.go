@@ -112,7 +112,7 @@ func TestNamingSameAsGroupInEveryMode(t *testing.T) {
 			defer cancel()
 			settings := map[string]config.GatewayServer{}
 			for _, sc := range gc.Servers {
-				settings[sc.Name] = config.GatewayServer{Mode: string(mode), Spares: -1}
+				settings[sc.Name] = config.GatewayServer{Mode: string(mode), Spares: -1, ForwardHeaders: []string{"X-User"}}
 			}
 			g := group
 			if mode == gateway.ModePassthrough {
@@ -120,7 +120,7 @@ func TestNamingSameAsGroupInEveryMode(t *testing.T) {
 			}
 			_, url := startGateway(t, gateway.Options{Servers: gateway.GroupServers(g, gc, settings), Naming: naming})
 			c := mcp.NewClient(&mcp.Implementation{Name: "downstream", Version: "1"}, nil)
-			cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: bearer("user-a")}},
+			cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: headers{"X-User": "user-a"}}},
 				&mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 			if err != nil {
 				t.Fatal(err)
@@ -184,8 +184,8 @@ func TestNamingSameAsGroupInEveryMode(t *testing.T) {
 // New, naming both, when the gateway makes its Naming itself.
 func TestNamingCollisionRefused(t *testing.T) {
 	_, err := gateway.New(gateway.Options{Logger: quiet(), Servers: []gateway.Server{
-		{Name: "my server", Mode: gateway.ModePassthrough, Config: mcpool.Config{URL: "http://127.0.0.1:1/mcp"}},
-		{Name: "my_server", Mode: gateway.ModePassthrough, Config: mcpool.Config{URL: "http://127.0.0.1:1/mcp"}},
+		{Name: "my server", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(nil)},
+		{Name: "my_server", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(nil)},
 	}})
 	if !errors.Is(err, mcpool.ErrInvalidConfig) || !strings.Contains(err.Error(), `"my server"`) || !strings.Contains(err.Error(), `"my_server"`) {
 		t.Errorf("New with servers \"my server\" and \"my_server\": %v; want ErrInvalidConfig naming both", err)

@@ -3,57 +3,27 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 
 	"github.com/mcpool/mcpool"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// Passthrough servers: the identity is the forwarded headers themselves
-// (encoded as JSON), so two callers share upstream sessions and catalogs
-// only when they present the same credentials. mcpool.Keyed keeps only a
-// digest of it.
-
-// identityOf returns the identity of req's credentials for fwd.
-func identityOf(req mcp.Request, fwd []string) (string, error) {
-	h := requestHeader(req)
-	id := http.Header{}
-	for _, name := range fwd {
-		if v := h.Values(name); len(v) > 0 {
-			id[http.CanonicalHeaderKey(name)] = v
-		}
-	}
-	if len(id) == 0 {
-		return "", rpcError(CodeUnauthorized, "this server uses the caller's own credentials, and the request carried none (headers "+joinNames(fwd)+")",
-			ErrorData{Reason: "unauthorized"})
-	}
-	b, _ := json.Marshal(id) // map keys sorted: one identity, one encoding
-	return string(b), nil
-}
+// Passthrough servers: each caller's partition (its forwarded headers and,
+// with TokenExchange, its subject; see auth.go) has its own upstream
+// sessions and catalogs, so two callers share them only when they present
+// the same credentials. mcpool.Keyed keeps only a digest of the key.
 
 func joinNames(names []string) string {
 	b, _ := json.Marshal(names)
 	return string(b)
 }
 
-// forIdentity sets the identity's headers on its pool's Config.
-func forIdentity(identity string, cfg *mcpool.Config) error {
-	var h http.Header
-	if err := json.Unmarshal([]byte(identity), &h); err != nil {
+func (g *Gateway) passthroughPool(ctx context.Context, srv *server, req mcp.Request, fn func(ctx context.Context, p *mcpool.Pool) error) error {
+	id, err := srv.partitionOf(req)
+	if err != nil {
 		return err
 	}
-	if cfg.Headers == nil {
-		cfg.Headers = http.Header{}
-	}
-	for k, v := range h {
-		cfg.Headers[k] = v
-	}
-	return nil
-}
-
-func (g *Gateway) passthroughPool(ctx context.Context, srv *server, req mcp.Request, fn func(ctx context.Context, p *mcpool.Pool) error) error {
-	id, err := identityOf(req, srv.ForwardHeaders)
-	if err != nil {
+	if err := g.exchange(ctx, srv, req); err != nil {
 		return err
 	}
 	return srv.keyed.With(ctx, id, fn)
@@ -65,7 +35,9 @@ func (g *Gateway) passthroughTools(ctx context.Context, srv *server, req mcp.Req
 	var out []*mcp.Tool
 	err := g.passthroughPool(ctx, srv, req, func(ctx context.Context, p *mcpool.Pool) error {
 		tools, err := p.ListTools(ctx)
-		out, _ = named(srv, tools, func(t *mcp.Tool) *string { return &t.Name })
+		var own map[string]string
+		out, own = named(srv, tools, func(t *mcp.Tool) *string { return &t.Name })
+		out = visibleTools(srv, req, out, own)
 		return err
 	})
 	if err != nil {

@@ -190,7 +190,7 @@ func (p *portable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.create(w, r)
 		return
 	}
-	identity := callerIdentity(r)
+	identity := sessionOwner(r)
 	e, status := p.lookup(r.Context(), id, identity, r.Method == http.MethodDelete)
 	switch status {
 	case http.StatusOK:
@@ -357,7 +357,7 @@ func (p *portable) create(w http.ResponseWriter, r *http.Request) {
 	if !slices.Contains(mcp.SupportedProtocolVersions(), version) || version >= "2026-07-28" {
 		version = "2025-11-25" // what the SDK's initialize negotiates
 	}
-	id, err := p.codec.seal(callerIdentity(r), &portableState{Version: version, Caps: msg.Params.Capabilities, Info: msg.Params.ClientInfo})
+	id, err := p.codec.seal(sessionOwner(r), &portableState{Version: version, Caps: msg.Params.Capabilities, Info: msg.Params.ClientInfo})
 	if err != nil {
 		http.Error(w, "failed to make a session id", http.StatusInternalServerError)
 		return
@@ -477,10 +477,10 @@ func (e *portableSession) release(idle time.Duration) {
 	e.mu.Unlock()
 }
 
-// callerIdentity is what a session is bound to: the subject of a verified
+// sessionOwner is what a session is bound to: the subject of a verified
 // token when an auth middleware set one, else the request's Authorization
 // credential, else nothing (a gateway without auth).
-func callerIdentity(r *http.Request) string {
+func sessionOwner(r *http.Request) string {
 	if ti := auth.TokenInfoFromContext(r.Context()); ti != nil && ti.UserID != "" {
 		return "sub:" + ti.UserID
 	}

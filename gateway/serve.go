@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/oauth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -58,12 +59,15 @@ func (g *Gateway) newMCPServer() *mcp.Server {
 func (g *Gateway) listTools(ctx context.Context, req *mcp.ListToolsRequest) (*mcp.ListToolsResult, error) {
 	out := []*mcp.Tool{}
 	for _, srv := range g.set.Load().servers {
+		if !visible(srv, req) {
+			continue
+		}
 		if srv.Mode == ModePassthrough {
 			out = append(out, g.passthroughTools(ctx, srv, req)...)
 			continue
 		}
 		srv.mu.Lock()
-		out = append(out, srv.tools...)
+		out = append(out, visibleTools(srv, req, srv.tools, srv.ownNames[0])...)
 		srv.mu.Unlock()
 	}
 	return &mcp.ListToolsResult{Tools: out}, nil
@@ -72,6 +76,9 @@ func (g *Gateway) listTools(ctx context.Context, req *mcp.ListToolsRequest) (*mc
 func (g *Gateway) listPrompts(ctx context.Context, req *mcp.ListPromptsRequest) (*mcp.ListPromptsResult, error) {
 	out := []*mcp.Prompt{}
 	for _, srv := range g.set.Load().servers {
+		if !visible(srv, req) {
+			continue
+		}
 		if srv.Mode == ModePassthrough {
 			out = append(out, g.passthroughPrompts(ctx, srv, req)...)
 			continue
@@ -86,6 +93,9 @@ func (g *Gateway) listPrompts(ctx context.Context, req *mcp.ListPromptsRequest) 
 func (g *Gateway) listResources(ctx context.Context, req *mcp.ListResourcesRequest) (*mcp.ListResourcesResult, error) {
 	out := []*mcp.Resource{}
 	for _, srv := range g.set.Load().servers {
+		if !visible(srv, req) {
+			continue
+		}
 		if srv.Mode == ModePassthrough {
 			out = append(out, g.passthroughResources(ctx, srv, req)...)
 			continue
@@ -135,7 +145,7 @@ func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn fun
 		srv.unavailable.Store(errors.Is(err, mcpool.ErrServerUnavailable))
 	}
 	if err != nil {
-		return upstreamError(srv.name, err)
+		return g.sec.Err(upstreamError(srv.name, err)) // redact.go
 	}
 	return nil
 }
@@ -156,11 +166,7 @@ func (g *Gateway) breakerOpen(srv *server) error {
 func (g *Gateway) withUpstream(ctx context.Context, srv *server, req mcp.Request, fn func(ctx context.Context, up Upstream) error) error {
 	switch srv.Mode {
 	case ModePassthrough:
-		id, err := identityOf(req, srv.ForwardHeaders)
-		if err != nil {
-			return err
-		}
-		return srv.keyed.With(ctx, id, func(ctx context.Context, p *mcpool.Pool) error { return fn(ctx, PoolUpstream(p)) })
+		return g.passthroughPool(ctx, srv, req, func(ctx context.Context, p *mcpool.Pool) error { return fn(ctx, PoolUpstream(p)) })
 	case ModeIsolated:
 		ss, _ := req.GetSession().(*mcp.ServerSession)
 		p, err := g.isolatedPool(ctx, srv, ss)
@@ -174,8 +180,12 @@ func (g *Gateway) withUpstream(ctx context.Context, srv *server, req mcp.Request
 
 func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	srv, name, err := g.resolve(ctx, req, 0, req.Params.Name)
+	done := g.audit(req, srv, oauth.KindTool, req.Params.Name) // audit.go
+	if err == nil {
+		err = g.permit(srv, req, oauth.KindTool, req.Params.Name, name) // policy.go
+	}
 	if err != nil {
-		return nil, err
+		return nil, done(ctx, nil, err)
 	}
 	params := &mcp.CallToolParams{Name: name, Meta: upstreamMeta(req.Params.Meta)}
 	if len(req.Params.Arguments) > 0 {
@@ -189,13 +199,17 @@ func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.
 		res, err = up.CallTool(ctx, params)
 		return err
 	})
-	return res, err
+	return res, done(ctx, res, err)
 }
 
 func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
 	srv, name, err := g.resolve(ctx, req, 1, req.Params.Name)
+	done := g.audit(req, srv, oauth.KindPrompt, req.Params.Name)
+	if err == nil {
+		err = g.permit(srv, req, oauth.KindPrompt, req.Params.Name, name)
+	}
 	if err != nil {
-		return nil, err
+		return nil, done(ctx, nil, err)
 	}
 	params := &mcp.GetPromptParams{Name: name, Arguments: req.Params.Arguments, Meta: upstreamMeta(req.Params.Meta)}
 	var res *mcp.GetPromptResult
@@ -204,7 +218,7 @@ func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mc
 		res, err = up.GetPrompt(ctx, params)
 		return err
 	})
-	return res, err
+	return res, done(ctx, res, err)
 }
 
 func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
@@ -215,9 +229,13 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 	if srv == nil {
 		srv = g.passthroughOwner(ctx, req, uri)
 	}
+	done := g.audit(req, srv, oauth.KindResource, uri)
 	if srv == nil {
-		return nil, rpcError(CodeUnknownName, fmt.Sprintf("unknown resource %q: no server lists it (servers: %v)", uri, g.serverNames()),
-			ErrorData{Reason: "unknown", Known: g.serverNames()})
+		return nil, done(ctx, nil, rpcError(CodeUnknownName, fmt.Sprintf("unknown resource %q: no server lists it (servers: %v)", uri, g.serverNames()),
+			ErrorData{Reason: "unknown", Known: g.serverNames()}))
+	}
+	if err := g.permit(srv, req, oauth.KindResource, uri, uri); err != nil {
+		return nil, done(ctx, nil, err)
 	}
 	params := &mcp.ReadResourceParams{URI: uri, Meta: upstreamMeta(req.Params.Meta)}
 	var res *mcp.ReadResourceResult
@@ -226,7 +244,7 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 		res, err = up.ReadResource(ctx, params)
 		return err
 	})
-	return res, err
+	return res, done(ctx, res, err)
 }
 
 // upstreamMeta copies the downstream _meta that may travel upstream: trace

@@ -84,7 +84,7 @@ func (g *Gateway) Status() Status {
 	st.IsolatedSessions, st.MaxIsolatedSessions = g.iso.n, g.opts.MaxIsolatedSessions
 	g.iso.mu.Unlock()
 	for _, srv := range g.set.Load().servers {
-		st.Servers = append(st.Servers, g.serverStatus(srv))
+		st.Servers = append(st.Servers, g.redactStatus(g.serverStatus(srv))) // redact.go
 		g.storeStatus(&st, srv)
 	}
 	return st

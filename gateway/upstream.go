@@ -60,6 +60,7 @@ func GroupServers(g *mcpool.Group, gc *mcpool.GroupConfig, settings map[string]c
 		}
 		set := settings[name]
 		s := Server{Name: name, Mode: Mode(set.Mode), ForwardHeaders: set.ForwardHeaders, Spares: set.Spares, MaxQueued: set.MaxQueued, Config: cfg}
+		setSecurity(&s, set) // policy.go
 		var gs *mcpool.GroupServer
 		if g != nil {
 			gs = g.Server(name)

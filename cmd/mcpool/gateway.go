@@ -44,6 +44,11 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	listen := fs.String("listen", "127.0.0.1:7300", "serve HTTP on this address: /mcp, /healthz, /readyz, / (status page)")
 	stdio := fs.Bool("stdio", false, "serve one client over standard input and output instead of HTTP")
 	token := fs.String("token", "", "bearer token clients must send (default $"+tokenEnv+"); required off loopback")
+	authIssuer := fs.String("auth-issuer", "", "accept OAuth access tokens from this authorization server (issuer URL) instead of a static token:\n"+
+		"the gateway becomes a resource server (default: the config's gateway.auth.issuer)")
+	authAudience := fs.String("auth-audience", "", "the gateway's public /mcp URL that tokens must be issued for (default: the config's\n"+
+		"gateway.auth.audience, else http://LISTEN/mcp on loopback)")
+	auditLog := fs.String("audit-log", "", "write one JSON line per call (who, what, outcome, duration, bytes) to this file, or - for stderr")
 	logFormat := fs.String("log-format", "text", "log format on stderr: text or json")
 	verbose := fs.Bool("verbose", false, "log debug events (pools, sessions)")
 	drain := fs.Duration("drain-timeout", gateway.DefaultDrainTimeout, "on SIGTERM, how long calls in flight may finish")
@@ -95,19 +100,20 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	hopts := &slog.HandlerOptions{Level: level}
 	var log *slog.Logger
 	if *logFormat == "json" {
-		log = slog.New(slog.NewJSONHandler(stderr, hopts))
+		log = slog.New(secrets.Handler(slog.NewJSONHandler(stderr, hopts))) // redact.go
 	} else {
-		log = slog.New(slog.NewTextHandler(stderr, hopts))
+		log = slog.New(secrets.Handler(slog.NewTextHandler(stderr, hopts)))
 	}
 
 	var ln net.Listener
+	offLoopback := false
 	if !*stdio {
 		host, _, err := net.SplitHostPort(*listen)
 		if err != nil {
 			return usageErrorf("--listen %q: %v", *listen, err)
 		}
-		if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" && *token == "" {
-			return usageErrorf("--listen %s is not a loopback address: set --token or $%s so that only your clients get in", *listen, tokenEnv)
+		if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+			offLoopback = true
 		}
 	}
 
@@ -115,10 +121,24 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if !*stdio && !offLoopback && defaultAudience(file.Gateway.Auth, *authIssuer, *authAudience) {
+		// The audience is the /mcp URL, port included: listen now.
+		if ln, err = net.Listen("tcp", *listen); err != nil {
+			return err
+		}
+		defer ln.Close()
+		*listen = ln.Addr().String()
+	}
+	rs, audit, closeSecurity, err := gatewaySecurity(ctx, file.Gateway.Auth, *authIssuer, *authAudience, *auditLog, *token, *listen, offLoopback, *stdio, stderr, log) // gateway_security.go
+	if err != nil {
+		return err
+	}
+	defer closeSecurity()
 	for _, w := range file.Warnings {
 		log.Warn(w)
 	}
 	gc, settings := &file.Group, file.Gateway
+	addGatewaySecrets(settings) // gateway_security.go
 	servers := settings.Servers
 	// The one naming rule for every server, passthrough ones too (the
 	// config package has set gc.Unprefixed and validated it).
@@ -213,6 +233,9 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		QueueWait:           settings.QueueWait,
 		CallTimeout:         settings.CallTimeout,
 		Token:               *token,
+		Auth:                rs,
+		Audit:               audit,
+		RateLimit:           gatewayRateLimit(settings.RateLimit),
 		SessionsOnly:        *sessionsOnly,
 		Stateless:           *stateless,
 		SessionKeys:         keyBytes(sessionKeys),
@@ -313,10 +336,11 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if host, _, _ := net.SplitHostPort(*listen); len(sessionKeys) == 0 && !*stateless && (store != nil || !isLoopbackHost(host)) {
 		log.Warn("sessions stay on the replica that created them (another replica answers 404): behind a load balancer without sticky routing, set --session-key (or $" + sessionKeyEnv + ") to the same key on every replica, or --stateless")
 	}
-	ln, err = net.Listen("tcp", *listen)
-	if err != nil {
-		_ = shutdown()
-		return err
+	if ln == nil {
+		if ln, err = net.Listen("tcp", *listen); err != nil {
+			_ = shutdown()
+			return err
+		}
 	}
 	srv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	served := make(chan error, 1)

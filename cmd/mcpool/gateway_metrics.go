@@ -18,6 +18,8 @@ var (
 		"Callers queued at the gateway for a slot under max-in-flight, per server.", []string{"server"}, nil)
 	gwRefusedDesc = prometheus.NewDesc("mcpool_gateway_refused_total",
 		"Calls refused as overloaded (JSON-RPC overloaded error), per server.", []string{"server"}, nil)
+	gwRateLimitedDesc = prometheus.NewDesc("mcpool_gateway_rate_limited_total",
+		"Calls refused by the per-identity rate limit (JSON-RPC error -32029, reason rate_limited), per server.", []string{"server"}, nil)
 	gwDrainingDesc = prometheus.NewDesc("mcpool_gateway_draining",
 		"1 while the gateway drains (readiness dropped, new calls refused), else 0.", nil, nil)
 	gwIsolatedDesc = prometheus.NewDesc("mcpool_gateway_isolated_sessions",
@@ -31,6 +33,7 @@ func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- gwInFlightDesc
 	ch <- gwQueuedDesc
 	ch <- gwRefusedDesc
+	ch <- gwRateLimitedDesc
 	ch <- gwDrainingDesc
 	ch <- gwIsolatedDesc
 	ch <- buildInfoDesc
@@ -49,6 +52,7 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(gwInFlightDesc, prometheus.GaugeValue, float64(s.InFlight), s.Name)
 		ch <- prometheus.MustNewConstMetric(gwQueuedDesc, prometheus.GaugeValue, float64(s.Queued), s.Name)
 		ch <- prometheus.MustNewConstMetric(gwRefusedDesc, prometheus.CounterValue, float64(s.Refused), s.Name)
+		ch <- prometheus.MustNewConstMetric(gwRateLimitedDesc, prometheus.CounterValue, float64(gw.RateLimited(s.Name)), s.Name)
 	}
 	draining := 0.0
 	if st.Draining {

@@ -35,7 +35,7 @@ func TestGatewayPassthroughNotDialledAtStart(t *testing.T) {
 	}()
 	url, stop, logs := startGateway(t, fmt.Sprintf(`{
   "mcpServers": {"user": {"type": "http", "url": %q}},
-  "gateway": {"servers": {"user": {"mode": "passthrough"}}}
+  "gateway": {"servers": {"user": {"mode": "passthrough", "forwardHeaders": ["X-User-Key"]}}}
 }`, ts.URL))
 	// The URL is logged after the Group and the gateway have started.
 	if n := hits.Load(); n != 0 {

@@ -26,7 +26,7 @@ import (
 // the config given, and returns its /mcp URL and a stop func that sends the
 // equivalent of SIGTERM (cancels the command's context) and returns the
 // exit status.
-func startGateway(t *testing.T, config string) (url string, stop func() int, logs *lockedBuffer) {
+func startGateway(t *testing.T, config string, extra ...string) (url string, stop func() int, logs *lockedBuffer) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "mcp.json")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
@@ -36,7 +36,7 @@ func startGateway(t *testing.T, config string) (url string, stop func() int, log
 	logs = &lockedBuffer{}
 	status := make(chan int, 1)
 	go func() {
-		status <- runContext(ctx, []string{"gateway", "--config", path, "--listen", "127.0.0.1:0", "--drain-timeout", "20s"}, os.Stdout, logs)
+		status <- runContext(ctx, append([]string{"gateway", "--config", path, "--listen", "127.0.0.1:0", "--drain-timeout", "20s"}, extra...), os.Stdout, logs)
 	}()
 	var once sync.Once
 	code := -1

@@ -1,0 +1,73 @@
+package config_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mcpool/mcpool/config"
+)
+
+// The security keys of the gateway section are read as documented.
+func TestParseGatewaySecurity(t *testing.T) {
+	const file = `{
+	  "mcpServers": {"a": {"url": "http://127.0.0.1:1/mcp"}, "x": {"url": "http://127.0.0.1:2/mcp"}},
+	  "gateway": {
+	    "auth": {"issuer": "https://auth.example.com", "audience": "https://mcp.example.com/mcp", "scopes": ["mcp:tools"]},
+	    "rateLimit": {"perIdentity": {"rate": 5, "burst": 20}},
+	    "servers": {
+	      "a": {"mode": "shared", "tools": {"allow": ["get_*"], "deny": ["*_secret"]}, "access": {"scopes": ["s"], "subjects": ["team-*"]}, "rateLimit": {"rate": 1}},
+	      "x": {"mode": "passthrough", "tokenExchange": {"tokenURL": "https://auth.example.com/token", "clientID": "gw", "clientSecret": "${CS}", "audience": "urn:x"}}
+	    }
+	  }
+	}`
+	f, err := config.Parse("mcp.json", []byte(file), env(map[string]string{"CS": "client-s3cret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := f.Gateway
+	if g.Auth == nil || g.Auth.Issuer != "https://auth.example.com" || g.Auth.Audience != "https://mcp.example.com/mcp" || !slices.Equal(g.Auth.Scopes, []string{"mcp:tools"}) {
+		t.Errorf("auth %+v", g.Auth)
+	}
+	if g.RateLimit == nil || g.RateLimit.Rate != 5 || g.RateLimit.Burst != 20 {
+		t.Errorf("rateLimit %+v", g.RateLimit)
+	}
+	a := g.Servers["a"]
+	if !slices.Equal(a.Tools.Allow, []string{"get_*"}) || !slices.Equal(a.Tools.Deny, []string{"*_secret"}) ||
+		!slices.Equal(a.Access.Subjects, []string{"team-*"}) || a.RateLimit == nil || a.RateLimit.Rate != 1 {
+		t.Errorf("server a %+v", a)
+	}
+	if x := g.Servers["x"].TokenExchange; x == nil || x.ClientSecret != "client-s3cret" || x.Audience != "urn:x" {
+		t.Errorf("tokenExchange %+v", x)
+	}
+}
+
+// Token passthrough and its look-alikes are refused, saying what to do.
+func TestParseGatewaySecurityErrors(t *testing.T) {
+	const one = `"mcpServers": {"a": {"url": "http://127.0.0.1:1/mcp"}}`
+	for _, tc := range []struct{ name, gateway, field, says string }{
+		{"forward Authorization", `{"servers": {"a": {"mode": "passthrough", "forwardHeaders": ["authorization"]}}}`,
+			"gateway.servers.a.forwardHeaders", "token passthrough"},
+		{"passthrough with nothing to send", `{"servers": {"a": {"mode": "passthrough"}}}`,
+			"gateway.servers.a", `set "tokenExchange"`},
+		{"token exchange off passthrough", `{"servers": {"a": {"mode": "shared", "tokenExchange": {"tokenURL": "https://as/token", "audience": "urn:a"}}}}`,
+			"gateway.servers.a.tokenExchange", `"mode": "passthrough"`},
+		{"token exchange without audience", `{"servers": {"a": {"mode": "passthrough", "tokenExchange": {"tokenURL": "https://as/token"}}}}`,
+			"gateway.servers.a.tokenExchange.audience", "is required"},
+		{"bad glob", `{"servers": {"a": {"tools": {"deny": ["[x"]}}}}`,
+			"gateway.servers.a.tools.deny", "not a glob"},
+		{"auth without issuer", `{"auth": {"audience": "https://mcp.example.com/mcp"}}`,
+			"gateway.auth.issuer", "is required"},
+		{"zero rate", `{"rateLimit": {"perIdentity": {"rate": 0, "burst": 3}}}`,
+			"gateway.rateLimit", "rate must be positive"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse("mcp.json", []byte(`{`+one+`, "gateway": `+tc.gateway+`}`), env(nil))
+			var fe *config.FileError
+			if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(fe.Reason, tc.says) {
+				t.Errorf("error %v; want field %s saying %q", err, tc.field, tc.says)
+			}
+		})
+	}
+}
