@@ -350,7 +350,7 @@ func TestConfigCrossSectionRefused(t *testing.T) {
 	const url = "http://127.0.0.1:1/mcp"
 	for _, tc := range []struct{ body, mention string }{
 		{fmt.Sprintf(`{"mcpServers": {"a": {"url": %q}, "b": {"url": %q}}, "gateway": {"unprefixed": true}}`, url, url),
-			`gateway.unprefixed: needs exactly one server in the config, not 2`},
+			`gateway.unprefixed: needs exactly one server, not 2`},
 		{fmt.Sprintf(`{"mcpServers": {"a": {"url": %q}}, "gateway": {"servers": {"a": {"mode": "passthrough"}}},
 		  "mcpool": {"servers": {"a": {"auth": {"token": "sekrit"}}}}}`, url),
 			`server "a": mcpool.servers.a.auth: a passthrough server uses each client's own credentials`},
