@@ -150,11 +150,14 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		default:
 		}
 	}
+	connects := mcpool.NewConnectLimiter(0, nil) // connects in flight across servers: the Group's pools and the gateway's
 	for i := range gc.Servers {
 		sc := &gc.Servers[i]
 		sc.Config.OnProgress = relay
+		sc.Config.ConnectLimiter = gateway.ServerConnectLimiter(sc.Config, connects)
 		for j := range sc.Replicas {
 			sc.Replicas[j].OnProgress = relay
+			sc.Replicas[j].ConnectLimiter = sc.Config.ConnectLimiter
 		}
 		if *stateless && (servers[sc.Name].Mode == "" || servers[sc.Name].Mode == config.ModeIsolated) {
 			log.Warn("server in isolated mode behind a stateless gateway: every request gets an upstream session of its own; use \"mode\": \"shared\" for servers that keep no per-session state, or sticky routing without --stateless", "server", sc.Name)
@@ -217,6 +220,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Stateless:           *stateless,
 		DrainTimeout:        *drain,
 		Logger:              log,
+		ConnectLimiter:      connects,
 	}
 	// /metrics: the pools of every server (the Group's, and the keyed pools
 	// of passthrough servers; isolated sessions' pools are seen on the
@@ -228,7 +232,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	reg.MustRegister(metrics, gatewayCollector{gw: &gw}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(metrics, gatewayCollector{gw: &gw}, gatewayREDCollector{gw: &gw}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	if *maxInFlight > 0 {
 		opts.MaxInFlight = *maxInFlight
