@@ -30,6 +30,7 @@ type ConnectLimiter struct {
 	max    int
 
 	mu        sync.Mutex
+	limit     int // the cap now, 1..max: lowered while connects run slow
 	inFlight  int
 	queue     list.List // of *connectTurn, oldest first
 	maxQueued int
@@ -49,6 +50,7 @@ type connectTurn struct {
 // its parent's).
 type ConnectLimiterStats struct {
 	Max       int `json:"max"`       // the cap on connects in flight
+	Limit     int `json:"limit"`     // the cap now (see NewConnectLimiter)
 	InFlight  int `json:"inFlight"`  // connects in flight now
 	Queued    int `json:"queued"`    // connects waiting for a turn now
 	MaxQueued int `json:"maxQueued"` // the most that ever waited at once
@@ -78,14 +80,20 @@ func defaultHTTPConnectLimit() int { return 4 * DefaultConnectLimit() }
 // one has finished, for EstimatedWait.
 const assumedConnect = time.Second
 
-// NewConnectLimiter returns a limiter that lets max connects be in flight
-// at once (and, with a parent, only those the parent lets through too).
-// max ≤ 0 means [DefaultConnectLimit]. parent may be nil.
+// NewConnectLimiter returns a limiter that lets up to max connects be in
+// flight at once (and, with a parent, only those the parent lets through
+// too). max ≤ 0 means [DefaultConnectLimit]. parent may be nil.
+//
+// The cap adapts to how long connects take: a connect that took more than
+// half its ConnectTimeout halves it (down to one connect at a time: on a
+// machine busier than its CPU count suggests, connects that share it all
+// run slow and miss their timeout together), and each connect done within
+// an eighth of its ConnectTimeout raises it by one, up to max.
 func NewConnectLimiter(max int, parent *ConnectLimiter) *ConnectLimiter {
 	if max <= 0 {
 		max = DefaultConnectLimit()
 	}
-	return &ConnectLimiter{max: max, parent: parent}
+	return &ConnectLimiter{max: max, limit: max, parent: parent}
 }
 
 // Max returns the cap on connects in flight at this level.
@@ -95,7 +103,7 @@ func (l *ConnectLimiter) Max() int { return l.max }
 func (l *ConnectLimiter) Stats() ConnectLimiterStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	st := ConnectLimiterStats{Max: l.max, InFlight: l.inFlight, Queued: l.queue.Len(), MaxQueued: l.maxQueued,
+	st := ConnectLimiterStats{Max: l.max, Limit: l.limit, InFlight: l.inFlight, Queued: l.queue.Len(), MaxQueued: l.maxQueued,
 		Admitted: l.admitted, MaxWait: l.maxWait, MeanConnect: l.held}
 	if l.admitted > 0 {
 		st.MeanWait = l.waited / time.Duration(l.admitted)
@@ -112,12 +120,12 @@ func (l *ConnectLimiter) EstimatedWait() time.Duration {
 	var w time.Duration
 	for c := l; c != nil; c = c.parent {
 		c.mu.Lock()
-		if c.inFlight >= c.max || c.queue.Len() > 0 {
+		if c.inFlight >= c.limit || c.queue.Len() > 0 {
 			mean := c.held
 			if mean == 0 {
 				mean = assumedConnect
 			}
-			w = max(w, time.Duration((c.queue.Len()+c.max)/c.max)*mean)
+			w = max(w, time.Duration((c.queue.Len()+c.limit)/c.limit)*mean)
 		}
 		c.mu.Unlock()
 	}
@@ -127,7 +135,7 @@ func (l *ConnectLimiter) EstimatedWait() time.Duration {
 // acquire waits for a turn at every level, in order from l up. It returns
 // the func that ends the turn, or ctx's error if ctx ends first (the
 // connect never started). A nil limiter admits at once.
-func (l *ConnectLimiter) acquire(ctx context.Context) (func(), error) {
+func (l *ConnectLimiter) acquire(ctx context.Context, timeout time.Duration) (func(), error) {
 	if l == nil {
 		return func() {}, nil
 	}
@@ -135,7 +143,7 @@ func (l *ConnectLimiter) acquire(ctx context.Context) (func(), error) {
 	for c := l; c != nil; c = c.parent {
 		if err := c.take(ctx); err != nil {
 			for _, h := range held {
-				h.give(-1)
+				h.give(-1, timeout)
 			}
 			return nil, err
 		}
@@ -147,7 +155,7 @@ func (l *ConnectLimiter) acquire(ctx context.Context) (func(), error) {
 		once.Do(func() {
 			d := time.Since(start)
 			for _, h := range held {
-				h.give(d)
+				h.give(d, timeout)
 			}
 		})
 	}, nil
@@ -156,7 +164,7 @@ func (l *ConnectLimiter) acquire(ctx context.Context) (func(), error) {
 // take waits for one turn at this level.
 func (l *ConnectLimiter) take(ctx context.Context) error {
 	l.mu.Lock()
-	if l.inFlight < l.max && l.queue.Len() == 0 {
+	if l.inFlight < l.limit && l.queue.Len() == 0 {
 		l.inFlight++
 		l.admitted++
 		l.mu.Unlock()
@@ -181,7 +189,7 @@ func (l *ConnectLimiter) take(ctx context.Context) error {
 	if t.elem == nil {
 		// Handed over as ctx ended: pass the turn on.
 		l.mu.Unlock()
-		l.give(-1)
+		l.give(-1, 0)
 		return ctx.Err()
 	}
 	l.queue.Remove(t.elem)
@@ -197,9 +205,10 @@ func (l *ConnectLimiter) noteWait(d time.Duration) {
 	l.mu.Unlock()
 }
 
-// give ends a turn that lasted d (negative: the connect never ran) and
-// hands it to the oldest queued connect, if any.
-func (l *ConnectLimiter) give(d time.Duration) {
+// give ends a turn that lasted d (negative: the connect never ran) of a
+// connect with the given ConnectTimeout, adapts the cap, and hands the
+// turn to the oldest queued connect if the cap allows.
+func (l *ConnectLimiter) give(d, timeout time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if d >= 0 {
@@ -208,15 +217,25 @@ func (l *ConnectLimiter) give(d time.Duration) {
 		} else {
 			l.held += (d - l.held) / 8
 		}
-	}
-	if front := l.queue.Front(); front != nil {
-		t := l.queue.Remove(front).(*connectTurn)
-		t.elem = nil
-		l.admitted++
-		close(t.ready) // the turn passes on: inFlight unchanged
-		return
+		switch {
+		case timeout > 0 && d > timeout/2:
+			l.limit = max(1, l.limit/2)
+		case timeout > 0 && d < timeout/8:
+			l.limit = min(l.max, l.limit+1)
+		}
 	}
 	l.inFlight--
+	for l.inFlight < l.limit {
+		front := l.queue.Front()
+		if front == nil {
+			break
+		}
+		t := l.queue.Remove(front).(*connectTurn)
+		t.elem = nil
+		l.inFlight++
+		l.admitted++
+		close(t.ready)
+	}
 }
 
 // connectLimiterFor returns the limiter of a pool with settings s: the
@@ -236,7 +255,7 @@ func connectLimiterFor(s *settings) *ConnectLimiter {
 // to that moment, so that the connect's measured duration leaves the wait
 // out. The turn ends when the connect has succeeded or failed.
 func (l *ConnectLimiter) dial(ctx context.Context, d *dialer, version string, timeout time.Duration, bg *sync.WaitGroup, start *time.Time) (conn, error) {
-	release, err := l.acquire(ctx)
+	release, err := l.acquire(ctx, timeout)
 	if err != nil {
 		return conn{}, &ConnectError{Target: d.target, Cause: err}
 	}
