@@ -414,7 +414,8 @@ func (g *Gateway) keepSpares(srv *server) {
 // warmSpare connects one spare and puts it with srv's spares (or closes it
 // when they are full or the gateway is closing).
 func (g *Gateway) warmSpare(srv *server) error {
-	ctx, cancel := context.WithTimeout(g.ctx, 30*time.Second)
+	// Its turn in the connect queue, then the connect and its retries.
+	ctx, cancel := context.WithTimeout(g.ctx, g.opts.QueueWait+30*time.Second)
 	p, err := g.warmPool(ctx, srv)
 	cancel()
 	if err != nil {

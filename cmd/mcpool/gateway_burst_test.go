@@ -117,15 +117,21 @@ func percentiles(calls []burstCall) (p50, p99 time.Duration) {
 	return q(0.5), q(0.99)
 }
 
+type connectFigures struct {
+	Max       int   `json:"max"`
+	Limit     int   `json:"limit"`
+	MaxQueued int   `json:"maxQueued"`
+	Admitted  int   `json:"admitted"`
+	MeanWait  int64 `json:"meanWaitNs"`
+	MaxWait   int64 `json:"maxWaitNs"`
+	MeanConn  int64 `json:"meanConnectNs"`
+}
+
 type gatewayStatus struct {
-	Connects struct {
-		Max       int   `json:"max"`
-		MaxQueued int   `json:"maxQueued"`
-		Admitted  int   `json:"admitted"`
-		MeanWait  int64 `json:"meanWaitNs"`
-		MaxWait   int64 `json:"maxWaitNs"`
-		MeanConn  int64 `json:"meanConnectNs"`
-	} `json:"connects"`
+	Connects connectFigures `json:"connects"`
+	Servers  []struct {
+		Connects connectFigures `json:"connects"`
+	} `json:"servers"`
 }
 
 func readStatus(t *testing.T, url string) gatewayStatus {
@@ -142,11 +148,18 @@ func readStatus(t *testing.T, url string) gatewayStatus {
 	return st
 }
 
-func (st gatewayStatus) String() string {
-	c := st.Connects
-	return fmt.Sprintf("connect turns %d, %d connects admitted, max queued %d, mean wait %v, max wait %v, mean connect %v",
-		c.Max, c.Admitted, c.MaxQueued, time.Duration(c.MeanWait).Round(time.Millisecond), time.Duration(c.MaxWait).Round(time.Millisecond),
+func (c connectFigures) String() string {
+	return fmt.Sprintf("turns %d (%d at the end), %d connects admitted, max queued %d, mean wait %v, max wait %v, mean connect %v",
+		c.Max, c.Limit, c.Admitted, c.MaxQueued, time.Duration(c.MeanWait).Round(time.Millisecond), time.Duration(c.MaxWait).Round(time.Millisecond),
 		time.Duration(c.MeanConn).Round(time.Millisecond))
+}
+
+func (st gatewayStatus) String() string {
+	s := "gateway-wide connects: " + st.Connects.String()
+	for _, srv := range st.Servers {
+		s += "; the server's: " + srv.Connects.String()
+	}
+	return s
 }
 
 func filesystemGateway(t *testing.T) (url string, stop func() int, logs *lockedBuffer, dir string) {
