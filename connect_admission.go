@@ -37,7 +37,9 @@ type ConnectLimiter struct {
 	admitted  uint64
 	waited    time.Duration // summed over admitted connects
 	maxWait   time.Duration
-	held      time.Duration // moving average of how long a connect holds a turn
+	held      time.Duration           // moving average of how long a connect holds a turn
+	timeout   time.Duration           // the ConnectTimeout of the latest connect
+	running   map[*time.Time]struct{} // start times of the connects holding turns
 }
 
 // connectTurn is one connect queued or in flight.
@@ -77,7 +79,8 @@ func DefaultConnectLimit() int { return max(2, 2*runtime.GOMAXPROCS(0)) }
 func defaultHTTPConnectLimit() int { return 4 * DefaultConnectLimit() }
 
 // assumedConnect is how long a connect is assumed to hold its turn until
-// one has finished, for EstimatedWait.
+// one has finished, for EstimatedWait, when no ConnectTimeout is known
+// (else a quarter of it).
 const assumedConnect = time.Second
 
 // NewConnectLimiter returns a limiter that lets up to max connects be in
@@ -113,9 +116,11 @@ func (l *ConnectLimiter) Stats() ConnectLimiterStats {
 
 // EstimatedWait is how long a connect that joined the queue now would
 // likely wait for its turn, here or at a parent: the connects ahead of it
-// divided by the cap, times the mean time a connect holds its turn (1s
-// until one has finished). Zero when a turn is free. A caller with a
-// deadline sooner than that can refuse at once instead of queueing.
+// divided by the cap, times the time a connect holds its turn (the mean of
+// those that finished, or as long as the oldest in flight has run if
+// longer; a quarter of ConnectTimeout until one has finished). Zero when a
+// turn is free. A caller with a deadline sooner than that can refuse at
+// once instead of queueing.
 func (l *ConnectLimiter) EstimatedWait() time.Duration {
 	var w time.Duration
 	for c := l; c != nil; c = c.parent {
@@ -124,6 +129,12 @@ func (l *ConnectLimiter) EstimatedWait() time.Duration {
 			mean := c.held
 			if mean == 0 {
 				mean = assumedConnect
+				if c.timeout > 0 {
+					mean = c.timeout / 4
+				}
+			}
+			for st := range c.running {
+				mean = max(mean, time.Since(*st))
 			}
 			w = max(w, time.Duration((c.queue.Len()+c.limit)/c.limit)*mean)
 		}
@@ -150,11 +161,23 @@ func (l *ConnectLimiter) acquire(ctx context.Context, timeout time.Duration) (fu
 		held = append(held, c)
 	}
 	start := time.Now()
+	for _, h := range held {
+		h.mu.Lock()
+		h.timeout = timeout
+		if h.running == nil {
+			h.running = map[*time.Time]struct{}{}
+		}
+		h.running[&start] = struct{}{}
+		h.mu.Unlock()
+	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			d := time.Since(start)
 			for _, h := range held {
+				h.mu.Lock()
+				delete(h.running, &start)
+				h.mu.Unlock()
 				h.give(d, timeout)
 			}
 		})
