@@ -121,11 +121,17 @@ func (l *ConnectLimiter) Stats() ConnectLimiterStats {
 // longer; a quarter of ConnectTimeout until one has finished). Zero when a
 // turn is free. A caller with a deadline sooner than that can refuse at
 // once instead of queueing.
-func (l *ConnectLimiter) EstimatedWait() time.Duration {
+func (l *ConnectLimiter) EstimatedWait() time.Duration { return l.EstimatedWaitBehind(0) }
+
+// EstimatedWaitBehind is EstimatedWait for a connect with ahead more
+// connects before it than those in flight and queued now (connects about to
+// join the queue, say): a caller starting many connects at once can tell
+// how long the last would wait before any has queued.
+func (l *ConnectLimiter) EstimatedWaitBehind(ahead int) time.Duration {
 	var w time.Duration
 	for c := l; c != nil; c = c.parent {
 		c.mu.Lock()
-		if c.inFlight >= c.limit || c.queue.Len() > 0 {
+		if c.inFlight+ahead >= c.limit || c.queue.Len() > 0 {
 			mean := c.held
 			if mean == 0 {
 				mean = assumedConnect
@@ -136,7 +142,8 @@ func (l *ConnectLimiter) EstimatedWait() time.Duration {
 			for st := range c.running {
 				mean = max(mean, time.Since(*st))
 			}
-			w = max(w, time.Duration((c.queue.Len()+c.limit)/c.limit)*mean)
+			queued := max(c.queue.Len()+ahead, c.inFlight+ahead-c.limit)
+			w = max(w, time.Duration((queued+c.limit)/c.limit)*mean)
 		}
 		c.mu.Unlock()
 	}

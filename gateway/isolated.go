@@ -206,7 +206,13 @@ func (g *Gateway) connectIsolated(ctx context.Context, srv *server) (*mcpool.Poo
 		return p, nil
 	}
 	lim := srv.Config.ConnectLimiter
-	if w := lim.EstimatedWait(); w > g.opts.QueueWait {
+	// Callers that arrive together all check before any has queued: each
+	// counts those ahead of it that have not queued yet.
+	n := srv.arrivals.connecting.Add(1)
+	defer srv.arrivals.connecting.Add(-1)
+	cs := lim.Stats()
+	ahead := max(0, int(n)-1-cs.InFlight-cs.Queued)
+	if w := lim.EstimatedWaitBehind(ahead); w > g.opts.QueueWait {
 		srv.refused.Add(1)
 		st := lim.Stats()
 		return nil, overloaded(srv.name, fmt.Sprintf("a new upstream session would wait about %v for a connect turn (%d connects in flight, cap %d, %d queued; queue wait %v)",
@@ -310,6 +316,9 @@ type arrivalRate struct {
 	mu   sync.Mutex
 	rate float64
 	at   time.Time
+	// connecting counts the downstream sessions connecting an upstream
+	// session of their own (queued for a turn included).
+	connecting atomic.Int64
 }
 
 const arrivalTau = 5 * time.Second
