@@ -95,8 +95,16 @@ type Config struct {
 	// ConnectTimeout bounds one connect, including the initialize (or
 	// server/discover) exchange. A connect it cuts short fails with a
 	// *ConnectError that matches context.DeadlineExceeded and names this
-	// setting. Zero means DefaultConnectTimeout (10s).
+	// setting. Zero means DefaultConnectTimeout (10s). It starts when the
+	// connect gets its turn from ConnectLimiter, not while it queues.
 	ConnectTimeout time.Duration
+	// ConnectLimiter caps the connects in flight of every pool that shares
+	// it and queues the rest first in first out (see [ConnectLimiter]):
+	// share one between pools that start processes on the same machine
+	// (many pools of one stdio server, say). Nil means a limiter of the
+	// pool's own: DefaultConnectLimit() connects at once for stdio and
+	// NewTransport, four times that for URL and SSEURL.
+	ConnectLimiter *ConnectLimiter
 	// DrainTimeout bounds how long Close lets calls in flight finish before
 	// it cancels them. Zero means DefaultDrainTimeout (10s).
 	DrainTimeout time.Duration
@@ -269,6 +277,7 @@ type Command struct {
 type settings struct {
 	Config
 	cacheTTL time.Duration
+	connects *ConnectLimiter // ConnectLimiter, or the pool's own
 }
 
 func (c *Config) validate() (*settings, error) {
@@ -383,6 +392,7 @@ func (c *Config) validate() (*settings, error) {
 	s.ConnectTimeout = orDefault(c.ConnectTimeout, DefaultConnectTimeout)
 	s.DrainTimeout = orDefault(c.DrainTimeout, DefaultDrainTimeout)
 	s.cacheTTL = orDefault(c.ToolCacheTTL, DefaultToolCacheTTL)
+	s.connects = connectLimiterFor(s)
 	if s.ClientName == "" {
 		s.ClientName = DefaultClientName
 	}

@@ -667,6 +667,9 @@ func sameServer(a, b ServerConfig) bool {
 // differ by this rule.
 func SameConfig(a, b Config) bool {
 	ca, cb := a, b
+	// A connect limiter is a shared runtime resource, like a hook: two
+	// configs that differ only in theirs describe the same server.
+	ca.ConnectLimiter, cb.ConnectLimiter = nil, nil
 	va, vb := reflect.ValueOf(&ca).Elem(), reflect.ValueOf(&cb).Elem()
 	for i := range va.NumField() {
 		fa, fb := va.Field(i), vb.Field(i)

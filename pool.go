@@ -513,7 +513,7 @@ func (p *Pool) startConnectLocked(renewal bool) {
 		version := p.version
 		p.mu.Unlock()
 		dialStart := time.Now()
-		c, err := p.dialer.dial(p.ctx, version, p.cfg.ConnectTimeout, &p.bg)
+		c, err := p.cfg.connects.dial(p.ctx, p.dialer, version, p.cfg.ConnectTimeout, &p.bg, &dialStart)
 		p.observeConnect(dialStart, err) // observe.go
 		if report != nil && err != nil {
 			if p.ctx.Err() != nil {

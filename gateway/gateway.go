@@ -100,7 +100,11 @@ type Server struct {
 	// server.
 	RateLimit *RateLimit
 	// Spares is how many pre-warmed upstream sessions ModeIsolated keeps
-	// ready. Zero means DefaultSpares (2); negative means none (every
+	// ready while idle. While new downstream sessions take them, the
+	// gateway warms more, enough for the sessions that arrive during one
+	// connect (up to twice mcpool.DefaultConnectLimit() or
+	// MaxIsolatedSessions), and lets them go back to Spares once arrivals
+	// stop. Zero means DefaultSpares (2); negative means none (every
 	// downstream session's first call connects on its own time).
 	Spares int
 	// MaxQueued caps the callers queued for this server when the gateway
@@ -229,6 +233,14 @@ type Options struct {
 	Secrets []string
 	// Metrics, if set, is served at /metrics (a Prometheus handler, say).
 	Metrics http.Handler
+	// ConnectLimiter caps the connects (process starts and initializes) in
+	// flight across the stdio servers' pools that the gateway makes, and
+	// queues the rest first in first out; each server also gets a cap of
+	// its own (see [ServerConnectLimiter]). A connect that would wait longer
+	// than QueueWait is refused at once with CodeOverloaded. Nil means
+	// mcpool.NewConnectLimiter(0, nil): mcpool.DefaultConnectLimit(), twice
+	// the CPUs.
+	ConnectLimiter *mcpool.ConnectLimiter
 	// Logger receives the gateway's events. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -284,6 +296,7 @@ type server struct {
 	keyed      *mcpool.Keyed // passthrough
 	spares     chan *mcpool.Pool
 	refill     chan struct{}
+	arrivals   arrivalRate // new downstream sessions of an isolated server (isolated.go)
 	queued     atomic.Int64
 	inFlight   atomic.Int64
 	refused    atomic.Int64
@@ -291,6 +304,7 @@ type server struct {
 	unavailable atomic.Bool
 	win         window
 	sec         serverSecurity // policy.go
+	red         redRecorder    // calls by method and outcome (red.go)
 
 	mu        sync.Mutex
 	tools     []*mcp.Tool // named by the Naming
@@ -331,6 +345,9 @@ func New(opts Options) (*Gateway, error) {
 	opts.SessionIdleTimeout = orDur(opts.SessionIdleTimeout, DefaultSessionIdleTimeout)
 	opts.DrainTimeout = orDur(opts.DrainTimeout, DefaultDrainTimeout)
 	opts.CatalogPoll = orDur(opts.CatalogPoll, DefaultCatalogPoll)
+	if opts.ConnectLimiter == nil {
+		opts.ConnectLimiter = mcpool.NewConnectLimiter(0, nil)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -379,6 +396,7 @@ func (g *Gateway) newServer(s Server, naming *mcpool.Naming) (*server, error) {
 	}
 	cfg := s.Config
 	cfg.Logger = g.log.With("server", s.Name)
+	cfg.ConnectLimiter = ServerConnectLimiter(cfg, g.opts.ConnectLimiter)
 	cfg.OnProgress = g.OnProgress
 	switch s.Mode {
 	case ModeShared:
@@ -387,7 +405,7 @@ func (g *Gateway) newServer(s Server, naming *mcpool.Naming) (*server, error) {
 		}
 	case ModeIsolated:
 		srv.Spares = max(orInt(s.Spares, DefaultSpares), 0)
-		srv.spares = make(chan *mcpool.Pool, srv.Spares)
+		srv.spares = make(chan *mcpool.Pool, g.maxSpares(srv.Spares)) // isolated.go
 		srv.refill = make(chan struct{}, 1)
 		if s.Upstream == nil {
 			p, err := mcpool.New(cfg)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -187,8 +188,14 @@ func (g *Gateway) reserveIsolated(srv *server) (*mcpool.Pool, error) {
 	return lru.p, nil
 }
 
-// connectIsolated takes one of srv's spares or connects a pool.
+// connectIsolated takes one of srv's spares or connects a pool. A connect
+// waits for its turn under srv's connect limiter (its ConnectTimeout starts
+// when it gets it); one that would wait longer than QueueWait is refused at
+// once with CodeOverloaded, and one still queued when QueueWait has passed
+// gives up with it too: never a connect timeout for a connect that did not
+// start.
 func (g *Gateway) connectIsolated(ctx context.Context, srv *server) (*mcpool.Pool, error) {
+	srv.arrivals.add(time.Now())
 	var p *mcpool.Pool
 	select {
 	case p = <-srv.spares:
@@ -201,7 +208,29 @@ func (g *Gateway) connectIsolated(ctx context.Context, srv *server) (*mcpool.Poo
 	if p != nil {
 		return p, nil
 	}
-	return g.warmPool(ctx, srv)
+	lim := srv.Config.ConnectLimiter
+	// Callers that arrive together all check before any has queued: each
+	// counts those ahead of it that have not queued yet.
+	n := srv.arrivals.connecting.Add(1)
+	defer srv.arrivals.connecting.Add(-1)
+	cs := lim.Stats()
+	ahead := max(0, int(n)-1-cs.InFlight-cs.Queued)
+	if w := lim.EstimatedWaitBehind(ahead); w > g.opts.QueueWait {
+		srv.refused.Add(1)
+		st := lim.Stats()
+		return nil, overloaded(srv.name, fmt.Sprintf("a new upstream session would wait about %v for a connect turn (%d connects in flight, cap %d, %d queued; queue wait %v)",
+			w.Round(time.Millisecond), st.InFlight, st.Max, st.Queued, g.opts.QueueWait), w)
+	}
+	bctx, cancel := context.WithTimeout(ctx, g.opts.QueueWait+orDur(srv.Config.ConnectTimeout, mcpool.DefaultConnectTimeout))
+	defer cancel()
+	p, err := g.warmPool(bctx, srv)
+	var ce *mcpool.ConnectError
+	if err != nil && ctx.Err() == nil && bctx.Err() != nil && !errors.As(err, &ce) {
+		// The budget ran out with no connect failed: queued all along.
+		srv.refused.Add(1)
+		return nil, overloaded(srv.name, fmt.Sprintf("no connect turn within the queue wait (%v)", g.opts.QueueWait), max(lim.EstimatedWait(), time.Second))
+	}
+	return p, err
 }
 
 func (g *Gateway) warmPool(ctx context.Context, srv *server) (*mcpool.Pool, error) {
@@ -283,39 +312,135 @@ func (is *isolation) closeAll(ctx context.Context) error {
 	}
 }
 
-// keepSpares keeps srv's spares warm until Close (or a Reload takes srv out): one connect at a time,
-// after a failure a pause that doubles up to 30s.
+// arrivalRate is a moving rate of new downstream sessions needing an
+// isolated server's upstream session, per second, decaying with a time
+// constant of arrivalTau.
+type arrivalRate struct {
+	mu   sync.Mutex
+	rate float64
+	at   time.Time
+	// connecting counts the downstream sessions connecting an upstream
+	// session of their own (queued for a turn included).
+	connecting atomic.Int64
+}
+
+const arrivalTau = 5 * time.Second
+
+func (a *arrivalRate) add(now time.Time) {
+	a.mu.Lock()
+	a.rate = a.decayed(now) + 1/arrivalTau.Seconds()
+	a.at = now
+	a.mu.Unlock()
+}
+
+// perSec returns the rate now.
+func (a *arrivalRate) perSec(now time.Time) float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.decayed(now)
+}
+
+func (a *arrivalRate) decayed(now time.Time) float64 {
+	if a.at.IsZero() {
+		return 0
+	}
+	return a.rate * math.Exp(-now.Sub(a.at).Seconds()/arrivalTau.Seconds())
+}
+
+// maxSpares is the most spares an isolated server with the given Spares
+// setting keeps while its spares are being used up.
+func (g *Gateway) maxSpares(base int) int {
+	if base <= 0 {
+		return 0
+	}
+	return max(base, min(2*mcpool.DefaultConnectLimit(), g.opts.MaxIsolatedSessions))
+}
+
+// spareTarget is how many spares srv should have warm now: Spares while
+// idle; while downstream sessions arrive, enough for those that arrive
+// during one connect, within cap(srv.spares) and the room under
+// MaxIsolatedSessions.
+func (g *Gateway) spareTarget(srv *server, now time.Time) int {
+	if cap(srv.spares) == 0 {
+		return 0
+	}
+	mean := srv.Config.ConnectLimiter.Stats().MeanConnect
+	if mean == 0 {
+		mean = time.Second
+	}
+	want := int(math.Ceil(srv.arrivals.perSec(now) * mean.Seconds()))
+	g.iso.mu.Lock()
+	room := g.opts.MaxIsolatedSessions - g.iso.n
+	g.iso.mu.Unlock()
+	return max(srv.Spares, min(want, cap(srv.spares), room))
+}
+
+// keepSpares keeps srv's spares warm until Close (or a Reload takes srv
+// out): as many as spareTarget
+// says, several connects at once (the connect limiter spaces them), after
+// a failure a pause that doubles up to 30s. Spares beyond the target
+// (arrivals stopped) are closed one a second.
 func (g *Gateway) keepSpares(srv *server) {
 	pause := time.Second
+	var paused time.Time // no new connect before
+	warming := 0
+	results := make(chan error, cap(srv.spares))
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
-		for len(srv.spares) < cap(srv.spares) {
-			ctx, cancel := context.WithTimeout(srv.ctx, 30*time.Second)
-			p, err := g.warmPool(ctx, srv)
-			cancel()
-			if err != nil {
-				if srv.ctx.Err() != nil {
-					return
-				}
-				g.log.Warn("isolated: warming a spare failed", "server", srv.name, "error", err, "retry_in", pause)
-				select {
-				case <-srv.ctx.Done():
-					return
-				case <-time.After(pause):
-				}
-				pause = min(2*pause, 30*time.Second)
-				continue
-			}
-			pause = time.Second
-			select {
-			case srv.spares <- p:
-			default:
-				_ = p.Close(context.Background())
-			}
+		now := time.Now()
+		target := g.spareTarget(srv, now)
+		for now.After(paused) && len(srv.spares)+warming < target {
+			warming++
+			g.bg.Go(func() { results <- g.warmSpare(srv) })
 		}
 		select {
 		case <-srv.ctx.Done():
+			for ; warming > 0; warming-- {
+				<-results
+			}
 			return
 		case <-srv.refill:
+		case err := <-results:
+			warming--
+			if err == nil {
+				pause = time.Second
+				continue
+			}
+			if srv.ctx.Err() == nil {
+				g.log.Warn("isolated: warming a spare failed", "server", srv.name, "error", err, "retry_in", pause)
+				paused = time.Now().Add(pause)
+				pause = min(2*pause, 30*time.Second)
+			}
+		case <-tick.C:
+			if len(srv.spares) > target && warming == 0 {
+				select {
+				case p := <-srv.spares:
+					g.bg.Go(func() { _ = p.Close(context.Background()) })
+				default:
+				}
+			}
 		}
 	}
+}
+
+// warmSpare connects one spare and puts it with srv's spares (or closes it
+// when they are full or the gateway is closing).
+func (g *Gateway) warmSpare(srv *server) error {
+	// Its turn in the connect queue, then the connect and its retries.
+	ctx, cancel := context.WithTimeout(srv.ctx, g.opts.QueueWait+30*time.Second)
+	p, err := g.warmPool(ctx, srv)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if srv.ctx.Err() == nil {
+		select {
+		case srv.spares <- p:
+			return nil
+		default:
+		}
+	}
+	_ = p.Close(context.Background())
+	return nil
 }

@@ -119,11 +119,12 @@ func (g *Gateway) unknown(kind, name, server string) error {
 
 // call runs one routed call to srv: admission, the call timeout, the
 // session the mode picks, and the figures.
-func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn func(ctx context.Context, up Upstream) error) error {
+func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn func(ctx context.Context, up Upstream) error) (err error) {
+	defer g.record(srv, req, time.Now(), &err) // red.go: every outcome, every mode
 	if g.draining.Load() {
 		return draining(srv.name)
 	}
-	srv, err := g.enter(srv) // reload.go
+	srv, err = g.enter(srv) // reload.go
 	if err != nil {
 		return err
 	}
@@ -131,7 +132,6 @@ func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn fun
 	if err := g.breakerOpen(srv); err != nil {
 		return err
 	}
-	start := time.Now()
 	release, err := g.adm.admit(ctx, srv)
 	if err != nil {
 		return err
@@ -140,7 +140,6 @@ func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn fun
 	ctx, cancel := context.WithTimeout(ctx, g.opts.CallTimeout)
 	defer cancel()
 	err = g.withUpstream(ctx, srv, req, fn)
-	srv.win.add(time.Since(start), err != nil)
 	if srv.Mode == ModeShared {
 		srv.unavailable.Store(errors.Is(err, mcpool.ErrServerUnavailable))
 	}

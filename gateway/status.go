@@ -38,6 +38,10 @@ type Status struct {
 	Store       string `json:"store,omitempty"`
 	StoreHits   uint64 `json:"storeHits"`
 	StoreErrors uint64 `json:"storeErrors"`
+	// Connects is the gateway-wide connect limiter's figures
+	// (Options.ConnectLimiter): connects of stdio servers in flight and
+	// queued, and how long they waited.
+	Connects mcpool.ConnectLimiterStats `json:"connects"`
 }
 
 // ServerStatus is one server's (or one replica's) row.
@@ -62,10 +66,12 @@ type ServerStatus struct {
 	Queued      int64   `json:"queued"`      // callers queued at the gateway for a slot
 	Utilization float64 `json:"utilization"` // calls in flight / (sessions × MaxCallsPerSession), 0..1
 	windowFigures
-	Refused  int64  `json:"refused"`    // calls refused as overloaded
-	PoolErrs uint64 `json:"poolErrors"` // the pools' error count (connects and calls)
-	Tools    int    `json:"tools"`
-	Detail   string `json:"detail,omitempty"`
+	// Connects is the server's own connect limiter's figures.
+	Connects *mcpool.ConnectLimiterStats `json:"connects,omitempty"`
+	Refused  int64                       `json:"refused"`    // calls refused as overloaded
+	PoolErrs uint64                      `json:"poolErrors"` // the pools' error count (connects and calls)
+	Tools    int                         `json:"tools"`
+	Detail   string                      `json:"detail,omitempty"`
 	// ListError is why the latest listing of the server's tools, prompts
 	// or resources failed, each distinct error once; "" when it worked.
 	ListError string         `json:"listError,omitempty"`
@@ -80,6 +86,7 @@ func (g *Gateway) Status() Status {
 		st.Sessions++
 	}
 	st.Draining = !st.Ready
+	st.Connects = g.opts.ConnectLimiter.Stats()
 	g.iso.mu.Lock()
 	st.IsolatedSessions, st.MaxIsolatedSessions = g.iso.n, g.opts.MaxIsolatedSessions
 	g.iso.mu.Unlock()
@@ -122,6 +129,10 @@ func (g *Gateway) serverStatus(srv *server) ServerStatus {
 	row := ServerStatus{Name: srv.name, Mode: srv.Mode, InFlight: srv.inFlight.Load(), Refused: srv.refused.Load(),
 		windowFigures: srv.win.figures(g.started)}
 	row.Waiters = srv.queued.Load()
+	if lim := srv.Config.ConnectLimiter; lim != nil {
+		cs := lim.Stats()
+		row.Connects = &cs
+	}
 	row.Queued = row.Waiters
 	perSession := orInt(srv.Config.MaxCallsPerSession, mcpool.DefaultMaxCallsPerSession)
 	var pools []mcpool.Stats // the pools whose sessions the row counts

@@ -170,6 +170,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	// The gateway relays progress and list_changed from the pools, and is
 	// made after them: the hooks reach it through gw.
 	var gw *gateway.Gateway
+	connects := mcpool.NewConnectLimiter(0, nil) // connects in flight across servers: the Group's pools and the gateway's
 	ready := make(chan struct{})
 	relay := func(ctx context.Context, r *mcp.ProgressNotificationClientRequest) {
 		select {
@@ -179,6 +180,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	rl.relay = relay
+	rl.connects = connects
 	rl.onListChanged = func(server, kind string) {
 		select {
 		case <-ready:
@@ -241,6 +243,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		SessionKeys:         keyBytes(sessionKeys),
 		DrainTimeout:        *drain,
 		Logger:              log,
+		ConnectLimiter:      connects,
 	}
 	// /metrics: the pools of every server (the Group's, and the keyed pools
 	// of passthrough servers; isolated sessions' pools are seen on the
@@ -252,7 +255,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	reg.MustRegister(metrics, gatewayCollector{gw: &gw}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(metrics, gatewayCollector{gw: &gw}, gatewayREDCollector{gw: &gw}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	if *maxInFlight > 0 {
 		opts.MaxInFlight = *maxInFlight
@@ -439,6 +442,9 @@ type reloader struct {
 	store     *redisstore.Store
 	stateless bool
 	relay     func(context.Context, *mcp.ProgressNotificationClientRequest)
+	// connects caps the connects in flight across servers (each server
+	// gets its own cap under it: gateway.ServerConnectLimiter).
+	connects *mcpool.ConnectLimiter
 	// onListChanged is every Group's OnListChanged.
 	onListChanged func(server, kind string)
 
@@ -469,8 +475,10 @@ func (r *reloader) prepare(gc *mcpool.GroupConfig, settings config.Gateway, old 
 			addConfigSecrets(&sc.Replicas[j])
 			configs = append(configs, &sc.Replicas[j])
 		}
+		limit := gateway.ServerConnectLimiter(sc.Config, r.connects)
 		for _, c := range configs {
 			c.OnProgress = r.relay
+			c.ConnectLimiter = limit
 			if r.store != nil {
 				// Replicas of one server list the same catalog: one key for all.
 				c.CatalogStore, c.CatalogKey = r.store, "server:"+sc.Name
