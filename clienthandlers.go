@@ -22,6 +22,21 @@ type ClientHandlers struct {
 	Elicitation func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error)
 	// CreateMessage answers sampling/createMessage.
 	CreateMessage func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error)
+	// Log receives the server's log messages (notifications/message,
+	// "Logging"). When it is set, each session asks the server for
+	// messages at LogLevel and above (logging/setLevel right after
+	// connecting, when the server declares logging).
+	Log func(context.Context, *mcp.LoggingMessageRequest)
+	// LogLevel is the level asked for when Log is set; empty means "debug".
+	LogLevel mcp.LoggingLevel
+	// ResourceUpdated receives notifications/resources/updated for the
+	// resources a session subscribed to.
+	ResourceUpdated func(context.Context, *mcp.ResourceUpdatedNotificationRequest)
+	// NoMultiRoundTrip switches off the SDK client's own answering of
+	// 2026-07-28 input_required results ("Multi Round-Trip Requests"): the
+	// result reaches the caller unchanged, for a relay (a gateway) that
+	// passes it on to its own client.
+	NoMultiRoundTrip bool
 }
 
 // applyClientHandlers copies the configured handlers into the options of
@@ -30,6 +45,29 @@ func applyClientHandlers(opts *mcp.ClientOptions, h *ClientHandlers) *mcp.Client
 	if h != nil {
 		opts.ElicitationHandler = h.Elicitation
 		opts.CreateMessageHandler = h.CreateMessage
+		opts.LoggingMessageHandler = h.Log
+		opts.ResourceUpdatedHandler = h.ResourceUpdated
+		if h.NoMultiRoundTrip {
+			opts.MultiRoundTrip = &mcp.MultiRoundTripOptions{Disabled: true}
+		}
 	}
 	return opts
+}
+
+// setLogLevel asks a new session's server for log messages when the
+// handlers take them and the server declares logging. A refusal is not a
+// failed connect: the session serves without logs.
+func setLogLevel(ctx context.Context, cs *mcp.ClientSession, h *ClientHandlers) {
+	if h == nil || h.Log == nil {
+		return
+	}
+	ir := cs.InitializeResult()
+	if ir == nil || ir.Capabilities == nil || ir.Capabilities.Logging == nil {
+		return
+	}
+	level := h.LogLevel
+	if level == "" {
+		level = "debug"
+	}
+	_ = cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: level})
 }
