@@ -189,6 +189,8 @@ type Gateway struct {
 	progress progressHub
 	resMu    sync.Mutex
 	resOwner map[string]*server // resource URI -> server (shared and isolated)
+	relay    relayHub           // calls in flight, for server→client requests (relay_requests.go)
+	subs     subHub             // resource subscriptions (subscriptions.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -214,7 +216,8 @@ type server struct {
 	tools     []*mcp.Tool // named by the Naming
 	prompts   []*mcp.Prompt
 	resources []*mcp.Resource
-	ownNames  [2]map[string]string // tools' and prompts' downstream name → the server's; nil until listed
+	ownNames  [2]map[string]string   // tools' and prompts' downstream name → the server's; nil until listed
+	handlers  *mcpool.ClientHandlers // relays what the upstream sends the client (relay_requests.go)
 	fprint    [3]string
 	listErr   error
 }
@@ -297,6 +300,7 @@ func (g *Gateway) newServer(s Server) (*server, error) {
 	cfg := s.Config
 	cfg.Logger = g.log.With("server", s.Name)
 	cfg.OnProgress = g.OnProgress
+	g.relayConfig(srv, &cfg, nil) // relay_requests.go
 	switch s.Mode {
 	case ModeShared:
 		if s.Upstream == nil {

@@ -48,6 +48,7 @@ func (g *Gateway) isolatedConfig(srv *server) mcpool.Config {
 	cfg.MinSessions, cfg.MaxSessions = 1, 1
 	cfg.MaxIdleTime = -1
 	cfg.OnProgress = g.OnProgress
+	// ClientHandlers: set per pool by warmPool, for the pool's own client.
 	// A session's own list_changed (a stateful server's per-session tools)
 	// is that session's business: it must not invalidate the catalog shared
 	// with other replicas, nor the merged lists, which come from Upstream.
@@ -128,6 +129,9 @@ func (g *Gateway) isolatedPool(ctx context.Context, srv *server, ss *mcp.ServerS
 		}
 		e.p, e.err = p, err
 		is.mu.Unlock()
+		if err == nil {
+			g.ownPool(p, ss) // relay_requests.go
+		}
 		close(e.ready)
 		if err != nil {
 			g.iso.mu.Lock()
@@ -202,7 +206,10 @@ func (g *Gateway) connectIsolated(ctx context.Context, srv *server) (*mcpool.Poo
 }
 
 func (g *Gateway) warmPool(ctx context.Context, srv *server) (*mcpool.Pool, error) {
-	p, err := mcpool.New(g.isolatedConfig(srv))
+	cfg := g.isolatedConfig(srv)
+	owner := &isoOwner{}
+	g.relayConfig(srv, &cfg, owner) // relay_requests.go
+	p, err := mcpool.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: server %s: %w", srv.name, err)
 	}
@@ -210,6 +217,7 @@ func (g *Gateway) warmPool(ctx context.Context, srv *server) (*mcpool.Pool, erro
 		_ = p.Close(context.Background())
 		return nil, err
 	}
+	g.relay.owners.Store(p, owner)
 	return p, nil
 }
 
@@ -234,6 +242,7 @@ func (g *Gateway) releaseWhenDone(ss *mcp.ServerSession, is *isoSession) {
 		g.iso.mu.Lock()
 		g.iso.n--
 		g.iso.mu.Unlock()
+		g.relay.owners.Delete(e.p)
 		if err := e.p.Close(context.Background()); err != nil {
 			g.log.Debug("isolated: closing a session's pool", "server", srv.name, "error", err)
 		}

@@ -26,9 +26,17 @@ func (g *Gateway) newMCPServer() *mcp.Server {
 		Capabilities: &mcp.ServerCapabilities{
 			Tools:     &mcp.ToolCapabilities{ListChanged: true},
 			Prompts:   &mcp.PromptCapabilities{ListChanged: true},
-			Resources: &mcp.ResourceCapabilities{ListChanged: true},
+			Resources: &mcp.ResourceCapabilities{ListChanged: true, Subscribe: true},
+			Logging:   &mcp.LoggingCapabilities{},
+			// Completion is routed to the server of the prompt or template
+			// (completion.go); a server without it answers with its error.
+			Completions: &mcp.CompletionCapabilities{},
 		},
-		Instructions: instructions,
+		// The SDK keeps who subscribed to what; these forward upstream
+		// (subscriptions.go).
+		SubscribeHandler:   g.subscribe,
+		UnsubscribeHandler: g.unsubscribe,
+		Instructions:       instructions,
 	})
 	s.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
@@ -40,7 +48,9 @@ func (g *Gateway) newMCPServer() *mcp.Server {
 			case *mcp.ListResourcesRequest:
 				return g.listResources(ctx, r)
 			case *mcp.ListResourceTemplatesRequest:
-				return &mcp.ListResourceTemplatesResult{ResourceTemplates: []*mcp.ResourceTemplate{}}, nil
+				return g.listTemplates(ctx) // completion.go
+			case *mcp.CompleteRequest:
+				return g.complete(ctx, r) // completion.go
 			case *mcp.CallToolRequest:
 				return g.callTool(ctx, r)
 			case *mcp.GetPromptRequest:
@@ -123,6 +133,8 @@ func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn fun
 	defer release()
 	ctx, cancel := context.WithTimeout(ctx, g.opts.CallTimeout)
 	defer cancel()
+	ctx, leave := g.enterCall(ctx, srv, req) // relay_requests.go
+	defer leave()
 	err = g.withUpstream(ctx, srv, req, fn)
 	srv.win.add(time.Since(start), err != nil)
 	if srv.Mode == ModeShared {
@@ -203,19 +215,13 @@ func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mc
 
 func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 	uri := req.Params.URI
-	g.resMu.Lock()
-	srv := g.resOwner[uri]
-	g.resMu.Unlock()
-	if srv == nil {
-		srv = g.passthroughOwner(ctx, req, uri)
-	}
-	if srv == nil {
-		return nil, rpcError(CodeUnknownName, fmt.Sprintf("unknown resource %q: no server lists it (servers: %v)", uri, g.serverNames()),
-			ErrorData{Reason: "unknown", Known: g.serverNames()})
+	srv, err := g.resourceServer(ctx, req, uri) // subscriptions.go: listed, else a template's
+	if err != nil {
+		return nil, err
 	}
 	params := &mcp.ReadResourceParams{URI: uri, Meta: upstreamMeta(req.Params.Meta)}
 	var res *mcp.ReadResourceResult
-	err := g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
+	err = g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
 		var err error
 		res, err = up.ReadResource(ctx, params)
 		return err

@@ -150,11 +150,29 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		default:
 		}
 	}
+	getGW := func() *gateway.Gateway {
+		select {
+		case <-ready:
+			return gw
+		default:
+			return nil
+		}
+	}
 	for i := range gc.Servers {
 		sc := &gc.Servers[i]
 		sc.Config.OnProgress = relay
+		// Sampling, elicitation, logs and resource updates go back to the
+		// client of the call (see the gateway package).
+		sc.Config.ClientHandlers = gateway.UpstreamHandlers(sc.Name, getGW)
+		if sc.Config.URL != "" {
+			sc.Config.HTTPClient = gateway.RelayHTTPClient(sc.Config.HTTPClient, max(sc.Config.MaxSessions, 1)*(max(sc.Config.MaxCallsPerSession, 1)+1))
+		}
 		for j := range sc.Replicas {
 			sc.Replicas[j].OnProgress = relay
+			sc.Replicas[j].ClientHandlers = sc.Config.ClientHandlers
+			if sc.Replicas[j].URL != "" {
+				sc.Replicas[j].HTTPClient = gateway.RelayHTTPClient(sc.Replicas[j].HTTPClient, max(sc.Replicas[j].MaxSessions, 1)*(max(sc.Replicas[j].MaxCallsPerSession, 1)+1))
+			}
 		}
 		if *stateless && (servers[sc.Name].Mode == "" || servers[sc.Name].Mode == config.ModeIsolated) {
 			log.Warn("server in isolated mode behind a stateless gateway: every request gets an upstream session of its own; use \"mode\": \"shared\" for servers that keep no per-session state, or sticky routing without --stateless", "server", sc.Name)
