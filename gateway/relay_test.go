@@ -1,0 +1,154 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/gateway"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// askServer is an upstream whose tools ask the client: "ask" logs, then
+// elicits a name and returns it; "sample" asks the client's model.
+func askServer(t *testing.T) string {
+	t.Helper()
+	s := mcp.NewServer(&mcp.Implementation{Name: "ask", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "ask"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct {
+		Tag string `json:"tag"`
+	}) (*mcp.CallToolResult, any, error) {
+		_ = req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: "info", Data: "asking " + in.Tag})
+		r, err := req.Session.Elicit(ctx, &mcp.ElicitParams{
+			Message: "your name?",
+			RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{
+				"name": map[string]any{"type": "string"},
+			}},
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("%s:%v", r.Action, r.Content["name"])}}}, nil, nil
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "sample"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+		r, err := req.Session.CreateMessage(ctx, &mcp.CreateMessageParams{MaxTokens: 10,
+			Messages: []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "hi"}}}})
+		if err != nil {
+			return nil, nil, err
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "model=" + r.Model}}}, nil, nil
+	})
+	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	t.Cleanup(func() { closePeer(s, ts) })
+	return ts.URL
+}
+
+// sharedAskGateway serves askServer in ModeShared through ONE upstream
+// session.
+func sharedAskGateway(t *testing.T) string {
+	t.Helper()
+	var gw atomic.Pointer[gateway.Gateway]
+	cfg := mcpool.Config{URL: askServer(t), MinSessions: 1, MaxSessions: 1, MaxCallsPerSession: 64, Logger: quiet()}
+	cfg.ClientHandlers = gateway.UpstreamHandlers("up", gw.Load)
+	cfg.HTTPClient = gateway.RelayHTTPClient(nil, 64)
+	p := newPool(t, cfg)
+	g, url := startGateway(t, gateway.Options{Servers: []gateway.Server{{Name: "up", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(p)}}})
+	gw.Store(g)
+	return url
+}
+
+// Two clients call at once through one shared upstream session, each
+// answering its own elicitation with its own value: each gets its own
+// answer back, never the other's.
+func TestRelayElicitationTwoClientsSharedSession(t *testing.T) {
+	url := sharedAskGateway(t)
+	answerer := func(name string) *mcp.ClientOptions {
+		return &mcp.ClientOptions{ElicitationHandler: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": name}}, nil
+		}}
+	}
+	a := connect(t, url, "2025-11-25", answerer("alice"))
+	b := connect(t, url, "2025-11-25", answerer("bob"))
+	const rounds = 200
+	var crossed, failed atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for i := range rounds {
+		var wg sync.WaitGroup
+		for _, c := range []struct {
+			cs   *mcp.ClientSession
+			want string
+		}{{a, "accept:alice"}, {b, "accept:bob"}} {
+			wg.Go(func() {
+				got, err := call(ctx, c.cs, "up__ask", map[string]any{"tag": fmt.Sprint(i)})
+				switch {
+				case err != nil:
+					failed.Add(1)
+					t.Errorf("round %d: %v", i, err)
+				case got != c.want:
+					crossed.Add(1)
+					t.Errorf("round %d: got %q, want %q", i, got, c.want)
+				}
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			break
+		}
+	}
+	if crossed.Load() != 0 || failed.Load() != 0 {
+		t.Fatalf("%d crossed answers, %d failed calls in %d rounds", crossed.Load(), failed.Load(), rounds)
+	}
+}
+
+// Sampling goes to the caller's client; a client that did not declare
+// elicitation gets the upstream's error at once, not a hang; logs reach
+// the caller only, at the level it set.
+func TestRelaySamplingCapabilityAndLogs(t *testing.T) {
+	url := sharedAskGateway(t)
+	var logsA, logsB atomic.Int64
+	a := connect(t, url, "2025-11-25", &mcp.ClientOptions{
+		CreateMessageHandler: func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			return &mcp.CreateMessageResult{Model: "model-a", Role: "assistant", Content: &mcp.TextContent{Text: "hello"}}, nil
+		},
+		ElicitationHandler: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			return &mcp.ElicitResult{Action: "decline"}, nil
+		},
+		LoggingMessageHandler: func(ctx context.Context, req *mcp.LoggingMessageRequest) { logsA.Add(1) },
+	})
+	b := connect(t, url, "2025-11-25", &mcp.ClientOptions{
+		LoggingMessageHandler: func(ctx context.Context, req *mcp.LoggingMessageRequest) { logsB.Add(1) },
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, cs := range []*mcp.ClientSession{a, b} {
+		if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "info"}); err != nil {
+			t.Fatalf("logging/setLevel through the gateway: %v", err)
+		}
+	}
+	if got, err := call(ctx, a, "up__sample", nil); err != nil || got != "model=model-a" {
+		t.Fatalf("sampling through the gateway: %q, %v", got, err)
+	}
+	if got, err := call(ctx, a, "up__ask", map[string]any{"tag": "x"}); err != nil || got != "decline:<nil>" {
+		t.Fatalf("declined elicitation through the gateway: %q, %v", got, err)
+	}
+	eventually(t, "a's log message", func() bool { return logsA.Load() == 1 })
+	start := time.Now()
+	_, err := call(ctx, b, "up__ask", map[string]any{"tag": "y"})
+	if err == nil || !strings.Contains(err.Error(), "elicitation") {
+		t.Fatalf("elicitation for a client without the capability: %v, want an error naming elicitation", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the refusal took %v", d)
+	}
+	eventually(t, "b's log message", func() bool { return logsB.Load() == 1 })
+	if logsA.Load() != 1 {
+		t.Errorf("client a got %d log messages, want its own 1", logsA.Load())
+	}
+}
