@@ -37,6 +37,11 @@ type ClientHandlers struct {
 	// result reaches the caller unchanged, for a relay (a gateway) that
 	// passes it on to its own client.
 	NoMultiRoundTrip bool
+	// Relay passes elicitation/create to Elicitation as the server sent it:
+	// the SDK neither checks the requested schema nor the result against
+	// it, and both form and URL modes are declared. For a relay (a
+	// gateway) whose own client checks what it answers.
+	Relay bool
 }
 
 // applyClientHandlers copies the configured handlers into the options of
@@ -47,6 +52,11 @@ func applyClientHandlers(opts *mcp.ClientOptions, h *ClientHandlers) *mcp.Client
 		opts.CreateMessageHandler = h.CreateMessage
 		opts.LoggingMessageHandler = h.Log
 		opts.ResourceUpdatedHandler = h.ResourceUpdated
+		if h.Relay && h.Elicitation != nil {
+			caps := *opts.Capabilities
+			caps.Elicitation = &mcp.ElicitationCapabilities{Form: &mcp.FormElicitationCapabilities{}, URL: &mcp.URLElicitationCapabilities{}}
+			opts.Capabilities = &caps
+		}
 		if h.NoMultiRoundTrip {
 			opts.MultiRoundTrip = &mcp.MultiRoundTripOptions{Disabled: true}
 		}
@@ -70,4 +80,20 @@ func setLogLevel(ctx context.Context, cs *mcp.ClientSession, h *ClientHandlers) 
 		level = "debug"
 	}
 	_ = cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: level})
+}
+
+// relayElicitation makes c pass elicitation/create straight to
+// h.Elicitation when h.Relay is set (see ClientHandlers.Relay).
+func relayElicitation(c *mcp.Client, h *ClientHandlers) {
+	if h == nil || !h.Relay || h.Elicitation == nil {
+		return
+	}
+	c.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if r, ok := req.(*mcp.ElicitRequest); ok && method == "elicitation/create" {
+				return h.Elicitation(ctx, r)
+			}
+			return next(ctx, method, req)
+		}
+	})
 }

@@ -59,6 +59,7 @@ func newDialer(s *settings, onListChanged func(kind string)) *dialer {
 		ResourceListChangedHandler:  func(context.Context, *mcp.ResourceListChangedRequest) { onListChanged("resources") },
 		ProgressNotificationHandler: s.OnProgress,
 	}, s.ClientHandlers))
+	relayElicitation(d.client, s.ClientHandlers) // clienthandlers.go
 	httpClient := s.HTTPClient
 	if httpClient == nil && (s.URL != "" || s.SSEURL != "") {
 		httpClient = newHTTPClient(s.MaxSessions * (s.MaxCallsPerSession + 1))

@@ -218,8 +218,11 @@ type server struct {
 	resources []*mcp.Resource
 	ownNames  [2]map[string]string   // tools' and prompts' downstream name → the server's; nil until listed
 	handlers  *mcpool.ClientHandlers // relays what the upstream sends the client (relay_requests.go)
-	fprint    [3]string
-	listErr   error
+	// spareVersion: the protocol version of the last client of an earlier
+	// era that ModeIsolated served: spares are warmed with it (isolated.go).
+	spareVersion atomic.Value
+	fprint       [3]string
+	listErr      error
 }
 
 // New validates opts and returns a gateway. New does no I/O: Start loads the

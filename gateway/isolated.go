@@ -122,7 +122,7 @@ func (g *Gateway) isolatedPool(ctx context.Context, srv *server, ss *mcp.ServerS
 			}()
 		}
 
-		p, err := g.connectIsolated(ctx, srv)
+		p, err := g.connectIsolated(ctx, srv, legacyVersion(srv, ss)) // relay_requests.go
 		is.mu.Lock()
 		if err != nil {
 			delete(is.pools, srv)
@@ -188,8 +188,14 @@ func (g *Gateway) reserveIsolated(srv *server) (*mcpool.Pool, error) {
 	return lru.p, nil
 }
 
-// connectIsolated takes one of srv's spares or connects a pool.
-func (g *Gateway) connectIsolated(ctx context.Context, srv *server) (*mcpool.Pool, error) {
+// connectIsolated takes one of srv's spares or connects a pool. version
+// is the protocol version the pool must speak ("" any): a client of the
+// 2025-11-25 era gets an upstream session of its era, so that the server
+// may send it requests while serving its calls (relay_requests.go).
+func (g *Gateway) connectIsolated(ctx context.Context, srv *server, version string) (*mcpool.Pool, error) {
+	if version != "" {
+		srv.spareVersion.Store(version) // spares follow the clients served
+	}
 	var p *mcpool.Pool
 	select {
 	case p = <-srv.spares:
@@ -199,14 +205,20 @@ func (g *Gateway) connectIsolated(ctx context.Context, srv *server) (*mcpool.Poo
 	case srv.refill <- struct{}{}:
 	default:
 	}
-	if p != nil {
+	if p != nil && (version == "" || p.Stats().ProtocolVersion == version) {
 		return p, nil
 	}
-	return g.warmPool(ctx, srv)
+	if p != nil {
+		_ = p.Close(context.Background())
+	}
+	return g.warmPool(ctx, srv, version)
 }
 
-func (g *Gateway) warmPool(ctx context.Context, srv *server) (*mcpool.Pool, error) {
+func (g *Gateway) warmPool(ctx context.Context, srv *server, version string) (*mcpool.Pool, error) {
 	cfg := g.isolatedConfig(srv)
+	if version != "" && cfg.ProtocolVersion == "" {
+		cfg.ProtocolVersion = version
+	}
 	owner := &isoOwner{}
 	g.relayConfig(srv, &cfg, owner) // relay_requests.go
 	p, err := mcpool.New(cfg)
@@ -296,7 +308,8 @@ func (g *Gateway) keepSpares(srv *server) {
 	for {
 		for len(srv.spares) < cap(srv.spares) {
 			ctx, cancel := context.WithTimeout(g.ctx, 30*time.Second)
-			p, err := g.warmPool(ctx, srv)
+			v, _ := srv.spareVersion.Load().(string)
+			p, err := g.warmPool(ctx, srv, v)
 			cancel()
 			if err != nil {
 				if g.ctx.Err() != nil {

@@ -25,6 +25,7 @@ func (g *Gateway) relayLog(ctx context.Context, srv *server, owner *mcp.ServerSe
 		if err := c.ss.Log(c.ctx, &p); err != nil {
 			g.log.Debug("logging: relay failed", "server", srv.name, "error", err)
 		}
+		c.relayed()
 	case owner != nil:
 		_ = owner.Log(g.ctx, &p)
 	default:

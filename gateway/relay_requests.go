@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/mcpool/mcpool"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -54,6 +55,41 @@ type caller struct {
 	ctx   context.Context // the downstream request's, with the call's deadline
 	ss    *mcp.ServerSession
 	srv   *server
+	// seen counts the messages marked with the call on its response
+	// stream; handled those relayed. The call's result waits for the
+	// relay of what came before it (the SDK hands a response to the call
+	// at once and notifications to their handler in another goroutine).
+	seen, handled atomic.Int64
+	wake          chan struct{}
+}
+
+// callers are the calls in flight of every gateway of the process, by
+// token, for the HTTP client that marks their messages.
+var (
+	callers   sync.Map // token -> *caller
+	callerSeq atomic.Uint64
+)
+
+// relayed counts one message of c as relayed.
+func (c *caller) relayed() {
+	c.handled.Add(1)
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// drain waits (briefly) until every message marked with c is relayed.
+func (c *caller) drain() {
+	timeout := time.NewTimer(time.Second)
+	defer timeout.Stop()
+	for c.handled.Load() < c.seen.Load() {
+		select {
+		case <-c.wake:
+		case <-timeout.C:
+			return
+		}
+	}
 }
 
 type relayHub struct {
@@ -72,7 +108,7 @@ func (g *Gateway) enterCall(ctx context.Context, srv *server, req mcp.Request) (
 		return ctx, func() {}
 	}
 	h := &g.relay
-	c := &caller{token: fmt.Sprintf("c%d", h.seq.Add(1)), ctx: ctx, ss: ss, srv: srv}
+	c := &caller{token: fmt.Sprintf("c%d", callerSeq.Add(1)), ctx: ctx, ss: ss, srv: srv, wake: make(chan struct{}, 1)}
 	h.mu.Lock()
 	if h.byToken == nil {
 		h.byToken = map[string]*caller{}
@@ -84,7 +120,10 @@ func (g *Gateway) enterCall(ctx context.Context, srv *server, req mcp.Request) (
 	}
 	h.bySrv[srv][c] = struct{}{}
 	h.mu.Unlock()
+	callers.Store(c.token, c)
 	return context.WithValue(ctx, callerKey{}, c.token), func() {
+		c.drain()
+		callers.Delete(c.token)
 		h.mu.Lock()
 		delete(h.byToken, c.token)
 		delete(h.bySrv[srv], c)
@@ -109,6 +148,11 @@ func (g *Gateway) callerFor(ctx context.Context, meta mcp.Meta, srv *server, own
 	defer h.mu.Unlock()
 	if c := h.byToken[tok]; c != nil && c.srv == srv && (owner == nil || c.ss == owner) {
 		return c, nil
+	}
+	if tok != "" {
+		// Marked with a call that has ended (or is another server's):
+		// never guess another.
+		return nil, fmt.Errorf("%w: the call it belongs to has ended", errNoCaller)
 	}
 	var found *caller
 	for c := range h.bySrv[srv] {
@@ -157,6 +201,7 @@ func (g *Gateway) upstreamHandlers(srv *server, owner *isoOwner) *mcpool.ClientH
 		return g.callerFor(ctx, meta, srv, own())
 	}
 	return &mcpool.ClientHandlers{
+		Relay: true,
 		Elicitation: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
 			p := *req.Params
 			p.Meta = copyMeta(p.Meta)
@@ -220,6 +265,7 @@ func UpstreamHandlers(server string, get func() *Gateway) *mcpool.ClientHandlers
 		return srv.handlers
 	}
 	return &mcpool.ClientHandlers{
+		Relay: true,
 		Elicitation: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
 			if h := pick(); h != nil {
 				return h.Elicitation(ctx, req)
@@ -351,6 +397,9 @@ func (m *sseMarker) mark(line []byte) []byte {
 		meta = map[string]json.RawMessage{}
 	}
 	meta[callerMetaKey], _ = json.Marshal(m.token)
+	if c, ok := callers.Load(m.token); ok && method == "notifications/message" {
+		c.(*caller).seen.Add(1)
+	}
 	var err error
 	if params["_meta"], err = json.Marshal(meta); err != nil {
 		return line
@@ -396,4 +445,21 @@ func (g *Gateway) ownPool(p *mcpool.Pool, ss *mcp.ServerSession) {
 	if v, ok := g.relay.owners.Load(p); ok {
 		v.(*isoOwner).ss.Store(ss)
 	}
+}
+
+// legacyVersion is the protocol version an isolated upstream session for
+// ss must speak: the client's own when it is of the 2025-11-25 era (or
+// earlier), in which a server sends sampling, elicitation and roots
+// requests while serving a call (a 2026-07-28 session returns them in the
+// result instead, which a client of the earlier era cannot read); "" for
+// any, or when srv's Config pins a version.
+func legacyVersion(srv *server, ss *mcp.ServerSession) string {
+	if srv.Config.ProtocolVersion != "" || ss == nil {
+		return ""
+	}
+	ip := ss.InitializeParams()
+	if ip == nil || ip.ProtocolVersion == "" || ip.ProtocolVersion >= "2026-07-28" {
+		return ""
+	}
+	return ip.ProtocolVersion
 }
