@@ -152,3 +152,47 @@ func TestRelaySamplingCapabilityAndLogs(t *testing.T) {
 		t.Errorf("client a got %d log messages, want its own 1", logsA.Load())
 	}
 }
+
+// server-everything over stdio in ModeIsolated: it samples and elicits
+// while serving a call, and logs on its own (session-level logs): each
+// reaches the go-sdk client downstream, whose answers go back upstream.
+func TestRelayEverythingStdioIsolated(t *testing.T) {
+	_, url := startGateway(t, gateway.Options{Servers: []gateway.Server{{Name: "everything", Mode: gateway.ModeIsolated, Spares: -1,
+		Config: mcpool.Config{Command: everythingStdio(t)}}}})
+	var logs atomic.Int64
+	cs := connect(t, url, "2025-11-25", &mcp.ClientOptions{
+		CreateMessageHandler: func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			return &mcp.CreateMessageResult{Model: "relay-model", Role: "assistant", Content: &mcp.TextContent{Text: "sampled"}}, nil
+		},
+		ElicitationHandler: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "Ada Lovelace", "check": true}}, nil
+		},
+		LoggingMessageHandler: func(ctx context.Context, req *mcp.LoggingMessageRequest) { logs.Add(1) },
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "debug"}); err != nil {
+		t.Fatalf("logging/setLevel: %v", err)
+	}
+	got, err := call(ctx, cs, "everything__trigger-sampling-request", map[string]any{"prompt": "hi", "maxTokens": 5})
+	if err != nil || !strings.Contains(got, "relay-model") {
+		t.Fatalf("sampling through the gateway: %q, %v", got, err)
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "everything__trigger-elicitation-request"})
+	if err != nil {
+		t.Fatalf("elicitation through the gateway: %v", err)
+	}
+	var all strings.Builder
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			all.WriteString(tc.Text)
+		}
+	}
+	if !strings.Contains(all.String(), "Ada Lovelace") {
+		t.Fatalf("elicitation through the gateway: the answer is not in the result: %s", all.String())
+	}
+	if _, err := call(ctx, cs, "everything__toggle-simulated-logging", nil); err != nil {
+		t.Fatalf("toggle-simulated-logging: %v", err)
+	}
+	eventually(t, "a session-level log message from the isolated upstream session", func() bool { return logs.Load() > 0 })
+}
