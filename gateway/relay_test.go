@@ -196,3 +196,35 @@ func TestRelayEverythingStdioIsolated(t *testing.T) {
 	}
 	eventually(t, "a session-level log message from the isolated upstream session", func() bool { return logs.Load() > 0 })
 }
+
+// Under 2026-07-28 a request carries Mcp-Method and Mcp-Name headers that
+// must match its body (SEP-2243): toward the upstream they name the
+// server's own tool, not the gateway's name for it.
+func TestUpstreamHeadersMatchRenamedBody(t *testing.T) {
+	s := newGate().server()
+	var mu sync.Mutex
+	var names []string
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: true})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Mcp-Method") == "tools/call" {
+			mu.Lock()
+			names = append(names, r.Header.Get("Mcp-Name"))
+			mu.Unlock()
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { closePeer(s, ts) })
+	p := newPool(t, mcpool.Config{URL: ts.URL, ProtocolVersion: "2026-07-28"})
+	_, url := startGateway(t, gateway.Options{Servers: []gateway.Server{{Name: "up", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(p)}}})
+	cs := connect(t, url, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := call(ctx, cs, "up__get", nil); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(names) != 1 || names[0] != "get" {
+		t.Fatalf("Mcp-Name toward the upstream: %q, want [\"get\"]", names)
+	}
+}
