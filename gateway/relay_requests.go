@@ -201,7 +201,8 @@ func (g *Gateway) upstreamHandlers(srv *server, owner *isoOwner) *mcpool.ClientH
 		return g.callerFor(ctx, meta, srv, own())
 	}
 	return &mcpool.ClientHandlers{
-		Relay: true,
+		Relay:            true,
+		NoMultiRoundTrip: true, // input_required results pass through (mrtr.go)
 		Elicitation: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
 			p := *req.Params
 			p.Meta = copyMeta(p.Meta)
@@ -265,7 +266,8 @@ func UpstreamHandlers(server string, get func() *Gateway) *mcpool.ClientHandlers
 		return srv.handlers
 	}
 	return &mcpool.ClientHandlers{
-		Relay: true,
+		Relay:            true,
+		NoMultiRoundTrip: true,
 		Elicitation: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
 			if h := pick(); h != nil {
 				return h.Elicitation(ctx, req)

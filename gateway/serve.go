@@ -183,7 +183,8 @@ func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.
 	if err != nil {
 		return nil, err
 	}
-	params := &mcp.CallToolParams{Name: name, Meta: upstreamMeta(req.Params.Meta)}
+	params := &mcp.CallToolParams{Name: name, Meta: upstreamMeta(req.Params.Meta),
+		InputResponses: req.Params.InputResponses, RequestState: req.Params.RequestState} // mrtr.go
 	if len(req.Params.Arguments) > 0 {
 		params.Arguments = json.RawMessage(req.Params.Arguments)
 	}
@@ -192,7 +193,7 @@ func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.
 	var res *mcp.CallToolResult
 	err = g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
 		var err error
-		res, err = up.CallTool(ctx, params)
+		res, err = callToolRounds(ctx, up, req.Session, params) // mrtr.go
 		return err
 	})
 	return res, err
@@ -203,7 +204,8 @@ func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mc
 	if err != nil {
 		return nil, err
 	}
-	params := &mcp.GetPromptParams{Name: name, Arguments: req.Params.Arguments, Meta: upstreamMeta(req.Params.Meta)}
+	params := &mcp.GetPromptParams{Name: name, Arguments: req.Params.Arguments, Meta: upstreamMeta(req.Params.Meta),
+		InputResponses: req.Params.InputResponses, RequestState: req.Params.RequestState}
 	var res *mcp.GetPromptResult
 	err = g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
 		var err error
@@ -219,7 +221,8 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 	if err != nil {
 		return nil, err
 	}
-	params := &mcp.ReadResourceParams{URI: uri, Meta: upstreamMeta(req.Params.Meta)}
+	params := &mcp.ReadResourceParams{URI: uri, Meta: upstreamMeta(req.Params.Meta),
+		InputResponses: req.Params.InputResponses, RequestState: req.Params.RequestState}
 	var res *mcp.ReadResourceResult
 	err = g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
 		var err error
