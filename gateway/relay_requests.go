@@ -103,10 +103,9 @@ type relayHub struct {
 // enter registers the call req to srv; the returned context carries its
 // token upstream. leave must be called when the call ends.
 func (g *Gateway) enterCall(ctx context.Context, srv *server, req mcp.Request) (context.Context, func()) {
+	// A call without a session still gets a token: what the upstream
+	// marks with it must not be taken for another caller's.
 	ss, _ := req.GetSession().(*mcp.ServerSession)
-	if ss == nil {
-		return ctx, func() {}
-	}
 	h := &g.relay
 	c := &caller{token: fmt.Sprintf("c%d", callerSeq.Add(1)), ctx: ctx, ss: ss, srv: srv, wake: make(chan struct{}, 1)}
 	h.mu.Lock()
@@ -146,7 +145,7 @@ func (g *Gateway) callerFor(ctx context.Context, meta mcp.Meta, srv *server, own
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if c := h.byToken[tok]; c != nil && c.srv == srv && (owner == nil || c.ss == owner) {
+	if c := h.byToken[tok]; c != nil && c.srv == srv && c.ss != nil && (owner == nil || c.ss == owner) {
 		return c, nil
 	}
 	if tok != "" {
@@ -156,7 +155,7 @@ func (g *Gateway) callerFor(ctx context.Context, meta mcp.Meta, srv *server, own
 	}
 	var found *caller
 	for c := range h.bySrv[srv] {
-		if owner != nil && c.ss != owner {
+		if c.ss == nil || owner != nil && c.ss != owner {
 			continue
 		}
 		if found != nil && found.ss != c.ss {
