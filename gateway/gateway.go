@@ -221,6 +221,7 @@ type server struct {
 	// spareVersion: the protocol version of the last client of an earlier
 	// era that ModeIsolated served: spares are warmed with it (isolated.go).
 	spareVersion atomic.Value
+	spareAsks    atomic.Value // asks: what the last client served answers
 	fprint       [3]string
 	listErr      error
 }

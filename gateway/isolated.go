@@ -118,11 +118,12 @@ func (g *Gateway) isolatedPool(ctx context.Context, srv *server, ss *mcp.ServerS
 			g.log.Debug("isolated: closing the least recently used idle upstream session to make room", "server", srv.name)
 			go func() {
 				defer g.iso.closing.Done()
+				g.relay.owners.Delete(victim)
 				_ = victim.Close(context.Background())
 			}()
 		}
 
-		p, err := g.connectIsolated(ctx, srv, legacyVersion(srv, ss)) // relay_requests.go
+		p, err := g.connectIsolated(ctx, srv, legacyVersion(srv, ss), asksOf(ss)) // relay_requests.go
 		is.mu.Lock()
 		if err != nil {
 			delete(is.pools, srv)
@@ -192,10 +193,11 @@ func (g *Gateway) reserveIsolated(srv *server) (*mcpool.Pool, error) {
 // is the protocol version the pool must speak ("" any): a client of the
 // 2025-11-25 era gets an upstream session of its era, so that the server
 // may send it requests while serving its calls (relay_requests.go).
-func (g *Gateway) connectIsolated(ctx context.Context, srv *server, version string) (*mcpool.Pool, error) {
+func (g *Gateway) connectIsolated(ctx context.Context, srv *server, version string, asks asks) (*mcpool.Pool, error) {
 	if version != "" {
 		srv.spareVersion.Store(version) // spares follow the clients served
 	}
+	srv.spareAsks.Store(asks)
 	var p *mcpool.Pool
 	select {
 	case p = <-srv.spares:
@@ -205,22 +207,26 @@ func (g *Gateway) connectIsolated(ctx context.Context, srv *server, version stri
 	case srv.refill <- struct{}{}:
 	default:
 	}
-	if p != nil && (version == "" || p.Stats().ProtocolVersion == version) {
+	if p != nil && (version == "" || p.Stats().ProtocolVersion == version) && g.relay.spareAsks(p) == asks {
 		return p, nil
 	}
 	if p != nil {
+		g.relay.owners.Delete(p)
 		_ = p.Close(context.Background())
 	}
-	return g.warmPool(ctx, srv, version)
+	return g.warmPool(ctx, srv, version, asks)
 }
 
-func (g *Gateway) warmPool(ctx context.Context, srv *server, version string) (*mcpool.Pool, error) {
+// warmPool connects a pool for one downstream session; asks is what its
+// client answers (spares: everything), the capabilities the pool declares.
+func (g *Gateway) warmPool(ctx context.Context, srv *server, version string, asks asks) (*mcpool.Pool, error) {
 	cfg := g.isolatedConfig(srv)
 	if version != "" && cfg.ProtocolVersion == "" {
 		cfg.ProtocolVersion = version
 	}
 	owner := &isoOwner{}
 	g.relayConfig(srv, &cfg, owner) // relay_requests.go
+	cfg.ClientHandlers = asks.restrict(cfg.ClientHandlers)
 	p, err := mcpool.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: server %s: %w", srv.name, err)
@@ -229,6 +235,7 @@ func (g *Gateway) warmPool(ctx context.Context, srv *server, version string) (*m
 		_ = p.Close(context.Background())
 		return nil, err
 	}
+	owner.asks = asks
 	g.relay.owners.Store(p, owner)
 	return p, nil
 }
@@ -309,7 +316,11 @@ func (g *Gateway) keepSpares(srv *server) {
 		for len(srv.spares) < cap(srv.spares) {
 			ctx, cancel := context.WithTimeout(g.ctx, 30*time.Second)
 			v, _ := srv.spareVersion.Load().(string)
-			p, err := g.warmPool(ctx, srv, v)
+			a, ok := srv.spareAsks.Load().(asks)
+			if !ok {
+				a = asksAll
+			}
+			p, err := g.warmPool(ctx, srv, v, a)
 			cancel()
 			if err != nil {
 				if g.ctx.Err() != nil {
@@ -328,6 +339,7 @@ func (g *Gateway) keepSpares(srv *server) {
 			select {
 			case srv.spares <- p:
 			default:
+				g.relay.owners.Delete(p)
 				_ = p.Close(context.Background())
 			}
 		}

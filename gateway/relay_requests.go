@@ -181,7 +181,16 @@ func relayCtx(upstream context.Context, c *caller) (context.Context, context.Can
 // isoOwner is the downstream session an isolated pool serves; nil while
 // the pool is a spare.
 type isoOwner struct {
-	ss atomic.Pointer[mcp.ServerSession]
+	ss   atomic.Pointer[mcp.ServerSession]
+	asks asks // the capabilities the pool declared
+}
+
+// spareAsks returns what the isolated pool p declared.
+func (h *relayHub) spareAsks(p *mcpool.Pool) asks {
+	if v, ok := h.owners.Load(p); ok {
+		return v.(*isoOwner).asks
+	}
+	return asks{}
 }
 
 // upstreamHandlers are the handlers of srv's pools for what the upstream
@@ -463,4 +472,34 @@ func legacyVersion(srv *server, ss *mcp.ServerSession) string {
 		return ""
 	}
 	return ip.ProtocolVersion
+}
+
+// asks is what a downstream client answers: an isolated upstream session
+// declares to its server only the capabilities its client declared.
+type asks struct{ elicitation, sampling bool }
+
+var asksAll = asks{true, true}
+
+func asksOf(ss *mcp.ServerSession) asks {
+	caps := clientCaps(ss)
+	if caps == nil {
+		return asks{}
+	}
+	return asks{elicitation: caps.Elicitation != nil, sampling: caps.Sampling != nil}
+}
+
+// restrict drops the handlers of what the client does not answer, and so
+// their capabilities.
+func (a asks) restrict(h *mcpool.ClientHandlers) *mcpool.ClientHandlers {
+	if a == asksAll || h == nil {
+		return h
+	}
+	cp := *h
+	if !a.elicitation {
+		cp.Elicitation = nil
+	}
+	if !a.sampling {
+		cp.CreateMessage = nil
+	}
+	return &cp
 }

@@ -228,3 +228,31 @@ func TestUpstreamHeadersMatchRenamedBody(t *testing.T) {
 		t.Fatalf("Mcp-Name toward the upstream: %q, want [\"get\"]", names)
 	}
 }
+
+// In isolated mode the upstream session declares to its server only the
+// capabilities its client declared (spares included: they follow the
+// clients served).
+func TestIsolatedDeclaresTheClientsCapabilities(t *testing.T) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "caps", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "caps"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+		c := req.Session.InitializeParams().Capabilities
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("elicitation=%t sampling=%t", c.Elicitation != nil, c.Sampling != nil)}}}, nil, nil
+	})
+	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	t.Cleanup(func() { closePeer(s, ts) })
+	_, url := startGateway(t, gateway.Options{Servers: []gateway.Server{{Name: "up", Mode: gateway.ModeIsolated, Spares: 1, Config: mcpool.Config{URL: ts.URL}}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	elicit := &mcp.ClientOptions{ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+		return &mcp.ElicitResult{Action: "decline"}, nil
+	}}
+	for i, c := range []struct {
+		opts *mcp.ClientOptions
+		want string
+	}{{nil, "elicitation=false sampling=false"}, {elicit, "elicitation=true sampling=false"}, {nil, "elicitation=false sampling=false"}} {
+		cs := connect(t, url, "2025-11-25", c.opts)
+		if got, err := call(ctx, cs, "up__caps", nil); err != nil || got != c.want {
+			t.Errorf("client %d: the upstream saw %q, %v; want %q", i, got, err, c.want)
+		}
+	}
+}
