@@ -37,6 +37,9 @@ type ClientHandlers struct {
 	// result reaches the caller unchanged, for a relay (a gateway) that
 	// passes it on to its own client.
 	NoMultiRoundTrip bool
+	// ListRoots, if set, answers roots/list ("Roots"), and the pool
+	// declares the roots capability (without listChanged).
+	ListRoots func(context.Context, *mcp.ListRootsRequest) (*mcp.ListRootsResult, error)
 	// Relay passes elicitation/create to Elicitation as the server sent it:
 	// the SDK neither checks the requested schema nor the result against
 	// it, and both form and URL modes are declared. For a relay (a
@@ -55,6 +58,11 @@ func applyClientHandlers(opts *mcp.ClientOptions, h *ClientHandlers) *mcp.Client
 		if h.Relay && h.Elicitation != nil {
 			caps := *opts.Capabilities
 			caps.Elicitation = &mcp.ElicitationCapabilities{Form: &mcp.FormElicitationCapabilities{}, URL: &mcp.URLElicitationCapabilities{}}
+			opts.Capabilities = &caps
+		}
+		if h.ListRoots != nil {
+			caps := *opts.Capabilities
+			caps.RootsV2 = &mcp.RootCapabilities{}
 			opts.Capabilities = &caps
 		}
 		if h.NoMultiRoundTrip {
@@ -83,15 +91,23 @@ func setLogLevel(ctx context.Context, cs *mcp.ClientSession, h *ClientHandlers) 
 }
 
 // relayElicitation makes c pass elicitation/create straight to
-// h.Elicitation when h.Relay is set (see ClientHandlers.Relay).
+// h.Elicitation when h.Relay is set (see ClientHandlers.Relay), and
+// roots/list to h.ListRoots when that is set.
 func relayElicitation(c *mcp.Client, h *ClientHandlers) {
-	if h == nil || !h.Relay || h.Elicitation == nil {
+	if h == nil || (!h.Relay || h.Elicitation == nil) && h.ListRoots == nil {
 		return
 	}
 	c.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-			if r, ok := req.(*mcp.ElicitRequest); ok && method == "elicitation/create" {
-				return h.Elicitation(ctx, r)
+			switch r := req.(type) {
+			case *mcp.ElicitRequest:
+				if h.Relay && h.Elicitation != nil {
+					return h.Elicitation(ctx, r)
+				}
+			case *mcp.ListRootsRequest:
+				if h.ListRoots != nil {
+					return h.ListRoots(ctx, r)
+				}
 			}
 			return next(ctx, method, req)
 		}

@@ -245,6 +245,36 @@ func (g *Gateway) upstreamHandlers(srv *server, owner *isoOwner) *mcpool.ClientH
 			defer cancel()
 			return c.ss.CreateMessage(rctx, &p)
 		},
+		ListRoots: func(ctx context.Context, req *mcp.ListRootsRequest) (*mcp.ListRootsResult, error) {
+			var p mcp.ListRootsParams
+			if req.Params != nil {
+				p = *req.Params
+			}
+			p.Meta = copyMeta(p.Meta)
+			c, err := find(ctx, p.Meta)
+			if err != nil && own() != nil {
+				// Asked outside a call (at initialize, say): the isolated
+				// upstream session's own client answers.
+				c, err = &caller{ctx: g.ctx, ss: own()}, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			if caps := clientCaps(c.ss); caps == nil || caps.RootsV2 == nil {
+				return nil, fmt.Errorf("mcpool gateway: the client of this call did not declare roots")
+			}
+			if len(p.Meta) == 0 {
+				p.Meta = nil
+			}
+			rctx, cancel := relayCtx(ctx, c)
+			defer cancel()
+			if c.ctx == g.ctx {
+				var cancelT context.CancelFunc
+				rctx, cancelT = context.WithTimeout(rctx, 30*time.Second)
+				defer cancelT()
+			}
+			return c.ss.ListRoots(rctx, &p)
+		},
 		Log: func(ctx context.Context, req *mcp.LoggingMessageRequest) {
 			g.relayLog(ctx, srv, own(), req)
 		},
@@ -285,6 +315,12 @@ func UpstreamHandlers(server string, get func() *Gateway) *mcpool.ClientHandlers
 		CreateMessage: func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
 			if h := pick(); h != nil {
 				return h.CreateMessage(ctx, req)
+			}
+			return nil, errNoCaller
+		},
+		ListRoots: func(ctx context.Context, req *mcp.ListRootsRequest) (*mcp.ListRootsResult, error) {
+			if h := pick(); h != nil {
+				return h.ListRoots(ctx, req)
 			}
 			return nil, errNoCaller
 		},
@@ -476,16 +512,16 @@ func legacyVersion(srv *server, ss *mcp.ServerSession) string {
 
 // asks is what a downstream client answers: an isolated upstream session
 // declares to its server only the capabilities its client declared.
-type asks struct{ elicitation, sampling bool }
+type asks struct{ elicitation, sampling, roots bool }
 
-var asksAll = asks{true, true}
+var asksAll = asks{true, true, true}
 
 func asksOf(ss *mcp.ServerSession) asks {
 	caps := clientCaps(ss)
 	if caps == nil {
 		return asks{}
 	}
-	return asks{elicitation: caps.Elicitation != nil, sampling: caps.Sampling != nil}
+	return asks{elicitation: caps.Elicitation != nil, sampling: caps.Sampling != nil, roots: caps.RootsV2 != nil}
 }
 
 // restrict drops the handlers of what the client does not answer, and so
@@ -500,6 +536,9 @@ func (a asks) restrict(h *mcpool.ClientHandlers) *mcpool.ClientHandlers {
 	}
 	if !a.sampling {
 		cp.CreateMessage = nil
+	}
+	if !a.roots {
+		cp.ListRoots = nil
 	}
 	return &cp
 }

@@ -256,3 +256,48 @@ func TestIsolatedDeclaresTheClientsCapabilities(t *testing.T) {
 		}
 	}
 }
+
+// roots/list from an upstream serving a call is answered by the call's
+// client, in shared and isolated mode.
+func TestRelayRoots(t *testing.T) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "roots", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "roots"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+		r, err := req.Session.ListRoots(ctx, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		var uris []string
+		for _, root := range r.Roots {
+			uris = append(uris, root.URI)
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: strings.Join(uris, ",")}}}, nil, nil
+	})
+	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	t.Cleanup(func() { closePeer(s, ts) })
+	var gw atomic.Pointer[gateway.Gateway]
+	cfg := mcpool.Config{URL: ts.URL, MaxSessions: 1}
+	cfg.ClientHandlers = gateway.UpstreamHandlers("shared", gw.Load)
+	cfg.HTTPClient = gateway.RelayHTTPClient(nil, 8)
+	p := newPool(t, cfg)
+	g, url := startGateway(t, gateway.Options{Servers: []gateway.Server{
+		{Name: "shared", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(p)},
+		{Name: "iso", Mode: gateway.ModeIsolated, Spares: -1, Config: mcpool.Config{URL: ts.URL}},
+	}})
+	gw.Store(g)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, name := range []string{"a", "b"} {
+		c := mcp.NewClient(&mcp.Implementation{Name: name, Version: "1"}, nil)
+		c.AddRoots(&mcp.Root{URI: "file:///" + name})
+		cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cs.Close() })
+		for _, tool := range []string{"shared__roots", "iso__roots"} {
+			if got, err := call(ctx, cs, tool, nil); err != nil || got != "file:///"+name {
+				t.Errorf("client %s, %s: %q, %v; want its own root", name, tool, got, err)
+			}
+		}
+	}
+}
