@@ -301,3 +301,45 @@ func TestRelayRoots(t *testing.T) {
 		}
 	}
 }
+
+// A 2026-07-28 upstream sends logs only at the level a request's _meta
+// asks: the gateway asks for every level, and its client gets those at or
+// above the level it set.
+func TestRelayLogsFrom2026Upstream(t *testing.T) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "logs", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "log"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+		_ = req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: "debug", Data: "below"})
+		_ = req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: "warning", Data: "above"})
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil, nil
+	})
+	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: true}))
+	t.Cleanup(func() { closePeer(s, ts) })
+	var gw atomic.Pointer[gateway.Gateway]
+	cfg := mcpool.Config{URL: ts.URL, ProtocolVersion: "2026-07-28"}
+	cfg.ClientHandlers = gateway.UpstreamHandlers("up", gw.Load)
+	cfg.HTTPClient = gateway.RelayHTTPClient(nil, 8)
+	p := newPool(t, cfg)
+	g, url := startGateway(t, gateway.Options{Servers: []gateway.Server{{Name: "up", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(p)}}})
+	gw.Store(g)
+	var mu sync.Mutex
+	var got []string
+	cs := connect(t, url, "2025-11-25", &mcp.ClientOptions{LoggingMessageHandler: func(ctx context.Context, req *mcp.LoggingMessageRequest) {
+		mu.Lock()
+		got = append(got, fmt.Sprint(req.Params.Data))
+		mu.Unlock()
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "info"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call(ctx, cs, "up__log", nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the warning", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) > 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0] != "above" {
+		t.Fatalf("logs %q, want [above]", got)
+	}
+}

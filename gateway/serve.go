@@ -234,14 +234,14 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 
 // upstreamMeta copies the downstream _meta that may travel upstream: trace
 // context. The progress token is replaced by the gateway's own (see
-// forwardProgress); protocol fields belong to each hop.
+// forwardProgress); protocol fields belong to each hop, but for the log
+// level (2026-07-28, where it travels with each request): the upstream
+// is asked for every level, and the downstream session drops what is
+// below its client's (logging.go).
 func upstreamMeta(m mcp.Meta) mcp.Meta {
-	var out mcp.Meta
+	out := mcp.Meta{mcp.MetaKeyLogLevel: "debug"}
 	for _, k := range []string{"traceparent", "tracestate"} {
 		if v, ok := m[k]; ok {
-			if out == nil {
-				out = mcp.Meta{}
-			}
 			out[k] = v
 		}
 	}
