@@ -22,6 +22,29 @@ type ClientHandlers struct {
 	Elicitation func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error)
 	// CreateMessage answers sampling/createMessage.
 	CreateMessage func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error)
+	// Log receives the server's log messages (notifications/message,
+	// "Logging"). When it is set, each session asks the server for
+	// messages at LogLevel and above (logging/setLevel right after
+	// connecting, when the server declares logging).
+	Log func(context.Context, *mcp.LoggingMessageRequest)
+	// LogLevel is the level asked for when Log is set; empty means "debug".
+	LogLevel mcp.LoggingLevel
+	// ResourceUpdated receives notifications/resources/updated for the
+	// resources a session subscribed to.
+	ResourceUpdated func(context.Context, *mcp.ResourceUpdatedNotificationRequest)
+	// NoMultiRoundTrip switches off the SDK client's own answering of
+	// 2026-07-28 input_required results ("Multi Round-Trip Requests"): the
+	// result reaches the caller unchanged, for a relay (a gateway) that
+	// passes it on to its own client.
+	NoMultiRoundTrip bool
+	// ListRoots, if set, answers roots/list ("Roots"), and the pool
+	// declares the roots capability (without listChanged).
+	ListRoots func(context.Context, *mcp.ListRootsRequest) (*mcp.ListRootsResult, error)
+	// Relay passes elicitation/create to Elicitation as the server sent it:
+	// the SDK neither checks the requested schema nor the result against
+	// it, and both form and URL modes are declared. For a relay (a
+	// gateway) whose own client checks what it answers.
+	Relay bool
 }
 
 // applyClientHandlers copies the configured handlers into the options of
@@ -30,6 +53,63 @@ func applyClientHandlers(opts *mcp.ClientOptions, h *ClientHandlers) *mcp.Client
 	if h != nil {
 		opts.ElicitationHandler = h.Elicitation
 		opts.CreateMessageHandler = h.CreateMessage
+		opts.LoggingMessageHandler = h.Log
+		opts.ResourceUpdatedHandler = h.ResourceUpdated
+		if h.Relay && h.Elicitation != nil {
+			caps := *opts.Capabilities
+			caps.Elicitation = &mcp.ElicitationCapabilities{Form: &mcp.FormElicitationCapabilities{}, URL: &mcp.URLElicitationCapabilities{}}
+			opts.Capabilities = &caps
+		}
+		if h.ListRoots != nil {
+			caps := *opts.Capabilities
+			caps.RootsV2 = &mcp.RootCapabilities{}
+			opts.Capabilities = &caps
+		}
+		if h.NoMultiRoundTrip {
+			opts.MultiRoundTrip = &mcp.MultiRoundTripOptions{Disabled: true}
+		}
 	}
 	return opts
+}
+
+// setLogLevel asks a new session's server for log messages when the
+// handlers take them and the server declares logging. A refusal is not a
+// failed connect: the session serves without logs.
+func setLogLevel(ctx context.Context, cs *mcp.ClientSession, h *ClientHandlers) {
+	if h == nil || h.Log == nil {
+		return
+	}
+	ir := cs.InitializeResult()
+	if ir == nil || ir.Capabilities == nil || ir.Capabilities.Logging == nil {
+		return
+	}
+	level := h.LogLevel
+	if level == "" {
+		level = "debug"
+	}
+	_ = cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: level})
+}
+
+// relayElicitation makes c pass elicitation/create straight to
+// h.Elicitation when h.Relay is set (see ClientHandlers.Relay), and
+// roots/list to h.ListRoots when that is set.
+func relayElicitation(c *mcp.Client, h *ClientHandlers) {
+	if h == nil || (!h.Relay || h.Elicitation == nil) && h.ListRoots == nil {
+		return
+	}
+	c.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			switch r := req.(type) {
+			case *mcp.ElicitRequest:
+				if h.Relay && h.Elicitation != nil {
+					return h.Elicitation(ctx, r)
+				}
+			case *mcp.ListRootsRequest:
+				if h.ListRoots != nil {
+					return h.ListRoots(ctx, r)
+				}
+			}
+			return next(ctx, method, req)
+		}
+	})
 }

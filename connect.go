@@ -35,6 +35,7 @@ type dialer struct {
 	// credentials: the pool sends some (a token, an OAuth handler or an
 	// Authorization header), so a 401 refused them rather than asked for them.
 	credentials bool
+	handlers    *ClientHandlers // for the log level asked after connect
 }
 
 // unauthorizedError is a 401 at connect. It matches ErrUnauthorized without
@@ -51,7 +52,7 @@ func (e *unauthorizedError) Error() string { return e.what + ": " + e.cause.Erro
 func (e *unauthorizedError) Unwrap() []error { return []error{ErrUnauthorized, e.cause} }
 
 func newDialer(s *settings, onListChanged func(kind string)) *dialer {
-	d := &dialer{credentials: s.BearerToken != "" || s.Token != nil || s.OAuthHandler != nil || s.Headers.Get("Authorization") != ""}
+	d := &dialer{credentials: s.BearerToken != "" || s.Token != nil || s.OAuthHandler != nil || s.Headers.Get("Authorization") != "", handlers: s.ClientHandlers}
 	d.client = mcp.NewClient(&mcp.Implementation{Name: s.ClientName, Version: s.ClientVersion}, applyClientHandlers(&mcp.ClientOptions{
 		Logger: s.Logger,
 		// No roots: a client that advertises roots and never answers roots/list
@@ -63,6 +64,7 @@ func newDialer(s *settings, onListChanged func(kind string)) *dialer {
 		ResourceListChangedHandler:  func(context.Context, *mcp.ResourceListChangedRequest) { onListChanged("resources") },
 		ProgressNotificationHandler: s.OnProgress,
 	}, s.ClientHandlers))
+	relayElicitation(d.client, s.ClientHandlers) // clienthandlers.go
 	httpClient := s.HTTPClient
 	if httpClient == nil && (s.URL != "" || s.SSEURL != "") {
 		httpClient = newHTTPClient(s.MaxSessions * (s.MaxCallsPerSession + 1))
@@ -213,6 +215,7 @@ func (d *dialer) dial(parent context.Context, version string, timeout time.Durat
 		// with it reaped a stdio child: its exit status is settled.
 		return fail(r.err)
 	}
+	setLogLevel(ctx, r.cs, d.handlers) // clienthandlers.go
 	if !timer.Stop() || !stop() {
 		// The timeout or the pool's Close won the race with the connect.
 		_ = r.cs.Close()

@@ -662,14 +662,22 @@ func sameServer(a, b ServerConfig) bool {
 
 // SameConfig reports whether a and b configure a pool the same way: all
 // their fields equal (compared as reflect.DeepEqual compares them), but
-// function fields (hooks such as OnProgress, NewTransport), which compare
-// by whether they are set. [Group.Update] replaces a server whose configs
-// differ by this rule.
+// function fields (hooks such as OnProgress, NewTransport) and the runtime
+// attachments ConnectLimiter, ClientHandlers, HTTPClient and Logger, which
+// compare by whether they are set: a caller that attaches fresh ones to
+// each config it builds (a gateway reloading its file) still describes the
+// same server. [Group.Update] replaces a server whose configs differ by
+// this rule.
 func SameConfig(a, b Config) bool {
 	ca, cb := a, b
-	// A connect limiter is a shared runtime resource, like a hook: two
-	// configs that differ only in theirs describe the same server.
+	if (ca.ConnectLimiter == nil) != (cb.ConnectLimiter == nil) || (ca.ClientHandlers == nil) != (cb.ClientHandlers == nil) ||
+		(ca.HTTPClient == nil) != (cb.HTTPClient == nil) || (ca.Logger == nil) != (cb.Logger == nil) {
+		return false
+	}
 	ca.ConnectLimiter, cb.ConnectLimiter = nil, nil
+	ca.ClientHandlers, cb.ClientHandlers = nil, nil
+	ca.HTTPClient, cb.HTTPClient = nil, nil
+	ca.Logger, cb.Logger = nil, nil
 	va, vb := reflect.ValueOf(&ca).Elem(), reflect.ValueOf(&cb).Elem()
 	for i := range va.NumField() {
 		fa, fb := va.Field(i), vb.Field(i)

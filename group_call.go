@@ -433,3 +433,62 @@ func (s *GroupServer) ReadResource(ctx context.Context, params *mcp.ReadResource
 	defer m.exit()
 	return m.readResource(ctx, params)
 }
+
+// ListResourceTemplates lists the server's resource templates from the
+// first replica that answers (resources/templates/list, all pages). A
+// server that declares no resources answers with none.
+func (s *GroupServer) ListResourceTemplates(ctx context.Context) ([]*mcp.ResourceTemplate, error) {
+	var out []*mcp.ResourceTemplate
+	err := s.m.list(ctx, func(ctx context.Context, p *Pool) error {
+		out = nil
+		return p.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
+			if ir := cs.InitializeResult(); ir != nil && ir.Capabilities != nil && ir.Capabilities.Resources == nil {
+				return nil
+			}
+			for t, err := range cs.ResourceTemplates(ctx, nil) {
+				if err != nil {
+					return err
+				}
+				out = append(out, t)
+			}
+			return nil
+		})
+	})
+	return out, s.m.g.red.err(err)
+}
+
+// Complete asks the server for completions (completion/complete, MCP spec
+// 2025-11-25 "Completion"); params.Ref names the prompt by the server's own
+// name or the resource template by its URI template. It runs on one
+// replica, as a read: it may be retried on another.
+func (s *GroupServer) Complete(ctx context.Context, params *mcp.CompleteParams) (*mcp.CompleteResult, error) {
+	var res *mcp.CompleteResult
+	err := s.m.do(ctx, true, func(ctx context.Context, p *Pool) error {
+		return p.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
+			cp := *params
+			var err error
+			res, err = cs.Complete(ctx, &cp)
+			return err
+		})
+	})
+	return res, s.m.g.red.err(err)
+}
+
+// Subscribe subscribes one of the server's sessions to updates of
+// params.URI (resources/subscribe); the server's
+// notifications/resources/updated reach ClientHandlers.ResourceUpdated of
+// the pool's Config. Subscriptions belong to the upstream session: one
+// that is replaced loses them.
+func (s *GroupServer) Subscribe(ctx context.Context, params *mcp.SubscribeParams) error {
+	return s.m.g.red.err(s.m.list(ctx, func(ctx context.Context, p *Pool) error {
+		return p.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error { return cs.Subscribe(ctx, params) })
+	}))
+}
+
+// Unsubscribe ends a subscription made with Subscribe
+// (resources/unsubscribe).
+func (s *GroupServer) Unsubscribe(ctx context.Context, params *mcp.UnsubscribeParams) error {
+	return s.m.g.red.err(s.m.list(ctx, func(ctx context.Context, p *Pool) error {
+		return p.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error { return cs.Unsubscribe(ctx, params) })
+	}))
+}

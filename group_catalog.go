@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/yosida95/uritemplate/v3"
 )
 
 // maxToolName is the longest tool name the MCP spec (2025-11-25, "Tool
@@ -434,4 +435,92 @@ func (m *member) listChanged(kind string) {
 	if m.g.onChanged != nil {
 		m.g.onChanged(m.name, kind)
 	}
+}
+
+// ServerTemplates is one server's resource templates (MCP spec 2025-11-25,
+// "Resource Templates"), under the server's own URI templates: URIs are
+// not renamed.
+type ServerTemplates struct {
+	Server    string
+	Templates []*mcp.ResourceTemplate
+}
+
+// AmbiguousResourceError says that several servers' resource templates
+// match a URI that no server lists: the group cannot tell which server to
+// read it from. Read it from one of them with [Group.Server].
+type AmbiguousResourceError struct {
+	URI     string
+	Servers []string // the servers whose templates match, in configuration order
+}
+
+// Error names the URI and the candidates.
+func (e *AmbiguousResourceError) Error() string {
+	return fmt.Sprintf("mcpool: resource %q matches the resource templates of several servers (%s): read it from one of them by server", e.URI, strings.Join(e.Servers, ", "))
+}
+
+// TemplateServer returns the server, among lists (in configuration
+// order), whose resource template matches uri (RFC 6570 level 1–4
+// matching, as the go-sdk's server matches them). It returns a
+// [*NotFoundError] (Kind "resource", Known: the templates) when none
+// matches and an [*AmbiguousResourceError] when templates of more than one
+// server match; several templates of one server are not ambiguous. The
+// Group's ReadResource and the gateway route template reads with it.
+func TemplateServer(lists []ServerTemplates, uri string) (string, error) {
+	var match, known []string
+	for _, l := range lists {
+		for _, t := range l.Templates {
+			if t == nil {
+				continue
+			}
+			known = append(known, t.URITemplate)
+			tm, err := uritemplate.New(t.URITemplate)
+			if err != nil || !tm.Regexp().MatchString(uri) {
+				continue
+			}
+			if !slices.Contains(match, l.Server) {
+				match = append(match, l.Server)
+			}
+		}
+	}
+	switch len(match) {
+	case 0:
+		return "", &NotFoundError{Kind: "resource", Name: uri, Known: known}
+	case 1:
+		return match[0], nil
+	}
+	return "", &AmbiguousResourceError{URI: uri, Servers: match}
+}
+
+// ListResourceTemplates returns every server's resource templates, in
+// configuration order, fetched afresh from the first replica of each
+// server that answers (templates are not cached). Servers that fail are
+// left out and reported as a [*ListError] only when all fail; a server
+// without resources answers with none.
+func (g *Group) ListResourceTemplates(ctx context.Context) ([]ServerTemplates, error) {
+	members := g.state().members
+	out := make([]ServerTemplates, 0, len(members))
+	var failed []*ServerError
+	for _, m := range members {
+		ts, err := m.handle.ListResourceTemplates(ctx)
+		if err != nil {
+			failed = append(failed, &ServerError{Server: m.name, Err: err})
+			continue
+		}
+		out = append(out, ServerTemplates{Server: m.name, Templates: ts})
+	}
+	if len(out) == 0 && len(failed) > 0 {
+		return nil, &ListError{Kind: "resource templates", Failed: failed}
+	}
+	return out, nil
+}
+
+// ResourceTemplateServer returns the server whose resource template
+// matches uri, listing the templates afresh: see [TemplateServer] for the
+// errors.
+func (g *Group) ResourceTemplateServer(ctx context.Context, uri string) (string, error) {
+	lists, err := g.ListResourceTemplates(ctx)
+	if err != nil {
+		return "", err
+	}
+	return TemplateServer(lists, uri)
 }

@@ -48,7 +48,7 @@ import (
 // goes to the SDK.
 const relayBodyLimit = 64 << 10
 
-type relay struct {
+type fastPath struct {
 	sessions sync.Map // Mcp-Session-Id -> *relaySession (initialized 2025-11-25 sessions)
 	calls    sync.Map // session ID + "\x00" + request ID -> context.CancelFunc
 	bufs     sync.Pool
@@ -66,7 +66,7 @@ type relaySession struct {
 	lastSDK atomic.Int64    // unix ns of the last request let through to the SDK
 }
 
-func (rl *relay) getBuf() *bytes.Buffer {
+func (rl *fastPath) getBuf() *bytes.Buffer {
 	if b, ok := rl.bufs.Get().(*bytes.Buffer); ok {
 		b.Reset()
 		return b
@@ -74,7 +74,7 @@ func (rl *relay) getBuf() *bytes.Buffer {
 	return new(bytes.Buffer)
 }
 
-func (rl *relay) putBuf(b *bytes.Buffer) {
+func (rl *fastPath) putBuf(b *bytes.Buffer) {
 	if b.Cap() <= 1<<20 {
 		rl.bufs.Put(b)
 	}
@@ -107,8 +107,8 @@ func (g *Gateway) relayHandler(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		buf := g.relay.getBuf()
-		defer g.relay.putBuf(buf)
+		buf := g.fast.getBuf()
+		defer g.fast.putBuf(buf)
 		_, err := buf.ReadFrom(io.LimitReader(r.Body, relayBodyLimit+1))
 		body := buf.Bytes()
 		r2 := r.Clone(r.Context())
@@ -145,7 +145,7 @@ func (g *Gateway) relayLearn(r *http.Request, body []byte) {
 	if sid == "" || g.stateless(r) || !bytes.Contains(body, []byte("notifications/initialized")) {
 		return
 	}
-	if _, ok := g.relay.sessions.Load(sid); ok {
+	if _, ok := g.fast.sessions.Load(sid); ok {
 		return
 	}
 	var m relayWire
@@ -159,7 +159,7 @@ func (g *Gateway) relayLearn(r *http.Request, body []byte) {
 		ctx, cancel := context.WithCancel(context.Background())
 		s := &relaySession{ss: ss, ctx: ctx, cred: credDigest(r)}
 		s.lastSDK.Store(time.Now().UnixNano())
-		if _, loaded := g.relay.sessions.LoadOrStore(sid, s); loaded {
+		if _, loaded := g.fast.sessions.LoadOrStore(sid, s); loaded {
 			cancel()
 			return
 		}
@@ -168,7 +168,7 @@ func (g *Gateway) relayLearn(r *http.Request, body []byte) {
 		go func() {
 			_ = ss.Wait()
 			cancel()
-			g.relay.sessions.Delete(sid)
+			g.fast.sessions.Delete(sid)
 		}()
 		return
 	}
@@ -201,7 +201,7 @@ func (g *Gateway) relayServe(w http.ResponseWriter, r *http.Request, body []byte
 			return false
 		}
 		sid = r.Header.Get("Mcp-Session-Id")
-		v, ok := g.relay.sessions.Load(sid)
+		v, ok := g.fast.sessions.Load(sid)
 		if sid == "" || !ok {
 			return false
 		}
@@ -214,7 +214,7 @@ func (g *Gateway) relayServe(w http.ResponseWriter, r *http.Request, body []byte
 		if stateless || m.ID != nil || p.RequestID == nil {
 			return false
 		}
-		v, ok := g.relay.calls.LoadAndDelete(sid + "\x00" + string(p.RequestID))
+		v, ok := g.fast.calls.LoadAndDelete(sid + "\x00" + string(p.RequestID))
 		if !ok {
 			return false
 		}
@@ -264,8 +264,8 @@ func (g *Gateway) relayServe(w http.ResponseWriter, r *http.Request, body []byte
 		ctx, cancel = context.WithCancel(ctx)
 		stop := context.AfterFunc(rs.ctx, cancel)
 		key := sid + "\x00" + string(m.ID)
-		g.relay.calls.Store(key, cancel)
-		defer func() { stop(); cancel(); g.relay.calls.Delete(key) }()
+		g.fast.calls.Store(key, cancel)
+		defer func() { stop(); cancel(); g.fast.calls.Delete(key) }()
 	}
 	for _, k := range []string{"traceparent", "tracestate"} {
 		var v any
@@ -276,7 +276,7 @@ func (g *Gateway) relayServe(w http.ResponseWriter, r *http.Request, body []byte
 			req.Params.Meta[k] = v
 		}
 	}
-	g.relay.handled.Add(1)
+	g.fast.handled.Add(1)
 	res, err := g.callTool(ctx, req)
 	g.writeRelayed(w, m.ID, res, err, stateless)
 	return true
@@ -286,8 +286,8 @@ func (g *Gateway) relayServe(w http.ResponseWriter, r *http.Request, body []byte
 // would: the result (for 2026-07-28 with resultType and the gateway's
 // serverInfo in _meta), or the error as the SDK maps errors to the wire.
 func (g *Gateway) writeRelayed(w http.ResponseWriter, id json.RawMessage, res *mcp.CallToolResult, err error, newProtocol bool) {
-	buf := g.relay.getBuf()
-	defer g.relay.putBuf(buf)
+	buf := g.fast.getBuf()
+	defer g.fast.putBuf(buf)
 	buf.WriteString(`{"jsonrpc":"2.0","id":`)
 	buf.Write(id)
 	status := http.StatusOK

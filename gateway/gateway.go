@@ -269,9 +269,11 @@ type Gateway struct {
 	kick     chan struct{} // a list_changed came in: refresh catalogs now
 	iso      isolation
 	progress progressHub
-	relay    relay // relay.go: the tools/call fast path
+	fast     fastPath // fastpath.go: the tools/call fast path
 	resMu    sync.Mutex
 	resOwner map[string]*server // resource URI -> server (shared and isolated)
+	relay    relayHub           // calls in flight, for server→client requests (relay_requests.go)
+	subs     subHub             // resource subscriptions (subscriptions.go)
 
 	port *portable // portable sessions (SessionKeys), or nil
 
@@ -310,9 +312,14 @@ type server struct {
 	tools     []*mcp.Tool // named by the Naming
 	prompts   []*mcp.Prompt
 	resources []*mcp.Resource
-	ownNames  [2]map[string]string // tools' and prompts' downstream name → the server's; nil until listed
-	fprint    [3]string
-	listErr   error
+	ownNames  [2]map[string]string   // tools' and prompts' downstream name → the server's; nil until listed
+	handlers  *mcpool.ClientHandlers // relays what the upstream sends the client (relay_requests.go)
+	// spareVersion: the protocol version of the last client of an earlier
+	// era that ModeIsolated served: spares are warmed with it (isolated.go).
+	spareVersion atomic.Value
+	spareAsks    atomic.Value // asks: what the last client served answers
+	fprint       [3]string
+	listErr      error
 }
 
 // New validates opts and returns a gateway. New does no I/O: Start loads the
@@ -398,6 +405,7 @@ func (g *Gateway) newServer(s Server, naming *mcpool.Naming) (*server, error) {
 	cfg.Logger = g.log.With("server", s.Name)
 	cfg.ConnectLimiter = ServerConnectLimiter(cfg, g.opts.ConnectLimiter)
 	cfg.OnProgress = g.OnProgress
+	g.relayConfig(srv, &cfg, nil) // relay_requests.go
 	switch s.Mode {
 	case ModeShared:
 		if s.Upstream == nil {

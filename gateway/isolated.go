@@ -49,6 +49,7 @@ func (g *Gateway) isolatedConfig(srv *server) mcpool.Config {
 	cfg.MinSessions, cfg.MaxSessions = 1, 1
 	cfg.MaxIdleTime = -1
 	cfg.OnProgress = g.OnProgress
+	// ClientHandlers: set per pool by warmPool, for the pool's own client.
 	// A session's own list_changed (a stateful server's per-session tools)
 	// is that session's business: it must not invalidate the catalog shared
 	// with other replicas, nor the merged lists, which come from Upstream.
@@ -121,17 +122,21 @@ func (g *Gateway) isolatedPool(ctx context.Context, srv *server, ss *mcp.ServerS
 			g.log.Debug("isolated: closing the least recently used idle upstream session to make room", "server", srv.name)
 			go func() {
 				defer g.iso.closing.Done()
+				g.relay.owners.Delete(victim)
 				_ = victim.Close(context.Background())
 			}()
 		}
 
-		p, err := g.connectIsolated(ctx, srv)
+		p, err := g.connectIsolated(ctx, srv, legacyVersion(srv, ss), asksOf(ss)) // relay_requests.go
 		is.mu.Lock()
 		if err != nil {
 			delete(is.pools, srv)
 		}
 		e.p, e.err = p, err
 		is.mu.Unlock()
+		if err == nil {
+			g.ownPool(p, ss) // relay_requests.go
+		}
 		close(e.ready)
 		if err != nil {
 			g.iso.mu.Lock()
@@ -188,13 +193,15 @@ func (g *Gateway) reserveIsolated(srv *server) (*mcpool.Pool, error) {
 	return lru.p, nil
 }
 
-// connectIsolated takes one of srv's spares or connects a pool. A connect
-// waits for its turn under srv's connect limiter (its ConnectTimeout starts
-// when it gets it); one that would wait longer than QueueWait is refused at
-// once with CodeOverloaded, and one still queued when QueueWait has passed
-// gives up with it too: never a connect timeout for a connect that did not
-// start.
-func (g *Gateway) connectIsolated(ctx context.Context, srv *server) (*mcpool.Pool, error) {
+// connectIsolated takes one of srv's spares or connects a pool. version
+// is the protocol version the pool must speak ("" any): a client of the
+// 2025-11-25 era gets an upstream session of its era, so that the server
+// may send it requests while serving its calls (relay_requests.go).
+func (g *Gateway) connectIsolated(ctx context.Context, srv *server, version string, asks asks) (*mcpool.Pool, error) {
+	if version != "" {
+		srv.spareVersion.Store(version) // spares follow the clients served
+	}
+	srv.spareAsks.Store(asks)
 	srv.arrivals.add(time.Now())
 	var p *mcpool.Pool
 	select {
@@ -205,8 +212,12 @@ func (g *Gateway) connectIsolated(ctx context.Context, srv *server) (*mcpool.Poo
 	case srv.refill <- struct{}{}:
 	default:
 	}
-	if p != nil {
+	if p != nil && (version == "" || p.Stats().ProtocolVersion == version) && g.relay.spareAsks(p) == asks {
 		return p, nil
+	}
+	if p != nil {
+		g.relay.owners.Delete(p)
+		_ = p.Close(context.Background())
 	}
 	lim := srv.Config.ConnectLimiter
 	// Callers that arrive together all check before any has queued: each
@@ -223,7 +234,7 @@ func (g *Gateway) connectIsolated(ctx context.Context, srv *server) (*mcpool.Poo
 	}
 	bctx, cancel := context.WithTimeout(ctx, g.opts.QueueWait+orDur(srv.Config.ConnectTimeout, mcpool.DefaultConnectTimeout))
 	defer cancel()
-	p, err := g.warmPool(bctx, srv)
+	p, err := g.warmPool(bctx, srv, version, asks)
 	var ce *mcpool.ConnectError
 	if err != nil && ctx.Err() == nil && bctx.Err() != nil && !errors.As(err, &ce) {
 		// The budget ran out with no connect failed: queued all along.
@@ -233,8 +244,17 @@ func (g *Gateway) connectIsolated(ctx context.Context, srv *server) (*mcpool.Poo
 	return p, err
 }
 
-func (g *Gateway) warmPool(ctx context.Context, srv *server) (*mcpool.Pool, error) {
-	p, err := mcpool.New(g.isolatedConfig(srv))
+// warmPool connects a pool for one downstream session; asks is what its
+// client answers (spares: everything), the capabilities the pool declares.
+func (g *Gateway) warmPool(ctx context.Context, srv *server, version string, asks asks) (*mcpool.Pool, error) {
+	cfg := g.isolatedConfig(srv)
+	if version != "" && cfg.ProtocolVersion == "" {
+		cfg.ProtocolVersion = version
+	}
+	owner := &isoOwner{}
+	g.relayConfig(srv, &cfg, owner) // relay_requests.go
+	cfg.ClientHandlers = asks.restrict(cfg.ClientHandlers)
+	p, err := mcpool.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: server %s: %w", srv.name, err)
 	}
@@ -242,6 +262,8 @@ func (g *Gateway) warmPool(ctx context.Context, srv *server) (*mcpool.Pool, erro
 		_ = p.Close(context.Background())
 		return nil, err
 	}
+	owner.asks = asks
+	g.relay.owners.Store(p, owner)
 	return p, nil
 }
 
@@ -266,6 +288,7 @@ func (g *Gateway) releaseWhenDone(ss *mcp.ServerSession, is *isoSession) {
 		g.iso.mu.Lock()
 		g.iso.n--
 		g.iso.mu.Unlock()
+		g.relay.owners.Delete(e.p)
 		if err := e.p.Close(context.Background()); err != nil {
 			g.log.Debug("isolated: closing a session's pool", "server", srv.name, "error", err)
 		}
@@ -429,7 +452,14 @@ func (g *Gateway) keepSpares(srv *server) {
 func (g *Gateway) warmSpare(srv *server) error {
 	// Its turn in the connect queue, then the connect and its retries.
 	ctx, cancel := context.WithTimeout(srv.ctx, g.opts.QueueWait+30*time.Second)
-	p, err := g.warmPool(ctx, srv)
+	// Spares speak the version and declare the capabilities of the last
+	// client served (relay_requests.go).
+	v, _ := srv.spareVersion.Load().(string)
+	a, ok := srv.spareAsks.Load().(asks)
+	if !ok {
+		a = asksAll
+	}
+	p, err := g.warmPool(ctx, srv, v, a)
 	cancel()
 	if err != nil {
 		return err
@@ -441,6 +471,7 @@ func (g *Gateway) warmSpare(srv *server) error {
 		default:
 		}
 	}
+	g.relay.owners.Delete(p)
 	_ = p.Close(context.Background())
 	return nil
 }

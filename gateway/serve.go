@@ -28,9 +28,17 @@ func (g *Gateway) newMCPServer() *mcp.Server {
 		Capabilities: &mcp.ServerCapabilities{
 			Tools:     &mcp.ToolCapabilities{ListChanged: true},
 			Prompts:   &mcp.PromptCapabilities{ListChanged: true},
-			Resources: &mcp.ResourceCapabilities{ListChanged: true},
+			Resources: &mcp.ResourceCapabilities{ListChanged: true, Subscribe: true},
+			Logging:   &mcp.LoggingCapabilities{},
+			// Completion is routed to the server of the prompt or template
+			// (completion.go); a server without it answers with its error.
+			Completions: &mcp.CompletionCapabilities{},
 		},
-		Instructions: instructions,
+		// The SDK keeps who subscribed to what; these forward upstream
+		// (subscriptions.go).
+		SubscribeHandler:   g.subscribe,
+		UnsubscribeHandler: g.unsubscribe,
+		Instructions:       instructions,
 	})
 	s.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
@@ -42,7 +50,9 @@ func (g *Gateway) newMCPServer() *mcp.Server {
 			case *mcp.ListResourcesRequest:
 				return g.listResources(ctx, r)
 			case *mcp.ListResourceTemplatesRequest:
-				return &mcp.ListResourceTemplatesResult{ResourceTemplates: []*mcp.ResourceTemplate{}}, nil
+				return g.listTemplates(ctx) // completion.go
+			case *mcp.CompleteRequest:
+				return g.complete(ctx, r) // completion.go
 			case *mcp.CallToolRequest:
 				return g.callTool(ctx, r)
 			case *mcp.GetPromptRequest:
@@ -139,6 +149,8 @@ func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn fun
 	defer release()
 	ctx, cancel := context.WithTimeout(ctx, g.opts.CallTimeout)
 	defer cancel()
+	ctx, leave := g.enterCall(ctx, srv, req) // relay_requests.go
+	defer leave()
 	err = g.withUpstream(ctx, srv, req, fn)
 	if srv.Mode == ModeShared {
 		srv.unavailable.Store(errors.Is(err, mcpool.ErrServerUnavailable))
@@ -186,7 +198,8 @@ func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.
 	if err != nil {
 		return nil, done(ctx, nil, err)
 	}
-	params := &mcp.CallToolParams{Name: name, Meta: upstreamMeta(req.Params.Meta)}
+	params := &mcp.CallToolParams{Name: name, Meta: upstreamMeta(req.Params.Meta),
+		InputResponses: req.Params.InputResponses, RequestState: req.Params.RequestState} // mrtr.go
 	if len(req.Params.Arguments) > 0 {
 		params.Arguments = json.RawMessage(req.Params.Arguments)
 	}
@@ -195,7 +208,7 @@ func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.
 	var res *mcp.CallToolResult
 	err = g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
 		var err error
-		res, err = up.CallTool(ctx, params)
+		res, err = callToolRounds(ctx, up, req.Session, params) // mrtr.go
 		return err
 	})
 	return res, done(ctx, res, err)
@@ -210,7 +223,8 @@ func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mc
 	if err != nil {
 		return nil, done(ctx, nil, err)
 	}
-	params := &mcp.GetPromptParams{Name: name, Arguments: req.Params.Arguments, Meta: upstreamMeta(req.Params.Meta)}
+	params := &mcp.GetPromptParams{Name: name, Arguments: req.Params.Arguments, Meta: upstreamMeta(req.Params.Meta),
+		InputResponses: req.Params.InputResponses, RequestState: req.Params.RequestState}
 	var res *mcp.GetPromptResult
 	err = g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
 		var err error
@@ -222,11 +236,9 @@ func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mc
 
 func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 	uri := req.Params.URI
-	g.resMu.Lock()
-	srv := g.resOwner[uri]
-	g.resMu.Unlock()
-	if srv == nil {
-		srv = g.passthroughOwner(ctx, req, uri)
+	srv, err := g.resourceServer(ctx, req, uri) // subscriptions.go: listed, else a template's
+	if err != nil {
+		return nil, err
 	}
 	done := g.audit(req, srv, oauth.KindResource, uri)
 	if srv == nil {
@@ -236,9 +248,10 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 	if err := g.permit(srv, req, oauth.KindResource, uri, uri); err != nil {
 		return nil, done(ctx, nil, err)
 	}
-	params := &mcp.ReadResourceParams{URI: uri, Meta: upstreamMeta(req.Params.Meta)}
+	params := &mcp.ReadResourceParams{URI: uri, Meta: upstreamMeta(req.Params.Meta),
+		InputResponses: req.Params.InputResponses, RequestState: req.Params.RequestState}
 	var res *mcp.ReadResourceResult
-	err := g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
+	err = g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
 		var err error
 		res, err = up.ReadResource(ctx, params)
 		return err
@@ -248,14 +261,14 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 
 // upstreamMeta copies the downstream _meta that may travel upstream: trace
 // context. The progress token is replaced by the gateway's own (see
-// forwardProgress); protocol fields belong to each hop.
+// forwardProgress); protocol fields belong to each hop, but for the log
+// level (2026-07-28, where it travels with each request): the upstream
+// is asked for every level, and the downstream session drops what is
+// below its client's (logging.go).
 func upstreamMeta(m mcp.Meta) mcp.Meta {
-	var out mcp.Meta
+	out := mcp.Meta{mcp.MetaKeyLogLevel: "debug"}
 	for _, k := range []string{"traceparent", "tracestate"} {
 		if v, ok := m[k]; ok {
-			if out == nil {
-				out = mcp.Meta{}
-			}
 			out[k] = v
 		}
 	}

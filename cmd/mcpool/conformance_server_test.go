@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,25 +18,20 @@ import (
 // test_prompt_with_arguments, test://static-text ...) that the suite's
 // reference "everything" server provides; the go-sdk ships a Go port of it
 // (github.com/modelcontextprotocol/go-sdk/conformance/everything-server),
-// which the test builds and puts behind the gateway as a stdio upstream in
-// shared mode, with "unprefixed" so that the gateway serves its names as
-// they are. What the suite sees is the gateway: its initialize, lists,
-// routed calls, progress relay, HTTP transport and DNS rebinding guard.
+// which the test builds and puts behind the gateway, with "unprefixed" so
+// that the gateway serves its names as they are: in shared mode over
+// streamable HTTP (one upstream session pool carries every scenario's
+// calls, and the gateway tells whose a server's request is by the call's
+// response stream), and in isolated mode over stdio (each scenario's
+// session gets an upstream session of its own). What the suite sees is the
+// gateway: its initialize, lists, routed calls, progress, logging,
+// sampling and elicitation relay, completion, resource templates and
+// subscriptions, HTTP transport and DNS rebinding guard.
 
 // conformanceServerExpectedFail lists the server scenarios that cannot pass
 // through the gateway, with the reason. They still run: one that starts
 // passing fails the test, so that it is moved out of this list.
-var conformanceServerExpectedFail = map[string]string{
-	"completion-complete":          "the gateway declares no completions capability and does not route completion/complete upstream",
-	"tools-call-with-logging":      "the gateway does not relay an upstream server's log notifications (notifications/message) to the downstream client",
-	"tools-call-sampling":          "the gateway does not relay server-to-client requests (sampling/createMessage) from its pooled upstream sessions to the downstream client",
-	"tools-call-elicitation":       "the gateway does not relay server-to-client requests (elicitation/create) from its pooled upstream sessions to the downstream client",
-	"elicitation-sep1034-defaults": "the gateway does not relay server-to-client requests (elicitation/create) from its pooled upstream sessions to the downstream client",
-	"elicitation-sep1330-enums":    "the gateway does not relay server-to-client requests (elicitation/create) from its pooled upstream sessions to the downstream client",
-	"resources-templates-read":     "the gateway lists no resource templates and routes resources/read only for URIs an upstream lists",
-	"resources-subscribe":          "the gateway declares no resources.subscribe capability and does not forward subscriptions upstream",
-	"resources-unsubscribe":        "the gateway declares no resources.subscribe capability and does not forward subscriptions upstream",
-}
+var conformanceServerExpectedFail = map[string]string{}
 
 // buildEverythingServer builds the go-sdk's conformance server (from the
 // module cache: it is part of the go-sdk module the project requires).
@@ -66,12 +62,60 @@ func TestConformanceServer(t *testing.T) {
 	if len(scenarios) < 30 {
 		t.Fatalf("the suite lists %d server scenarios, want at least 30:\n%s", len(scenarios), out)
 	}
-	config := fmt.Sprintf(`{
-  "mcpServers": {"conformance": {"command": %q}},
+	bin := buildEverythingServer(t)
+	t.Run("shared-http", func(t *testing.T) {
+		url := startEverythingHTTP(t, bin)
+		config := fmt.Sprintf(`{
+  "mcpServers": {"conformance": {"url": %q}},
   "gateway": {"unprefixed": true, "servers": {"conformance": {"mode": "shared"}}}
-}`, buildEverythingServer(t))
-	url, stop, logs := startGateway(t, config)
+}`, url)
+		runServerScenarios(t, node, suite, config, scenarios)
+	})
+	t.Run("isolated-stdio", func(t *testing.T) {
+		config := fmt.Sprintf(`{
+  "mcpServers": {"conformance": {"command": %q}},
+  "gateway": {"unprefixed": true, "servers": {"conformance": {"mode": "isolated"}}}
+}`, bin)
+		runServerScenarios(t, node, suite, config, scenarios)
+	})
+}
 
+// startEverythingHTTP runs the conformance server over streamable HTTP on
+// a loopback port and returns its URL; the child is killed and reaped at
+// cleanup.
+func startEverythingHTTP(t *testing.T, bin string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "-http", addr, "-stateless=false")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return "http://" + addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the conformance server did not listen on %s within 30s", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// runServerScenarios runs every scenario against a gateway made from config.
+func runServerScenarios(t *testing.T, node, suite, config string, scenarios []string) {
+	url, stop, logs := startGateway(t, config)
 	var mu sync.Mutex
 	passed := 0
 	t.Run("scenarios", func(t *testing.T) {

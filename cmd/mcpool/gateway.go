@@ -181,6 +181,14 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	rl.relay = relay
 	rl.connects = connects
+	rl.getGW = func() *gateway.Gateway {
+		select {
+		case <-ready:
+			return gw
+		default:
+			return nil
+		}
+	}
 	rl.onListChanged = func(server, kind string) {
 		select {
 		case <-ready:
@@ -445,6 +453,10 @@ type reloader struct {
 	// connects caps the connects in flight across servers (each server
 	// gets its own cap under it: gateway.ServerConnectLimiter).
 	connects *mcpool.ConnectLimiter
+	// getGW returns the gateway once it serves (nil before): the servers'
+	// sampling, elicitation, logs and resource updates go back to the
+	// client of the call through it.
+	getGW func() *gateway.Gateway
 	// onListChanged is every Group's OnListChanged.
 	onListChanged func(server, kind string)
 
@@ -476,9 +488,14 @@ func (r *reloader) prepare(gc *mcpool.GroupConfig, settings config.Gateway, old 
 			configs = append(configs, &sc.Replicas[j])
 		}
 		limit := gateway.ServerConnectLimiter(sc.Config, r.connects)
+		handlers := gateway.UpstreamHandlers(sc.Name, r.getGW)
 		for _, c := range configs {
 			c.OnProgress = r.relay
 			c.ConnectLimiter = limit
+			c.ClientHandlers = handlers
+			if c.URL != "" {
+				c.HTTPClient = gateway.RelayHTTPClient(c.HTTPClient, max(c.MaxSessions, 1)*(max(c.MaxCallsPerSession, 1)+1))
+			}
 			if r.store != nil {
 				// Replicas of one server list the same catalog: one key for all.
 				c.CatalogStore, c.CatalogKey = r.store, "server:"+sc.Name

@@ -1,0 +1,160 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mcpool/mcpool"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// protocolUpstream is what an Upstream offers beyond calls and catalogs:
+// resource templates, completion and subscriptions. A Group's servers
+// ([mcpool.GroupServer]) and the gateway's own pools have them; an
+// Upstream without them serves none of these.
+type protocolUpstream interface {
+	ListResourceTemplates(ctx context.Context) ([]*mcp.ResourceTemplate, error)
+	Complete(ctx context.Context, params *mcp.CompleteParams) (*mcp.CompleteResult, error)
+	Subscribe(ctx context.Context, params *mcp.SubscribeParams) error
+	Unsubscribe(ctx context.Context, params *mcp.UnsubscribeParams) error
+}
+
+// complete routes completion/complete (MCP spec 2025-11-25, "Completion"):
+// a prompt reference by the gateway's name goes to the prompt's server
+// under the server's own name; a resource template reference to the
+// server whose template it is.
+func (g *Gateway) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
+	if req.Params == nil || req.Params.Ref == nil {
+		return nil, rpcError(CodeUnknownName, "completion/complete without a ref", ErrorData{Reason: "unknown"})
+	}
+	ref := *req.Params.Ref
+	var srv *server
+	switch ref.Type {
+	case "ref/prompt":
+		s, name, err := g.resolve(ctx, req, 1, ref.Name)
+		if err != nil {
+			return nil, err
+		}
+		srv, ref.Name = s, name
+	case "ref/resource":
+		s, err := g.templateServer(ctx, ref.URI, true)
+		if err != nil {
+			return nil, err
+		}
+		srv = s
+	default:
+		return nil, rpcError(CodeUnknownName, fmt.Sprintf("completion/complete: unknown ref type %q (ref/prompt or ref/resource)", ref.Type), ErrorData{Reason: "unknown"})
+	}
+	params := *req.Params
+	params.Ref = &ref
+	params.Meta = upstreamMeta(req.Params.Meta)
+	var res *mcp.CompleteResult
+	err := g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
+		pu, ok := up.(protocolUpstream)
+		if !ok {
+			return fmt.Errorf("server %s: its upstream does not offer completion", srv.name)
+		}
+		var err error
+		res, err = pu.Complete(ctx, &params)
+		return err
+	})
+	return res, err
+}
+
+// listTemplates merges the servers' resource templates
+// (resources/templates/list). URI templates are not renamed; a server that
+// fails to list is left out and logged.
+func (g *Gateway) listTemplates(ctx context.Context) (*mcp.ListResourceTemplatesResult, error) {
+	out := []*mcp.ResourceTemplate{}
+	for _, l := range g.templateLists(ctx) {
+		out = append(out, l.Templates...)
+	}
+	return &mcp.ListResourceTemplatesResult{ResourceTemplates: out}, nil
+}
+
+// templateLists lists the templates of every server that is not in
+// ModePassthrough, in the servers' order.
+func (g *Gateway) templateLists(ctx context.Context) []mcpool.ServerTemplates {
+	var out []mcpool.ServerTemplates
+	for _, srv := range g.set.Load().servers {
+		pu, ok := srv.Upstream.(protocolUpstream)
+		if srv.Mode == ModePassthrough || !ok {
+			continue
+		}
+		ts, err := pu.ListResourceTemplates(ctx)
+		if err != nil {
+			g.log.Debug("listing resource templates failed", "server", srv.name, "error", err)
+			continue
+		}
+		out = append(out, mcpool.ServerTemplates{Server: srv.name, Templates: ts})
+	}
+	return out
+}
+
+// templateServer returns the server whose resource template matches uri
+// (exact: the template itself, for completion), by the Group's rule
+// ([mcpool.TemplateServer]).
+func (g *Gateway) templateServer(ctx context.Context, uri string, exact bool) (*server, error) {
+	lists := g.templateLists(ctx)
+	if exact {
+		for _, l := range lists {
+			for _, t := range l.Templates {
+				if t != nil && t.URITemplate == uri {
+					return g.set.Load().byName[l.Server], nil
+				}
+			}
+		}
+	}
+	name, err := mcpool.TemplateServer(lists, uri)
+	if err != nil {
+		var amb *mcpool.AmbiguousResourceError
+		if errors.As(err, &amb) {
+			return nil, rpcError(CodeUnknownName, err.Error(), ErrorData{Reason: "ambiguous", Known: amb.Servers})
+		}
+		return nil, rpcError(CodeUnknownName, fmt.Sprintf("unknown resource %q: no server lists it and no server's resource template matches it (servers: %v)", uri, g.serverNames()),
+			ErrorData{Reason: "unknown", Known: g.serverNames()})
+	}
+	return g.set.Load().byName[name], nil
+}
+
+// ListResourceTemplates implements protocolUpstream.
+func (u poolUpstream) ListResourceTemplates(ctx context.Context) ([]*mcp.ResourceTemplate, error) {
+	var out []*mcp.ResourceTemplate
+	err := u.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
+		out = nil
+		if ir := cs.InitializeResult(); ir != nil && ir.Capabilities != nil && ir.Capabilities.Resources == nil {
+			return nil
+		}
+		for t, err := range cs.ResourceTemplates(ctx, nil) {
+			if err != nil {
+				return err
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Complete implements protocolUpstream.
+func (u poolUpstream) Complete(ctx context.Context, params *mcp.CompleteParams) (*mcp.CompleteResult, error) {
+	var res *mcp.CompleteResult
+	err := u.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
+		cp := *params
+		var err error
+		res, err = cs.Complete(ctx, &cp)
+		return err
+	})
+	return res, err
+}
+
+// Subscribe implements protocolUpstream.
+func (u poolUpstream) Subscribe(ctx context.Context, params *mcp.SubscribeParams) error {
+	return u.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error { return cs.Subscribe(ctx, params) })
+}
+
+// Unsubscribe implements protocolUpstream.
+func (u poolUpstream) Unsubscribe(ctx context.Context, params *mcp.UnsubscribeParams) error {
+	return u.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error { return cs.Unsubscribe(ctx, params) })
+}

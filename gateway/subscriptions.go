@@ -1,0 +1,176 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Subscriptions (MCP spec 2025-11-25, "Resources: Subscriptions"):
+// resources/subscribe and resources/unsubscribe go to the server that
+// owns the URI (one that lists it, else one whose resource template
+// matches it), and the server's notifications/resources/updated come back
+// to the downstream sessions subscribed to that URI, and to no other. In ModeShared one upstream subscription serves every
+// downstream subscriber: it is made by the first and ended when the last
+// unsubscribes or ends. In ModeIsolated each downstream session subscribes
+// its own upstream session, which ends with it.
+
+type subKey struct {
+	srv *server
+	uri string
+}
+
+type subHub struct {
+	mu      sync.Mutex
+	subs    map[subKey]map[*mcp.ServerSession]bool
+	watched map[*mcp.ServerSession]bool
+}
+
+// resourceServer returns the server that owns uri: the one that lists it,
+// else the one whose resource template matches it.
+func (g *Gateway) resourceServer(ctx context.Context, req mcp.Request, uri string) (*server, error) {
+	g.resMu.Lock()
+	srv := g.resOwner[uri]
+	g.resMu.Unlock()
+	if srv == nil && req != nil {
+		srv = g.passthroughOwner(ctx, req, uri)
+	}
+	if srv != nil {
+		return srv, nil
+	}
+	return g.templateServer(ctx, uri, false)
+}
+
+func (g *Gateway) subscribe(ctx context.Context, req *mcp.SubscribeRequest) error {
+	uri := req.Params.URI
+	srv, err := g.resourceServer(ctx, req, uri)
+	if err != nil {
+		return err
+	}
+	ss := req.Session
+	k := subKey{srv, uri}
+	g.subs.mu.Lock()
+	if g.subs.subs == nil {
+		g.subs.subs = map[subKey]map[*mcp.ServerSession]bool{}
+		g.subs.watched = map[*mcp.ServerSession]bool{}
+	}
+	first := len(g.subs.subs[k]) == 0
+	g.subs.mu.Unlock()
+	if first || srv.Mode != ModeShared {
+		err := g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
+			pu, ok := up.(protocolUpstream)
+			if !ok {
+				return fmt.Errorf("server %s: its upstream does not offer subscriptions", srv.name)
+			}
+			return pu.Subscribe(ctx, &mcp.SubscribeParams{URI: uri})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	g.subs.mu.Lock()
+	if g.subs.subs[k] == nil {
+		g.subs.subs[k] = map[*mcp.ServerSession]bool{}
+	}
+	g.subs.subs[k][ss] = true
+	watch := ss != nil && !g.subs.watched[ss]
+	if watch {
+		g.subs.watched[ss] = true
+	}
+	g.subs.mu.Unlock()
+	if watch {
+		g.iso.mu.Lock()
+		if !g.iso.closed {
+			g.iso.closing.Add(1)
+			go g.releaseSubscriptions(ss)
+		}
+		g.iso.mu.Unlock()
+	}
+	return nil
+}
+
+func (g *Gateway) unsubscribe(ctx context.Context, req *mcp.UnsubscribeRequest) error {
+	uri := req.Params.URI
+	srv, err := g.resourceServer(ctx, req, uri)
+	if err != nil {
+		return err
+	}
+	k := subKey{srv, uri}
+	g.subs.mu.Lock()
+	delete(g.subs.subs[k], req.Session)
+	last := len(g.subs.subs[k]) == 0
+	if last {
+		delete(g.subs.subs, k)
+	}
+	g.subs.mu.Unlock()
+	if !last && srv.Mode == ModeShared {
+		return nil
+	}
+	err = g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
+		pu, ok := up.(protocolUpstream)
+		if !ok {
+			return fmt.Errorf("server %s: its upstream does not offer subscriptions", srv.name)
+		}
+		return pu.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: uri})
+	})
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+// releaseSubscriptions drops ss's subscriptions when it ends, and ends the
+// shared upstream subscriptions it was the last subscriber of (isolated
+// upstream sessions end with ss, and their subscriptions with them).
+func (g *Gateway) releaseSubscriptions(ss *mcp.ServerSession) {
+	defer g.iso.closing.Done()
+	_ = ss.Wait()
+	var ends []subKey
+	g.subs.mu.Lock()
+	delete(g.subs.watched, ss)
+	for k, set := range g.subs.subs {
+		if !set[ss] {
+			continue
+		}
+		delete(set, ss)
+		if len(set) == 0 {
+			delete(g.subs.subs, k)
+			if k.srv.Mode == ModeShared {
+				ends = append(ends, k)
+			}
+		}
+	}
+	g.subs.mu.Unlock()
+	for _, k := range ends {
+		pu, ok := k.srv.Upstream.(protocolUpstream)
+		if !ok {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := pu.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: k.uri}); err != nil {
+			g.log.Debug("subscriptions: unsubscribing upstream after the last subscriber ended", "server", k.srv.name, "uri", k.uri, "error", err)
+		}
+		cancel()
+	}
+}
+
+// relayUpdated passes notifications/resources/updated from srv to the
+// downstream sessions subscribed to the URI (the SDK's server keeps who
+// subscribed to what, and sends to a 2026-07-28 client on its
+// subscriptions/listen stream). It is dropped when no downstream session
+// subscribed to that URI of srv.
+func (g *Gateway) relayUpdated(srv *server, req *mcp.ResourceUpdatedNotificationRequest) {
+	uri := req.Params.URI
+	g.subs.mu.Lock()
+	n := len(g.subs.subs[subKey{srv, uri}])
+	g.subs.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	if err := g.mcp.ResourceUpdated(g.ctx, &mcp.ResourceUpdatedNotificationParams{URI: uri}); err != nil {
+		g.log.Debug("subscriptions: relaying resources/updated failed", "server", srv.name, "error", err)
+	}
+}
