@@ -315,14 +315,14 @@ func TestPortableSessionsListChangedRelayedThroughRedis(t *testing.T) {
 		}
 		t.Cleanup(func() { store.Close() })
 		_, u := startGateway(t, gateway.Options{
-			Servers: []gateway.Server{{Name: "p", Mode: gateway.ModePassthrough,
+			Servers: []gateway.Server{{Name: "p", Mode: gateway.ModePassthrough, ForwardHeaders: []string{"X-Upstream-Key"},
 				Config: mcpool.Config{URL: up, CatalogStore: store, CatalogKey: "server:p"}}},
 			SessionKeys: [][]byte{[]byte("a key of 32 bytes for the tests!")},
 		})
 		urls = append(urls, strings.TrimSuffix(u, "/mcp"))
 	}
 	var changed atomic.Int64
-	b := &balancer{replicas: urls[:1], getURL: urls[1], header: http.Header{"Authorization": {"Bearer alice"}}}
+	b := &balancer{replicas: urls[:1], getURL: urls[1], header: http.Header{"X-Upstream-Key": {"alice"}}}
 	cs := balancedClient(t, b, &mcp.ClientOptions{ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
 		changed.Add(1)
 	}})
