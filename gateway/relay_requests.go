@@ -399,6 +399,7 @@ type sseMarker struct {
 	err     error
 }
 
+// Read implements io.Reader.
 func (m *sseMarker) Read(p []byte) (int, error) {
 	for len(m.pending) == 0 {
 		if m.err != nil {
@@ -413,6 +414,7 @@ func (m *sseMarker) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Close implements io.Closer.
 func (m *sseMarker) Close() error { return m.rc.Close() }
 
 func (m *sseMarker) mark(line []byte) []byte {

@@ -303,7 +303,9 @@ type scrubError struct {
 	err  error
 }
 
+// Error implements error.
 func (e scrubError) Error() string { return e.text }
+// Unwrap returns the scrubbed error's cause.
 func (e scrubError) Unwrap() error { return e.err }
 
 // Transport returns an http.RoundTripper that authorizes each request for
@@ -329,6 +331,7 @@ type exchangeTransport struct {
 	base http.RoundTripper
 }
 
+// RoundTrip implements http.RoundTripper.
 func (t *exchangeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	id, ok := IdentityFrom(req.Context())
 	if !ok {

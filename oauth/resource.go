@@ -286,6 +286,7 @@ type accessClaims struct {
 // stringSet decodes a JSON string (space-separated) or array of strings.
 type stringSet []string
 
+// UnmarshalJSON reads a string or an array of strings.
 func (s *stringSet) UnmarshalJSON(b []byte) error {
 	var one string
 	if err := json.Unmarshal(b, &one); err == nil {
