@@ -305,6 +305,7 @@ type scrubError struct {
 
 // Error implements error.
 func (e scrubError) Error() string { return e.text }
+
 // Unwrap returns the scrubbed error's cause.
 func (e scrubError) Unwrap() error { return e.err }
 
