@@ -318,9 +318,13 @@ func measureUnavailableAcquires(t *testing.T, p *mcpool.Pool, cfg mcpool.Config)
 	t.Helper()
 	const want, batches = 20, 3
 	var worsts []time.Duration
+	// A clean batch needs a window between the breaker's probe connects
+	// (one every BreakerCooldown, each up to ConnectTimeout): wait for such
+	// windows by time, not by a count of tries a loaded machine spends fast.
+	deadline := time.Now().Add(50 * cfg.BreakerCooldown)
 	for attempt := 0; len(worsts) < batches; attempt++ {
-		if attempt == 200 {
-			t.Fatalf("no clean batch of unavailable acquires in %d attempts", attempt)
+		if time.Now().After(deadline) {
+			t.Fatalf("no clean batch of unavailable acquires in %v (%d attempts)", 50*cfg.BreakerCooldown, attempt)
 		}
 		before := p.Stats()
 		if before.Status != mcpool.StatusUnavailable || before.Connecting != 0 {
