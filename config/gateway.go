@@ -98,6 +98,16 @@ func (l *loader) gateway(raw json.RawMessage) error {
 	if err := l.decodeObject(raw, &sec, "", "gateway", atGateway); err != nil {
 		return err
 	}
+	if err := l.nestedKeys(raw, "", "gateway", map[string]any{"auth": &GatewayAuth{}, "rateLimit": &struct {
+		PerIdentity *RateLimit `json:"perIdentity"`
+	}{}}); err != nil {
+		return err
+	}
+	if _, vals, err := objectKeys(raw); err == nil && vals["rateLimit"] != nil {
+		if err := l.nestedKeys(vals["rateLimit"], "", "gateway.rateLimit", map[string]any{"perIdentity": &RateLimit{}}); err != nil {
+			return err
+		}
+	}
 	for _, n := range []struct {
 		key string
 		neg bool
@@ -138,6 +148,10 @@ func (l *loader) gateway(raw json.RawMessage) error {
 		field := "gateway.servers." + name
 		var s gatewayServerSection
 		if err := l.decodeObject(vals[name], &s, name, field, atGatewayServer); err != nil {
+			return err
+		}
+		if err := l.nestedKeys(vals[name], name, field, map[string]any{"tools": &ToolFilter{}, "access": &AccessRule{},
+			"tokenExchange": &TokenExchange{}, "rateLimit": &RateLimit{}}); err != nil {
 			return err
 		}
 		switch s.Mode {

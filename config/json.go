@@ -301,3 +301,36 @@ func stripJSONC(data []byte) []byte {
 	}
 	return out
 }
+
+// nestedKeys checks the keys of the objects nested in raw (an object of
+// settings at at) against the fields of their types, so that a misspelt key
+// inside "tools", "access", "tokenExchange", "rateLimit" or "auth" is an
+// error naming it, as it is one level up.
+func (l *loader) nestedKeys(raw json.RawMessage, server, at string, types map[string]any) error {
+	_, vals, err := objectKeys(raw)
+	if err != nil {
+		return nil // decodeObject has said so
+	}
+	for key, v := range types {
+		sub, ok := vals[key]
+		if !ok || string(sub) == "null" {
+			continue
+		}
+		keys, _, err := objectKeys(sub)
+		if err != nil {
+			return l.errf(server, at+"."+key, "must be an object")
+		}
+		known := jsonKeys(v)
+		for _, k := range keys {
+			if known[k] {
+				continue
+			}
+			hint := ""
+			if s := nearest(k, known); s != "" {
+				hint = fmt.Sprintf(": did you mean %q?", s)
+			}
+			return l.errf(server, at+"."+key+"."+k, "is not a known setting here%s", hint)
+		}
+	}
+	return nil
+}

@@ -71,3 +71,21 @@ func TestParseGatewaySecurityErrors(t *testing.T) {
 		})
 	}
 }
+
+// A misspelt key inside a nested security object is an error naming it,
+// never a setting silently ignored.
+func TestParseNestedKeysChecked(t *testing.T) {
+	const servers = `"mcpServers": {"x": {"url": "http://127.0.0.1:1/mcp"}}`
+	for _, tc := range []struct{ gateway, field string }{
+		{`{"servers": {"x": {"tools": {"alow": ["a*"]}}}}`, "gateway.servers.x.tools.alow"},
+		{`{"servers": {"x": {"access": {"subject": ["a"]}}}}`, "gateway.servers.x.access.subject"},
+		{`{"rateLimit": {"perIdentity": {"rate": 1, "brust": 2}}}`, "gateway.rateLimit.perIdentity.brust"},
+		{`{"auth": {"isuer": "https://127.0.0.1:1"}}`, "gateway.auth.isuer"},
+	} {
+		_, err := config.Parse("mcp.json", []byte(`{`+servers+`, "gateway": `+tc.gateway+`}`), func(string) (string, bool) { return "", false })
+		var fe *config.FileError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("%s: %v, want an error naming %s", tc.gateway, err, tc.field)
+		}
+	}
+}
