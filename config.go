@@ -105,6 +105,18 @@ type Config struct {
 	// pool's own: DefaultConnectLimit() connects at once for stdio and
 	// NewTransport, four times that for URL and SSEURL.
 	ConnectLimiter *ConnectLimiter
+	// ConnectQueueWait bounds how long a connect waits for its turn from
+	// ConnectLimiter. A connect whose turn the limiter estimates will not
+	// come within it (queued connects ahead of it, over the cap, times the
+	// mean connect) does not queue; one already queued leaves as soon as
+	// the estimate, made again as the queue moves and connects slow down,
+	// passes what is left of it, and at the latest when it runs out. Either
+	// way the connect fails with a *ConnectError matching
+	// ErrConnectQueueFull, which is backpressure, not the server's failure:
+	// it does not count toward the circuit breaker, and Start returns it at
+	// once. Zero means a connect waits as long as the pool lives (Start's
+	// ctx bounds Start).
+	ConnectQueueWait time.Duration
 	// DrainTimeout bounds how long Close lets calls in flight finish before
 	// it cancels them. Zero means DefaultDrainTimeout (10s).
 	DrainTimeout time.Duration
@@ -384,6 +396,9 @@ func (c *Config) validate() (*settings, error) {
 	s.BreakerOpenAfter = orDefault(c.BreakerOpenAfter, DefaultBreakerOpenAfter)
 	if c.ConnectTimeout < 0 {
 		return nil, configErr("ConnectTimeout", "is negative")
+	}
+	if c.ConnectQueueWait < 0 {
+		return nil, configErr("ConnectQueueWait", "is negative")
 	}
 	if c.DrainTimeout < 0 {
 		return nil, configErr("DrainTimeout", "is negative")

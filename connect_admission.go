@@ -3,6 +3,7 @@ package mcpool
 import (
 	"container/list"
 	"context"
+	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -132,34 +133,48 @@ func (l *ConnectLimiter) EstimatedWaitBehind(ahead int) time.Duration {
 	for c := l; c != nil; c = c.parent {
 		c.mu.Lock()
 		if c.inFlight+ahead >= c.limit || c.queue.Len() > 0 {
-			mean := c.held
-			if mean == 0 {
-				mean = assumedConnect
-				if c.timeout > 0 {
-					mean = c.timeout / 4
-				}
-			}
-			for st := range c.running {
-				mean = max(mean, time.Since(*st))
-			}
-			queued := max(c.queue.Len()+ahead, c.inFlight+ahead-c.limit)
-			w = max(w, time.Duration((queued+c.limit)/c.limit)*mean)
+			w = max(w, c.waitAtLocked(max(c.queue.Len()+ahead, c.inFlight+ahead-c.limit)))
 		}
 		c.mu.Unlock()
 	}
 	return w
 }
 
+// waitAtLocked estimates the wait for a turn at this level of a connect
+// with queued connects ahead of it: a turn per cap's worth of them, each
+// as long as a connect holds its turn (the mean of those that finished, or
+// as long as the oldest in flight has run if longer).
+func (l *ConnectLimiter) waitAtLocked(queued int) time.Duration {
+	mean := l.held
+	if mean == 0 {
+		mean = assumedConnect
+		if l.timeout > 0 {
+			mean = l.timeout / 4
+		}
+	}
+	for st := range l.running {
+		mean = max(mean, time.Since(*st))
+	}
+	return time.Duration((queued+l.limit)/l.limit) * mean
+}
+
 // acquire waits for a turn at every level, in order from l up. It returns
 // the func that ends the turn, or ctx's error if ctx ends first (the
 // connect never started). A nil limiter admits at once.
-func (l *ConnectLimiter) acquire(ctx context.Context, timeout time.Duration) (func(), error) {
+//
+// With queueWait positive the turn must come within it at every level:
+// see Config.ConnectQueueWait.
+func (l *ConnectLimiter) acquire(ctx context.Context, timeout, queueWait time.Duration) (func(), error) {
 	if l == nil {
 		return func() {}, nil
 	}
+	var giveUp time.Time
+	if queueWait > 0 {
+		giveUp = time.Now().Add(queueWait)
+	}
 	var held []*ConnectLimiter
 	for c := l; c != nil; c = c.parent {
-		if err := c.take(ctx); err != nil {
+		if err := c.take(ctx, giveUp); err != nil {
 			for _, h := range held {
 				h.give(-1, timeout)
 			}
@@ -191,8 +206,11 @@ func (l *ConnectLimiter) acquire(ctx context.Context, timeout time.Duration) (fu
 	}, nil
 }
 
-// take waits for one turn at this level.
-func (l *ConnectLimiter) take(ctx context.Context) error {
+// take waits for one turn at this level. With giveUp set, a connect
+// whose turn is estimated to come after it does not queue, and a queued
+// one leaves as soon as the estimate (made again every recheckQueue)
+// passes it: both fail with errQueueFull.
+func (l *ConnectLimiter) take(ctx context.Context, giveUp time.Time) error {
 	l.mu.Lock()
 	if l.inFlight < l.limit && l.queue.Len() == 0 {
 		l.inFlight++
@@ -204,28 +222,75 @@ func (l *ConnectLimiter) take(ctx context.Context) error {
 		l.mu.Unlock()
 		return err
 	}
+	if !giveUp.IsZero() {
+		if w := l.waitAtLocked(l.queue.Len()); time.Now().Add(w).After(giveUp) {
+			l.mu.Unlock()
+			return l.queueFull(w)
+		}
+	}
 	t := &connectTurn{ready: make(chan struct{})}
 	t.elem = l.queue.PushBack(t)
 	l.maxQueued = max(l.maxQueued, l.queue.Len())
 	start := time.Now()
 	l.mu.Unlock()
-	select {
-	case <-t.ready:
-		l.noteWait(time.Since(start))
-		return nil
-	case <-ctx.Done():
+	var recheck <-chan time.Time
+	if !giveUp.IsZero() {
+		tick := time.NewTicker(recheckQueue)
+		defer tick.Stop()
+		recheck = tick.C
+	}
+	var err error
+	for err == nil {
+		select {
+		case <-t.ready:
+			l.noteWait(time.Since(start))
+			return nil
+		case <-ctx.Done():
+			err = ctx.Err()
+		case now := <-recheck:
+			err = l.recheck(t, now, giveUp)
+		}
 	}
 	l.mu.Lock()
 	if t.elem == nil {
-		// Handed over as ctx ended: pass the turn on.
+		// Handed over as we gave up: pass the turn on.
 		l.mu.Unlock()
 		l.give(-1, 0)
-		return ctx.Err()
+		return err
 	}
 	l.queue.Remove(t.elem)
 	t.elem = nil
 	l.mu.Unlock()
-	return ctx.Err()
+	return err
+}
+
+// recheckQueue is how often a queued connect with a queue wait estimates
+// its turn again.
+const recheckQueue = 100 * time.Millisecond
+
+// recheck returns errQueueFull when queued turn t's wait, estimated from
+// its place in the queue now, would end after giveUp.
+func (l *ConnectLimiter) recheck(t *connectTurn, now, giveUp time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t.elem == nil {
+		return nil // handed over: ready is closed
+	}
+	ahead := 0
+	for e := l.queue.Front(); e != t.elem; e = e.Next() {
+		ahead++
+	}
+	if w := l.waitAtLocked(ahead); now.Add(w).After(giveUp) {
+		return l.queueFull(w)
+	}
+	return nil
+}
+
+// queueFull is the error of a connect that gives up its place: its turn
+// would come in about w.
+func (l *ConnectLimiter) queueFull(w time.Duration) error {
+	return fmt.Errorf("%w: the turn would come in about %v (%d connects in flight, cap %d, %d queued), past Config.ConnectQueueWait",
+		ErrConnectQueueFull, w.Round(time.Millisecond), l.inFlight, l.limit, l.queue.Len())
 }
 
 func (l *ConnectLimiter) noteWait(d time.Duration) {
@@ -284,8 +349,8 @@ func connectLimiterFor(s *settings) *ConnectLimiter {
 // ConnectTimeout starts only once the turn is granted, and *start is set
 // to that moment, so that the connect's measured duration leaves the wait
 // out. The turn ends when the connect has succeeded or failed.
-func (l *ConnectLimiter) dial(ctx context.Context, d *dialer, version string, timeout time.Duration, bg *sync.WaitGroup, start *time.Time) (conn, error) {
-	release, err := l.acquire(ctx, timeout)
+func (l *ConnectLimiter) dial(ctx context.Context, d *dialer, version string, timeout, queueWait time.Duration, bg *sync.WaitGroup, start *time.Time) (conn, error) {
+	release, err := l.acquire(ctx, timeout, queueWait)
 	if err != nil {
 		return conn{}, &ConnectError{Target: d.target, Cause: err}
 	}

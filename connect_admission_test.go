@@ -2,6 +2,7 @@ package mcpool_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -181,4 +182,81 @@ func TestConnectLimiterQueuedConnectLeavesOnClose(t *testing.T) {
 	if fast.total.Load() != 0 {
 		t.Errorf("the closed pool's connect reached the server")
 	}
+}
+
+// A connect whose turn would come after Config.ConnectQueueWait does not
+// queue: Start fails at once with ErrConnectQueueFull, nothing reaches the
+// server, and the refusal is not held against the server.
+func TestConnectQueueWaitRefusesAtOnce(t *testing.T) {
+	var slow, fast initCounter
+	slow.hold.Store(int64(3 * time.Second))
+	slowURL := httpServer(t, slow.server(), false)
+	fastURL := httpServer(t, fast.server(), false)
+	lim := mcpool.NewConnectLimiter(1, nil)
+	first := newPool(t, mcpool.Config{URL: slowURL, ProtocolVersion: "2025-11-25", ConnectTimeout: 20 * time.Second, ConnectLimiter: lim})
+	refused := newPool(t, mcpool.Config{URL: fastURL, ProtocolVersion: "2025-11-25", ConnectLimiter: lim, ConnectQueueWait: time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- first.Start(ctx) }()
+	eventually(t, "the slow connect holds the only turn", func() bool { return slow.now.Load() == 1 })
+	// No connect has finished: the limiter assumes a quarter of the
+	// ConnectTimeout (5s), past the second's queue wait.
+	err := refused.Start(ctx)
+	var ce *mcpool.ConnectError
+	if !errors.Is(err, mcpool.ErrConnectQueueFull) || !errors.As(err, &ce) {
+		t.Fatalf("Start = %v, want a *ConnectError matching ErrConnectQueueFull", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("slow Start: %v", err)
+	}
+	if fast.total.Load() != 0 || lim.Stats().Queued != 0 {
+		t.Errorf("the refused connect reached the server (%d initializes) or stayed queued (%d)", fast.total.Load(), lim.Stats().Queued)
+	}
+	if err := refused.Start(ctx); err != nil {
+		t.Errorf("Start once the turn is free: %v (a full queue is not the server's failure)", err)
+	}
+}
+
+// A queued connect estimates its turn again while it waits: when the
+// connect ahead of it runs much longer than connects did, it leaves the
+// queue as soon as the turn would come after its ConnectQueueWait, not
+// when the wait runs out.
+func TestConnectQueueWaitLeavesWhenConnectsSlow(t *testing.T) {
+	var srv initCounter
+	srv.hold.Store(int64(10 * time.Millisecond))
+	url := httpServer(t, srv.server(), false)
+	lim := mcpool.NewConnectLimiter(1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A quick connect teaches the limiter that connects are quick.
+	if err := newPool(t, mcpool.Config{URL: url, ProtocolVersion: "2025-11-25", ConnectLimiter: lim}).Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.hold.Store(int64(5 * time.Second))
+	slow := newPool(t, mcpool.Config{URL: url, ProtocolVersion: "2025-11-25", ConnectTimeout: 20 * time.Second, ConnectLimiter: lim})
+	done := make(chan error, 1)
+	go func() { done <- slow.Start(ctx) }()
+	eventually(t, "the slow connect holds the only turn", func() bool { return srv.now.Load() == 1 })
+	const queueWait = 4 * time.Second
+	queued := newPool(t, mcpool.Config{URL: url, ProtocolVersion: "2025-11-25", ConnectLimiter: lim, ConnectQueueWait: queueWait})
+	start := time.Now()
+	err := queued.Start(ctx)
+	took := time.Since(start)
+	if !errors.Is(err, mcpool.ErrConnectQueueFull) {
+		t.Fatalf("Start = %v, want ErrConnectQueueFull", err)
+	}
+	// The connect ahead has run for about took when the queued one
+	// leaves, and its turn would come after another took at least:
+	// leaving at about half the wait, well before all of it.
+	if took >= queueWait {
+		t.Errorf("the queued connect left after %v: it waited out its ConnectQueueWait (%v) instead of leaving when the estimate passed it", took, queueWait)
+	}
+	if st := lim.Stats(); st.MaxQueued != 1 || st.Queued != 0 {
+		t.Errorf("Stats = %+v: want one connect queued once, none now", st)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("slow Start: %v", err)
+	}
+	t.Logf("left the queue after %v", took)
 }

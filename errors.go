@@ -72,6 +72,12 @@ var (
 	// be trusted to be in step any more, is replaced. The call's error is a
 	// [*SessionLostError] that matches it.
 	ErrResponseTooLarge = errors.New("mcpool: response too large")
+	// ErrConnectQueueFull means a connect gave up its place in the
+	// ConnectLimiter's queue: its turn would not have come within
+	// Config.ConnectQueueWait. The machine is starting more servers than it
+	// can; nothing was sent to the server. Retry later (with backoff), or
+	// raise ConnectQueueWait or the limiter's cap.
+	ErrConnectQueueFull = errors.New("mcpool: connect queue full")
 )
 
 // tooLargeError is an answer over frameLimit. It matches ErrResponseTooLarge.

@@ -129,7 +129,11 @@ type faultLoad struct {
 	gap      time.Duration // each caller's pause between its calls: the load's pace
 	deadline time.Duration // each call's own
 	stop     <-chan struct{}
-	call     func(ctx context.Context, i int) error
+	// more, when set, keeps the callers going past calls while it returns
+	// true: a run that must see some event (a number of kills) waits for
+	// it, not for a count of calls a loaded machine may finish first.
+	more func() bool
+	call func(ctx context.Context, i int) error
 }
 
 func (l faultLoad) run(ft *faultTally) {
@@ -146,7 +150,7 @@ func (l faultLoad) run(ft *faultTally) {
 				case <-pace.C:
 				}
 				i := int(next.Add(1) - 1)
-				if l.calls > 0 && i >= l.calls {
+				if l.calls > 0 && i >= l.calls && (l.more == nil || !l.more()) {
 					return
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), l.deadline)
@@ -217,7 +221,9 @@ type killer struct {
 	unrecovered int // kills not recovered from within 10s after stop
 }
 
-func startKiller(t *testing.T, p *mcpool.Pool, substr string, period time.Duration, stop <-chan struct{}) <-chan *killer {
+// startKiller starts the killer; killed counts its kills as they happen,
+// for the load to read while the run goes on.
+func startKiller(t *testing.T, p *mcpool.Pool, substr string, period time.Duration, stop <-chan struct{}, killed *atomic.Int64) <-chan *killer {
 	done := make(chan *killer, 1)
 	go func() {
 		k := &killer{}
@@ -250,6 +256,7 @@ func startKiller(t *testing.T, p *mcpool.Pool, substr string, period time.Durati
 					before := p.Stats()
 					if syscall.Kill(pids[rand.IntN(len(pids))], syscall.SIGKILL) == nil {
 						k.kills++
+						killed.Add(1)
 						lastNeed = max(noticed(before), lastNeed) + 1
 						waiting = append(waiting, pending{at: time.Now(), need: lastNeed})
 					}
@@ -291,9 +298,14 @@ func killConfig(cmd *mcpool.Command) mcpool.Config {
 		Command: cmd, MinSessions: 2, MaxSessions: 4, MaxCallsPerSession: 16,
 		BackoffInitial: 10 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 		FailureThreshold: 1000, HealthCheckInterval: 100 * time.Millisecond, PingTimeout: time.Second,
-		ConnectTimeout: 5 * time.Second,
+		// node starting on a loaded machine can take more than 5s; a
+		// connect that fails for that measures the machine, not the pool.
+		ConnectTimeout: 15 * time.Second,
 	}
 }
+
+// minKills is the fewest kills a kill -9 run must see to test anything.
+const minKills = 3
 
 // killRun drives one kill -9 run: warm the pool, call under the killer,
 // then check the pool healed, the stats add up and Close leaves no child.
@@ -317,7 +329,14 @@ func (r killRun) do(t *testing.T) (n map[string]int, st mcpool.Stats, k *killer,
 	eventually(t, "MinSessions connected", func() bool { return p.Stats().Sessions == r.cfg.MinSessions })
 
 	stop := make(chan struct{})
-	kdone := startKiller(t, p, r.substr, 200*time.Millisecond, stop)
+	var killed atomic.Int64
+	kdone := startKiller(t, p, r.substr, 200*time.Millisecond, stop, &killed)
+	// The run lasts its calls and at least minKills kills: a machine on
+	// which the server is slow to start (node under load: seconds) gets a
+	// longer run, not a run that tests nothing. Past two minutes the kill
+	// count below says what happened.
+	giveUp := time.Now().Add(2 * time.Minute)
+	r.load.more = func() bool { return killed.Load() < minKills && time.Now().Before(giveUp) }
 	var ft faultTally
 	started := time.Now()
 	r.load.run(&ft)
@@ -332,10 +351,10 @@ func (r killRun) do(t *testing.T) (n map[string]int, st mcpool.Stats, k *killer,
 	})
 	longest = ft.check(t, r.load.deadline)
 	n = ft.count()
-	if total := len(ft.calls); total != r.load.calls {
-		t.Errorf("%d calls made, want %d", total, r.load.calls)
+	if total := len(ft.calls); total < r.load.calls {
+		t.Errorf("%d calls made, want at least %d", total, r.load.calls)
 	}
-	if k.kills < 3 {
+	if k.kills < minKills {
 		t.Errorf("only %d kills in %v: the run is too short to test anything", k.kills, elapsed)
 	}
 	if k.unrecovered > 0 {
@@ -429,8 +448,12 @@ func TestFaultKill9ReadOnly(t *testing.T) {
 				load: faultLoad{callers: 32, calls: calls, gap: c.gap, deadline: deadline},
 			}
 			n, st, k, longest := r.do(t)
-			if n["ok"] != calls {
-				t.Errorf("%d of %d read-only calls failed: %v", calls-n["ok"], calls, n)
+			total := 0
+			for _, v := range n {
+				total += v
+			}
+			if n["ok"] != total {
+				t.Errorf("%d of %d read-only calls failed: %v", total-n["ok"], total, n)
 			}
 			t.Log(reliabilityLine("kill9/"+c.name, n, st, fmt.Sprintf("duplicated=- max_call=%s %s", ms(longest), k.summary())))
 		})

@@ -11,8 +11,11 @@ import (
 )
 
 // adaptServer has three tools: "serial" holds a server-wide lock for 1 ms
-// (one call at a time, however many sessions), "slow" sleeps 20 ms (every
-// call in flight runs at once) and "block" waits for release.
+// (one call at a time, however many sessions), "slow" sleeps 200 ms (every
+// call in flight runs at once) and "block" waits for release. slow is slow
+// enough that 32 callers need a twentieth of a core (under -race): a
+// loaded machine still has the CPU, so the limit's growth shows the
+// server's concurrency, not the machine's spare cycles.
 func adaptServer(release <-chan struct{}) *mcp.Server {
 	srv := mcp.NewServer(&mcp.Implementation{Name: "adapt", Version: "1"}, nil)
 	var mu sync.Mutex
@@ -23,7 +26,7 @@ func adaptServer(release <-chan struct{}) *mcp.Server {
 		return &mcp.CallToolResult{}, nil, nil
 	})
 	mcp.AddTool(srv, &mcp.Tool{Name: "slow"}, func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 		return &mcp.CallToolResult{}, nil, nil
 	})
 	mcp.AddTool(srv, &mcp.Tool{Name: "block"}, func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
@@ -81,7 +84,7 @@ func TestSessionLimitFollowsTheServer(t *testing.T) {
 	shrink(t, p)
 	stop := hammer(t, p, "slow", 32)
 	defer stop()
-	eventuallyWithin(t, limitWait, "all 32 callers of a 20 ms tool in flight on 2 sessions", func() bool { return p.Stats().CallsInFlight == 32 })
+	eventuallyWithin(t, limitWait, "all 32 callers of a 200 ms tool in flight on 2 sessions", func() bool { return p.Stats().CallsInFlight == 32 })
 }
 
 // Calls that never end complete no round to measure: callers waiting with

@@ -513,11 +513,11 @@ func (p *Pool) startConnectLocked(renewal bool) {
 		version := p.version
 		p.mu.Unlock()
 		dialStart := time.Now()
-		c, err := p.cfg.connects.dial(p.ctx, p.dialer, version, p.cfg.ConnectTimeout, &p.bg, &dialStart)
+		c, err := p.cfg.connects.dial(p.ctx, p.dialer, version, p.cfg.ConnectTimeout, p.cfg.ConnectQueueWait, &p.bg, &dialStart)
 		p.observeConnect(dialStart, err) // observe.go
 		if report != nil && err != nil {
-			if p.ctx.Err() != nil {
-				report(nil) // closing, not a server failure
+			if p.ctx.Err() != nil || errors.Is(err, ErrConnectQueueFull) {
+				report(nil) // closing, or backpressure: not a server failure
 			} else {
 				report(err)
 			}
@@ -638,7 +638,11 @@ func (p *Pool) connectFailed(err error) {
 	}
 	p.counters.errors.Add(1)
 	p.counters.connectErrors.Add(1)
-	p.log.warn("connect failed", "target", p.dialer.target, "error", err)
+	if errors.Is(err, ErrConnectQueueFull) {
+		p.log.debug("connect gave up its place in the queue", "target", p.dialer.target, "error", err)
+	} else {
+		p.log.warn("connect failed", "target", p.dialer.target, "error", err)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.connecting--

@@ -2,6 +2,7 @@ package mcpool
 
 import (
 	"context"
+	"errors"
 )
 
 // Start connects MinSessions sessions and waits for them: it returns nil
@@ -53,7 +54,9 @@ func (p *Pool) Start(ctx context.Context) error {
 				p.mu.Unlock()
 				return uerr
 			}
-			if failed && (p.breaker == nil || isPermanent(p.lastErr)) {
+			// A queue that is full will not empty for waiting here:
+			// the caller hears of the backpressure at once.
+			if failed && (p.breaker == nil || isPermanent(p.lastErr) || errors.Is(p.lastErr, ErrConnectQueueFull)) {
 				err := p.lastErr
 				p.mu.Unlock()
 				return err

@@ -234,7 +234,16 @@ func (g *Gateway) connectIsolated(ctx context.Context, srv *server, version stri
 	}
 	bctx, cancel := context.WithTimeout(ctx, g.opts.QueueWait+orDur(srv.Config.ConnectTimeout, mcpool.DefaultConnectTimeout))
 	defer cancel()
-	p, err := g.warmPool(bctx, srv, version, asks)
+	// The queue wait bounds the connect's wait for its turn: the limiter
+	// refuses it as soon as its estimate, made again while it queues,
+	// says the turn will come later (connects slowing down during a
+	// burst, say), so that a refusal comes early, not after the wait.
+	p, err := g.warmPool(bctx, srv, version, asks, g.opts.QueueWait)
+	if errors.Is(err, mcpool.ErrConnectQueueFull) {
+		srv.refused.Add(1)
+		return nil, overloaded(srv.name, "no connect turn for a new upstream session within the queue wait ("+g.opts.QueueWait.String()+"): "+err.Error(),
+			max(lim.EstimatedWait(), time.Second))
+	}
 	var ce *mcpool.ConnectError
 	if err != nil && ctx.Err() == nil && bctx.Err() != nil && !errors.As(err, &ce) {
 		// The budget ran out with no connect failed: queued all along.
@@ -245,9 +254,11 @@ func (g *Gateway) connectIsolated(ctx context.Context, srv *server, version stri
 }
 
 // warmPool connects a pool for one downstream session; asks is what its
-// client answers (spares: everything), the capabilities the pool declares.
-func (g *Gateway) warmPool(ctx context.Context, srv *server, version string, asks asks) (*mcpool.Pool, error) {
+// client answers (spares: everything), the capabilities the pool declares;
+// queueWait bounds its connect's wait for a turn (0: none, for spares).
+func (g *Gateway) warmPool(ctx context.Context, srv *server, version string, asks asks, queueWait time.Duration) (*mcpool.Pool, error) {
 	cfg := g.isolatedConfig(srv)
+	cfg.ConnectQueueWait = queueWait
 	if version != "" && cfg.ProtocolVersion == "" {
 		cfg.ProtocolVersion = version
 	}
@@ -459,7 +470,7 @@ func (g *Gateway) warmSpare(srv *server) error {
 	if !ok {
 		a = asksAll
 	}
-	p, err := g.warmPool(ctx, srv, v, a)
+	p, err := g.warmPool(ctx, srv, v, a, 0)
 	cancel()
 	if err != nil {
 		return err
