@@ -69,7 +69,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		"start, removed ones finish their calls and close, changed ones are replaced.\n\n"+
 		"Environment: $GOGC sets Go's garbage collector target; unset, the gateway uses 400\n"+
 		"(Go's default is 100): it decodes every message twice, as server and as client, with\n"+
-		"the SDK's 32 KiB decoder buffer, and 400 buys 1.2-1.7x the calls/s for about 20 MiB\n"+
+		"the SDK's 32 KiB decoder buffer, and 400 buys 1.1-1.45x the calls/s for 15-20 MiB\n"+
 		"more memory. $GOMEMLIMIT caps the heap.", stdout)
 	if err != nil {
 		return err

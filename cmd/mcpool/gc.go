@@ -11,8 +11,9 @@ import (
 // both a server and a client, allocates about a megabyte per relayed call
 // while its live heap stays a few megabytes; at Go's default of 100 it then
 // spends about half its CPU collecting. 400 lets the heap grow to five times
-// the live data between collections: measured on 2 cores, 1.2–1.7× the
-// calls/s of the default for about 20 MiB more resident memory under load.
+// the live data between collections: measured on 2 cores, 1.1–1.45× the
+// calls/s of the default for 15–20 MiB more resident memory under load
+// (BENCHMARKS.md, "a cheaper hop, re-measured").
 // $GOGC and $GOMEMLIMIT still apply as the Go runtime documents them.
 const gatewayGCPercent = 400
 
