@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/mcpool/mcpool"
@@ -69,7 +70,12 @@ type Collector struct {
 
 	mu      sync.Mutex
 	sources []source
-	tools   map[string]map[string]bool // server → tool names labelled so far
+	groups  []Servers
+	// observed are the groups' pools this Collector observes: a pool a
+	// group gains later (an update) is observed at the next scrape or
+	// SyncGroups, once.
+	observed map[*mcpool.Pool]bool
+	tools    map[string]map[string]bool // server → tool names labelled so far
 }
 
 // source is one registered pool (or keyed pool) and how to read it.
@@ -88,7 +94,7 @@ func New(opts Options) *Collector {
 	if callBuckets == nil {
 		callBuckets = DefaultCallDurationBuckets
 	}
-	c := &Collector{maxTools: opts.MaxTools, tools: map[string]map[string]bool{}}
+	c := &Collector{maxTools: opts.MaxTools, tools: map[string]map[string]bool{}, observed: map[*mcpool.Pool]bool{}}
 	if c.maxTools <= 0 {
 		c.maxTools = 256
 	}
@@ -165,50 +171,119 @@ type Servers interface {
 
 // AddGroup exports every server of g under its own server label, the
 // Stats of its replicas summed ([mcpool.SumStats]) and the events of all
-// of them counted together. Servers added to g later are not seen. It
-// returns ErrDuplicateServer, adding nothing, if a server name is taken.
+// of them counted together. g is read at every scrape: servers it gains
+// later (an [mcpool.Group.Update]) are exported from then on, those it
+// loses are not any more, and the pools of added or replaced servers are
+// observed from the next scrape or [Collector.SyncGroups], whichever comes
+// first (call SyncGroups after an update to count their events from the
+// start). It returns ErrDuplicateServer, adding nothing, if a server name
+// of g is taken now; a name taken later is exported once, by whichever
+// source was added first.
 func (c *Collector) AddGroup(g Servers) error {
 	names := g.Servers()
 	c.mu.Lock()
+	taken := c.namesLocked()
 	for _, name := range names {
-		for _, x := range c.sources {
-			if x.server == name {
-				c.mu.Unlock()
-				return fmt.Errorf("%w (%q)", ErrDuplicateServer, name)
+		if taken[name] {
+			c.mu.Unlock()
+			return fmt.Errorf("%w (%q)", ErrDuplicateServer, name)
+		}
+	}
+	c.groups = append(c.groups, g)
+	c.mu.Unlock()
+	c.SyncGroups()
+	return nil
+}
+
+// SyncGroups observes the pools the groups added with AddGroup have now
+// and forgets those they no longer have. Scrapes call it too; call it
+// after updating a group so that its new pools' events are counted from
+// their start. It is safe for concurrent use.
+func (c *Collector) SyncGroups() {
+	c.mu.Lock()
+	groups := slices.Clone(c.groups)
+	c.mu.Unlock()
+	current := map[*mcpool.Pool]bool{}
+	for _, g := range groups {
+		for _, name := range g.Servers() {
+			var fresh []*mcpool.Pool
+			c.mu.Lock()
+			for _, p := range g.Replicas(name) {
+				current[p] = true
+				if !c.observed[p] {
+					c.observed[p] = true
+					fresh = append(fresh, p)
+				}
 			}
+			c.mu.Unlock()
+			if len(fresh) > 0 {
+				o := c.observer(name)
+				for _, p := range fresh {
+					p.Observe(o)
+				}
+			}
+		}
+	}
+	c.mu.Lock()
+	for p := range c.observed {
+		if !current[p] {
+			delete(c.observed, p) // closed by the group's update
 		}
 	}
 	c.mu.Unlock()
-	for _, name := range names {
-		pools := g.Replicas(name)
-		stats := func() mcpool.Stats {
-			all := make([]mcpool.Stats, len(pools))
-			for i, p := range pools {
-				all[i] = p.Stats()
+}
+
+// groupSources returns a source per server of the groups now, leaving out
+// names taken by the sources added before.
+func (c *Collector) groupSources() []source {
+	c.mu.Lock()
+	groups := slices.Clone(c.groups)
+	taken := map[string]bool{}
+	for _, s := range c.sources {
+		taken[s.server] = true
+	}
+	c.mu.Unlock()
+	var out []source
+	for _, g := range groups {
+		for _, name := range g.Servers() {
+			if taken[name] {
+				continue
 			}
-			return mcpool.SumStats(all...)
-		}
-		if err := c.add(source{server: name, stats: stats}); err != nil {
-			return err
-		}
-		o := c.observer(name)
-		for _, p := range pools {
-			p.Observe(o)
+			taken[name] = true
+			pools := g.Replicas(name)
+			out = append(out, source{server: name, stats: func() mcpool.Stats {
+				all := make([]mcpool.Stats, len(pools))
+				for i, p := range pools {
+					all[i] = p.Stats()
+				}
+				return mcpool.SumStats(all...)
+			}})
 		}
 	}
-	return nil
+	return out
+}
+
+// namesLocked returns the server names exported now.
+func (c *Collector) namesLocked() map[string]bool {
+	taken := map[string]bool{}
+	for _, s := range c.sources {
+		taken[s.server] = true
+	}
+	for _, g := range c.groups {
+		for _, name := range g.Servers() {
+			taken[name] = true
+		}
+	}
+	return taken
 }
 
 func (c *Collector) add(s source) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, x := range c.sources {
-		if x.server == s.server {
-			return fmt.Errorf("%w (%q)", ErrDuplicateServer, s.server)
-		}
+	if c.namesLocked()[s.server] {
+		return fmt.Errorf("%w (%q)", ErrDuplicateServer, s.server)
 	}
 	c.sources = append(c.sources, s)
-	c.tools[s.server] = map[string]bool{}
 	return nil
 }
 
@@ -236,6 +311,10 @@ func (c *Collector) toolLabel(server, tool string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	known := c.tools[server]
+	if known == nil {
+		known = map[string]bool{}
+		c.tools[server] = known
+	}
 	if known[tool] {
 		return tool
 	}

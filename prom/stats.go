@@ -103,10 +103,11 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect reads every pool's Stats and sends the metrics.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	c.SyncGroups()
 	c.mu.Lock()
 	sources := append([]source(nil), c.sources...)
 	c.mu.Unlock()
-	for _, s := range sources {
+	for _, s := range append(sources, c.groupSources()...) {
 		st := s.stats()
 		for _, m := range statMetrics {
 			ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(&st), s.server)

@@ -258,6 +258,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	// status page), the gateway's own figures, and the process.
 	reg := prometheus.NewRegistry()
 	metrics := mcpoolprom.New(mcpoolprom.Options{})
+	rl.metrics = metrics
 	if group != nil {
 		if err := metrics.AddGroup(group); err != nil {
 			return err
@@ -459,6 +460,9 @@ type reloader struct {
 	getGW func() *gateway.Gateway
 	// onListChanged is every Group's OnListChanged.
 	onListChanged func(server, kind string)
+	// metrics is /metrics' collector: the servers a reload adds are
+	// exported too.
+	metrics *mcpoolprom.Collector
 
 	gw     *gateway.Gateway
 	group  *mcpool.Group // nil while every server is in passthrough mode
@@ -631,6 +635,9 @@ func (r *reloader) apply(ctx context.Context, why string) {
 			r.log.Warn("some servers did not start", "error", err)
 		}
 	}
+	if upd != nil {
+		r.metrics.SyncGroups() // count the new pools' calls from the first
+	}
 	if err := r.gw.Reload(ctx, gateway.GroupServers(r.group, gc, settings.Servers), naming); err != nil {
 		if upd != nil && upd.Changed() {
 			// Put the Group back as the gateway still serves it: its
@@ -654,6 +661,7 @@ func (r *reloader) apply(ctx context.Context, why string) {
 	if upd != nil {
 		r.closeOld(upd)
 	}
+	r.exportNew(made, gc)
 	r.gc, r.gcg, r.settings, r.naming = gc, gcg, settings, naming
 	r.log.Info("reloaded the config", "reason", why, "file", r.path)
 }
@@ -665,5 +673,23 @@ func (r *reloader) closeOld(u *mcpool.GroupUpdate) {
 	defer cancel()
 	if err := u.Close(ctx); err != nil {
 		r.log.Warn("reload: closing the servers removed or replaced", "error", err)
+	}
+}
+
+// exportNew adds to /metrics what a reload made: the Group, when the
+// reload made it (every server was in passthrough mode before), and the
+// keyed pools of passthrough servers it added.
+func (r *reloader) exportNew(madeGroup bool, gc *mcpool.GroupConfig) {
+	if madeGroup {
+		if err := r.metrics.AddGroup(r.group); err != nil {
+			r.log.Warn("reload: exporting the servers' metrics", "error", err)
+		}
+	}
+	for _, sc := range gc.Servers {
+		if k := r.gw.Keyed(sc.Name); k != nil {
+			if err := r.metrics.AddKeyed(sc.Name, k); err != nil && !errors.Is(err, mcpoolprom.ErrDuplicateServer) {
+				r.log.Warn("reload: exporting a passthrough server's metrics", "server", sc.Name, "error", err)
+			}
+		}
 	}
 }

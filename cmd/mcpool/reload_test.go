@@ -5,6 +5,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -192,6 +194,18 @@ func TestGatewayReloadOnSIGHUP(t *testing.T) {
 	if listsTool(ctx, watcher, "gone__echo") {
 		t.Error("the removed server is still listed")
 	}
+	// /metrics follows: the added server's calls are counted, the removed
+	// server is not exported.
+	if res, err := watcher.CallTool(ctx, &mcp.CallToolParams{Name: "new__echo", Arguments: map[string]any{"message": "m"}}); err != nil || res.IsError {
+		t.Fatalf("new__echo: %v %v", err, res)
+	}
+	metrics := scrape(t, strings.TrimSuffix(url, "/mcp")+"/metrics")
+	if !regexp.MustCompile(`mcpool_calls_total\{outcome="ok",server="new",tool="echo"\} 1`).MatchString(metrics) {
+		t.Errorf("/metrics lacks the added server's call:\n%s", grepLines(metrics, "mcpool_calls_total"))
+	}
+	if strings.Contains(metrics, `mcpool_sessions{server="gone"`) {
+		t.Errorf("/metrics still exports the removed server")
+	}
 	before := calls.Load()
 	waitFor(t, "calls after the reload", func() bool { return calls.Load() > before+64 })
 
@@ -258,4 +272,30 @@ func TestGatewayReloadWatch(t *testing.T) {
 	if code := stop(); code != 0 {
 		t.Errorf("exit status %d: %s", code, logs.String())
 	}
+}
+
+// scrape GETs url and returns the body.
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+// grepLines returns the lines of s that contain substr.
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
