@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,8 +76,13 @@ func (e *ExchangeError) Is(target error) bool { return target == ErrExchange }
 // upstream server (RFC 8693), so that the upstream sees the user without
 // ever receiving the token the user gave this server. Exchanged tokens are
 // cached per subject until shortly before they expire, and concurrent
-// requests for one subject share one exchange. Set the fields before first
-// use; the methods are safe for concurrent use.
+// requests for one subject share one exchange. A failed exchange is
+// remembered for that subject's token, so that the requests of one call
+// (or a client retrying at once) do not ask the authorization server
+// again: for a minute when it refused the token (4xx: the same token is
+// refused again; a new token is tried at once), for a second when it did
+// not answer or failed (5xx). Set the fields before first use; the
+// methods are safe for concurrent use.
 type Exchanger struct {
 	// TokenURL is the authorization server's token endpoint.
 	TokenURL string
@@ -104,7 +110,22 @@ type Exchanger struct {
 	group  singleflight.Group
 	mu     sync.Mutex
 	cache  map[string]exchanged
+	failed map[string]failedExchange // by subject; see refusedFor
 }
+
+// failedExchange is a failed exchange of one subject token (its SHA-256).
+type failedExchange struct {
+	token [sha256.Size]byte
+	err   error
+	until time.Time
+}
+
+// How long a failed exchange is answered from memory: refused (4xx), or
+// not answered / failed (5xx, transport).
+const (
+	refusedExchangeTTL = time.Minute
+	failedExchangeTTL  = time.Second
+)
 
 type exchanged struct {
 	token string
@@ -121,6 +142,7 @@ func (x *Exchanger) init() {
 			x.client = &http.Client{Timeout: 10 * time.Second}
 		}
 		x.cache = make(map[string]exchanged)
+		x.failed = make(map[string]failedExchange)
 	})
 }
 
@@ -139,9 +161,18 @@ func (x *Exchanger) Token(ctx context.Context, id Identity) (string, error) {
 		delete(x.cache, id.Subject)
 		ok = false
 	}
+	sum := sha256.Sum256([]byte(id.Token))
+	f, refused := x.failed[id.Subject]
+	if refused && (now.After(f.until) || f.token != sum) {
+		delete(x.failed, id.Subject)
+		refused = false
+	}
 	x.mu.Unlock()
 	if ok {
 		return e.token, nil
+	}
+	if refused {
+		return "", f.err
 	}
 	// The exchange runs on a context of its own, so that one caller giving
 	// up does not fail the others waiting for the same subject.
@@ -150,6 +181,7 @@ func (x *Exchanger) Token(ctx context.Context, id Identity) (string, error) {
 		defer cancel()
 		tok, until, err := x.exchange(ctx, id)
 		if err != nil {
+			x.rememberFailure(id.Subject, sum, err)
 			return "", err
 		}
 		if until.After(time.Now()) {
@@ -171,6 +203,27 @@ func (x *Exchanger) Token(ctx context.Context, id Identity) (string, error) {
 	}
 }
 
+// rememberFailure keeps err as the answer for subject's token (its
+// SHA-256) for a while: see Exchanger.
+func (x *Exchanger) rememberFailure(subject string, token [sha256.Size]byte, err error) {
+	ttl := failedExchangeTTL
+	var ee *ExchangeError
+	if errors.As(err, &ee) && ee.Status >= 400 && ee.Status < 500 {
+		ttl = refusedExchangeTTL
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if len(x.failed) >= 1024 {
+		now := time.Now()
+		for k, v := range x.failed {
+			if now.After(v.until) {
+				delete(x.failed, k)
+			}
+		}
+	}
+	x.failed[subject] = failedExchange{token: token, err: err, until: time.Now().Add(ttl)}
+}
+
 // sweepLocked drops expired entries once the cache is large, so that it
 // stays bounded by the subjects active within a token lifetime.
 func (x *Exchanger) sweepLocked(now time.Time) {
@@ -190,6 +243,7 @@ func (x *Exchanger) Forget(subject string) {
 	x.init()
 	x.mu.Lock()
 	delete(x.cache, subject)
+	delete(x.failed, subject)
 	x.mu.Unlock()
 }
 

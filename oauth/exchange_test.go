@@ -24,6 +24,7 @@ const exchangeSecret = "client-secret-0123456789"
 type exchangeEndpoint struct {
 	t       *testing.T
 	issued  atomic.Int32
+	asked   atomic.Int32 // requests, refused ones included
 	perSub  sync.Map // subject → *atomic.Int32
 	gate    chan struct{}
 	fail    atomic.Bool
@@ -32,6 +33,7 @@ type exchangeEndpoint struct {
 
 func (e *exchangeEndpoint) serve(w http.ResponseWriter, r *http.Request) {
 	t := e.t
+	e.asked.Add(1)
 	if err := r.ParseForm(); err != nil {
 		t.Error(err)
 	}
@@ -184,10 +186,16 @@ func TestExchangeFailureIsTypedAndKeepsSecrets(t *testing.T) {
 			t.Errorf("secret in the error: %s", msg)
 		}
 	}
-	// Nothing cached: the next call tries again and succeeds.
+	// The refusal is remembered for that token: the other requests of the
+	// call get it without asking again.
 	e.fail.Store(false)
-	if got, err := x.Token(context.Background(), identity("alice")); err != nil || got != "up-alice-1" {
-		t.Errorf("after the failure: %q %v", got, err)
+	if _, err := x.Token(context.Background(), identity("alice")); !errors.Is(err, oauth.ErrExchange) || e.asked.Load() != 1 {
+		t.Errorf("the same token again: %v after %d requests to the endpoint, want the refusal and 1", err, e.asked.Load())
+	}
+	// A new token of the same subject is tried at once, and succeeds.
+	fresh := oauth.Identity{Subject: "alice", Token: "gateway-token-of-alice-renewed"}
+	if got, err := x.Token(context.Background(), fresh); err != nil || got != "up-alice-renewed-1" {
+		t.Errorf("a new token after the refusal: %q %v", got, err)
 	}
 
 	// Unreachable endpoint: typed too.
