@@ -25,7 +25,7 @@ type exchangeEndpoint struct {
 	t       *testing.T
 	issued  atomic.Int32
 	asked   atomic.Int32 // requests, refused ones included
-	perSub  sync.Map // subject → *atomic.Int32
+	perSub  sync.Map     // subject → *atomic.Int32
 	gate    chan struct{}
 	fail    atomic.Bool
 	expires int
