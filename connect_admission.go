@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 )
@@ -116,34 +117,32 @@ func (l *ConnectLimiter) Stats() ConnectLimiterStats {
 }
 
 // EstimatedWait is how long a connect that joined the queue now would
-// likely wait for its turn, here or at a parent: the connects ahead of it
-// divided by the cap, times the time a connect holds its turn (the mean of
-// those that finished, or as long as the oldest in flight has run if
-// longer; a quarter of ConnectTimeout until one has finished). Zero when a
-// turn is free. A caller with a deadline sooner than that can refuse at
-// once instead of queueing.
+// likely wait for its turn, here or at a parent. Each connect in flight is
+// expected to end after the mean connect (of those that finished; a
+// quarter of ConnectTimeout until one has) less what it has run, or, once
+// it has run more than two thirds of the mean, after half as long again
+// as it has run (a connect slower than usual is likely slower still);
+// turns go to the queue in order as they end, and each queued connect
+// holds its turn for the mean. Zero when a turn is free. A caller with a
+// deadline sooner than that can refuse at once instead of queueing.
 func (l *ConnectLimiter) EstimatedWait() time.Duration { return l.EstimatedWaitBehind(0) }
 
 // EstimatedWaitBehind is EstimatedWait for a connect with ahead more
-// connects before it than those in flight and queued now (connects about to
-// join the queue, say): a caller starting many connects at once can tell
-// how long the last would wait before any has queued.
+// connects before it than those queued now (connects about to join the
+// queue, say): a caller starting many connects at once can tell how long
+// the last would wait before any has queued.
 func (l *ConnectLimiter) EstimatedWaitBehind(ahead int) time.Duration {
 	var w time.Duration
 	for c := l; c != nil; c = c.parent {
 		c.mu.Lock()
-		if c.inFlight+ahead >= c.limit || c.queue.Len() > 0 {
-			w = max(w, c.waitAtLocked(max(c.queue.Len()+ahead, c.inFlight+ahead-c.limit)))
-		}
+		w = max(w, c.waitAtLocked(c.queue.Len()+ahead))
 		c.mu.Unlock()
 	}
 	return w
 }
 
 // waitAtLocked estimates the wait for a turn at this level of a connect
-// with queued connects ahead of it: a turn per cap's worth of them, each
-// as long as a connect holds its turn (the mean of those that finished, or
-// as long as the oldest in flight has run if longer).
+// with queued connects ahead of it, as EstimatedWait says.
 func (l *ConnectLimiter) waitAtLocked(queued int) time.Duration {
 	mean := l.held
 	if mean == 0 {
@@ -152,10 +151,20 @@ func (l *ConnectLimiter) waitAtLocked(queued int) time.Duration {
 			mean = l.timeout / 4
 		}
 	}
+	// When each turn frees: free turns now, the connects in flight as they
+	// end. The first to end above the cap (lowered while connects were
+	// slow) hand no turn on.
+	ends := make([]time.Duration, 0, max(l.limit, len(l.running)))
 	for st := range l.running {
-		mean = max(mean, time.Since(*st))
+		ran := time.Since(*st)
+		ends = append(ends, max(mean-ran, ran/2))
 	}
-	return time.Duration((queued+l.limit)/l.limit) * mean
+	for len(ends) < l.limit {
+		ends = append(ends, 0)
+	}
+	slices.Sort(ends)
+	ends = ends[len(ends)-l.limit:]
+	return ends[queued%l.limit] + time.Duration(queued/l.limit)*mean
 }
 
 // acquire waits for a turn at every level, in order from l up. It returns
