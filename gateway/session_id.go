@@ -57,6 +57,9 @@ type portableState struct {
 	Caps    *mcp.ClientCapabilities `json:"c,omitempty"`
 	Info    *mcp.Implementation     `json:"i,omitempty"`
 	Level   mcp.LoggingLevel        `json:"l,omitempty"`
+	// Up are the session's isolated upstream sessions, by server name
+	// (resume.go).
+	Up map[string]*upstreamRef `json:"u,omitempty"`
 }
 
 // sessionClaims is an opened session id.
@@ -205,11 +208,11 @@ func (c *sessionCodec) boundTo(cl *sessionClaims, identity string) bool {
 }
 
 // restore decodes cl's state into the server session state that
-// Server.Connect takes.
-func (cl *sessionClaims) restore() (*mcp.ServerSessionState, error) {
+// Server.Connect takes, and the isolated upstream sessions it carries.
+func (cl *sessionClaims) restore() (*mcp.ServerSessionState, map[string]*upstreamRef, error) {
 	var st portableState
 	if err := json.Unmarshal(cl.state, &st); err != nil {
-		return nil, errSessionInvalid
+		return nil, nil, errSessionInvalid
 	}
 	return &mcp.ServerSessionState{
 		InitializeParams: &mcp.InitializeParams{
@@ -220,5 +223,5 @@ func (cl *sessionClaims) restore() (*mcp.ServerSessionState, error) {
 		InitializedParams:         &mcp.InitializedParams{},
 		NegotiatedProtocolVersion: st.Version,
 		LogLevel:                  st.Level,
-	}, nil
+	}, st.Up, nil
 }

@@ -59,7 +59,7 @@ func TestSessionIDCarriesTheSessionState(t *testing.T) {
 	if cl.expiry-cl.created != int64(time.Hour/time.Second) {
 		t.Fatalf("expiry %d, created %d: want an hour apart", cl.expiry, cl.created)
 	}
-	st, err := cl.restore()
+	st, _, err := cl.restore()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func BenchmarkSessionID(b *testing.B) {
 		b.ReportAllocs()
 		cl, _ := c.open(id)
 		for b.Loop() {
-			if _, err := cl.restore(); err != nil {
+			if _, _, err := cl.restore(); err != nil {
 				b.Fatal(err)
 			}
 		}

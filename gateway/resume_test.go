@@ -1,0 +1,155 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/gateway"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// counterUpstream is a stateful HTTP server: count returns how many times
+// it was called in the calling session. It records which upstream sessions
+// served calls, and counts the DELETEs it gets.
+type counterUpstream struct {
+	url     string
+	mu      sync.Mutex
+	counts  map[string]int                // upstream session id -> calls
+	byID    map[string]*mcp.ServerSession // for end
+	deletes atomic.Int64
+}
+
+func newCounterUpstream(t *testing.T) *counterUpstream {
+	t.Helper()
+	u := &counterUpstream{counts: map[string]int{}, byID: map[string]*mcp.ServerSession{}}
+	s := mcp.NewServer(&mcp.Implementation{Name: "counter", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "count", Description: "Counts the calls of this session."},
+		func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+			u.mu.Lock()
+			id := req.Session.ID()
+			u.counts[id]++
+			u.byID[id] = req.Session
+			n := u.counts[id]
+			u.mu.Unlock()
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprint(n)}}}, nil, nil
+		})
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete {
+			u.deletes.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { closePeer(s, ts) })
+	u.url = ts.URL
+	return u
+}
+
+// served returns the upstream sessions that served calls.
+func (u *counterUpstream) served() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var ids []string
+	for id := range u.counts {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// end closes the upstream session id on the server's side: its later
+// requests get 404.
+func (u *counterUpstream) end(id string) {
+	u.mu.Lock()
+	ss := u.byID[id]
+	u.mu.Unlock()
+	_ = ss.Close()
+}
+
+func resumeReplicas(t *testing.T, n int, isolated mcpool.Config, spares int) []string {
+	t.Helper()
+	var urls []string
+	for range n {
+		_, u := startGateway(t, gateway.Options{
+			Servers:     []gateway.Server{{Name: "iso", Mode: gateway.ModeIsolated, Config: isolated, Spares: spares}},
+			SessionKeys: [][]byte{[]byte("a key of 32 bytes for the tests!")},
+		})
+		urls = append(urls, strings.TrimSuffix(u, "/mcp"))
+	}
+	return urls
+}
+
+// An isolated HTTP server's upstream session travels in the downstream
+// session's id: a client whose requests alternate between two replicas
+// keeps one upstream session, and its state, on both.
+func TestResumeIsolatedAcrossReplicas(t *testing.T) {
+	for _, spares := range []int{0, -1} { // a spare taken at initialize; a connect
+		t.Run(fmt.Sprintf("spares=%d", spares), func(t *testing.T) {
+			up := newCounterUpstream(t)
+			b := &balancer{replicas: resumeReplicas(t, 2, mcpool.Config{URL: up.url}, spares)}
+			cs := balancedClient(t, b, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			for i := 1; i <= 20; i++ {
+				got, err := call(ctx, cs, "iso__count", nil)
+				if err != nil || got != fmt.Sprint(i) {
+					t.Fatalf("call %d: %q, %v; want the session's count to continue across replicas", i, got, err)
+				}
+			}
+			if ids := up.served(); len(ids) != 1 {
+				t.Fatalf("upstream sessions that served the calls: %v; want one", ids)
+			}
+			// The replicas' pools closing (the downstream session ends on
+			// each) leave the upstream session to the client's DELETE.
+			before := up.deletes.Load()
+			if err := cs.Close(); err != nil {
+				t.Fatalf("close: %v", err)
+			}
+			eventually(t, "the client's DELETE reaching the upstream session", func() bool { return up.deletes.Load() > before })
+		})
+	}
+}
+
+// When the upstream ends the session (404), calls from the downstream
+// session get CodeSessionLost on every replica, never a fresh upstream
+// session that silently lost the state.
+func TestResumeIsolatedUpstreamGone(t *testing.T) {
+	up := newCounterUpstream(t)
+	b := &balancer{replicas: resumeReplicas(t, 2, mcpool.Config{URL: up.url, HealthCheckInterval: -1}, -1)}
+	cs := balancedClient(t, b, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 1; i <= 4; i++ {
+		if got, err := call(ctx, cs, "iso__count", nil); err != nil || got != fmt.Sprint(i) {
+			t.Fatalf("call %d: %q, %v", i, got, err)
+		}
+	}
+	ids := up.served()
+	up.end(ids[0])
+	lost := 0
+	for i := range 6 { // three on each replica, the first of each meeting the 404
+		_, err := call(ctx, cs, "iso__count", nil)
+		if err == nil {
+			t.Fatalf("call %d after the upstream ended the session succeeded", i)
+		}
+		if rpcCode(err) == gateway.CodeSessionLost {
+			lost++
+			if !strings.Contains(err.Error(), "start a new session") {
+				t.Fatalf("session-lost error says no remedy: %v", err)
+			}
+		}
+	}
+	if lost != 6 {
+		t.Fatalf("%d of 6 calls got CodeSessionLost; want all", lost)
+	}
+	if got := up.served(); len(got) != 1 {
+		t.Fatalf("upstream sessions that served calls: %v; want the one only", got)
+	}
+}
