@@ -282,6 +282,9 @@ func (g *Gateway) warmPool(ctx context.Context, srv *server, version string, ask
 	if version != "" && cfg.ProtocolVersion == "" {
 		cfg.ProtocolVersion = version
 	}
+	if ref != nil {
+		cfg.ProtocolVersion = ref.version() // the session's own: no discover
+	}
 	owner := &isoOwner{}
 	g.relayConfig(srv, &cfg, owner) // relay_requests.go
 	cfg.ClientHandlers = asks.restrict(cfg.ClientHandlers)

@@ -219,7 +219,7 @@ func (p *portable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodDelete:
 		p.deleted(id, e.expiry)
-		p.g.terminateUpstreams(e.ss) // resume.go
+		p.g.endUpstreams(e.ss, e.ups) // resume.go
 		_ = e.ss.Close()
 		w.WriteHeader(http.StatusNoContent)
 	case http.MethodGet:
@@ -265,6 +265,9 @@ func (p *portable) lookup(ctx context.Context, id, identity string, deleting boo
 	}
 	if deleting {
 		p.deleted(id, cl.expiry)
+		if _, ups, err := cl.restore(); err == nil {
+			p.g.endUpstreams(nil, ups) // resume.go
+		}
 		return nil, http.StatusNoContent
 	}
 	return p.adopt(id, &cl)
@@ -398,7 +401,8 @@ func (p *portable) create(w http.ResponseWriter, r *http.Request) {
 	p.g.adoptTaken(e.ss, taken)
 	defer func() {
 		if e.ss.InitializeParams() == nil {
-			_ = e.ss.Close() // initialize failed
+			p.g.endUpstreams(e.ss, ups) // initialize failed: never handed out
+			_ = e.ss.Close()
 		}
 	}()
 	e.hold()

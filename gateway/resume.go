@@ -331,33 +331,84 @@ func (g *Gateway) adoptTaken(ss *mcp.ServerSession, taken []sealedPool) {
 	}
 }
 
-// terminateUpstreams lets ss's isolated pools on this replica DELETE their
-// upstream sessions when they close: the downstream client deleted ss.
-func (g *Gateway) terminateUpstreams(ss *mcp.ServerSession) {
-	g.iso.mu.Lock()
-	is := g.iso.sessions[ss]
-	g.iso.mu.Unlock()
-	if is == nil {
+// endUpstreams ends the upstream sessions ups of a downstream session its
+// client deleted: ss's pools on this replica (ss may be nil: not held here)
+// DELETE theirs when they close, with ss; the others are resumed for the
+// purpose and closed at once, in the background.
+func (g *Gateway) endUpstreams(ss *mcp.ServerSession, ups map[string]*upstreamRef) {
+	if len(ups) == 0 {
 		return
 	}
-	is.mu.Lock()
-	defer is.mu.Unlock()
-	for _, e := range is.pools {
-		select {
-		case <-e.ready:
-		default:
-			continue
-		}
-		if e.p == nil {
-			continue
-		}
-		if v, ok := g.iso.transports.Load(e.p); ok {
-			t := v.(*resumeTransport)
-			t.mu.Lock()
-			t.terminate = true
-			t.mu.Unlock()
-		}
+	held := map[string]bool{}
+	g.iso.mu.Lock()
+	is := g.iso.sessions[ss]
+	if ss == nil {
+		is = nil
 	}
+	g.iso.mu.Unlock()
+	if is != nil {
+		is.mu.Lock()
+		for srv, e := range is.pools {
+			select {
+			case <-e.ready:
+			default:
+				continue
+			}
+			if e.p == nil {
+				continue
+			}
+			if v, ok := g.iso.transports.Load(e.p); ok {
+				v.(*resumeTransport).end()
+				held[srv.name] = true
+			}
+		}
+		is.mu.Unlock()
+	}
+	set := g.set.Load()
+	for name, ref := range ups {
+		srv := set.byName[name]
+		if held[name] || srv == nil || !g.resumable(srv) || ref.lost.Load() {
+			continue
+		}
+		g.iso.mu.Lock()
+		if g.iso.closed {
+			g.iso.mu.Unlock()
+			return
+		}
+		g.iso.closing.Add(1)
+		g.iso.mu.Unlock()
+		go func() {
+			defer g.iso.closing.Done()
+			ctx, cancel := context.WithTimeout(g.ctx, orDur(srv.Config.ConnectTimeout, mcpool.DefaultConnectTimeout))
+			defer cancel()
+			p, err := g.warmPool(ctx, srv, "", asks{}, 0, ref)
+			if err != nil {
+				g.log.Debug("isolated: ending a deleted session's upstream session failed; the server's session timeout ends it", "server", srv.name, "error", err)
+				return
+			}
+			if v, ok := g.iso.transports.Load(p); ok {
+				v.(*resumeTransport).end()
+			}
+			g.forgetPool(p)
+			_ = p.Close(context.Background())
+		}()
+	}
+}
+
+// end lets the pool's DELETE through: the downstream session was deleted.
+func (t *resumeTransport) end() {
+	t.mu.Lock()
+	t.terminate = true
+	t.mu.Unlock()
+}
+
+// version is the protocol version of the upstream session.
+func (r *upstreamRef) version() string {
+	var ir struct {
+		V string `json:"protocolVersion"`
+	}
+	_ = json.Unmarshal(r.Result, &ir)
+	return ir.V
 }
 
 // forgetPool drops what the gateway keeps about an isolated pool that is
@@ -384,10 +435,7 @@ func lostMessage(server, reason string) string {
 func (g *Gateway) dropTaken(taken []sealedPool) {
 	for _, t := range taken {
 		if v, ok := g.iso.transports.Load(t.p); ok {
-			t := v.(*resumeTransport)
-			t.mu.Lock()
-			t.terminate = true
-			t.mu.Unlock()
+			v.(*resumeTransport).end()
 		}
 		g.iso.mu.Lock()
 		g.iso.n--

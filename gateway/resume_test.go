@@ -153,3 +153,89 @@ func TestResumeIsolatedUpstreamGone(t *testing.T) {
 		t.Fatalf("upstream sessions that served calls: %v; want the one only", got)
 	}
 }
+
+// A client's DELETE ends the upstream session whichever replica takes it,
+// even one that never served the session: the replica that did then finds
+// it ended (CodeSessionLost) rather than serving a deleted session's state.
+func TestResumeIsolatedDeleteAnywhere(t *testing.T) {
+	up := newCounterUpstream(t)
+	urls := resumeReplicas(t, 2, mcpool.Config{URL: up.url, HealthCheckInterval: -1}, -1)
+	cs := balancedClient(t, &balancer{replicas: urls[:1]}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 1; i <= 3; i++ {
+		if got, err := call(ctx, cs, "iso__count", nil); err != nil || got != fmt.Sprint(i) {
+			t.Fatalf("call %d: %q, %v", i, got, err)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodDelete, urls[1]+"/mcp", nil)
+	req.Header.Set("Mcp-Session-Id", cs.ID())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE on the other replica: %d", resp.StatusCode)
+	}
+	eventually(t, "the upstream session deleted", func() bool { return up.deletes.Load() == 1 })
+	// Without a shared store the first replica's copy of the session
+	// lives on; its upstream session does not.
+	if _, err := call(ctx, cs, "iso__count", nil); rpcCode(err) != gateway.CodeSessionLost {
+		t.Fatalf("call after the DELETE: %v; want CodeSessionLost", err)
+	}
+}
+
+// The replica that created the session goes away (its gateway closes, as
+// in a deploy): the other carries on with the same upstream session.
+func TestResumeIsolatedSurvivesReplicaLoss(t *testing.T) {
+	up := newCounterUpstream(t)
+	var (
+		urls []string
+		gws  []*gateway.Gateway
+	)
+	for range 2 {
+		g, u := startGateway(t, gateway.Options{
+			Servers:     []gateway.Server{{Name: "iso", Mode: gateway.ModeIsolated, Config: mcpool.Config{URL: up.url}}},
+			SessionKeys: [][]byte{[]byte("a key of 32 bytes for the tests!")},
+		})
+		urls, gws = append(urls, strings.TrimSuffix(u, "/mcp")), append(gws, g)
+	}
+	var lb switchable
+	lb.to.Store(&balancer{replicas: urls})
+	c := mcp.NewClient(&mcp.Implementation{Name: "downstream", Version: "1"}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: "http://balancer/mcp", HTTPClient: &http.Client{Transport: &lb}},
+		&mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.Close() })
+	for i := 1; i <= 6; i++ {
+		if got, err := call(ctx, cs, "iso__count", nil); err != nil || got != fmt.Sprint(i) {
+			t.Fatalf("call %d: %q, %v", i, got, err)
+		}
+	}
+	lb.to.Store(&balancer{replicas: urls[1:]})
+	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer ccancel()
+	if err := gws[0].Close(cctx); err != nil {
+		t.Fatalf("closing the first replica: %v", err)
+	}
+	for i := 7; i <= 12; i++ {
+		if got, err := call(ctx, cs, "iso__count", nil); err != nil || got != fmt.Sprint(i) {
+			t.Fatalf("call %d after the first replica closed: %q, %v", i, got, err)
+		}
+	}
+	if ids := up.served(); len(ids) != 1 {
+		t.Fatalf("upstream sessions that served the calls: %v; want one", ids)
+	}
+}
+
+// switchable is a load balancer whose replicas the test changes.
+type switchable struct{ to atomic.Pointer[balancer] }
+
+func (s *switchable) RoundTrip(r *http.Request) (*http.Response, error) {
+	return s.to.Load().RoundTrip(r)
+}
