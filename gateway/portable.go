@@ -22,9 +22,11 @@ import (
 )
 
 // CodeSessionLost: the downstream session's server-side state for a server
-// in ModeIsolated lives on another gateway replica (or died with it). The
-// call was not started: start a new session (initialize again) and repeat
-// it there, or route a session's requests to the replica that created it.
+// in ModeIsolated is not available: it lives on another gateway replica (or
+// died with it), or the server ended the session's upstream session (an
+// HTTP 404). The call was not run: start a new session (initialize again)
+// and repeat it there, or route a session's requests to the replica that
+// created it.
 const CodeSessionLost = -32045
 
 // streamRetry is the reconnection delay a draining replica sends on the GET
