@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,5 +178,28 @@ func BenchmarkSessionID(b *testing.B) {
 			}
 		})
 		b.Logf("%s id length %d bytes", tc.name, len(id))
+	}
+}
+
+// The isolated upstream sessions an id carries are encrypted: the id does
+// not show the upstream's session id, and every accepted key restores them.
+func TestSessionIDHidesUpstreamSessions(t *testing.T) {
+	st := testState()
+	st.Up = map[string]*upstreamRef{"iso": {ID: "UPSTREAM-SESSION-ID-123", Result: json.RawMessage(`{"protocolVersion":"2025-11-25"}`)}}
+	id, err := testCodec(t, keyA).seal("", st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(id)
+	if strings.Contains(string(raw), "UPSTREAM-SESSION-ID-123") {
+		t.Fatalf("the id shows the upstream session id: %q", raw)
+	}
+	cl, err := testCodec(t, keyB, keyA).open(id) // rotated: the old key still opens it
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, up, err := cl.restore()
+	if err != nil || up["iso"] == nil || up["iso"].ID != "UPSTREAM-SESSION-ID-123" || up["iso"].version() != "2025-11-25" {
+		t.Fatalf("restored %v, %v", up, err)
 	}
 }
