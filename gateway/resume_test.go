@@ -24,12 +24,12 @@ type counterUpstream struct {
 	mu      sync.Mutex
 	counts  map[string]int                // upstream session id -> calls
 	byID    map[string]*mcp.ServerSession // for end
-	deletes atomic.Int64
+	deleted map[string]bool               // session ids DELETEd
 }
 
 func newCounterUpstream(t *testing.T) *counterUpstream {
 	t.Helper()
-	u := &counterUpstream{counts: map[string]int{}, byID: map[string]*mcp.ServerSession{}}
+	u := &counterUpstream{counts: map[string]int{}, byID: map[string]*mcp.ServerSession{}, deleted: map[string]bool{}}
 	s := mcp.NewServer(&mcp.Implementation{Name: "counter", Version: "1"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "count", Description: "Counts the calls of this session."},
 		func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
@@ -44,7 +44,9 @@ func newCounterUpstream(t *testing.T) *counterUpstream {
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodDelete {
-			u.deletes.Add(1)
+			u.mu.Lock()
+			u.deleted[r.Header.Get("Mcp-Session-Id")] = true
+			u.mu.Unlock()
 		}
 		h.ServeHTTP(w, r)
 	}))
@@ -62,6 +64,13 @@ func (u *counterUpstream) served() []string {
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// wasDeleted reports whether a client DELETEd the upstream session id.
+func (u *counterUpstream) wasDeleted(id string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.deleted[id]
 }
 
 // end closes the upstream session id on the server's side: its later
@@ -103,16 +112,18 @@ func TestResumeIsolatedAcrossReplicas(t *testing.T) {
 					t.Fatalf("call %d: %q, %v; want the session's count to continue across replicas", i, got, err)
 				}
 			}
-			if ids := up.served(); len(ids) != 1 {
+			ids := up.served()
+			if len(ids) != 1 {
 				t.Fatalf("upstream sessions that served the calls: %v; want one", ids)
 			}
-			// The replicas' pools closing (the downstream session ends on
-			// each) leave the upstream session to the client's DELETE.
-			before := up.deletes.Load()
+			if up.wasDeleted(ids[0]) {
+				t.Fatal("the upstream session was deleted while the downstream session lived")
+			}
+			// The client's DELETE ends it, whichever replica takes it.
 			if err := cs.Close(); err != nil {
 				t.Fatalf("close: %v", err)
 			}
-			eventually(t, "the client's DELETE reaching the upstream session", func() bool { return up.deletes.Load() > before })
+			eventually(t, "the client's DELETE reaching the upstream session", func() bool { return up.wasDeleted(ids[0]) })
 		})
 	}
 }
@@ -178,7 +189,7 @@ func TestResumeIsolatedDeleteAnywhere(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("DELETE on the other replica: %d", resp.StatusCode)
 	}
-	eventually(t, "the upstream session deleted", func() bool { return up.deletes.Load() == 1 })
+	eventually(t, "the upstream session deleted", func() bool { return up.wasDeleted(up.served()[0]) })
 	// Without a shared store the first replica's copy of the session
 	// lives on; its upstream session does not.
 	if _, err := call(ctx, cs, "iso__count", nil); rpcCode(err) != gateway.CodeSessionLost {
@@ -228,8 +239,12 @@ func TestResumeIsolatedSurvivesReplicaLoss(t *testing.T) {
 			t.Fatalf("call %d after the first replica closed: %q, %v", i, got, err)
 		}
 	}
-	if ids := up.served(); len(ids) != 1 {
+	ids := up.served()
+	if len(ids) != 1 {
 		t.Fatalf("upstream sessions that served the calls: %v; want one", ids)
+	}
+	if up.wasDeleted(ids[0]) {
+		t.Fatal("a replica closing deleted the session's upstream session")
 	}
 }
 
