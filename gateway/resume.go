@@ -202,7 +202,17 @@ func (g *Gateway) takeUpstreams(ctx context.Context, version string, caps *mcp.C
 	if caps != nil {
 		a = asks{elicitation: caps.Elicitation != nil, sampling: caps.Sampling != nil, roots: caps.RootsV2 != nil}
 	}
-	for _, srv := range g.set.Load().servers {
+	type result struct {
+		srv *server
+		p   *mcpool.Pool
+		ref *upstreamRef
+	}
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		got []result
+	)
+	for _, srv := range g.set.Load().servers { // concurrently: connects add up otherwise
 		if !g.resumable(srv) {
 			continue
 		}
@@ -210,16 +220,24 @@ func (g *Gateway) takeUpstreams(ctx context.Context, version string, caps *mcp.C
 		if srv.Config.ProtocolVersion != "" || v >= "2026-07-28" {
 			v = ""
 		}
-		p, ref, err := g.takeUpstream(ctx, srv, v, a)
-		if err != nil {
-			g.log.Debug("isolated: no upstream session at initialize; the server's state stays on this replica", "server", srv.name, "error", err)
-			continue
-		}
+		wg.Go(func() {
+			p, ref, err := g.takeUpstream(ctx, srv, v, a)
+			if err != nil {
+				g.log.Debug("isolated: no upstream session at initialize; the server's state stays on the replica that first calls it", "server", srv.name, "error", err)
+				return
+			}
+			mu.Lock()
+			got = append(got, result{srv, p, ref})
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for _, r := range got {
 		if refs == nil {
 			refs = map[string]*upstreamRef{}
 		}
-		refs[srv.name] = ref
-		taken = append(taken, sealedPool{srv, p})
+		refs[r.srv.name] = r.ref
+		taken = append(taken, sealedPool{r.srv, r.p})
 	}
 	return refs, taken
 }

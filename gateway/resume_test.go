@@ -254,3 +254,33 @@ type switchable struct{ to atomic.Pointer[balancer] }
 func (s *switchable) RoundTrip(r *http.Request) (*http.Response, error) {
 	return s.to.Load().RoundTrip(r)
 }
+
+// A session's id carries the upstream session of each isolated HTTP
+// server, taken together at initialize.
+func TestResumeIsolatedTwoServers(t *testing.T) {
+	a, b := newCounterUpstream(t), newCounterUpstream(t)
+	var urls []string
+	for range 2 {
+		_, u := startGateway(t, gateway.Options{
+			Servers: []gateway.Server{
+				{Name: "a", Mode: gateway.ModeIsolated, Config: mcpool.Config{URL: a.url}, Spares: -1},
+				{Name: "b", Mode: gateway.ModeIsolated, Config: mcpool.Config{URL: b.url}, Spares: -1},
+			},
+			SessionKeys: [][]byte{[]byte("a key of 32 bytes for the tests!")},
+		})
+		urls = append(urls, strings.TrimSuffix(u, "/mcp"))
+	}
+	cs := balancedClient(t, &balancer{replicas: urls}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 1; i <= 8; i++ {
+		for _, name := range []string{"a__count", "b__count"} {
+			if got, err := call(ctx, cs, name, nil); err != nil || got != fmt.Sprint(i) {
+				t.Fatalf("%s call %d: %q, %v", name, i, got, err)
+			}
+		}
+	}
+	if len(a.served()) != 1 || len(b.served()) != 1 {
+		t.Fatalf("upstream sessions that served calls: %v and %v; want one each", a.served(), b.served())
+	}
+}
