@@ -75,10 +75,12 @@ func (t *resumeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return localResponse(req, http.StatusNoContent, "", nil), nil
 	case up != nil && req.Method == http.MethodPost && (req.Header.Get("Mcp-Session-Id") == "" || pending > 0):
-		body, err := readBody(req)
+		body, sent, err := peekBody(req)
 		if err != nil {
+			closeBody(req)
 			return nil, err
 		}
+		req = sent
 		var msg struct {
 			ID     json.RawMessage `json:"id"`
 			Method string          `json:"method"`
@@ -89,6 +91,7 @@ func (t *resumeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.mu.Lock()
 			t.pending++
 			t.mu.Unlock()
+			closeBody(req)
 			out := fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%s,"result":%s}`, msg.ID, up.Result)
 			h := http.Header{"Content-Type": {"application/json"}, "Mcp-Session-Id": {up.ID}}
 			return localResponse(req, http.StatusOK, string(out), h), nil
@@ -96,6 +99,7 @@ func (t *resumeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.mu.Lock()
 			t.pending = max(0, t.pending-1)
 			t.mu.Unlock()
+			closeBody(req)
 			return localResponse(req, http.StatusAccepted, "", nil), nil
 		}
 	}
@@ -147,17 +151,30 @@ func (t *resumeTransport) CloseIdleConnections() {
 	}
 }
 
-func readBody(req *http.Request) ([]byte, error) {
-	if req.Body == nil {
-		return nil, nil
+// peekBody returns req's body and the request to send on: req itself when
+// its body can be read again (GetBody, as the SDK's requests have), else a
+// clone with the body read.
+func peekBody(req *http.Request) ([]byte, *http.Request, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil, req, nil
+	}
+	if req.GetBody != nil {
+		rc, err := req.GetBody()
+		if err == nil {
+			defer rc.Close()
+			body, err := io.ReadAll(rc)
+			return body, req, err
+		}
 	}
 	body, err := io.ReadAll(req.Body)
 	_ = req.Body.Close()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	req.Body = io.NopCloser(bytes.NewReader(body))
-	return body, nil
+	out := req.Clone(req.Context())
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return body, out, nil
 }
 
 func closeBody(req *http.Request) {
