@@ -200,14 +200,20 @@ type Options struct {
 	//
 	// What survives the loss of a replica: sessions, and calls to servers in
 	// ModeShared and ModePassthrough (every replica has its own pools of
-	// them); a call in flight on the lost replica is lost with it. Servers in
-	// ModeIsolated keep an upstream session per downstream session on the
-	// replica that created the downstream session: a call from that session
-	// on another replica gets CodeSessionLost, and the client must start a
-	// new session. Route a session's requests to the replica that created
-	// it (a stick table learning Mcp-Session-Id) when isolated servers
-	// matter. Nil keeps sessions on the replica that created them (404
-	// elsewhere).
+	// them); a call in flight on the lost replica is lost with it. A server
+	// in ModeIsolated over streamable HTTP survives too: at initialize the
+	// downstream session takes its upstream session (a spare when one is
+	// ready), whose Mcp-Session-Id and InitializeResult travel in the id, and
+	// any replica resumes it. That upstream session is ended by the client's
+	// DELETE (on any replica) or the server's own timeout, never by a
+	// replica closing; once the server has ended it (404), calls get
+	// CodeSessionLost. Other isolated servers (stdio, NewTransport, or an
+	// HTTP server without sessions or not reachable at initialize) keep
+	// their upstream session on the replica that made it: a call from that
+	// session on another replica gets CodeSessionLost, and the client must
+	// start a new session; route a session's requests to the replica that
+	// created it (a stick table learning Mcp-Session-Id) when those matter.
+	// Nil keeps sessions on the replica that created them (404 elsewhere).
 	SessionKeys [][]byte
 	// SessionMaxAge is how long a portable session id is accepted after its
 	// session was created. Zero means DefaultSessionMaxAge (24 hours).

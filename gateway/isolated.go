@@ -25,6 +25,9 @@ type isolation struct {
 	n        int // upstream pools of downstream sessions, connecting included
 	closed   bool
 	closing  sync.WaitGroup
+	// transports: *mcpool.Pool -> *resumeTransport, for the pools of
+	// resumable servers (resume.go).
+	transports sync.Map
 }
 
 type isoSession struct {
@@ -64,7 +67,8 @@ func (g *Gateway) isolatedPool(ctx context.Context, srv *server, ss *mcp.ServerS
 	if ss == nil {
 		return nil, errors.New("gateway: isolated server called outside a session")
 	}
-	if err := g.isolatedHome(srv, ss); err != nil { // portable.go
+	ref, err := g.isolatedHome(srv, ss) // portable.go
+	if err != nil {
 		return nil, err
 	}
 	for {
@@ -122,12 +126,19 @@ func (g *Gateway) isolatedPool(ctx context.Context, srv *server, ss *mcp.ServerS
 			g.log.Debug("isolated: closing the least recently used idle upstream session to make room", "server", srv.name)
 			go func() {
 				defer g.iso.closing.Done()
-				g.relay.owners.Delete(victim)
+				g.forgetPool(victim)
 				_ = victim.Close(context.Background())
 			}()
 		}
 
-		p, err := g.connectIsolated(ctx, srv, legacyVersion(srv, ss), asksOf(ss)) // relay_requests.go
+		var p *mcpool.Pool
+		if ref != nil {
+			// The session's upstream session, made by the replica that
+			// created it: resumed, never replaced (resume.go).
+			p, err = g.resumeIsolated(ctx, srv, legacyVersion(srv, ss), asksOf(ss), ref)
+		} else {
+			p, err = g.connectIsolated(ctx, srv, legacyVersion(srv, ss), asksOf(ss)) // relay_requests.go
+		}
 		is.mu.Lock()
 		if err != nil {
 			delete(is.pools, srv)
@@ -216,7 +227,7 @@ func (g *Gateway) connectIsolated(ctx context.Context, srv *server, version stri
 		return p, nil
 	}
 	if p != nil {
-		g.relay.owners.Delete(p)
+		g.forgetPool(p)
 		_ = p.Close(context.Background())
 	}
 	lim := srv.Config.ConnectLimiter
@@ -238,7 +249,7 @@ func (g *Gateway) connectIsolated(ctx context.Context, srv *server, version stri
 	// refuses it as soon as its estimate, made again while it queues,
 	// says the turn will come later (connects slowing down during a
 	// burst, say), so that a refusal comes early, not after the wait.
-	p, err := g.warmPool(bctx, srv, version, asks, g.opts.QueueWait)
+	p, err := g.warmPool(bctx, srv, version, asks, g.opts.QueueWait, nil)
 	if errors.Is(err, mcpool.ErrConnectQueueFull) {
 		srv.refused.Add(1)
 		return nil, overloaded(srv.name, "no connect turn for a new upstream session within the queue wait ("+g.opts.QueueWait.String()+"): "+err.Error(),
@@ -253,18 +264,40 @@ func (g *Gateway) connectIsolated(ctx context.Context, srv *server, version stri
 	return p, err
 }
 
+// resumeIsolated connects a pool to the upstream session ref of srv.
+func (g *Gateway) resumeIsolated(ctx context.Context, srv *server, version string, asks asks, ref *upstreamRef) (*mcpool.Pool, error) {
+	bctx, cancel := context.WithTimeout(ctx, g.opts.QueueWait+orDur(srv.Config.ConnectTimeout, mcpool.DefaultConnectTimeout))
+	defer cancel()
+	return g.warmPool(bctx, srv, version, asks, g.opts.QueueWait, ref)
+}
+
 // warmPool connects a pool for one downstream session; asks is what its
 // client answers (spares: everything), the capabilities the pool declares;
-// queueWait bounds its connect's wait for a turn (0: none, for spares).
-func (g *Gateway) warmPool(ctx context.Context, srv *server, version string, asks asks, queueWait time.Duration) (*mcpool.Pool, error) {
+// queueWait bounds its connect's wait for a turn (0: none, for spares). For
+// a resumable server (resume.go) the pool's HTTP transport can be bound to
+// an upstream session: ref, when set, is resumed rather than connected.
+func (g *Gateway) warmPool(ctx context.Context, srv *server, version string, asks asks, queueWait time.Duration, ref *upstreamRef) (*mcpool.Pool, error) {
 	cfg := g.isolatedConfig(srv)
 	cfg.ConnectQueueWait = queueWait
 	if version != "" && cfg.ProtocolVersion == "" {
 		cfg.ProtocolVersion = version
 	}
+	if ref != nil {
+		cfg.ProtocolVersion = ref.version() // the session's own: no discover
+	}
 	owner := &isoOwner{}
 	g.relayConfig(srv, &cfg, owner) // relay_requests.go
 	cfg.ClientHandlers = asks.restrict(cfg.ClientHandlers)
+	var rt *resumeTransport
+	if g.resumable(srv) && cfg.HTTPClient != nil {
+		rt = &resumeTransport{base: cfg.HTTPClient.Transport, server: srv.name}
+		if ref != nil {
+			rt.bind(ref)
+		}
+		hc := *cfg.HTTPClient
+		hc.Transport = rt
+		cfg.HTTPClient = &hc
+	}
 	p, err := mcpool.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: server %s: %w", srv.name, err)
@@ -275,6 +308,9 @@ func (g *Gateway) warmPool(ctx context.Context, srv *server, version string, ask
 	}
 	owner.asks = asks
 	g.relay.owners.Store(p, owner)
+	if rt != nil {
+		g.iso.transports.Store(p, rt)
+	}
 	return p, nil
 }
 
@@ -299,7 +335,7 @@ func (g *Gateway) releaseWhenDone(ss *mcp.ServerSession, is *isoSession) {
 		g.iso.mu.Lock()
 		g.iso.n--
 		g.iso.mu.Unlock()
-		g.relay.owners.Delete(e.p)
+		g.forgetPool(e.p)
 		if err := e.p.Close(context.Background()); err != nil {
 			g.log.Debug("isolated: closing a session's pool", "server", srv.name, "error", err)
 		}
@@ -450,6 +486,7 @@ func (g *Gateway) keepSpares(srv *server) {
 			if len(srv.spares) > target && warming == 0 {
 				select {
 				case p := <-srv.spares:
+					g.forgetPool(p)
 					g.bg.Go(func() { _ = p.Close(context.Background()) })
 				default:
 				}
@@ -470,7 +507,7 @@ func (g *Gateway) warmSpare(srv *server) error {
 	if !ok {
 		a = asksAll
 	}
-	p, err := g.warmPool(ctx, srv, v, a, 0)
+	p, err := g.warmPool(ctx, srv, v, a, 0, nil)
 	cancel()
 	if err != nil {
 		return err
@@ -482,7 +519,7 @@ func (g *Gateway) warmSpare(srv *server) error {
 		default:
 		}
 	}
-	g.relay.owners.Delete(p)
+	g.forgetPool(p)
 	_ = p.Close(context.Background())
 	return nil
 }

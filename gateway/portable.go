@@ -18,14 +18,15 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
-	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // CodeSessionLost: the downstream session's server-side state for a server
-// in ModeIsolated lives on another gateway replica (or died with it). The
-// call was not started: start a new session (initialize again) and repeat
-// it there, or route a session's requests to the replica that created it.
+// in ModeIsolated is not available: it lives on another gateway replica (or
+// died with it), or the server ended the session's upstream session (an
+// HTTP 404). The call was not run: start a new session (initialize again)
+// and repeat it there, or route a session's requests to the replica that
+// created it.
 const CodeSessionLost = -32045
 
 // streamRetry is the reconnection delay a draining replica sends on the GET
@@ -62,6 +63,9 @@ type portableSession struct {
 	expiry   int64
 	adopted  bool   // restored from its id, not created by this process
 	digest   string // of the id, in the relay's keys
+	// ups are the isolated upstream sessions the id carries, by server
+	// name (resume.go); read-only once ready is closed.
+	ups map[string]*upstreamRef
 
 	mu    sync.Mutex
 	refs  int // requests and GET streams open: the idle timer is paused
@@ -124,25 +128,35 @@ func (g *Gateway) stopStreams() {
 	}
 }
 
-// isolatedHome refuses a call to an isolated server from a session this
-// replica adopted: its isolated upstream sessions live on the replica that
-// created it (or died with it).
-func (g *Gateway) isolatedHome(srv *server, ss *mcp.ServerSession) error {
+// isolatedHome returns the upstream session of srv that ss's id carries
+// (nil: none, connect one as usual), or the session-lost error of a call
+// whose upstream state is not here: the session was adopted from another
+// replica and srv's upstream session did not travel in its id (a stdio
+// server, or one whose session could not be taken at initialize), or the
+// upstream ended the session it carries.
+func (g *Gateway) isolatedHome(srv *server, ss *mcp.ServerSession) (*upstreamRef, error) {
 	p := g.port
 	if p == nil || ss == nil {
-		return nil
+		return nil, nil
 	}
 	p.mu.Lock()
 	e := p.bySS[ss]
 	p.mu.Unlock()
-	if e == nil || !e.adopted {
-		return nil
+	if e == nil {
+		return nil, nil
 	}
-	raw, _ := json.Marshal(ErrorData{Server: srv.name, Reason: "session_lost"})
-	return &jsonrpc.Error{Code: CodeSessionLost, Data: raw,
-		Message: fmt.Sprintf("server %s keeps per-session state (isolated mode), and this session's state lives on the gateway replica that created it, "+
-			"which did not take this request (it is gone, or the load balancer routed elsewhere): the state is lost here; start a new session (initialize again), "+
-			"and route each session's requests to the replica that created it", srv.name)}
+	if ref := e.ups[srv.name]; ref != nil {
+		if ref.lost.Load() {
+			return nil, sessionLost(srv, "the server ended this session's upstream session (404)")
+		}
+		return ref, nil
+	}
+	if !e.adopted {
+		return nil, nil
+	}
+	return nil, sessionLost(srv, "this session's state lives on the gateway replica that created it, "+
+		"which did not take this request (it is gone, or the load balancer routed elsewhere); "+
+		"route each session's requests to the replica that created it")
 }
 
 // ServeHTTP serves /mcp for 2025-11-25-era clients.
@@ -207,6 +221,7 @@ func (p *portable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodDelete:
 		p.deleted(id, e.expiry)
+		p.g.endUpstreams(e.ss, e.ups) // resume.go
 		_ = e.ss.Close()
 		w.WriteHeader(http.StatusNoContent)
 	case http.MethodGet:
@@ -252,6 +267,9 @@ func (p *portable) lookup(ctx context.Context, id, identity string, deleting boo
 	}
 	if deleting {
 		p.deleted(id, cl.expiry)
+		if _, ups, err := cl.restore(); err == nil {
+			p.g.endUpstreams(nil, ups) // resume.go
+		}
 		return nil, http.StatusNoContent
 	}
 	return p.adopt(id, &cl)
@@ -273,7 +291,8 @@ func (p *portable) adopt(id string, cl *sessionClaims) (*portableSession, int) {
 		adopted: cl.origin != p.codec.origin, digest: idDigest(id)}
 	p.sessions[id] = e
 	p.mu.Unlock()
-	state, err := cl.restore()
+	state, ups, err := cl.restore()
+	e.ups = ups
 	if err == nil {
 		err = p.connect(id, e, &mcp.ServerSessionOptions{State: state})
 	}
@@ -357,28 +376,35 @@ func (p *portable) create(w http.ResponseWriter, r *http.Request) {
 	if !slices.Contains(mcp.SupportedProtocolVersions(), version) || version >= "2026-07-28" {
 		version = "2025-11-25" // what the SDK's initialize negotiates
 	}
-	id, err := p.codec.seal(sessionOwner(r), &portableState{Version: version, Caps: msg.Params.Capabilities, Info: msg.Params.ClientInfo})
+	// The session's isolated upstream sessions travel in its id (resume.go).
+	ups, taken := p.g.takeUpstreams(r.Context(), version, msg.Params.Capabilities)
+	id, err := p.codec.seal(sessionOwner(r), &portableState{Version: version, Caps: msg.Params.Capabilities, Info: msg.Params.ClientInfo, Up: ups})
 	if err != nil {
+		p.g.dropTaken(taken)
 		http.Error(w, "failed to make a session id", http.StatusInternalServerError)
 		return
 	}
 	cl, err := p.codec.open(id)
 	if err != nil {
+		p.g.dropTaken(taken)
 		http.Error(w, "failed to make a session id", http.StatusInternalServerError)
 		return
 	}
-	e := &portableSession{ready: make(chan struct{}), identity: cl.identity, key: cl.key, expiry: cl.expiry, digest: idDigest(id)}
+	e := &portableSession{ready: make(chan struct{}), identity: cl.identity, key: cl.key, expiry: cl.expiry, digest: idDigest(id), ups: ups}
 	p.mu.Lock()
 	p.sessions[id] = e
 	p.mu.Unlock()
 	if err := p.connect(id, e, nil); err != nil {
+		p.g.dropTaken(taken)
 		p.fail(id, e, err)
 		http.Error(w, "failed connection", http.StatusInternalServerError)
 		return
 	}
+	p.g.adoptTaken(e.ss, taken)
 	defer func() {
 		if e.ss.InitializeParams() == nil {
-			_ = e.ss.Close() // initialize failed
+			p.g.endUpstreams(e.ss, ups) // initialize failed: never handed out
+			_ = e.ss.Close()
 		}
 	}()
 	e.hold()

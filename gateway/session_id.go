@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -24,8 +26,9 @@ import (
 //	version(1) expiry(8) created(8) identity(16) origin(8) nonce(8) state(JSON) mac(16)
 //
 // base64url without padding. The state (the negotiated protocol version, the
-// client's capabilities and info, the log level) is decoded only when a
-// replica adopts the session; a request checks the mac, the expiry and the
+// client's capabilities and info, the log level, and, encrypted, the
+// session's isolated upstream sessions) is decoded only when a replica
+// adopts the session; a request checks the mac, the expiry and the
 // identity from the fixed-size header. Keys are derived once, when the
 // gateway is made; the HMAC states are reused from a pool, so that opening
 // an id costs two SHA-256 compressions per 64 bytes and no key schedule.
@@ -57,6 +60,12 @@ type portableState struct {
 	Caps    *mcp.ClientCapabilities `json:"c,omitempty"`
 	Info    *mcp.Implementation     `json:"i,omitempty"`
 	Level   mcp.LoggingLevel        `json:"l,omitempty"`
+	// Up are the session's isolated upstream sessions, by server name
+	// (resume.go). They travel encrypted (AES-256-GCM under a key derived
+	// from the session key), in Sealed: the upstream's session id is not
+	// shown to whoever reads the downstream id.
+	Up     map[string]*upstreamRef `json:"-"`
+	Sealed []byte                  `json:"x,omitempty"`
 }
 
 // sessionClaims is an opened session id.
@@ -67,12 +76,14 @@ type sessionClaims struct {
 	origin   [8]byte  // the replica (process) that created the session
 	state    []byte   // portableState, JSON
 	key      int      // the index of the key that verified the mac
+	aead     cipher.AEAD
 }
 
 // sessionKey is one accepted key, derived once.
 type sessionKey struct {
-	mac      sync.Pool // hash.Hash: HMAC-SHA256 under the mac key
-	identity sync.Pool // hash.Hash: HMAC-SHA256 under the identity key
+	mac      sync.Pool   // hash.Hash: HMAC-SHA256 under the mac key
+	identity sync.Pool   // hash.Hash: HMAC-SHA256 under the identity key
+	state    cipher.AEAD // AES-256-GCM for portableState.Sealed
 }
 
 // sessionCodec seals and opens portable session ids. It is safe for
@@ -102,6 +113,13 @@ func newSessionCodec(material [][]byte, maxAge time.Duration) (*sessionCodec, er
 		}
 		macKey, idKey := derive(m, "mcpool session id mac v1"), derive(m, "mcpool session identity v1")
 		k := &sessionKey{}
+		block, err := aes.NewCipher(derive(m, "mcpool session state enc v1"))
+		if err != nil {
+			return nil, err
+		}
+		if k.state, err = cipher.NewGCM(block); err != nil {
+			return nil, err
+		}
 		k.mac.New = func() any { return hmac.New(sha256.New, macKey) }
 		k.identity.New = func() any { return hmac.New(sha256.New, idKey) }
 		c.keys = append(c.keys, k)
@@ -145,6 +163,18 @@ func (c *sessionCodec) identityDigest(i int, identity string) (d [16]byte) {
 // seal returns a new session id for a session bound to identity (empty:
 // none) with state st.
 func (c *sessionCodec) seal(identity string, st *portableState) (string, error) {
+	if len(st.Up) > 0 {
+		up, err := json.Marshal(st.Up)
+		if err != nil {
+			return "", err
+		}
+		aead := c.keys[0].state
+		nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(up)+aead.Overhead())
+		_, _ = rand.Read(nonce)
+		cp := *st
+		cp.Sealed = aead.Seal(nonce, nonce, up, nil)
+		st = &cp
+	}
 	state, err := json.Marshal(st)
 	if err != nil {
 		return "", err
@@ -187,6 +217,7 @@ func (c *sessionCodec) open(id string) (sessionClaims, error) {
 	if cl.key < 0 {
 		return cl, errSessionInvalid
 	}
+	cl.aead = c.keys[cl.key].state
 	cl.expiry = int64(binary.BigEndian.Uint64(body[1:]))
 	cl.created = int64(binary.BigEndian.Uint64(body[9:]))
 	copy(cl.identity[:], body[17:33])
@@ -205,11 +236,21 @@ func (c *sessionCodec) boundTo(cl *sessionClaims, identity string) bool {
 }
 
 // restore decodes cl's state into the server session state that
-// Server.Connect takes.
-func (cl *sessionClaims) restore() (*mcp.ServerSessionState, error) {
+// Server.Connect takes, and the isolated upstream sessions it carries.
+func (cl *sessionClaims) restore() (*mcp.ServerSessionState, map[string]*upstreamRef, error) {
 	var st portableState
 	if err := json.Unmarshal(cl.state, &st); err != nil {
-		return nil, errSessionInvalid
+		return nil, nil, errSessionInvalid
+	}
+	if len(st.Sealed) > 0 {
+		n := cl.aead.NonceSize()
+		if len(st.Sealed) < n {
+			return nil, nil, errSessionInvalid
+		}
+		up, err := cl.aead.Open(nil, st.Sealed[:n], st.Sealed[n:], nil)
+		if err != nil || json.Unmarshal(up, &st.Up) != nil {
+			return nil, nil, errSessionInvalid
+		}
 	}
 	return &mcp.ServerSessionState{
 		InitializeParams: &mcp.InitializeParams{
@@ -220,5 +261,5 @@ func (cl *sessionClaims) restore() (*mcp.ServerSessionState, error) {
 		InitializedParams:         &mcp.InitializedParams{},
 		NegotiatedProtocolVersion: st.Version,
 		LogLevel:                  st.Level,
-	}, nil
+	}, st.Up, nil
 }

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,7 +61,7 @@ func TestSessionIDCarriesTheSessionState(t *testing.T) {
 	if cl.expiry-cl.created != int64(time.Hour/time.Second) {
 		t.Fatalf("expiry %d, created %d: want an hour apart", cl.expiry, cl.created)
 	}
-	st, err := cl.restore()
+	st, _, err := cl.restore()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,36 +138,68 @@ func TestSessionKeysRotate(t *testing.T) {
 // BenchmarkSessionID measures what a request pays for its session id on a
 // replica that does not hold the session yet: opening the id (base64, the
 // mac) and checking the caller's identity. A replica that holds it pays the
-// identity check only.
+// identity check only. "isolated" ids also carry the upstream session of
+// an isolated HTTP server (its id and InitializeResult, as a go-sdk server
+// answers).
 func BenchmarkSessionID(b *testing.B) {
 	c := testCodec(b, keyA, keyB)
-	id, _ := c.seal("cred:Bearer some-token-of-usual-length-0123456789", testState())
-	b.Run("open", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			cl, err := c.open(id)
-			if err != nil || !c.boundTo(&cl, "cred:Bearer some-token-of-usual-length-0123456789") {
-				b.Fatal(err)
+	iso := testState()
+	iso.Up = map[string]*upstreamRef{"iso": {ID: "FWVZ2OMHIAKWD465DM5QZQYQX5",
+		Result: json.RawMessage(`{"capabilities":{"logging":{},"tools":{"listChanged":true}},"protocolVersion":"2025-11-25","serverInfo":{"name":"counter","version":"1"}}`)}}
+	for _, tc := range []struct {
+		name string
+		st   *portableState
+	}{{"plain", testState()}, {"isolated", iso}} {
+		id, _ := c.seal("cred:Bearer some-token-of-usual-length-0123456789", tc.st)
+		b.Run(tc.name+"/open", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				cl, err := c.open(id)
+				if err != nil || !c.boundTo(&cl, "cred:Bearer some-token-of-usual-length-0123456789") {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("seal", func(b *testing.B) {
-		b.ReportAllocs()
-		st := testState()
-		for b.Loop() {
-			if _, err := c.seal("cred:Bearer some-token-of-usual-length-0123456789", st); err != nil {
-				b.Fatal(err)
+		})
+		b.Run(tc.name+"/seal", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.seal("cred:Bearer some-token-of-usual-length-0123456789", tc.st); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("restore", func(b *testing.B) {
-		b.ReportAllocs()
-		cl, _ := c.open(id)
-		for b.Loop() {
-			if _, err := cl.restore(); err != nil {
-				b.Fatal(err)
+		})
+		b.Run(tc.name+"/restore", func(b *testing.B) {
+			b.ReportAllocs()
+			cl, _ := c.open(id)
+			for b.Loop() {
+				if _, _, err := cl.restore(); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Logf("id length %d bytes", len(id))
+		})
+		b.Logf("%s id length %d bytes", tc.name, len(id))
+	}
+}
+
+// The isolated upstream sessions an id carries are encrypted: the id does
+// not show the upstream's session id, and every accepted key restores them.
+func TestSessionIDHidesUpstreamSessions(t *testing.T) {
+	st := testState()
+	st.Up = map[string]*upstreamRef{"iso": {ID: "UPSTREAM-SESSION-ID-123", Result: json.RawMessage(`{"protocolVersion":"2025-11-25"}`)}}
+	id, err := testCodec(t, keyA).seal("", st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(id)
+	if strings.Contains(string(raw), "UPSTREAM-SESSION-ID-123") {
+		t.Fatalf("the id shows the upstream session id: %q", raw)
+	}
+	cl, err := testCodec(t, keyB, keyA).open(id) // rotated: the old key still opens it
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, up, err := cl.restore()
+	if err != nil || up["iso"] == nil || up["iso"].ID != "UPSTREAM-SESSION-ID-123" || up["iso"].version() != "2025-11-25" {
+		t.Fatalf("restored %v, %v", up, err)
+	}
 }

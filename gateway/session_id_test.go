@@ -258,13 +258,20 @@ func TestPortableSessionsListChangedReachesTheStreamsReplica(t *testing.T) {
 	})
 }
 
-// An isolated server's upstream session lives on the replica that created
-// the downstream session: elsewhere, the call gets CodeSessionLost, which
-// tells the client to start a new session.
+// An isolated server that is not streamable HTTP (stdio, or here an
+// in-process transport) keeps its upstream session on the replica that
+// created the downstream session: elsewhere, the call gets
+// CodeSessionLost, which tells the client to start a new session. (An HTTP
+// server's upstream session travels in the id: resume_test.go.)
 func TestPortableSessionsIsolatedStateLostElsewhere(t *testing.T) {
-	up, _ := echoUpstream(t)
-	g := newGate()
-	urls := portableReplicas(t, 2, up, g.url(t))
+	s := newGate().server()
+	urls := resumeReplicas(t, 2, mcpool.Config{NewTransport: func(ctx context.Context) (mcp.Transport, error) {
+		ct, st := mcp.NewInMemoryTransports()
+		if _, err := s.Connect(ctx, st, nil); err != nil {
+			return nil, err
+		}
+		return ct, nil
+	}}, -1)
 	home := &balancer{replicas: urls[:1]}
 	cs := balancedClient(t, home, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
