@@ -20,7 +20,9 @@ import (
 
 // Server→client traffic (MCP spec 2025-11-25: "Sampling", "Elicitation",
 // "Logging", and a resource's notifications/resources/updated) goes back to
-// the downstream client whose call caused it, never to another client.
+// the downstream client whose call caused it, never to another client
+// (URL elicitations' completions: elicitation_complete.go; updates:
+// subscriptions.go).
 //
 // Every routed call registers a caller (the downstream session and the
 // downstream request's context, deadline included) under a token that
@@ -303,8 +305,11 @@ func (g *Gateway) upstreamHandlers(srv *server, owner *isoOwner) *mcpool.ClientH
 // UpstreamHandlers returns the handlers to install as
 // mcpool.Config.ClientHandlers of the pools of the named server that are
 // made before the gateway (a Group's, for ModeShared): they relay the
-// server's sampling, elicitation, log messages and resource updates to the
-// downstream client of the call (see the package documentation). get
+// server's sampling, elicitation (and URL elicitations' completions), log
+// messages and resource updates to the downstream client of the call (see
+// the package documentation). They declare roots without listChanged: a
+// client's notifications/roots/list_changed is not forwarded to a shared
+// upstream session, which serves many clients. get
 // returns the gateway, or nil until it is made (requests then get a
 // JSON-RPC error; notifications are dropped).
 func UpstreamHandlers(server string, get func() *Gateway) *mcpool.ClientHandlers {
