@@ -41,6 +41,17 @@ func (u *urlServer) url(t *testing.T) string {
 		}
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: r.Action}}}, nil, nil
 	})
+	mcp.AddTool(s, &mcp.Tool{Name: "now"}, func(ctx context.Context, req *mcp.CallToolRequest, in in) (*mcp.CallToolResult, any, error) {
+		// Completed before the call ends, on the call's stream.
+		r, err := req.Session.Elicit(ctx, &mcp.ElicitParams{Mode: "url", Message: "sign in", URL: "https://example.test/" + in.Tag, ElicitationID: "now-" + in.Tag})
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := req.Session.NotifyElicitationComplete(ctx, &mcp.ElicitationCompleteParams{ElicitationID: "now-" + in.Tag}); err != nil {
+			return nil, nil, err
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: r.Action}}}, nil, nil
+	})
 	mcp.AddTool(s, &mcp.Tool{Name: "required"}, func(ctx context.Context, req *mcp.CallToolRequest, in in) (*mcp.CallToolResult, any, error) {
 		u.mu.Lock()
 		u.sessions[in.Tag] = req.Session
@@ -134,6 +145,23 @@ func TestElicitationCompleteShared(t *testing.T) {
 	if got := cb.got(); !slices.Equal(got, []string{"id-b", "req-b"}) {
 		t.Errorf("client b got completions %q, want [id-b req-b]", got)
 	}
+	// Completed while the call is in flight: on its way, to its client.
+	var wg sync.WaitGroup
+	for _, c := range []struct {
+		cs  *mcp.ClientSession
+		tag string
+	}{{a, "a"}, {b, "b"}} {
+		wg.Go(func() {
+			if got, err := call(ctx, c.cs, "up__now", map[string]any{"tag": c.tag}); err != nil || got != "accept" {
+				t.Errorf("client %s: %q, %v", c.tag, got, err)
+			}
+		})
+	}
+	wg.Wait()
+	eventually(t, "the in-call completions", func() bool { return len(ca.got()) == 3 && len(cb.got()) == 3 })
+	if ga, gb := ca.got(), cb.got(); ga[2] != "now-a" || gb[2] != "now-b" {
+		t.Errorf("in-call completions: a got %q, b got %q", ga[2], gb[2])
+	}
 	// A completion no client was given goes to no one: a round trip
 	// later, each still has its two.
 	up.complete(t, "a", "id-unknown")
@@ -143,7 +171,7 @@ func TestElicitationCompleteShared(t *testing.T) {
 	if _, err := b.ListTools(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	if len(ca.got()) != 2 || len(cb.got()) != 2 {
+	if len(ca.got()) != 3 || len(cb.got()) != 3 {
 		t.Errorf("an unplaceable completion reached a client: a %q, b %q", ca.got(), cb.got())
 	}
 }
