@@ -40,6 +40,14 @@ type ClientHandlers struct {
 	// ListRoots, if set, answers roots/list ("Roots"), and the pool
 	// declares the roots capability (without listChanged).
 	ListRoots func(context.Context, *mcp.ListRootsRequest) (*mcp.ListRootsResult, error)
+	// RootsListChanged, with ListRoots, declares roots with listChanged:
+	// [Pool.NotifyRootsListChanged] then tells the pool's servers when the
+	// roots ListRoots answers have changed.
+	RootsListChanged bool
+	// ElicitationComplete receives notifications/elicitation/complete: the
+	// server's word that a URL-mode elicitation ("Elicitation", 2025-11-25)
+	// has finished out of band.
+	ElicitationComplete func(context.Context, *mcp.ElicitationCompleteNotificationRequest)
 	// Relay passes elicitation/create to Elicitation as the server sent it:
 	// the SDK neither checks the requested schema nor the result against
 	// it, and both form and URL modes are declared. For a relay (a
@@ -55,6 +63,7 @@ func applyClientHandlers(opts *mcp.ClientOptions, h *ClientHandlers) *mcp.Client
 		opts.CreateMessageHandler = h.CreateMessage
 		opts.LoggingMessageHandler = h.Log
 		opts.ResourceUpdatedHandler = h.ResourceUpdated
+		opts.ElicitationCompleteHandler = h.ElicitationComplete
 		if h.Relay && h.Elicitation != nil {
 			caps := *opts.Capabilities
 			caps.Elicitation = &mcp.ElicitationCapabilities{Form: &mcp.FormElicitationCapabilities{}, URL: &mcp.URLElicitationCapabilities{}}
@@ -62,7 +71,7 @@ func applyClientHandlers(opts *mcp.ClientOptions, h *ClientHandlers) *mcp.Client
 		}
 		if h.ListRoots != nil {
 			caps := *opts.Capabilities
-			caps.RootsV2 = &mcp.RootCapabilities{}
+			caps.RootsV2 = &mcp.RootCapabilities{ListChanged: h.RootsListChanged}
 			opts.Capabilities = &caps
 		}
 		if h.NoMultiRoundTrip {
@@ -112,4 +121,23 @@ func relayElicitation(c *mcp.Client, h *ClientHandlers) {
 			return next(ctx, method, req)
 		}
 	})
+}
+
+// rootsChangedPlaceholder is the root NotifyRootsListChanged adds to the
+// pool's client: the SDK sends notifications/roots/list_changed when a
+// client's roots change. roots/list is answered by ClientHandlers.ListRoots,
+// so it is never listed.
+const rootsChangedPlaceholder = "mcpool:roots-list-changed"
+
+// NotifyRootsListChanged sends notifications/roots/list_changed ("Roots")
+// on every open session of the pool, so that their servers ask for the
+// roots again (ClientHandlers.ListRoots answers). It does nothing unless
+// the pool's ClientHandlers set ListRoots and RootsListChanged. It returns
+// when the notifications are written (each bounded by 10 s).
+func (p *Pool) NotifyRootsListChanged() {
+	h := p.dialer.handlers
+	if h == nil || h.ListRoots == nil || !h.RootsListChanged {
+		return
+	}
+	p.dialer.client.AddRoots(&mcp.Root{URI: rootsChangedPlaceholder})
 }

@@ -492,3 +492,20 @@ func (s *GroupServer) Unsubscribe(ctx context.Context, params *mcp.UnsubscribePa
 		return p.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error { return cs.Unsubscribe(ctx, params) })
 	}))
 }
+
+// ServerCapabilities returns the capabilities the server declared when its
+// session was initialized (InitializeResult.capabilities), from the first
+// replica that answers; nil if it declared none.
+func (s *GroupServer) ServerCapabilities(ctx context.Context) (*mcp.ServerCapabilities, error) {
+	var caps *mcp.ServerCapabilities
+	err := s.m.list(ctx, func(ctx context.Context, p *Pool) error {
+		return p.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
+			caps = nil
+			if ir := cs.InitializeResult(); ir != nil {
+				caps = ir.Capabilities
+			}
+			return nil
+		})
+	})
+	return caps, s.m.g.red.err(err)
+}

@@ -77,6 +77,9 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 	}
 	srv.listErr = err
 	srv.mu.Unlock()
+	if err == nil {
+		g.learnCapabilities(ctx, srv, changed != [3]bool{}) // completion.go
+	}
 
 	if (rerr == nil || drop) && !srv.removed.Load() {
 		g.resMu.Lock()

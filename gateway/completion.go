@@ -18,6 +18,78 @@ type protocolUpstream interface {
 	Complete(ctx context.Context, params *mcp.CompleteParams) (*mcp.CompleteResult, error)
 	Subscribe(ctx context.Context, params *mcp.SubscribeParams) error
 	Unsubscribe(ctx context.Context, params *mcp.UnsubscribeParams) error
+	// ServerCapabilities is what the server declared at initialize.
+	ServerCapabilities(ctx context.Context) (*mcp.ServerCapabilities, error)
+}
+
+// Values of server.completions.
+const (
+	completionsUnknown int32 = iota
+	completionsDeclared
+	completionsUndeclared
+)
+
+// learnCapabilities notes whether srv declares completions, when it is not
+// yet known or again (again: srv's lists changed, perhaps a new version
+// of the server). It reads srv's Upstream, the pool of the catalog: in
+// ModeIsolated too, whose per-client sessions are sessions of the same
+// server. A server whose capabilities cannot be read stays unknown until a
+// later catalog check succeeds.
+func (g *Gateway) learnCapabilities(ctx context.Context, srv *server, again bool) {
+	if srv.Mode == ModePassthrough || !again && srv.completions.Load() != completionsUnknown {
+		return
+	}
+	pu, ok := srv.Upstream.(protocolUpstream)
+	if !ok {
+		srv.completions.Store(completionsUndeclared)
+		return
+	}
+	caps, err := pu.ServerCapabilities(ctx)
+	if err != nil {
+		g.log.Debug("reading the server's capabilities failed", "server", srv.name, "error", err)
+		return
+	}
+	if caps != nil && caps.Completions != nil {
+		srv.completions.Store(completionsDeclared)
+	} else {
+		srv.completions.Store(completionsUndeclared)
+	}
+}
+
+// completionsDeclared reports whether the gateway declares completions
+// downstream: when a server it serves declares them, or is in
+// ModePassthrough (whose sessions are dialled with each client's
+// credentials, so what it declares is not known before a client calls).
+func (g *Gateway) completionsDeclared() bool {
+	for _, srv := range g.set.Load().servers {
+		if srv.Mode == ModePassthrough || srv.completions.Load() == completionsDeclared {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutUndeclared takes the completions capability out of an initialize
+// or server/discover result while no server declares it: a client then
+// does not offer completion that no server gives. A session keeps what it
+// was told at initialize (MCP has no notification for a changed
+// capability); a server added by Reload counts for the sessions that
+// start after it is served.
+func (g *Gateway) withoutUndeclared(res mcp.Result) {
+	var caps *mcp.ServerCapabilities
+	switch r := res.(type) {
+	case *mcp.InitializeResult:
+		if r != nil {
+			caps = r.Capabilities
+		}
+	case *mcp.DiscoverResult:
+		if r != nil {
+			caps = r.Capabilities
+		}
+	}
+	if caps != nil && caps.Completions != nil && !g.completionsDeclared() {
+		caps.Completions = nil
+	}
 }
 
 // complete routes completion/complete (MCP spec 2025-11-25, "Completion"):
@@ -157,4 +229,17 @@ func (u poolUpstream) Subscribe(ctx context.Context, params *mcp.SubscribeParams
 // Unsubscribe implements protocolUpstream.
 func (u poolUpstream) Unsubscribe(ctx context.Context, params *mcp.UnsubscribeParams) error {
 	return u.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error { return cs.Unsubscribe(ctx, params) })
+}
+
+// ServerCapabilities implements protocolUpstream.
+func (u poolUpstream) ServerCapabilities(ctx context.Context) (*mcp.ServerCapabilities, error) {
+	var caps *mcp.ServerCapabilities
+	err := u.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
+		caps = nil
+		if ir := cs.InitializeResult(); ir != nil {
+			caps = ir.Capabilities
+		}
+		return nil
+	})
+	return caps, err
 }

@@ -324,6 +324,7 @@ type server struct {
 	// era that ModeIsolated served: spares are warmed with it (isolated.go).
 	spareVersion atomic.Value
 	spareAsks    atomic.Value // asks: what the last client served answers
+	completions  atomic.Int32 // whether the server declares completions (completion.go)
 	fprint       [3]string
 	listErr      error
 }

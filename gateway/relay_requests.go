@@ -20,7 +20,9 @@ import (
 
 // Server→client traffic (MCP spec 2025-11-25: "Sampling", "Elicitation",
 // "Logging", and a resource's notifications/resources/updated) goes back to
-// the downstream client whose call caused it, never to another client.
+// the downstream client whose call caused it, never to another client
+// (URL elicitations' completions: elicitation_complete.go; updates:
+// subscriptions.go).
 //
 // Every routed call registers a caller (the downstream session and the
 // downstream request's context, deadline included) under a token that
@@ -97,7 +99,8 @@ type relayHub struct {
 	mu      sync.Mutex
 	byToken map[string]*caller
 	bySrv   map[*server]map[*caller]struct{}
-	owners  sync.Map // *mcpool.Pool (ModeIsolated) -> *isoOwner
+	owners  sync.Map        // *mcpool.Pool (ModeIsolated) -> *isoOwner
+	urls    urlElicitations // elicitation_complete.go
 }
 
 // enter registers the call req to srv; the returned context carries its
@@ -224,9 +227,17 @@ func (g *Gateway) upstreamHandlers(srv *server, owner *isoOwner) *mcpool.ClientH
 			if len(p.Meta) == 0 {
 				p.Meta = nil
 			}
+			url := p.Mode == "url" && p.ElicitationID != ""
+			if url {
+				g.relay.noteURLElicitation(srv, p.ElicitationID, c.ss)
+			}
 			rctx, cancel := relayCtx(ctx, c)
 			defer cancel()
-			return c.ss.Elicit(rctx, &p)
+			res, err := c.ss.Elicit(rctx, &p)
+			if url && (err != nil || res.Action != "accept") {
+				g.relay.forgetURLElicitation(srv, p.ElicitationID)
+			}
+			return res, err
 		},
 		CreateMessage: func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
 			p := *req.Params
@@ -279,16 +290,26 @@ func (g *Gateway) upstreamHandlers(srv *server, owner *isoOwner) *mcpool.ClientH
 			g.relayLog(ctx, srv, own(), req)
 		},
 		ResourceUpdated: func(ctx context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
-			g.relayUpdated(srv, req)
+			g.relayUpdated(srv, own(), req) // subscriptions.go
 		},
+		ElicitationComplete: func(ctx context.Context, req *mcp.ElicitationCompleteNotificationRequest) {
+			g.relayElicitationComplete(ctx, srv, own(), req) // elicitation_complete.go
+		},
+		// An isolated upstream session is its client's alone: the client's
+		// notifications/roots/list_changed is forwarded to it
+		// (forwardRootsChanged).
+		RootsListChanged: owner != nil,
 	}
 }
 
 // UpstreamHandlers returns the handlers to install as
 // mcpool.Config.ClientHandlers of the pools of the named server that are
 // made before the gateway (a Group's, for ModeShared): they relay the
-// server's sampling, elicitation, log messages and resource updates to the
-// downstream client of the call (see the package documentation). get
+// server's sampling, elicitation (and URL elicitations' completions), log
+// messages and resource updates to the downstream client of the call (see
+// the package documentation). They declare roots without listChanged: a
+// client's notifications/roots/list_changed is not forwarded to a shared
+// upstream session, which serves many clients. get
 // returns the gateway, or nil until it is made (requests then get a
 // JSON-RPC error; notifications are dropped).
 func UpstreamHandlers(server string, get func() *Gateway) *mcpool.ClientHandlers {
@@ -332,6 +353,11 @@ func UpstreamHandlers(server string, get func() *Gateway) *mcpool.ClientHandlers
 		ResourceUpdated: func(ctx context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
 			if h := pick(); h != nil {
 				h.ResourceUpdated(ctx, req)
+			}
+		},
+		ElicitationComplete: func(ctx context.Context, req *mcp.ElicitationCompleteNotificationRequest) {
+			if h := pick(); h != nil {
+				h.ElicitationComplete(ctx, req)
 			}
 		},
 	}
@@ -468,6 +494,8 @@ var markedMethods = map[string]bool{
 	"sampling/createMessage": true,
 	"roots/list":             true,
 	"notifications/message":  true,
+	// elicitation_complete.go
+	"notifications/elicitation/complete": true,
 }
 
 // relayConfig installs the relay's handlers in cfg, a pool config of srv
@@ -514,16 +542,19 @@ func legacyVersion(srv *server, ss *mcp.ServerSession) string {
 
 // asks is what a downstream client answers: an isolated upstream session
 // declares to its server only the capabilities its client declared.
-type asks struct{ elicitation, sampling, roots bool }
+// rootsChanged: the client declared roots.listChanged, so the upstream
+// session declares it too and hears of its changes.
+type asks struct{ elicitation, sampling, roots, rootsChanged bool }
 
-var asksAll = asks{true, true, true}
+var asksAll = asks{true, true, true, true}
 
 func asksOf(ss *mcp.ServerSession) asks {
 	caps := clientCaps(ss)
 	if caps == nil {
 		return asks{}
 	}
-	return asks{elicitation: caps.Elicitation != nil, sampling: caps.Sampling != nil, roots: caps.RootsV2 != nil}
+	return asks{elicitation: caps.Elicitation != nil, sampling: caps.Sampling != nil, roots: caps.RootsV2 != nil,
+		rootsChanged: caps.RootsV2 != nil && caps.RootsV2.ListChanged}
 }
 
 // restrict drops the handlers of what the client does not answer, and so
@@ -542,5 +573,39 @@ func (a asks) restrict(h *mcpool.ClientHandlers) *mcpool.ClientHandlers {
 	if !a.roots {
 		cp.ListRoots = nil
 	}
+	cp.RootsListChanged = cp.RootsListChanged && a.rootsChanged
 	return &cp
+}
+
+// forwardRootsChanged passes a downstream client's
+// notifications/roots/list_changed ("Roots") to its own upstream sessions:
+// those of its isolated servers (declared with roots.listChanged when the
+// client declared it), whose servers then ask for the roots again and get
+// the client's answer. Shared and passthrough upstream sessions are not
+// told: they serve many clients, and answer roots/list with the roots of
+// the client whose call asks, and refuse it outside a call, so they
+// declare roots without listChanged.
+func (g *Gateway) forwardRootsChanged(ctx context.Context, req *mcp.RootsListChangedRequest) {
+	ss := req.Session
+	g.iso.mu.Lock()
+	is := g.iso.sessions[ss]
+	g.iso.mu.Unlock()
+	if is == nil {
+		return
+	}
+	var pools []*mcpool.Pool
+	is.mu.Lock()
+	for _, e := range is.pools {
+		select {
+		case <-e.ready:
+			if e.p != nil {
+				pools = append(pools, e.p)
+			}
+		default: // connecting: its server lists the roots when it needs them
+		}
+	}
+	is.mu.Unlock()
+	for _, p := range pools {
+		p.NotifyRootsListChanged()
+	}
 }

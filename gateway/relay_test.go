@@ -343,3 +343,87 @@ func TestRelayLogsFrom2026Upstream(t *testing.T) {
 		t.Fatalf("logs %q, want [above]", got)
 	}
 }
+
+// A downstream client's notifications/roots/list_changed reaches its own
+// isolated upstream session, whose server then lists the client's new
+// roots; a shared upstream session, which serves every client, is not
+// told (it declares roots without listChanged).
+func TestRootsListChangedForwarded(t *testing.T) {
+	type seen struct {
+		mu    sync.Mutex
+		lists []string
+	}
+	rootsServer := func(sn *seen) string {
+		s := mcp.NewServer(&mcp.Implementation{Name: "roots", Version: "1"}, &mcp.ServerOptions{
+			RootsListChangedHandler: func(ctx context.Context, req *mcp.RootsListChangedRequest) {
+				go func() { // not inside the notification's handler
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					r, err := req.Session.ListRoots(ctx, nil)
+					var uris []string
+					if err != nil {
+						uris = []string{"error: " + err.Error()}
+					} else {
+						for _, root := range r.Roots {
+							uris = append(uris, root.URI)
+						}
+					}
+					sn.mu.Lock()
+					sn.lists = append(sn.lists, strings.Join(uris, ","))
+					sn.mu.Unlock()
+				}()
+			},
+		})
+		mcp.AddTool(s, &mcp.Tool{Name: "caps"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+			c := req.Session.InitializeParams().Capabilities
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("listChanged=%t", c.RootsV2 != nil && c.RootsV2.ListChanged)}}}, nil, nil
+		})
+		ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+		t.Cleanup(func() { closePeer(s, ts) })
+		return ts.URL
+	}
+	var iso, shared seen
+	var gw atomic.Pointer[gateway.Gateway]
+	cfg := mcpool.Config{URL: rootsServer(&shared), MaxSessions: 1}
+	cfg.ClientHandlers = gateway.UpstreamHandlers("shared", gw.Load)
+	cfg.HTTPClient = gateway.RelayHTTPClient(nil, 8)
+	p := newPool(t, cfg)
+	g, url := startGateway(t, gateway.Options{Servers: []gateway.Server{
+		{Name: "shared", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(p)},
+		{Name: "iso", Mode: gateway.ModeIsolated, Spares: -1, Config: mcpool.Config{URL: rootsServer(&iso)}},
+	}})
+	gw.Store(g)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := mcp.NewClient(&mcp.Implementation{Name: "a", Version: "1"}, nil)
+	c.AddRoots(&mcp.Root{URI: "file:///a"})
+	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.Close() })
+	for tool, want := range map[string]string{"iso__caps": "listChanged=true", "shared__caps": "listChanged=false"} {
+		if got, err := call(ctx, cs, tool, nil); err != nil || got != want {
+			t.Errorf("%s: the upstream saw %q, %v; want %q", tool, got, err, want)
+		}
+	}
+	c.AddRoots(&mcp.Root{URI: "file:///b"})
+	eventually(t, "the isolated server listing the new roots", func() bool {
+		iso.mu.Lock()
+		defer iso.mu.Unlock()
+		return len(iso.lists) > 0
+	})
+	iso.mu.Lock()
+	if iso.lists[0] != "file:///a,file:///b" {
+		t.Errorf("the isolated server listed %q, want the client's new roots", iso.lists[0])
+	}
+	iso.mu.Unlock()
+	if _, err := cs.ListTools(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if len(shared.lists) != 0 {
+		t.Errorf("the shared server was told of one client's roots: %q", shared.lists)
+	}
+}

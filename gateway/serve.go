@@ -31,17 +31,28 @@ func (g *Gateway) newMCPServer() *mcp.Server {
 			Resources: &mcp.ResourceCapabilities{ListChanged: true, Subscribe: true},
 			Logging:   &mcp.LoggingCapabilities{},
 			// Completion is routed to the server of the prompt or template
-			// (completion.go); a server without it answers with its error.
+			// (completion.go); it is taken out of each initialize and
+			// server/discover result while no server declares it
+			// (withoutUndeclared).
 			Completions: &mcp.CompletionCapabilities{},
 		},
 		// The SDK keeps who subscribed to what; these forward upstream
 		// (subscriptions.go).
 		SubscribeHandler:   g.subscribe,
 		UnsubscribeHandler: g.unsubscribe,
-		Instructions:       instructions,
+		// To the client's isolated upstream sessions (relay_requests.go).
+		RootsListChangedHandler: g.forwardRootsChanged,
+		Instructions:            instructions,
 	})
+	s.AddSendingMiddleware(g.onlyOwnUpdates) // subscriptions.go
 	s.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			switch method {
+			case "initialize", "server/discover":
+				res, err := next(ctx, method, req)
+				g.withoutUndeclared(res) // completion.go
+				return res, err
+			}
 			switch r := req.(type) {
 			case *mcp.ListToolsRequest:
 				return g.listTools(ctx, r)
@@ -152,6 +163,10 @@ func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn fun
 	ctx, leave := g.enterCall(ctx, srv, req) // relay_requests.go
 	defer leave()
 	err = g.withUpstream(ctx, srv, req, fn)
+	if err != nil {
+		ss, _ := req.GetSession().(*mcp.ServerSession)
+		g.relay.noteURLElicitationError(srv, ss, err) // elicitation_complete.go
+	}
 	if srv.Mode == ModeShared {
 		srv.unavailable.Store(errors.Is(err, mcpool.ErrServerUnavailable))
 	}

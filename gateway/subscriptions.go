@@ -13,10 +13,12 @@ import (
 // resources/subscribe and resources/unsubscribe go to the server that
 // owns the URI (one that lists it, else one whose resource template
 // matches it), and the server's notifications/resources/updated come back
-// to the downstream sessions subscribed to that URI, and to no other. In ModeShared one upstream subscription serves every
+// to the downstream sessions subscribed to that URI, and to no other. In
+// ModeShared one upstream subscription serves every
 // downstream subscriber: it is made by the first and ended when the last
 // unsubscribes or ends. In ModeIsolated each downstream session subscribes
-// its own upstream session, which ends with it.
+// its own upstream session, which ends with it, and only it hears of that
+// session's updates.
 
 type subKey struct {
 	srv *server
@@ -160,17 +162,64 @@ func (g *Gateway) releaseSubscriptions(ss *mcp.ServerSession) {
 // relayUpdated passes notifications/resources/updated from srv to the
 // downstream sessions subscribed to the URI (the SDK's server keeps who
 // subscribed to what, and sends to a 2026-07-28 client on its
-// subscriptions/listen stream). It is dropped when no downstream session
-// subscribed to that URI of srv.
-func (g *Gateway) relayUpdated(srv *server, req *mcp.ResourceUpdatedNotificationRequest) {
+// subscriptions/listen stream): from a shared upstream session, to every
+// downstream session subscribed to that URI of srv; from an isolated one
+// (owner set), to owner alone, if it subscribed. Otherwise it is dropped.
+func (g *Gateway) relayUpdated(srv *server, owner *mcp.ServerSession, req *mcp.ResourceUpdatedNotificationRequest) {
 	uri := req.Params.URI
 	g.subs.mu.Lock()
-	n := len(g.subs.subs[subKey{srv, uri}])
+	set := g.subs.subs[subKey{srv, uri}]
+	n := len(set)
+	if owner != nil && !set[owner] {
+		n = 0
+	}
 	g.subs.mu.Unlock()
 	if n == 0 {
 		return
 	}
-	if err := g.mcp.ResourceUpdated(g.ctx, &mcp.ResourceUpdatedNotificationParams{URI: uri}); err != nil {
+	params := &mcp.ResourceUpdatedNotificationParams{URI: uri}
+	if owner != nil {
+		params.Meta = mcp.Meta{onlyMetaKey: owner}
+	}
+	if err := g.mcp.ResourceUpdated(g.ctx, params); err != nil {
 		g.log.Debug("subscriptions: relaying resources/updated failed", "server", srv.name, "error", err)
+	}
+}
+
+// onlyMetaKey marks a notifications/resources/updated for one downstream
+// session (its value, a *mcp.ServerSession): the SDK's
+// Server.ResourceUpdated sends to every session subscribed to the URI, and
+// onlyOwnUpdates, sending middleware of the gateway's server, drops the
+// others' copies and takes the mark out of the one that goes.
+const onlyMetaKey = "io.mcpool/only"
+
+func (g *Gateway) onlyOwnUpdates(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		if method != "notifications/resources/updated" {
+			return next(ctx, method, req)
+		}
+		p, ok := req.GetParams().(*mcp.ResourceUpdatedNotificationParams)
+		if !ok || p == nil {
+			return next(ctx, method, req)
+		}
+		only, ok := p.Meta[onlyMetaKey].(*mcp.ServerSession)
+		if !ok {
+			return next(ctx, method, req)
+		}
+		ss, _ := req.GetSession().(*mcp.ServerSession)
+		if ss != only {
+			return nil, nil
+		}
+		cp := *p
+		cp.Meta = mcp.Meta{}
+		for k, v := range p.Meta {
+			if k != onlyMetaKey {
+				cp.Meta[k] = v
+			}
+		}
+		if len(cp.Meta) == 0 {
+			cp.Meta = nil
+		}
+		return next(ctx, method, &mcp.ServerRequest[*mcp.ResourceUpdatedNotificationParams]{Session: ss, Params: &cp})
 	}
 }
