@@ -59,7 +59,7 @@ func (g *Gateway) Handler() http.Handler {
 	})
 	mux := http.NewServeMux()
 	g.serveMetadata(mux) // auth.go: Protected Resource Metadata with Options.Auth
-	mux.Handle("/mcp", g.authorized(g.guard(g.relayHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/mcp", g.authorized(g.guard(g.checkHop(g.relayHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if g.stateless(r) { // fastpath.go
 			r, stream := needsStream(r) // response_kind.go
 			if stream {
@@ -74,7 +74,7 @@ func (g *Gateway) Handler() http.Handler {
 			return
 		}
 		stateful.ServeHTTP(w, r)
-	})))))
+	}))))))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

@@ -228,8 +228,8 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 	var replicas []*replicaProc
 	var servers strings.Builder
 	for i := range 3 {
-		r := &replicaProc{bin: bin, addr: freeAddr(t),
-			args: []string{"gateway", "--config", config, "--redis", rs.URL(), "--drain-timeout", "5s"}}
+		r := &replicaProc{bin: bin, addr: freeAddr(t)}
+		r.args = []string{"gateway", "--config", config, "--redis", rs.URL(), "--drain-timeout", "5s", "--advertise-url", "http://" + r.addr + "/mcp"}
 		replicas = append(replicas, r)
 		fmt.Fprintf(&servers, "  server g%d %s check inter 200ms fall 1 rise 1\n", i, r.addr)
 	}
@@ -388,9 +388,10 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 		t.Fatalf("%d of %d stateless calls failed; first: %v", fails.Load(), calls, firstErr.Load())
 	}
 
-	// An isolated server: its upstream session lives on the replica that
-	// created the downstream session. Round-robin, a call elsewhere is told
-	// the state is lost; through the sticky frontend every call works.
+	// An isolated stdio server: its upstream session lives on the replica
+	// that created the downstream session. Round-robin, the other replicas
+	// forward the session's requests there (--advertise-url); through the
+	// sticky frontend they land there.
 	for _, c := range []struct {
 		addr   string
 		sticky bool
@@ -413,7 +414,7 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 			}
 		}
 		cs.Close()
-		if c.sticky && ok != 12 || !c.sticky && lost == 0 {
+		if ok != 12 {
 			t.Errorf("isolated calls, sticky %v: %d succeeded, %d told the state was lost", c.sticky, ok, lost)
 		}
 	}
@@ -463,6 +464,35 @@ func TestGatewayWarnsWithoutSessionKey(t *testing.T) {
 		}
 		if got := strings.Contains(logs.String(), "set --session-key"); got != c.warn {
 			t.Errorf("%v: warned %v, want %v: %s", c.args, got, c.warn, logs)
+		}
+	}
+}
+
+// The replica's address for the others: the flag's, else the config's,
+// else one derived from a listen address that names one reachable host.
+func TestGatewayAdvertiseURL(t *testing.T) {
+	for _, c := range []struct {
+		flagged, configured, listen string
+		keys, stdio                 bool
+		want                        string
+		usage                       bool
+	}{
+		{"http://10.0.0.9:7300/mcp", "http://x/mcp", "0.0.0.0:7300", true, false, "http://10.0.0.9:7300/mcp", false},
+		{"", "http://x:1/mcp", "0.0.0.0:7300", true, false, "http://x:1/mcp", false},
+		{"", "", "10.0.0.5:7300", true, false, "http://10.0.0.5:7300/mcp", false},
+		{"", "", "gw-1.internal:7300", true, false, "http://gw-1.internal:7300/mcp", false},
+		{"", "", "0.0.0.0:7300", true, false, "", false},
+		{"", "", "[::]:7300", true, false, "", false},
+		{"", "", ":7300", true, false, "", false},
+		{"", "", "127.0.0.1:7300", true, false, "", false},
+		{"", "", "10.0.0.5:0", true, false, "", false},
+		{"", "", "10.0.0.5:7300", false, false, "", false},
+		{"", "", "10.0.0.5:7300", true, true, "", false},
+		{"http://10.0.0.9:7300/mcp", "", "10.0.0.5:7300", false, false, "", true},
+	} {
+		got, err := gatewayAdvertiseURL(c.flagged, c.configured, c.listen, c.keys, c.stdio)
+		if got != c.want || (err != nil) != c.usage {
+			t.Errorf("%+v: %q, %v", c, got, err)
 		}
 	}
 }
