@@ -50,6 +50,10 @@ type portable struct {
 	stopped  bool             // draining: GET streams are refused and stopped
 	closed   map[string]int64 // digests of ids deleted here -> their expiry
 	primeID  atomic.Int64     // ids of the GET streams' priming events
+	// applying: *mcp.ServerSession -> the mcp.LoggingLevel another
+	// replica's relay is setting on it (loglevel.go).
+	applying sync.Map
+	levelSeq atomic.Int64 // ids of those requests
 }
 
 // portableSession is one session held by this replica: created here or
@@ -324,6 +328,9 @@ func (p *portable) adopt(id string, cl *sessionClaims) (*portableSession, int) {
 	e.ownerGone.Store(cl.owner() != "")
 	state, ups, err := cl.restore()
 	e.ups = ups
+	if err == nil && state.LogLevel == "" {
+		state.LogLevel = p.storedLevel(e.digest) // loglevel.go
+	}
 	if err == nil {
 		err = p.connect(id, e, &mcp.ServerSessionOptions{State: state})
 	}
