@@ -302,11 +302,23 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 	}
 
 	// list_changed reaches the session's GET stream, on whichever replica.
-	mcp.AddTool(up, &mcp.Tool{Name: "added"}, echo)
+	// A stream that a drain or a replica's death broke moments ago may
+	// still be reconnecting (after its 1s retry hint), and a notification
+	// sent meanwhile is not replayed: the server changes again until one
+	// arrives.
 	deadline := time.Now().Add(30 * time.Second)
-	for changed.Load() == 0 {
+	for n := 0; changed.Load() == 0; n++ {
+		if n%200 == 0 { // every 2s
+			mcp.AddTool(up, &mcp.Tool{Name: fmt.Sprintf("added%d", n/200)}, echo)
+		}
 		if time.Now().After(deadline) {
-			t.Fatal("no list_changed reached the session within 30s")
+			var logs strings.Builder
+			for i, r := range replicas {
+				r.mu.Lock()
+				fmt.Fprintf(&logs, "replica %d log:\n%s\n", i, r.logs)
+				r.mu.Unlock()
+			}
+			t.Fatalf("no list_changed reached the session within 30s\n%s", logs.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
