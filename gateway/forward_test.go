@@ -8,8 +8,10 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -189,6 +191,17 @@ func TestForwardIsolatedStdioToItsReplica(t *testing.T) {
 	if _, err := cs.ListTools(ctx, nil); err != nil {
 		t.Fatalf("tools/list: %v", err)
 	}
+	// The client's DELETE, taken by another replica, ends the session on
+	// its owner, with its upstream process.
+	b.set(rs[1].url)
+	if err := cs.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	var pid int
+	for p := range pids {
+		pid, _ = strconv.Atoi(p)
+	}
+	eventually(t, "the session's upstream process to exit", func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH })
 }
 
 // Only the replicas set the hop header: a client's forged one gets 403, on
