@@ -44,6 +44,12 @@ type Gateway struct {
 	Redis string
 	// Stateless serves every request on its own, without Mcp-Session-Id.
 	Stateless bool
+	// AdvertiseURL is this replica's MCP endpoint as the other replicas
+	// reach it (gateway.advertiseURL): they forward there the requests of
+	// sessions whose isolated stdio servers run here. "" means the
+	// command's --advertise-url, else one derived from a specific listen
+	// address.
+	AdvertiseURL string
 	// Unprefixed serves the one server's tools and prompts under their
 	// own names. The file is refused when it is set and the file has not
 	// exactly one enabled server.

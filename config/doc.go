@@ -149,6 +149,10 @@
 //     replicas (the command's --redis and $MCPOOL_REDIS_URL come first);
 //   - stateless: true serves every request on its own, with no
 //     Mcp-Session-Id (--stateless overrides it);
+//   - advertiseURL: this replica's MCP endpoint as the other replicas
+//     reach it (http://10.0.0.5:7300/mcp), where they forward the requests
+//     of sessions whose isolated stdio servers run here (--advertise-url
+//     comes first; needs a session key);
 //   - unprefixed: true serves the one server's tools and prompts under
 //     their own names; the file must then have exactly one enabled server;
 //   - auth: makes the gateway an OAuth 2.1 resource server (the command's

@@ -14,6 +14,7 @@ type gatewaySection struct {
 	MaxIsolatedSessions int          `json:"maxIsolatedSessions"`
 	Redis               string       `json:"redis"`
 	Stateless           bool         `json:"stateless"`
+	AdvertiseURL        string       `json:"advertiseURL"`
 	Unprefixed          bool         `json:"unprefixed"`
 	QueueWait           fileDuration `json:"queueWait"`
 	CallTimeout         fileDuration `json:"callTimeout"`
@@ -117,12 +118,18 @@ func (l *loader) gateway(raw json.RawMessage) error {
 			return l.errf("", "gateway."+n.key, "is negative (leave it out for the default)")
 		}
 	}
+	if a := sec.AdvertiseURL; a != "" {
+		if u, err := url.Parse(a); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return l.errf("", "gateway.advertiseURL", "must be this replica's MCP endpoint as the other replicas reach it, http://HOST:PORT/mcp")
+		}
+	}
 	g := &l.out.Gateway
 	*g = Gateway{
 		MaxInFlight:         sec.MaxInFlight,
 		MaxIsolatedSessions: sec.MaxIsolatedSessions,
 		Redis:               sec.Redis,
 		Stateless:           sec.Stateless,
+		AdvertiseURL:        sec.AdvertiseURL,
 		Unprefixed:          sec.Unprefixed,
 		QueueWait:           time.Duration(sec.QueueWait),
 		CallTimeout:         time.Duration(sec.CallTimeout),

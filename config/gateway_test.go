@@ -24,7 +24,7 @@ func TestParseGatewaySection(t *testing.T) {
 	  "gateway": {
 	    "maxInFlight": 32, "maxIsolatedSessions": 8,
 	    "redis": "redis://${REDIS_HOST:-127.0.0.1}:6379/0",
-	    "stateless": true,
+	    "stateless": true, "advertiseURL": "http://${HOST:-10.0.0.5}:7300/mcp",
 	    "queueWait": "${QUEUE_WAIT:-250ms}", "callTimeout": "${CALL_TIMEOUT}",
 	    "servers": {
 	      "a": {"mode": "${A_MODE:-shared}", "maxQueued": -1},
@@ -39,6 +39,7 @@ func TestParseGatewaySection(t *testing.T) {
 	}
 	g := f.Gateway
 	if g.MaxInFlight != 32 || g.MaxIsolatedSessions != 8 || !g.Stateless || g.Unprefixed || g.Redis != "redis://127.0.0.1:6379/0" ||
+		g.AdvertiseURL != "http://10.0.0.5:7300/mcp" ||
 		g.QueueWait != 250*time.Millisecond || g.CallTimeout != 2*time.Minute {
 		t.Errorf("gateway %+v", g)
 	}
@@ -100,6 +101,10 @@ func TestParseCrossSectionErrors(t *testing.T) {
 			"a", "gateway.servers.a.maxSesions", `did you mean "maxSessions"? It belongs in mcpool.servers.a`},
 		{"misspelt gateway key", `{` + two + `, "gateway": {"maxInFligth": 3}}`,
 			"", "gateway.maxInFligth", `did you mean "maxInFlight"?`},
+		{"misspelt advertiseURL", `{` + two + `, "gateway": {"advertiseUrl": "http://10.0.0.5:7300/mcp"}}`,
+			"", "gateway.advertiseUrl", `did you mean "advertiseURL"?`},
+		{"advertiseURL not a URL", `{` + two + `, "gateway": {"advertiseURL": "10.0.0.5:7300"}}`,
+			"", "gateway.advertiseURL", "must be this replica's MCP endpoint"},
 		{"unset variable in gateway", `{` + two + `, "gateway": {"redis": "redis://:${REDIS_PASSWORD}@127.0.0.1:6379"}}`,
 			"", "gateway.redis", "${REDIS_PASSWORD} is not set"},
 		{"unset variable in a gateway server", `{` + two + `, "gateway": {"servers": {"a": {"forwardHeaders": ["X", "${H}"]}}}}`,

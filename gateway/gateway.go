@@ -212,9 +212,28 @@ type Options struct {
 	// their upstream session on the replica that made it: a call from that
 	// session on another replica gets CodeSessionLost, and the client must
 	// start a new session; route a session's requests to the replica that
-	// created it (a stick table learning Mcp-Session-Id) when those matter.
+	// created it (a stick table learning Mcp-Session-Id) when those matter,
+	// or set AdvertiseURL on every replica.
 	// Nil keeps sessions on the replica that created them (404 elsewhere).
 	SessionKeys [][]byte
+	// AdvertiseURL is this replica's MCP endpoint as the other replicas
+	// reach it (http://10.0.0.5:7300/mcp; an empty path means /mcp), for
+	// isolated servers whose upstream sessions cannot travel in session ids
+	// (stdio, NewTransport, HTTP servers without sessions). It needs
+	// SessionKeys. A session that has such servers is owned by the replica
+	// that created it, whose AdvertiseURL its id carries (encrypted): any
+	// other replica forwards each of the session's requests there, whole
+	// (streams included), with a header that authenticates the hop (an
+	// HMAC, under a key derived from the session key, of the method, path,
+	// session id and time; a client's forged one gets 403). The owner checks
+	// the caller's credentials as for any request, and never forwards a hop
+	// again. When the owner is gone (connection refused, or none within
+	// 2s) or draining, the replica that took the request serves the session
+	// itself from then on: calls to those servers get CodeSessionLost (start
+	// a new session), other calls succeed. Sessions without such servers are
+	// never forwarded. Empty: no forwarding (such calls get CodeSessionLost
+	// on other replicas).
+	AdvertiseURL string
 	// SessionMaxAge is how long a portable session id is accepted after its
 	// session was created. Zero means DefaultSessionMaxAge (24 hours).
 	SessionMaxAge time.Duration
@@ -359,6 +378,14 @@ func New(opts Options) (*Gateway, error) {
 	opts.SessionIdleTimeout = orDur(opts.SessionIdleTimeout, DefaultSessionIdleTimeout)
 	opts.DrainTimeout = orDur(opts.DrainTimeout, DefaultDrainTimeout)
 	opts.CatalogPoll = orDur(opts.CatalogPoll, DefaultCatalogPoll)
+	if opts.AdvertiseURL != "" && len(opts.SessionKeys) == 0 {
+		return nil, errors.New("gateway: AdvertiseURL needs SessionKeys: replicas forward sessions whose ids they can open")
+	}
+	adv, err := advertiseURL(opts.AdvertiseURL) // forward.go
+	if err != nil {
+		return nil, err
+	}
+	opts.AdvertiseURL = adv
 	if opts.ConnectLimiter == nil {
 		opts.ConnectLimiter = mcpool.NewConnectLimiter(0, nil)
 	}
@@ -394,6 +421,7 @@ func New(opts Options) (*Gateway, error) {
 		g.cancel()
 		return nil, err
 	}
+	g.warnUnforwarded() // forward.go
 	return g, nil
 }
 
@@ -563,6 +591,9 @@ func (g *Gateway) Close(ctx context.Context) error {
 			_ = ss.Close()
 		}
 		g.closeErr = errors.Join(g.iso.closeAll(ctx), g.closeServersCtx(ctx))
+		if g.port != nil {
+			g.port.fwd.transport.CloseIdleConnections() // forward.go
+		}
 	})
 	return g.closeErr
 }

@@ -19,7 +19,10 @@ import (
 //     (unless Options.Stateless, which serves every request on its own).
 //     With Options.SessionKeys, session ids carry their state and any
 //     replica sharing the keys serves any session (404 for an id that is
-//     not the deployment's, 403 for another caller's).
+//     not the deployment's, 403 for another caller's); a session whose
+//     isolated servers' state lives on another replica (Options.AdvertiseURL)
+//     is forwarded there, and a request with a Mcpool-Hop header that no
+//     replica made gets 403.
 //     A tools/call without a progress token is answered with a single
 //     application/json response in either era (a body over 64 KiB may get
 //     a stream); one with a progress token gets a text/event-stream that
@@ -59,7 +62,7 @@ func (g *Gateway) Handler() http.Handler {
 	})
 	mux := http.NewServeMux()
 	g.serveMetadata(mux) // auth.go: Protected Resource Metadata with Options.Auth
-	mux.Handle("/mcp", g.authorized(g.guard(g.relayHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/mcp", g.authorized(g.guard(g.checkHop(g.relayHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if g.stateless(r) { // fastpath.go
 			r, stream := needsStream(r) // response_kind.go
 			if stream {
@@ -74,7 +77,7 @@ func (g *Gateway) Handler() http.Handler {
 			return
 		}
 		stateful.ServeHTTP(w, r)
-	})))))
+	}))))))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

@@ -41,6 +41,7 @@ const streamRetry = time.Second
 type portable struct {
 	g     *Gateway
 	codec *sessionCodec
+	fwd   *forwarder // forward.go
 
 	mu       sync.Mutex
 	sessions map[string]*portableSession
@@ -49,6 +50,10 @@ type portable struct {
 	stopped  bool             // draining: GET streams are refused and stopped
 	closed   map[string]int64 // digests of ids deleted here -> their expiry
 	primeID  atomic.Int64     // ids of the GET streams' priming events
+	// applying: *mcp.ServerSession -> the mcp.LoggingLevel another
+	// replica's relay is setting on it (loglevel.go).
+	applying sync.Map
+	levelSeq atomic.Int64 // ids of those requests
 }
 
 // portableSession is one session held by this replica: created here or
@@ -61,8 +66,11 @@ type portableSession struct {
 	identity [16]byte
 	key      int
 	expiry   int64
-	adopted  bool   // restored from its id, not created by this process
-	digest   string // of the id, in the relay's keys
+	adopted  bool // restored from its id, not created by this process
+	// ownerGone: the session has an owner (forward.go) and was adopted:
+	// the upstream sessions the owner held are not available.
+	ownerGone atomic.Bool
+	digest    string // of the id, in the relay's keys
 	// ups are the isolated upstream sessions the id carries, by server
 	// name (resume.go); read-only once ready is closed.
 	ups map[string]*upstreamRef
@@ -84,7 +92,7 @@ func newPortable(g *Gateway) (*portable, error) {
 		return nil, fmt.Errorf("gateway: SessionKeys: %w", err)
 	}
 	return &portable{
-		g: g, codec: codec,
+		g: g, codec: codec, fwd: newForwarder(g),
 		sessions: map[string]*portableSession{},
 		bySS:     map[*mcp.ServerSession]*portableSession{},
 		streams:  map[*getStream]struct{}{},
@@ -151,12 +159,17 @@ func (g *Gateway) isolatedHome(srv *server, ss *mcp.ServerSession) (*upstreamRef
 		}
 		return ref, nil
 	}
+	if e.ownerGone.Load() {
+		return nil, sessionLost(srv, "its upstream session, on the gateway replica that created this session, is gone "+
+			"(that replica stopped or is draining, or the session idled out there)")
+	}
 	if !e.adopted {
 		return nil, nil
 	}
 	return nil, sessionLost(srv, "this session's state lives on the gateway replica that created it, "+
 		"which did not take this request (it is gone, or the load balancer routed elsewhere); "+
-		"route each session's requests to the replica that created it")
+		"set AdvertiseURL (--advertise-url) on every replica, so that the others forward its requests there, "+
+		"or route each session's requests to the replica that created it")
 }
 
 // ServeHTTP serves /mcp for 2025-11-25-era clients.
@@ -205,7 +218,16 @@ func (p *portable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	identity := sessionOwner(r)
-	e, status := p.lookup(r.Context(), id, identity, r.Method == http.MethodDelete)
+	deleting := r.Method == http.MethodDelete
+	// A hop (checked by checkHop) is served here, never forwarded again.
+	e, status, owner := p.lookup(r.Context(), id, identity, deleting, r.Header.Get(hopHeader) == "")
+	if status == statusForward {
+		if p.forward(w, r, owner, id) { // forward.go
+			return
+		}
+		// The owner is gone: this replica serves the session from now on.
+		e, status, _ = p.lookup(r.Context(), id, identity, deleting, false)
+	}
 	switch status {
 	case http.StatusOK:
 	case http.StatusNoContent: // DELETE of a session this replica does not hold
@@ -235,44 +257,53 @@ func (p *portable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // lookup returns the session id names, adopting it when this replica does
 // not hold it. The status is 200, 404 (not ours, expired), 403 (another
-// caller's) or, for a DELETE of a valid id not held here, 204.
-func (p *portable) lookup(ctx context.Context, id, identity string, deleting bool) (*portableSession, int) {
+// caller's), for a DELETE of a valid id not held here 204, or, when
+// mayForward and another replica owns the session (forward.go),
+// statusForward with the owner's address.
+func (p *portable) lookup(ctx context.Context, id, identity string, deleting, mayForward bool) (*portableSession, int, string) {
 	p.mu.Lock()
 	e := p.sessions[id]
 	p.mu.Unlock()
 	if e != nil {
 		<-e.ready
 		if e.err != nil {
-			return nil, http.StatusNotFound
+			return nil, http.StatusNotFound, ""
 		}
 		d := p.codec.identityDigest(e.key, identity)
 		if subtle.ConstantTimeCompare(d[:], e.identity[:]) != 1 {
-			return nil, http.StatusForbidden
+			return nil, http.StatusForbidden, ""
 		}
 		if p.codec.now().Unix() >= e.expiry {
 			_ = e.ss.Close()
-			return nil, http.StatusNotFound
+			return nil, http.StatusNotFound, ""
 		}
-		return e, http.StatusOK
+		return e, http.StatusOK, ""
 	}
 	cl, err := p.codec.open(id)
 	if err != nil {
-		return nil, http.StatusNotFound
+		return nil, http.StatusNotFound, ""
 	}
 	if !p.codec.boundTo(&cl, identity) {
-		return nil, http.StatusForbidden
+		return nil, http.StatusForbidden, ""
+	}
+	if mayForward && cl.origin != p.codec.origin {
+		// Before asking the store: the owner knows whether it was deleted.
+		if owner := cl.owner(); owner != "" && owner != p.fwd.self {
+			return nil, statusForward, owner
+		}
 	}
 	if p.wasDeleted(ctx, id) {
-		return nil, http.StatusNotFound
+		return nil, http.StatusNotFound, ""
 	}
 	if deleting {
 		p.deleted(id, cl.expiry)
 		if _, ups, err := cl.restore(); err == nil {
 			p.g.endUpstreams(nil, ups) // resume.go
 		}
-		return nil, http.StatusNoContent
+		return nil, http.StatusNoContent, ""
 	}
-	return p.adopt(id, &cl)
+	e, status := p.adopt(id, &cl)
+	return e, status, ""
 }
 
 // adopt restores the session of a valid id on this replica. Concurrent
@@ -291,8 +322,15 @@ func (p *portable) adopt(id string, cl *sessionClaims) (*portableSession, int) {
 		adopted: cl.origin != p.codec.origin, digest: idDigest(id)}
 	p.sessions[id] = e
 	p.mu.Unlock()
+	// A session with an owner (forward.go), adopted: the owner is gone
+	// (or restarted without its state), or, adopted by the owner itself,
+	// its copy closed (idled out), with its isolated upstream sessions.
+	e.ownerGone.Store(cl.owner() != "")
 	state, ups, err := cl.restore()
 	e.ups = ups
+	if err == nil && state.LogLevel == "" {
+		state.LogLevel = p.storedLevel(e.digest) // loglevel.go
+	}
 	if err == nil {
 		err = p.connect(id, e, &mcp.ServerSessionOptions{State: state})
 	}
@@ -378,7 +416,10 @@ func (p *portable) create(w http.ResponseWriter, r *http.Request) {
 	}
 	// The session's isolated upstream sessions travel in its id (resume.go).
 	ups, taken := p.g.takeUpstreams(r.Context(), version, msg.Params.Capabilities)
-	id, err := p.codec.seal(sessionOwner(r), &portableState{Version: version, Caps: msg.Params.Capabilities, Info: msg.Params.ClientInfo, Up: ups})
+	// Its other isolated upstream sessions are made here: other replicas
+	// forward its requests to this one (forward.go).
+	id, err := p.codec.seal(sessionOwner(r), &portableState{Version: version, Caps: msg.Params.Capabilities, Info: msg.Params.ClientInfo, Up: ups,
+		OwnerURL: p.g.ownerURL(ups)})
 	if err != nil {
 		p.g.dropTaken(taken)
 		http.Error(w, "failed to make a session id", http.StatusInternalServerError)

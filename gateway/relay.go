@@ -81,6 +81,12 @@ func (g *Gateway) relayListChanged() {
 			}
 			return
 		}
+		if rest, ok := strings.CutPrefix(key, levelPrefix); ok {
+			if g.port != nil {
+				go g.port.levelRelayed(rest, self) // loglevel.go
+			}
+			return
+		}
 		rest, ok := strings.CutPrefix(key, relayPrefix)
 		if !ok {
 			return

@@ -45,6 +45,7 @@ func (g *Gateway) newMCPServer() *mcp.Server {
 		Instructions:            instructions,
 	})
 	s.AddSendingMiddleware(g.onlyOwnUpdates) // subscriptions.go
+	s.AddReceivingMiddleware(g.relayLevel)   // loglevel.go
 	s.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			switch method {

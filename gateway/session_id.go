@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -27,8 +28,9 @@ import (
 //
 // base64url without padding. The state (the negotiated protocol version, the
 // client's capabilities and info, the log level, and, encrypted, the
-// session's isolated upstream sessions) is decoded only when a replica
-// adopts the session; a request checks the mac, the expiry and the
+// session's isolated HTTP upstream sessions and the address of the replica
+// holding its other isolated upstream sessions) is decoded only when a
+// replica adopts (or forwards) the session; a request checks the mac, the expiry and the
 // identity from the fixed-size header. Keys are derived once, when the
 // gateway is made; the HMAC states are reused from a pool, so that opening
 // an id costs two SHA-256 compressions per 64 bytes and no key schedule.
@@ -66,6 +68,11 @@ type portableState struct {
 	// shown to whoever reads the downstream id.
 	Up     map[string]*upstreamRef `json:"-"`
 	Sealed []byte                  `json:"x,omitempty"`
+	// OwnerURL is the MCP endpoint of the replica holding the session's
+	// upstream sessions that cannot travel in the id (forward.go); "" for
+	// none. It travels encrypted too, in Owner.
+	OwnerURL string `json:"-"`
+	Owner    []byte `json:"o,omitempty"`
 }
 
 // sessionClaims is an opened session id.
@@ -83,7 +90,8 @@ type sessionClaims struct {
 type sessionKey struct {
 	mac      sync.Pool   // hash.Hash: HMAC-SHA256 under the mac key
 	identity sync.Pool   // hash.Hash: HMAC-SHA256 under the identity key
-	state    cipher.AEAD // AES-256-GCM for portableState.Sealed
+	state    cipher.AEAD // AES-256-GCM for portableState.Sealed and Owner
+	hop      []byte      // HMAC-SHA256 key of internal hops (forward.go)
 }
 
 // sessionCodec seals and opens portable session ids. It is safe for
@@ -112,7 +120,7 @@ func newSessionCodec(material [][]byte, maxAge time.Duration) (*sessionCodec, er
 			return nil, fmt.Errorf("session key %d is %d bytes: use at least %d random bytes (openssl rand -base64 32)", i+1, len(m), minSessionKey)
 		}
 		macKey, idKey := derive(m, "mcpool session id mac v1"), derive(m, "mcpool session identity v1")
-		k := &sessionKey{}
+		k := &sessionKey{hop: derive(m, "mcpool replica hop v1")}
 		block, err := aes.NewCipher(derive(m, "mcpool session state enc v1"))
 		if err != nil {
 			return nil, err
@@ -163,16 +171,18 @@ func (c *sessionCodec) identityDigest(i int, identity string) (d [16]byte) {
 // seal returns a new session id for a session bound to identity (empty:
 // none) with state st.
 func (c *sessionCodec) seal(identity string, st *portableState) (string, error) {
-	if len(st.Up) > 0 {
-		up, err := json.Marshal(st.Up)
-		if err != nil {
-			return "", err
-		}
-		aead := c.keys[0].state
-		nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(up)+aead.Overhead())
-		_, _ = rand.Read(nonce)
+	if len(st.Up) > 0 || st.OwnerURL != "" {
 		cp := *st
-		cp.Sealed = aead.Seal(nonce, nonce, up, nil)
+		if len(st.Up) > 0 {
+			up, err := json.Marshal(st.Up)
+			if err != nil {
+				return "", err
+			}
+			cp.Sealed = c.encrypt(up)
+		}
+		if st.OwnerURL != "" {
+			cp.Owner = c.encrypt([]byte(st.OwnerURL))
+		}
 		st = &cp
 	}
 	state, err := json.Marshal(st)
@@ -191,6 +201,48 @@ func (c *sessionCodec) seal(identity string, st *portableState) (string, error) 
 	raw = append(raw, state...)
 	raw = c.keys[0].sum(raw, raw)[:len(raw)+sessionMACLen]
 	return base64.RawURLEncoding.EncodeToString(raw), nil
+}
+
+// encrypt seals plain under the signing key's state key: nonce, then
+// ciphertext.
+func (c *sessionCodec) encrypt(plain []byte) []byte {
+	aead := c.keys[0].state
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
+	_, _ = rand.Read(nonce)
+	return aead.Seal(nonce, nonce, plain, nil)
+}
+
+// decrypt opens what encrypt sealed.
+func decrypt(aead cipher.AEAD, sealed []byte) ([]byte, error) {
+	n := aead.NonceSize()
+	if len(sealed) < n {
+		return nil, errSessionInvalid
+	}
+	plain, err := aead.Open(nil, sealed[:n], sealed[n:], nil)
+	if err != nil {
+		return nil, errSessionInvalid
+	}
+	return plain, nil
+}
+
+// owner returns the MCP endpoint of the replica holding cl's session's
+// upstream sessions that cannot travel in the id, or "" when it has none.
+// Only the field it needs is decoded.
+func (cl *sessionClaims) owner() string {
+	if !bytes.Contains(cl.state, []byte(`"o":`)) {
+		return ""
+	}
+	var st struct {
+		Owner []byte `json:"o"`
+	}
+	if json.Unmarshal(cl.state, &st) != nil || len(st.Owner) == 0 {
+		return ""
+	}
+	u, err := decrypt(cl.aead, st.Owner)
+	if err != nil {
+		return ""
+	}
+	return string(u)
 }
 
 // open checks id's mac under every accepted key and its expiry, and
@@ -243,11 +295,7 @@ func (cl *sessionClaims) restore() (*mcp.ServerSessionState, map[string]*upstrea
 		return nil, nil, errSessionInvalid
 	}
 	if len(st.Sealed) > 0 {
-		n := cl.aead.NonceSize()
-		if len(st.Sealed) < n {
-			return nil, nil, errSessionInvalid
-		}
-		up, err := cl.aead.Open(nil, st.Sealed[:n], st.Sealed[n:], nil)
+		up, err := decrypt(cl.aead, st.Sealed)
 		if err != nil || json.Unmarshal(up, &st.Up) != nil {
 			return nil, nil, errSessionInvalid
 		}

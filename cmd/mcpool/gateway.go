@@ -64,6 +64,9 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Func("session-key", "key the gateway replicas share (at least 16 bytes; default $"+sessionKeyEnv+", comma-separated): any\n"+
 		"replica then serves any session, with no sticky routing. Repeat to rotate: the first signs new\n"+
 		"session ids, all are accepted", func(v string) error { sessionKeys = append(sessionKeys, v); return nil })
+	advertise := fs.String("advertise-url", "", "this replica's /mcp URL as the other replicas reach it (http://10.0.0.5:7300/mcp), with --session-key:\n"+
+		"they forward there the requests of sessions whose isolated stdio servers run here (default: the config's\n"+
+		"gateway.advertiseURL, else http://LISTEN/mcp when --listen names one address, neither loopback nor 0.0.0.0)")
 	rest, err := parseFlags(fs, args, "gateway --config FILE [--listen ADDR | --stdio] [--token T]\n\n"+
 		"SIGHUP (or, with --watch, a change of the file) reloads the config: servers added\n"+
 		"start, removed ones finish their calls and close, changed ones are replaced.\n\n"+
@@ -235,6 +238,10 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 
+	advertiseURL, err := gatewayAdvertiseURL(*advertise, settings.AdvertiseURL, *listen, len(sessionKeys) > 0, *stdio)
+	if err != nil {
+		return err
+	}
 	opts := gateway.Options{
 		Servers:             gateway.GroupServers(group, gc, servers),
 		Naming:              naming,
@@ -249,6 +256,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		SessionsOnly:        *sessionsOnly,
 		Stateless:           *stateless,
 		SessionKeys:         keyBytes(sessionKeys),
+		AdvertiseURL:        advertiseURL,
 		DrainTimeout:        *drain,
 		Logger:              log,
 		ConnectLimiter:      connects,
@@ -387,6 +395,35 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		log.Info("drained and stopped")
 	}
 	return nil
+}
+
+// gatewayAdvertiseURL is the replica's address for the others: the flag's,
+// else the config's, else, with session keys, http://LISTEN/mcp when the
+// listen address names one host that other machines reach (neither a
+// wildcard, which does not say which of the machine's addresses, nor
+// loopback, which other machines do not reach): "" otherwise, and then
+// sessions of isolated stdio servers are not forwarded.
+func gatewayAdvertiseURL(flagged, configured, listen string, keys, stdio bool) (string, error) {
+	if flagged == "" {
+		flagged = configured
+	}
+	if flagged != "" {
+		if !keys {
+			return "", usageErrorf("--advertise-url (gateway.advertiseURL) needs --session-key: replicas forward the sessions whose ids they share a key for")
+		}
+		return flagged, nil
+	}
+	if !keys || stdio {
+		return "", nil
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || host == "" || port == "0" || isLoopbackHost(host) {
+		return "", nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return "", nil
+	}
+	return "http://" + listen + "/mcp", nil
 }
 
 // sessionKeyEnv holds the --session-key keys (comma-separated) when the flag

@@ -228,8 +228,8 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 	var replicas []*replicaProc
 	var servers strings.Builder
 	for i := range 3 {
-		r := &replicaProc{bin: bin, addr: freeAddr(t),
-			args: []string{"gateway", "--config", config, "--redis", rs.URL(), "--drain-timeout", "5s"}}
+		r := &replicaProc{bin: bin, addr: freeAddr(t)}
+		r.args = []string{"gateway", "--config", config, "--redis", rs.URL(), "--drain-timeout", "5s", "--advertise-url", "http://" + r.addr + "/mcp"}
 		replicas = append(replicas, r)
 		fmt.Fprintf(&servers, "  server g%d %s check inter 200ms fall 1 rise 1\n", i, r.addr)
 	}
@@ -302,11 +302,23 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 	}
 
 	// list_changed reaches the session's GET stream, on whichever replica.
-	mcp.AddTool(up, &mcp.Tool{Name: "added"}, echo)
+	// A stream that a drain or a replica's death broke moments ago may
+	// still be reconnecting (after its 1s retry hint), and a notification
+	// sent meanwhile is not replayed: the server changes again until one
+	// arrives.
 	deadline := time.Now().Add(30 * time.Second)
-	for changed.Load() == 0 {
+	for n := 0; changed.Load() == 0; n++ {
+		if n%200 == 0 { // every 2s
+			mcp.AddTool(up, &mcp.Tool{Name: fmt.Sprintf("added%d", n/200)}, echo)
+		}
 		if time.Now().After(deadline) {
-			t.Fatal("no list_changed reached the session within 30s")
+			var logs strings.Builder
+			for i, r := range replicas {
+				r.mu.Lock()
+				fmt.Fprintf(&logs, "replica %d log:\n%s\n", i, r.logs)
+				r.mu.Unlock()
+			}
+			t.Fatalf("no list_changed reached the session within 30s\n%s", logs.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -388,9 +400,10 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 		t.Fatalf("%d of %d stateless calls failed; first: %v", fails.Load(), calls, firstErr.Load())
 	}
 
-	// An isolated server: its upstream session lives on the replica that
-	// created the downstream session. Round-robin, a call elsewhere is told
-	// the state is lost; through the sticky frontend every call works.
+	// An isolated stdio server: its upstream session lives on the replica
+	// that created the downstream session. Round-robin, the other replicas
+	// forward the session's requests there (--advertise-url); through the
+	// sticky frontend they land there.
 	for _, c := range []struct {
 		addr   string
 		sticky bool
@@ -413,7 +426,7 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 			}
 		}
 		cs.Close()
-		if c.sticky && ok != 12 || !c.sticky && lost == 0 {
+		if ok != 12 {
 			t.Errorf("isolated calls, sticky %v: %d succeeded, %d told the state was lost", c.sticky, ok, lost)
 		}
 	}
@@ -463,6 +476,35 @@ func TestGatewayWarnsWithoutSessionKey(t *testing.T) {
 		}
 		if got := strings.Contains(logs.String(), "set --session-key"); got != c.warn {
 			t.Errorf("%v: warned %v, want %v: %s", c.args, got, c.warn, logs)
+		}
+	}
+}
+
+// The replica's address for the others: the flag's, else the config's,
+// else one derived from a listen address that names one reachable host.
+func TestGatewayAdvertiseURL(t *testing.T) {
+	for _, c := range []struct {
+		flagged, configured, listen string
+		keys, stdio                 bool
+		want                        string
+		usage                       bool
+	}{
+		{"http://10.0.0.9:7300/mcp", "http://x/mcp", "0.0.0.0:7300", true, false, "http://10.0.0.9:7300/mcp", false},
+		{"", "http://x:1/mcp", "0.0.0.0:7300", true, false, "http://x:1/mcp", false},
+		{"", "", "10.0.0.5:7300", true, false, "http://10.0.0.5:7300/mcp", false},
+		{"", "", "gw-1.internal:7300", true, false, "http://gw-1.internal:7300/mcp", false},
+		{"", "", "0.0.0.0:7300", true, false, "", false},
+		{"", "", "[::]:7300", true, false, "", false},
+		{"", "", ":7300", true, false, "", false},
+		{"", "", "127.0.0.1:7300", true, false, "", false},
+		{"", "", "10.0.0.5:0", true, false, "", false},
+		{"", "", "10.0.0.5:7300", false, false, "", false},
+		{"", "", "10.0.0.5:7300", true, true, "", false},
+		{"http://10.0.0.9:7300/mcp", "", "10.0.0.5:7300", false, false, "", true},
+	} {
+		got, err := gatewayAdvertiseURL(c.flagged, c.configured, c.listen, c.keys, c.stdio)
+		if got != c.want || (err != nil) != c.usage {
+			t.Errorf("%+v: %q, %v", c, got, err)
 		}
 	}
 }
