@@ -53,12 +53,18 @@ func TestHalfOpenBreakerDoesNotSpin(t *testing.T) {
 		})
 	}
 	eventually(t, "waiters queued", func() bool { return p.Stats().Waiters == 3 })
-	start := time.Now()
-	for range 20 {
-		p.Stats()
+	// The quickest of three rounds is timed: a loaded machine may
+	// deschedule one, a spinning loop holding the lock slows them all.
+	quickest := time.Hour
+	for range 3 {
+		start := time.Now()
+		for range 20 {
+			p.Stats()
+		}
+		quickest = min(quickest, time.Since(start))
 	}
-	if took := time.Since(start); took > 100*time.Millisecond {
-		t.Fatalf("20 Stats calls took %v: the pool's lock is held by a spinning loop", took)
+	if quickest > 100*time.Millisecond {
+		t.Fatalf("20 Stats calls took %v at the quickest: the pool's lock is held by a spinning loop", quickest)
 	}
 	close(release)
 	wg.Wait()

@@ -252,13 +252,20 @@ func TestConnectFailureIsTyped(t *testing.T) {
 	if n := attempts.Load(); n != 3 {
 		t.Fatalf("%d connect attempts before the breaker opened, want 3", n)
 	}
-	// While open: at once, and no connect is attempted.
-	start := time.Now()
-	_, err = p.Acquire(context.Background())
-	if took := time.Since(start); took > 10*time.Millisecond {
-		t.Fatalf("Acquire with the breaker open took %v", took)
+	// While open: at once, and no connect is attempted. The quickest of
+	// five is timed: a loaded machine may deschedule one acquire for more
+	// than 10ms, but an acquire that waited for a connect would be slow
+	// every time.
+	quickest := time.Hour
+	for range 5 {
+		start := time.Now()
+		_, err = p.Acquire(context.Background())
+		quickest = min(quickest, time.Since(start))
+		mustIs(t, err, mcpool.ErrServerUnavailable)
 	}
-	mustIs(t, err, mcpool.ErrServerUnavailable)
+	if quickest > 10*time.Millisecond {
+		t.Fatalf("Acquire with the breaker open took %v at the quickest", quickest)
+	}
 	if st := p.Stats(); st.ConnectErrors != 3 || st.Sessions != 0 || st.Waiters != 0 || attempts.Load() != 3 {
 		t.Fatalf("stats %+v", st)
 	}
