@@ -233,8 +233,9 @@ func (l *ConnectLimiter) take(ctx context.Context, giveUp time.Time) error {
 	}
 	if !giveUp.IsZero() {
 		if w := l.waitAtLocked(l.queue.Len()); time.Now().Add(w).After(giveUp) {
+			err := l.queueFullLocked(w)
 			l.mu.Unlock()
-			return l.queueFull(w)
+			return err
 		}
 	}
 	t := &connectTurn{ready: make(chan struct{})}
@@ -290,14 +291,14 @@ func (l *ConnectLimiter) recheck(t *connectTurn, now, giveUp time.Time) error {
 		ahead++
 	}
 	if w := l.waitAtLocked(ahead); now.Add(w).After(giveUp) {
-		return l.queueFull(w)
+		return l.queueFullLocked(w)
 	}
 	return nil
 }
 
-// queueFull is the error of a connect that gives up its place: its turn
-// would come in about w.
-func (l *ConnectLimiter) queueFull(w time.Duration) error {
+// queueFullLocked is the error of a connect that gives up its place: its
+// turn would come in about w.
+func (l *ConnectLimiter) queueFullLocked(w time.Duration) error {
 	return fmt.Errorf("%w: the turn would come in about %v (%d connects in flight, cap %d, %d queued), past Config.ConnectQueueWait",
 		ErrConnectQueueFull, w.Round(time.Millisecond), l.inFlight, l.limit, l.queue.Len())
 }
