@@ -480,12 +480,3 @@ func TestSessionKillingHTTP(t *testing.T) {
 		})
 	}
 }
-
-// closeServer stops a loopback MCP server and ends the sessions it still
-// holds (those whose DELETE a fault swallowed), or goleak sees their readers.
-func closeServer(ts *httptest.Server, srv *mcp.Server) {
-	ts.Close()
-	for ss := range srv.Sessions() {
-		ss.Close()
-	}
-}

@@ -65,8 +65,19 @@ func newPool(t *testing.T, cfg mcpool.Config) *mcpool.Pool {
 func httpServer(t *testing.T, srv *mcp.Server, stateless bool) string {
 	t.Helper()
 	ts := httptest.NewServer(demoserver.Handler(srv, stateless, 0))
-	t.Cleanup(ts.Close)
+	t.Cleanup(func() { closeServer(ts, srv) })
 	return ts.URL
+}
+
+// closeServer ends the sessions srv still holds, then stops ts. A pool
+// closed in the middle of a connect, or a fault that swallowed a DELETE,
+// leaves a session the server keeps until told: goleak would see its
+// readers.
+func closeServer(ts *httptest.Server, srv *mcp.Server) {
+	for ss := range srv.Sessions() {
+		_ = ss.Close()
+	}
+	ts.Close()
 }
 
 // stdioCommand starts this test binary as a go-sdk stdio server.
@@ -178,7 +189,7 @@ func peekMethod(r *http.Request) string {
 func httpServerTimeout(t *testing.T, srv *mcp.Server, timeout time.Duration) string {
 	t.Helper()
 	ts := httptest.NewServer(demoserver.Handler(srv, false, timeout))
-	t.Cleanup(ts.Close)
+	t.Cleanup(func() { closeServer(ts, srv) })
 	return ts.URL
 }
 
