@@ -147,7 +147,11 @@ type discardWriter struct {
 	h http.Header
 }
 
-func (w *discardWriter) Header() http.Header         { return w.h }
+// Header returns the headers, which nobody reads.
+func (w *discardWriter) Header() http.Header { return w.h }
+// Write drops b.
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *discardWriter) WriteHeader(int)             {}
-func (w *discardWriter) Flush()                      {}
+// WriteHeader drops the status.
+func (w *discardWriter) WriteHeader(int) {}
+// Flush does nothing: there is nothing to send.
+func (w *discardWriter) Flush() {}
