@@ -149,9 +149,12 @@ type discardWriter struct {
 
 // Header returns the headers, which nobody reads.
 func (w *discardWriter) Header() http.Header { return w.h }
+
 // Write drops b.
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+
 // WriteHeader drops the status.
 func (w *discardWriter) WriteHeader(int) {}
+
 // Flush does nothing: there is nothing to send.
 func (w *discardWriter) Flush() {}
