@@ -142,16 +142,7 @@ func (b *rotation) RoundTrip(r *http.Request) (*http.Response, error) {
 
 func rotationClient(t *testing.T, b *rotation) *mcp.ClientSession {
 	t.Helper()
-	c := mcp.NewClient(&mcp.Implementation{Name: "downstream", Version: "1"}, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: "http://balancer/mcp", HTTPClient: &http.Client{Transport: b}},
-		&mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
-	if err != nil {
-		t.Fatalf("connect through the balancer: %v", err)
-	}
-	t.Cleanup(func() { _ = cs.Close() })
-	return cs
+	return balancedClient(t, b, nil)
 }
 
 // An isolated stdio server's upstream session is a process on the replica

@@ -133,7 +133,9 @@ func echoUpstream(t *testing.T) (url string, add func(name string)) {
 	return ts.URL, func(name string) { mcp.AddTool(s, &mcp.Tool{Name: name}, echo) }
 }
 
-func balancedClient(t *testing.T, b *balancer, opts *mcp.ClientOptions) *mcp.ClientSession {
+// balancedClient connects a 2025-11-25 session through b, a test balancer
+// over replicas.
+func balancedClient(t *testing.T, b http.RoundTripper, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
 	c := mcp.NewClient(&mcp.Implementation{Name: "downstream", Version: "1"}, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
