@@ -43,12 +43,15 @@ func newCounterUpstream(t *testing.T) *counterUpstream {
 		})
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		// Marked once the handler has ended the session: a test that
+		// waits for the deletion then meets an ended session, never one
+		// being ended under its call.
 		if r.Method == http.MethodDelete {
 			u.mu.Lock()
 			u.deleted[r.Header.Get("Mcp-Session-Id")] = true
 			u.mu.Unlock()
 		}
-		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(func() { closePeer(s, ts) })
 	u.url = ts.URL
