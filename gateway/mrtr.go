@@ -59,21 +59,81 @@ func answerInputs(ctx context.Context, ss *mcp.ServerSession, reqs mcp.InputRequ
 	return out, nil
 }
 
-// callToolRounds calls the tool on up and, for a client of an earlier era,
-// answers input_required results through it (see above).
-func callToolRounds(ctx context.Context, up Upstream, ss *mcp.ServerSession, params *mcp.CallToolParams) (*mcp.CallToolResult, error) {
+// inputRounds calls the server through call and, for a client of an
+// earlier era, answers input_required results through ss (see above),
+// calling again with the answers and the server's requestState. call gets
+// nil answers the first time: the downstream request's own are sent then.
+// asked reads a result's input requests and state (none for nil).
+func inputRounds[R any](ctx context.Context, ss *mcp.ServerSession, call func(answers mcp.InputResponseMap, state string) (R, error), asked func(R) (mcp.InputRequestMap, string)) (R, error) {
+	var (
+		answers mcp.InputResponseMap
+		state   string
+		zero    R
+	)
 	for range maxInputRounds {
-		res, err := up.CallTool(ctx, params)
-		if err != nil || res == nil || res.InputRequests == nil || mrtrClient(ss) {
+		res, err := call(answers, state)
+		reqs, st := asked(res)
+		if err != nil || reqs == nil || mrtrClient(ss) {
 			return res, err
 		}
-		answers, err := answerInputs(ctx, ss, res.InputRequests)
-		if err != nil {
-			return nil, err
+		if answers, err = answerInputs(ctx, ss, reqs); err != nil {
+			return zero, err
 		}
-		next := *params
-		next.InputResponses, next.RequestState = answers, res.RequestState
-		params = &next
+		state = st
 	}
-	return nil, fmt.Errorf("mcpool gateway: the server asked for input more than %d times in one call", maxInputRounds)
+	return zero, fmt.Errorf("mcpool gateway: the server asked for input more than %d times in one request", maxInputRounds)
+}
+
+// callToolRounds calls the tool on up through inputRounds.
+func callToolRounds(ctx context.Context, up Upstream, ss *mcp.ServerSession, params *mcp.CallToolParams) (*mcp.CallToolResult, error) {
+	return inputRounds(ctx, ss, func(answers mcp.InputResponseMap, state string) (*mcp.CallToolResult, error) {
+		p := params
+		if answers != nil {
+			next := *params
+			next.InputResponses, next.RequestState = answers, state
+			p = &next
+		}
+		return up.CallTool(ctx, p)
+	}, func(r *mcp.CallToolResult) (mcp.InputRequestMap, string) {
+		if r == nil {
+			return nil, ""
+		}
+		return r.InputRequests, r.RequestState
+	})
+}
+
+// getPromptRounds gets the prompt from up through inputRounds.
+func getPromptRounds(ctx context.Context, up Upstream, ss *mcp.ServerSession, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error) {
+	return inputRounds(ctx, ss, func(answers mcp.InputResponseMap, state string) (*mcp.GetPromptResult, error) {
+		p := params
+		if answers != nil {
+			next := *params
+			next.InputResponses, next.RequestState = answers, state
+			p = &next
+		}
+		return up.GetPrompt(ctx, p)
+	}, func(r *mcp.GetPromptResult) (mcp.InputRequestMap, string) {
+		if r == nil {
+			return nil, ""
+		}
+		return r.InputRequests, r.RequestState
+	})
+}
+
+// readResourceRounds reads the resource from up through inputRounds.
+func readResourceRounds(ctx context.Context, up Upstream, ss *mcp.ServerSession, params *mcp.ReadResourceParams) (*mcp.ReadResourceResult, error) {
+	return inputRounds(ctx, ss, func(answers mcp.InputResponseMap, state string) (*mcp.ReadResourceResult, error) {
+		p := params
+		if answers != nil {
+			next := *params
+			next.InputResponses, next.RequestState = answers, state
+			p = &next
+		}
+		return up.ReadResource(ctx, p)
+	}, func(r *mcp.ReadResourceResult) (mcp.InputRequestMap, string) {
+		if r == nil {
+			return nil, ""
+		}
+		return r.InputRequests, r.RequestState
+	})
 }

@@ -244,7 +244,7 @@ func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mc
 	var res *mcp.GetPromptResult
 	err = g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
 		var err error
-		res, err = up.GetPrompt(ctx, params)
+		res, err = getPromptRounds(ctx, up, req.Session, params) // mrtr.go
 		return err
 	})
 	return res, done(ctx, res, err)
@@ -269,7 +269,7 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 	var res *mcp.ReadResourceResult
 	err = g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
 		var err error
-		res, err = up.ReadResource(ctx, params)
+		res, err = readResourceRounds(ctx, up, req.Session, params) // mrtr.go
 		return err
 	})
 	return res, done(ctx, res, err)

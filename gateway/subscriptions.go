@@ -111,6 +111,14 @@ func (g *Gateway) unsubscribe(ctx context.Context, req *mcp.UnsubscribeRequest) 
 	if !last && srv.Mode == ModeShared {
 		return nil
 	}
+	if ctx.Err() != nil {
+		// The upstream subscription ends even so: under 2026-07-28 the
+		// SDK unsubscribes as a subscriptions/listen stream ends, with
+		// that stream's context, cancelled by then.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+	}
 	err = g.call(ctx, srv, req, func(ctx context.Context, up Upstream) error {
 		pu, ok := up.(protocolUpstream)
 		if !ok {

@@ -17,8 +17,16 @@ import (
 
 // resources/subscribe goes to the owning server; its
 // notifications/resources/updated reach the subscribed downstream session
-// only; a session that ends releases its subscription upstream.
+// only; a session that ends releases its subscription upstream. Under
+// 2026-07-28, where a client subscribes with subscriptions/listen, the
+// gateway's subscription upstream is itself a listen.
 func TestSubscriptionsShared(t *testing.T) {
+	for _, version := range []string{"2025-11-25", "2026-07-28"} {
+		t.Run(version, func(t *testing.T) { testSubscriptionsShared(t, version) })
+	}
+}
+
+func testSubscriptionsShared(t *testing.T, version string) {
 	var subs, unsubs atomic.Int64
 	s := mcp.NewServer(&mcp.Implementation{Name: "watch", Version: "1"}, &mcp.ServerOptions{
 		SubscribeHandler:   func(context.Context, *mcp.SubscribeRequest) error { subs.Add(1); return nil },
@@ -32,15 +40,15 @@ func TestSubscriptionsShared(t *testing.T) {
 	t.Cleanup(func() { closePeer(s, ts) })
 
 	var gw atomic.Pointer[gateway.Gateway]
-	cfg := mcpool.Config{URL: ts.URL, MinSessions: 1, MaxSessions: 1}
+	cfg := mcpool.Config{URL: ts.URL, MinSessions: 1, MaxSessions: 1, ProtocolVersion: version}
 	cfg.ClientHandlers = gateway.UpstreamHandlers("up", gw.Load)
 	p := newPool(t, cfg)
 	g, url := startGateway(t, gateway.Options{Servers: []gateway.Server{{Name: "up", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(p)}}})
 	gw.Store(g)
 
 	var gotA, gotB atomic.Int64
-	a := connect(t, url, "2025-11-25", &mcp.ClientOptions{ResourceUpdatedHandler: func(context.Context, *mcp.ResourceUpdatedNotificationRequest) { gotA.Add(1) }})
-	b := connect(t, url, "2025-11-25", &mcp.ClientOptions{ResourceUpdatedHandler: func(context.Context, *mcp.ResourceUpdatedNotificationRequest) { gotB.Add(1) }})
+	a := connect(t, url, version, &mcp.ClientOptions{ResourceUpdatedHandler: func(context.Context, *mcp.ResourceUpdatedNotificationRequest) { gotA.Add(1) }})
+	b := connect(t, url, version, &mcp.ClientOptions{ResourceUpdatedHandler: func(context.Context, *mcp.ResourceUpdatedNotificationRequest) { gotB.Add(1) }})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	eventually(t, "the resource in the gateway's catalog", func() bool {
