@@ -632,7 +632,7 @@ func (t *answerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return resp, err
 	}
-	if ct := connectTrackOf(req.Context()); ct != nil && req.Method == http.MethodPost {
+	if ct := connectTrackOf(req.Context()); ct != nil && req.Method == http.MethodPost && !sessionEnded(req, resp) {
 		if what := notMCP(resp); what != "" {
 			ct.note(resp.StatusCode, what)
 		}
@@ -646,6 +646,15 @@ func (t *answerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp.Body = &limitedBody{rc: resp.Body, left: frameLimit, tr: tr}
 	}
 	return resp, nil
+}
+
+// sessionEnded reports a 404 to a request of a session
+// (Mcp-Session-Id): the server ended that session, which it may do at any
+// time (MCP spec 2025-11-25, "Session Management"), even between
+// initialize and notifications/initialized when it expires sessions
+// quickly. That is not a wrong URL: the connect is retried.
+func sessionEnded(req *http.Request, resp *http.Response) bool {
+	return resp.StatusCode == http.StatusNotFound && req.Header.Get("Mcp-Session-Id") != ""
 }
 
 // CloseIdleConnections lets http.Client.CloseIdleConnections reach the base.

@@ -227,6 +227,45 @@ func TestConnectTransientNotMisconfigured(t *testing.T) {
 	}
 }
 
+// A server may end a session at any time (MCP spec 2025-11-25, "Session
+// Management"), even between initialize and notifications/initialized when
+// it expires sessions quickly on a loaded machine; it then answers 404 to
+// that session's requests. That is a session lost, not a wrong URL: the
+// connect is retried and Start succeeds, with no ErrMisconfigured.
+func TestConnectSessionEndedDuringInitIsRetried(t *testing.T) {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "expiring", Version: "1"}, nil)
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil)
+	var (
+		mu    sync.Mutex
+		ended = map[string]bool{} // the first two sessions, ended at their first request after initialize
+	)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("Mcp-Session-Id")
+		mu.Lock()
+		if id != "" && !ended[id] && len(ended) < 2 {
+			ended[id] = true
+		}
+		gone := ended[id]
+		mu.Unlock()
+		if gone {
+			http.Error(w, "session not found", http.StatusNotFound)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { closeServer(ts, srv) })
+	p := newPool(t, mcpool.Config{URL: ts.URL, MinSessions: 1, Logger: quietLogger(),
+		BackoffInitial: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		t.Fatalf("Start: %v; want the connects whose session ended retried", err)
+	}
+	if st := p.Stats(); st.ConnectErrors != 2 || st.SessionsCreated != 1 {
+		t.Fatalf("connect errors %d, sessions %d; want the 2 ended sessions retried and 1 session", st.ConnectErrors, st.SessionsCreated)
+	}
+}
+
 // A server that exits right after every initialize (bad credentials checked
 // lazily) is a failed connect each time: it meets backoff (at most 5 spawns
 // in 3s) and, once the breaker opens, callers get ErrServerUnavailable with

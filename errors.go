@@ -63,7 +63,10 @@ var (
 	//     ErrUnauthorized).
 	//
 	// Timeouts, refused or reset connections, EOF, a child that exits,
-	// 5xx and 429 are transient: connects back off and retry.
+	// 5xx and 429 are transient: connects back off and retry. So is a 404
+	// to a request that carries the new session's Mcp-Session-Id (say
+	// notifications/initialized): the server ended that session, as it may
+	// at any time (MCP spec 2025-11-25, "Session Management").
 	ErrMisconfigured = errors.New("mcpool: server misconfigured")
 	// ErrResponseTooLarge means an answer passed the 16 MB frame limit (the
 	// SDK's limit for one stdio line or server-sent event, which the pool
