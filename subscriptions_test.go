@@ -218,3 +218,39 @@ func TestUnsubscribeAfterSessionDied(t *testing.T) {
 		t.Errorf("the server saw %d subscribes and %d unsubscribes, want 1 and 0", len(subs), len(unsubs))
 	}
 }
+
+// A Group's server pins a subscription to the replica that took it: the
+// unsubscribe goes there, although the lists' order would now pick another
+// replica.
+func TestGroupSubscriptionPinnedToReplica(t *testing.T) {
+	a, b := newSubServer(t), newSubServer(t)
+	a.down.Store(true) // the first replica is down as the subscribe comes
+	cfg := func(url string) mcpool.Config {
+		return mcpool.Config{URL: url, MinSessions: 1, MaxSessions: 2, FailureThreshold: -1,
+			BackoffInitial: time.Millisecond, BackoffMax: 20 * time.Millisecond}
+	}
+	g := newGroup(t, mcpool.GroupConfig{Servers: []mcpool.ServerConfig{{
+		Name: "watch", Balance: mcpool.Failover, Replicas: []mcpool.Config{cfg(a.url), cfg(b.url)},
+	}}})
+	gs := g.Server("watch")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := gs.Subscribe(ctx, &mcp.SubscribeParams{URI: watchedURI}); err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	if subs, _ := b.seen(); len(subs) != 1 {
+		t.Fatalf("the second replica saw %d subscribes, want 1", len(subs))
+	}
+	a.down.Store(false)
+	eventually(t, "the first replica back", func() bool { return gs.ServerStats().Sessions == 2 })
+	if err := gs.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: watchedURI}); err != nil {
+		t.Fatalf("Unsubscribe: %v", err)
+	}
+	bsubs, bunsubs := b.seen()
+	if len(bunsubs) != 1 || bunsubs[0] != bsubs[0] {
+		t.Errorf("the unsubscribe did not reach the session of the second replica that took the subscribe")
+	}
+	if asubs, aunsubs := a.seen(); len(asubs)+len(aunsubs) != 0 {
+		t.Errorf("the first replica saw %d subscribes and %d unsubscribes, want none", len(asubs), len(aunsubs))
+	}
+}
