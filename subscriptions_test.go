@@ -18,7 +18,8 @@ const watchedURI = "test://watched"
 
 // subServer is a go-sdk server over loopback HTTP that records, in order,
 // the server sessions its subscribes and unsubscribes arrive on, and has a
-// tool "block" that holds a call until release is closed.
+// tool "block" that holds a call until release is closed. A go-sdk HTTP
+// server speaks 2026-07-28 only when stateless.
 type subServer struct {
 	srv     *mcp.Server
 	url     string
@@ -33,7 +34,7 @@ type subServer struct {
 	unsubs []*mcp.ServerSession
 }
 
-func newSubServer(t *testing.T) *subServer {
+func newSubServer(t *testing.T, stateless bool) *subServer {
 	t.Helper()
 	s := &subServer{release: make(chan struct{})}
 	s.srv = mcp.NewServer(&mcp.Implementation{Name: "watch", Version: "1"}, &mcp.ServerOptions{
@@ -62,7 +63,7 @@ func newSubServer(t *testing.T) *subServer {
 		}
 		return &mcp.CallToolResult{}, nil, nil
 	})
-	h := demoserver.Handler(s.srv, false, 0)
+	h := demoserver.Handler(s.srv, stateless, 0)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.down.Load() {
 			http.Error(w, "restarting", http.StatusServiceUnavailable)
@@ -98,15 +99,25 @@ func (s *subServer) hold(t *testing.T, p *mcpool.Pool) (done chan struct{}) {
 // An unsubscribe goes to the session that took the subscribe, although
 // selection would now pick another (the subscribing session carries a call).
 // Under 2026-07-28 the subscribe is a subscriptions/listen and the
-// unsubscribe its end: on any other ClientSession it would do nothing.
+// unsubscribe its end (the server runs its subscribe and unsubscribe
+// handlers as the listen opens and ends): on any other ClientSession it
+// would do nothing.
 func TestSubscribePinnedToSession(t *testing.T) {
 	for _, version := range []string{"2025-11-25", "2026-07-28"} {
 		t.Run(version, func(t *testing.T) {
-			s := newSubServer(t)
+			s := newSubServer(t, version >= "2026-07-28")
 			p := newPool(t, mcpool.Config{URL: s.url, MinSessions: 3, MaxSessions: 3, ProtocolVersion: version})
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			if err := p.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Do(ctx, func(_ context.Context, cs *mcp.ClientSession) error {
+				if got := cs.InitializeResult().ProtocolVersion; got != version {
+					t.Fatalf("the session speaks %s, want %s", got, version)
+				}
+				return nil
+			}); err != nil {
 				t.Fatal(err)
 			}
 			if err := p.Subscribe(ctx, &mcp.SubscribeParams{URI: watchedURI}); err != nil {
@@ -144,7 +155,7 @@ func TestSubscribePinnedToSession(t *testing.T) {
 // again on another session, and the server's updates reach
 // ClientHandlers.ResourceUpdated.
 func TestSubscriptionHeals(t *testing.T) {
-	s := newSubServer(t)
+	s := newSubServer(t, false)
 	var updates atomic.Int64
 	p := newPool(t, mcpool.Config{
 		URL: s.url, MinSessions: 2, MaxSessions: 3, ProtocolVersion: dropSafeVersion,
@@ -185,7 +196,7 @@ func TestSubscriptionHeals(t *testing.T) {
 // Unsubscribing a URI whose session died returns nil, and the pool does not
 // subscribe it again afterwards.
 func TestUnsubscribeAfterSessionDied(t *testing.T) {
-	s := newSubServer(t)
+	s := newSubServer(t, false)
 	p := newPool(t, mcpool.Config{
 		URL: s.url, MinSessions: 1, MaxSessions: 1, ProtocolVersion: dropSafeVersion,
 		BackoffInitial: time.Millisecond, BackoffMax: 20 * time.Millisecond, FailureThreshold: -1,
@@ -223,7 +234,7 @@ func TestUnsubscribeAfterSessionDied(t *testing.T) {
 // unsubscribe goes there, although the lists' order would now pick another
 // replica.
 func TestGroupSubscriptionPinnedToReplica(t *testing.T) {
-	a, b := newSubServer(t), newSubServer(t)
+	a, b := newSubServer(t, false), newSubServer(t, false)
 	a.down.Store(true) // the first replica is down as the subscribe comes
 	cfg := func(url string) mcpool.Config {
 		return mcpool.Config{URL: url, MinSessions: 1, MaxSessions: 2, FailureThreshold: -1,
