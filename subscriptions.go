@@ -42,8 +42,9 @@ type subscription struct {
 // the pool's Config.
 //
 // The subscribe runs on a session the pool selects, as [Pool.Do] runs
-// requests (a request that never reached a live session is tried on
-// another, within ctx), and the subscription stays pinned to that session:
+// requests (one lost with its session is tried on another, within ctx, up
+// to MaxSessions times: subscribing twice is harmless), and the
+// subscription stays pinned to that session:
 // [Pool.Unsubscribe] goes to it. A pool holds one upstream subscription per
 // URI: subscribing a URI it already holds (or is subscribing) returns nil
 // once that subscription is in place.
