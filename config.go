@@ -158,7 +158,8 @@ type Config struct {
 	// connected first. Zero means no limit.
 	MaxSessionLifetime time.Duration
 	// MaxIdleTime closes sessions above MinSessions that carried no call for
-	// this long. Zero means DefaultMaxIdleTime (5 minutes); negative never.
+	// this long, but those holding resource subscriptions (Pool.Subscribe).
+	// Zero means DefaultMaxIdleTime (5 minutes); negative never.
 	MaxIdleTime time.Duration
 	// BackoffInitial and BackoffMax shape the delay before a connect that
 	// follows failed ones: exponential with full jitter, a random delay in

@@ -218,7 +218,7 @@ func (g *Group) state() *groupState { return g.st.Load() }
 func (g *Group) newMember(sc ServerConfig, naming *Naming) (*member, error) {
 	// cfg.Validate has checked the names, the separator and each Config.
 	field := fmt.Sprintf("Servers[%q]", sc.Name)
-	m := &member{g: g, name: sc.Name, naming: naming, prefix: naming.prefix[sc.Name], balance: sc.Balance, sc: sc}
+	m := &member{g: g, name: sc.Name, naming: naming, prefix: naming.prefix[sc.Name], balance: sc.Balance, sc: sc, subTurn: make(chan struct{}, 1)}
 	m.handle = &GroupServer{m: m}
 	configs := sc.Replicas
 	if len(configs) == 0 {
@@ -429,6 +429,14 @@ type member struct {
 	tools     *part[mcp.Tool]
 	prompts   *part[mcp.Prompt]
 	resources *part[mcp.Resource]
+
+	// subs maps each URI subscribed through GroupServer.Subscribe to the
+	// replica pool that took it, so that Unsubscribe goes there. subTurn,
+	// a one-slot semaphore taken within the caller's ctx, guards it and
+	// orders a server's subscribes and unsubscribes one at a time (they
+	// are rare, and an unsubscribe must not pass the subscribe it undoes).
+	subTurn chan struct{}
+	subs    map[string]*Pool
 }
 
 // Name returns the group's name for the tool or prompt that the named

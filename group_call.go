@@ -474,23 +474,80 @@ func (s *GroupServer) Complete(ctx context.Context, params *mcp.CompleteParams) 
 	return res, s.m.g.red.err(err)
 }
 
-// Subscribe subscribes one of the server's sessions to updates of
-// params.URI (resources/subscribe); the server's
-// notifications/resources/updated reach ClientHandlers.ResourceUpdated of
-// the pool's Config. Subscriptions belong to the upstream session: one
-// that is replaced loses them.
+// Subscribe subscribes the server to updates of params.URI
+// (resources/subscribe); the server's notifications/resources/updated reach
+// ClientHandlers.ResourceUpdated of the replica's Config. It runs on the
+// first replica that can take it (failing over as the lists do), and the
+// subscription stays pinned to that replica and, within it, to the session
+// that took it (see [Pool.Subscribe]): Unsubscribe goes there. A URI
+// already subscribed through this GroupServer is not subscribed again.
+//
+// What heals: when the session holding the subscription leaves its
+// replica's pool (it died, the server restarted, a lifetime or health
+// check retired it), that pool subscribes again on another of its
+// sessions once it has one. What does not: the subscription stays with its
+// replica while that replica is down (it is renewed there when the replica
+// is back, not moved to another); and when [Group.Update] replaces or
+// removes the server, its pools close and their subscriptions end with
+// them: subscribe again on the new GroupServer.
 func (s *GroupServer) Subscribe(ctx context.Context, params *mcp.SubscribeParams) error {
-	return s.m.g.red.err(s.m.list(ctx, func(ctx context.Context, p *Pool) error {
-		return p.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error { return cs.Subscribe(ctx, params) })
-	}))
+	m := s.m
+	if err := m.takeSubTurn(ctx); err != nil {
+		return err
+	}
+	defer func() { <-m.subTurn }()
+	if params != nil {
+		if _, have := m.subs[params.URI]; have {
+			return nil
+		}
+	}
+	var took *Pool
+	err := m.list(ctx, func(ctx context.Context, p *Pool) error {
+		if err := p.Subscribe(ctx, params); err != nil {
+			return err
+		}
+		took = p
+		return nil
+	})
+	if err != nil {
+		return m.g.red.err(err)
+	}
+	if m.subs == nil {
+		m.subs = make(map[string]*Pool)
+	}
+	m.subs[params.URI] = took
+	return nil
 }
 
 // Unsubscribe ends a subscription made with Subscribe
-// (resources/unsubscribe).
+// (resources/unsubscribe) on the replica, and the session, that holds it.
+// A URI not subscribed through this GroupServer, or whose subscription
+// went with its session, returns nil.
 func (s *GroupServer) Unsubscribe(ctx context.Context, params *mcp.UnsubscribeParams) error {
-	return s.m.g.red.err(s.m.list(ctx, func(ctx context.Context, p *Pool) error {
-		return p.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error { return cs.Unsubscribe(ctx, params) })
-	}))
+	if params == nil {
+		return errors.New("mcpool: Unsubscribe: params.URI is empty")
+	}
+	m := s.m
+	if err := m.takeSubTurn(ctx); err != nil {
+		return err
+	}
+	defer func() { <-m.subTurn }()
+	p, ok := m.subs[params.URI]
+	if !ok {
+		return nil
+	}
+	delete(m.subs, params.URI)
+	return m.g.red.err(p.Unsubscribe(ctx, params))
+}
+
+// takeSubTurn takes m.subTurn within ctx.
+func (m *member) takeSubTurn(ctx context.Context) error {
+	select {
+	case m.subTurn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // ServerCapabilities returns the capabilities the server declared when its

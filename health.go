@@ -186,14 +186,15 @@ func (p *Pool) expireLocked(now time.Time) {
 }
 
 // retireIdleLocked closes sessions above MinSessions idle for MaxIdleTime,
-// newest first (selection keeps the oldest busy).
+// newest first (selection keeps the oldest busy). A session holding
+// resource subscriptions is not idle.
 func (p *Pool) retireIdleLocked(now time.Time) {
 	if p.cfg.MaxIdleTime <= 0 {
 		return
 	}
 	for i := len(p.sessions) - 1; i >= 0 && len(p.sessions) > p.cfg.MinSessions; i-- {
 		s := p.sessions[i]
-		if s.inFlight == 0 && !s.probing && now.Sub(s.lastUsed) >= p.cfg.MaxIdleTime {
+		if s.inFlight == 0 && !s.probing && s.subs == 0 && now.Sub(s.lastUsed) >= p.cfg.MaxIdleTime {
 			p.retireLocked(s, "idle")
 		}
 	}

@@ -62,6 +62,11 @@ type Pool struct {
 	waits        waitStats // acquire waits
 	// version is the negotiated protocol version that later sessions pin.
 	version string
+	// subs maps each URI subscribed with Subscribe to its subscription;
+	// healing says the healer that re-subscribes orphaned ones runs
+	// (subscriptions.go).
+	subs    map[string]*subscription
+	healing bool
 
 	bg        sync.WaitGroup // connects, probes, watchers, closes: Close waits for them
 	closeOnce sync.Once

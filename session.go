@@ -72,6 +72,8 @@ type session struct {
 
 	closeReason string // why it left service, for observers (observe.go)
 
+	subs int // URIs whose subscription it holds (subscriptions.go)
+
 	// stdio is the transport of a stdio session; exit and stderr are set,
 	// when it ends, to how its child exited and the end of its stderr.
 	stdio  *stdioTransport
@@ -224,10 +226,14 @@ func (p *Pool) retireLocked(s *session, why string) {
 }
 
 // leaveLocked moves a session to leaving: out of p.sessions, closed once
-// its calls and any probe are done.
+// its calls and any probe are done. Its resource subscriptions go to
+// another session.
 func (p *Pool) leaveLocked(s *session) {
 	s.leaving = true
 	p.sessions = slices.DeleteFunc(p.sessions, func(x *session) bool { return x == s })
+	if s.subs > 0 {
+		p.orphanSubsLocked(s) // subscriptions.go: another session takes them
+	}
 	if s.inFlight == 0 && !s.probing {
 		p.closeLeavingLocked(s)
 	} else {

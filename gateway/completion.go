@@ -221,14 +221,16 @@ func (u poolUpstream) Complete(ctx context.Context, params *mcp.CompleteParams) 
 	return res, err
 }
 
-// Subscribe implements protocolUpstream.
+// Subscribe implements protocolUpstream: the pool pins the subscription to
+// the session that takes it and renews it when that session leaves.
 func (u poolUpstream) Subscribe(ctx context.Context, params *mcp.SubscribeParams) error {
-	return u.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error { return cs.Subscribe(ctx, params) })
+	return u.Pool.Subscribe(ctx, params)
 }
 
-// Unsubscribe implements protocolUpstream.
+// Unsubscribe implements protocolUpstream, on the session holding the
+// subscription.
 func (u poolUpstream) Unsubscribe(ctx context.Context, params *mcp.UnsubscribeParams) error {
-	return u.Do(ctx, func(ctx context.Context, cs *mcp.ClientSession) error { return cs.Unsubscribe(ctx, params) })
+	return u.Pool.Unsubscribe(ctx, params)
 }
 
 // ServerCapabilities implements protocolUpstream.
