@@ -165,13 +165,13 @@ func jsonOf(v any) string {
 // session in use.
 func TestRelayKeepsBusySessionOpen(t *testing.T) {
 	up := newPool(t, mcpool.Config{URL: demoURL(t)})
-	gw, url := startGateway(t, gateway.Options{SessionIdleTimeout: 400 * time.Millisecond,
+	gw, url := startGateway(t, gateway.Options{SessionIdleTimeout: time.Second,
 		Servers: []gateway.Server{{Name: "demo", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(up)}}})
 	cs := connect(t, url, "2025-11-25", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	before := gateway.RelayHandled(gw)
-	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if _, err := call(ctx, cs, "demo__echo", map[string]any{"message": "hi"}); err != nil {
 			t.Fatalf("a call of a busy session: %v", err)
 		}
