@@ -29,6 +29,12 @@ type subServer struct {
 	// restarts does.
 	down atomic.Bool
 
+	// subGate, when set before the first subscribe, holds each subscribe
+	// in the server's handler until it is closed; subEntered counts the
+	// subscribes that reached the handler.
+	subGate    chan struct{}
+	subEntered atomic.Int64
+
 	mu     sync.Mutex
 	subs   []*mcp.ServerSession
 	unsubs []*mcp.ServerSession
@@ -38,7 +44,15 @@ func newSubServer(t *testing.T, stateless bool) *subServer {
 	t.Helper()
 	s := &subServer{release: make(chan struct{})}
 	s.srv = mcp.NewServer(&mcp.Implementation{Name: "watch", Version: "1"}, &mcp.ServerOptions{
-		SubscribeHandler: func(_ context.Context, req *mcp.SubscribeRequest) error {
+		SubscribeHandler: func(ctx context.Context, req *mcp.SubscribeRequest) error {
+			s.subEntered.Add(1)
+			if s.subGate != nil {
+				select {
+				case <-s.subGate:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
 			s.mu.Lock()
 			s.subs = append(s.subs, req.Session)
 			s.mu.Unlock()
@@ -148,6 +162,45 @@ func TestSubscribePinnedToSession(t *testing.T) {
 				t.Errorf("second Unsubscribe: %v", err)
 			}
 		})
+	}
+}
+
+// An Unsubscribe that arrives while its subscribe is still in flight
+// wins: it waits for the subscribe, which is then undone on the session
+// that took it, and the pool holds nothing afterwards (a new Subscribe
+// subscribes again).
+func TestUnsubscribeDuringSubscribe(t *testing.T) {
+	s := newSubServer(t, false)
+	s.subGate = make(chan struct{})
+	p := newPool(t, mcpool.Config{URL: s.url, MinSessions: 1, MaxSessions: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	subErr := make(chan error, 1)
+	go func() { subErr <- p.Subscribe(ctx, &mcp.SubscribeParams{URI: watchedURI}) }()
+	eventually(t, "the subscribe in the server's handler", func() bool { return s.subEntered.Load() == 1 })
+	unsubErr := make(chan error, 1)
+	go func() { unsubErr <- p.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: watchedURI}) }()
+	eventually(t, "the Unsubscribe waiting for the subscribe in flight", func() bool { return mcpool.UnsubscribeWaiting(p, watchedURI) })
+	close(s.subGate)
+	if err := <-subErr; err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	if err := <-unsubErr; err != nil {
+		t.Fatalf("Unsubscribe: %v", err)
+	}
+	subs, unsubs := s.seen()
+	if len(subs) != 1 || len(unsubs) != 1 || unsubs[0] != subs[0] {
+		t.Fatalf("upstream saw %d subscribes and %d unsubscribes; want one of each, on the same session", len(subs), len(unsubs))
+	}
+	// Undone: the pool holds nothing, so a new Subscribe goes upstream.
+	if err := p.Subscribe(ctx, &mcp.SubscribeParams{URI: watchedURI}); err != nil {
+		t.Fatalf("Subscribe after the undone one: %v", err)
+	}
+	if subs, _ := s.seen(); len(subs) != 2 {
+		t.Fatalf("upstream saw %d subscribes; want a second one after the first was undone", len(subs))
 	}
 }
 
