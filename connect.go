@@ -218,9 +218,17 @@ func (d *dialer) dial(parent context.Context, version string, timeout time.Durat
 	setLogLevel(ctx, r.cs, d.handlers) // clienthandlers.go
 	if !timer.Stop() || !stop() {
 		// The timeout or the pool's Close won the race with the connect.
+		// Its cancel may not have run yet, leaving ctx's cause unset.
 		_ = r.cs.Close()
 		stdio = nil
-		return fail(context.Cause(ctx))
+		cause := context.Cause(ctx)
+		if cause == nil {
+			cause = errConnectTimeout
+			if parent.Err() != nil {
+				cause = context.Cause(parent)
+			}
+		}
+		return fail(cause)
 	}
 	return conn{cs: r.cs, cancel: cancel, stdio: stdio}, nil
 }
