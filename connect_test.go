@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -264,6 +265,46 @@ func TestConnectSessionEndedDuringInitIsRetried(t *testing.T) {
 	if st := p.Stats(); st.ConnectErrors != 2 || st.SessionsCreated != 1 {
 		t.Fatalf("connect errors %d, sessions %d; want the 2 ended sessions retried and 1 session", st.ConnectErrors, st.SessionsCreated)
 	}
+}
+
+// A connect that ConnectTimeout cuts short after the server made its
+// session (here: notifications/initialized is held) does not leave that
+// session on the server: the half-made session is deleted (the SDK sends
+// its DELETE on a context detached from the connect's). Only the pool's
+// live session remains.
+func TestConnectCutShortDeletesItsSession(t *testing.T) {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "slow-initialized", Version: "1"}, nil)
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil)
+	var held atomic.Bool
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.Header.Get("Mcp-Session-Id") != "" {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			if bytes.Contains(body, []byte(`"notifications/initialized"`)) && held.CompareAndSwap(false, true) {
+				<-r.Context().Done() // the first session's: held until the client gives up
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { closeServer(ts, srv) })
+	p := newPool(t, mcpool.Config{URL: ts.URL, MinSessions: 1, MaxSessions: 1, ConnectTimeout: 500 * time.Millisecond,
+		Logger: quietLogger(), BackoffInitial: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if !held.Load() || p.Stats().ConnectErrors < 1 {
+		t.Fatalf("the first connect was not cut short (held %v, stats %+v)", held.Load(), p.Stats())
+	}
+	eventually(t, "the cut-short connect's session deleted on the server", func() bool {
+		n := 0
+		for range srv.Sessions() {
+			n++
+		}
+		return n == 1
+	})
 }
 
 // A server that exits right after every initialize (bad credentials checked
