@@ -33,8 +33,12 @@ import "time"
 //     probe stays only if it did as well against that round (a busy
 //     machine's calls/s drift from round to round).
 //   - A probe that pays is followed at once by the next in the same
-//     direction (up: four times the limit after a gain of 60 % or more,
-//     which only a server with room to spare gives). One that does not is undone, the direction turns, and the
+//     direction (up: after a gain of 60 % or more, which only a server
+//     with room to spare gives, straight to the limit at which the
+//     sessions carry every caller, in flight or waiting, so that a cold
+//     pool facing calls that wait settles within a second). A climb that
+//     ends with every caller carried rests 16 rounds before the first
+//     probe down. A probe that does not pay is undone, the direction turns, and the
 //     next comes after four times as many rounds as the last (at most 128),
 //     so a steady workload spends under 1 % of its calls probing and the
 //     probes stay out of its 99th percentile. A round whose calls/s or mean
@@ -58,7 +62,10 @@ type sessionLimit struct {
 	busy    int           // calls in flight at each release, summed
 	peak    int           // the most calls one session carried in it
 	waited  bool          // a caller waited for room in it
+	demand  int           // the most calls in flight and waiting at a release in it
 	lastRel time.Time
+	// sessions is how many sessions took calls at the last release.
+	sessions int
 
 	// Probing: base is the round rate (leases/s) before the probe under
 	// way, 0 when none is, and baseHeld its mean lease time; prev the
@@ -77,7 +84,7 @@ type sessionLimit struct {
 	// lastKept is the direction of the last probe kept: 1 up, -1 down.
 	lastKept int8
 	// sure: the last probe up gained limitSureUp or more, so the next
-	// quadruples the limit rather than doubling it.
+	// goes to what the callers need rather than doubling the limit.
 	sure    bool
 	wait    int // rounds to go before the next probe
 	backoff int // rounds between probes after a failed one
@@ -103,6 +110,10 @@ const (
 	limitKeepUp   = 1.25
 	limitSureUp   = 1.6 // a probe up that gains this much needs no check round
 	maxBackoff    = 128
+	// climbRest is how many rounds a climb that ended with every caller
+	// carried rests before the first probe down (and the least backoff
+	// after it).
+	climbRest = 16
 )
 
 // minRound is the shortest round: shorter ones measure the runtime's and
@@ -138,21 +149,22 @@ func (l *sessionLimit) leased(inFlight int, wait time.Duration) {
 }
 
 // released counts the end of a lease, with inFlight leases held across the
-// pool (this one included), and, at the end of a round, judges the
-// probe under way or starts the next. sessions is how many sessions take
-// calls. (Release serves waiters after it, so a limit that grew is used at
-// once.)
-func (l *sessionLimit) released(now time.Time, inFlight, sessions int) {
-	l.lastRel = now
+// pool (this one included) and waiting callers queued for room, and, at
+// the end of a round, judges the probe under way or starts the next.
+// sessions is how many sessions take calls. (Release serves waiters after
+// it, so a limit that grew is used at once.)
+func (l *sessionLimit) released(now time.Time, inFlight, waiting, sessions int) {
+	l.lastRel, l.sessions = now, sessions
 	if now.Before(l.skipUntil) {
 		return // calls admitted under the limit before the change still end
 	}
 	if l.start.IsZero() {
-		l.start, l.done, l.waits, l.busy, l.peak = now, 0, 0, 0, 0
+		l.start, l.done, l.waits, l.busy, l.peak, l.demand = now, 0, 0, 0, 0, 0
 		return
 	}
 	l.done++
 	l.busy += inFlight
+	l.demand = max(l.demand, inFlight+waiting)
 	if l.done < max(8, 2*l.peak*sessions) || now.Sub(l.start) < max(minRound, 4*l.service) {
 		return
 	}
@@ -174,14 +186,14 @@ func (l *sessionLimit) judge(now time.Time) {
 	rate := float64(l.done) / now.Sub(l.start).Seconds()
 	l.service = time.Duration(float64(l.busy) / float64(l.done) / rate * float64(time.Second))
 	held := l.waits/time.Duration(l.done) + l.service
-	peak, waited := l.peak, l.waited
-	l.start, l.done, l.waits, l.busy, l.peak, l.waited = now, 0, 0, 0, 0, false
+	peak, waited, need := l.peak, l.waited, l.need()
+	l.start, l.done, l.waits, l.busy, l.peak, l.waited, l.demand = now, 0, 0, 0, 0, false, 0
 	if l.check { // the round back at prev after a probe up that paid
 		l.check, l.base, l.sure = false, 0, false
 		up := l.probeN > l.n
 		if up && paysUp(l.probeRate, l.probeHeld, rate, held) || !up && keepsDown(l.probeRate, l.probeHeld, rate, held) {
 			l.n = l.probeN
-			l.kept(up, l.probeRate, l.probeHeld, peak, waited)
+			l.kept(up, l.probeRate, l.probeHeld, peak, waited, need)
 			return
 		}
 		l.backoff = min(4*l.backoff, maxBackoff)
@@ -210,7 +222,7 @@ func (l *sessionLimit) judge(now time.Time) {
 		}
 		// It paid: the next probe, in the same direction, starts now
 		// from this round's figures.
-		l.kept(up, rate, held, peak, waited)
+		l.kept(up, rate, held, peak, waited, need)
 		return
 	}
 	if peak > l.n {
@@ -226,14 +238,24 @@ func (l *sessionLimit) judge(now time.Time) {
 		l.wait--
 		return
 	}
-	l.probe(rate, held, peak, waited)
+	l.probe(rate, held, peak, waited, need)
+}
+
+// need is the limit at which the sessions carry every call of the round's
+// busiest moment, in flight or waiting.
+func (l *sessionLimit) need() int {
+	return (l.demand + l.sessions - 1) / max(1, l.sessions)
 }
 
 // kept follows a probe that paid (up or down): the next probe, in the same
 // direction, starts at once from the round's figures; but when this one
 // undid the last kept change, the two are the machine's noise around the
 // limit the server needs, and the next probe waits as after a failed one.
-func (l *sessionLimit) kept(up bool, rate float64, held time.Duration, peak int, waited bool) {
+// A climb that ends with every caller carried (nobody waited) rests: each
+// of its steps paid by a quarter, checked, or by 60 %, which is the
+// server's gain, not the machine's noise, and a probe down at once would
+// only cost the callers a round of waiting.
+func (l *sessionLimit) kept(up bool, rate float64, held time.Duration, peak int, waited bool, need int) {
 	l.steadyRate, l.steadyHeld = rate, held // the level to notice a change of workload against
 	dir := int8(-1)
 	if up {
@@ -248,21 +270,29 @@ func (l *sessionLimit) kept(up bool, rate float64, held time.Duration, peak int,
 	// The backoff stays: only a change of workload resets it, so that
 	// noise that keeps and undoes probes in turn backs off as well.
 	l.lastKept = dir
-	l.probe(rate, held, peak, waited)
+	if up && !waited {
+		l.backoff = max(l.backoff, climbRest)
+		l.up, l.wait = false, l.backoff
+		return
+	}
+	l.probe(rate, held, peak, waited, need)
 }
 
 // probe starts a probe from a round's figures: up while callers wait,
 // down when the direction is down or nobody waited; neither when the
-// limit can go neither way.
-func (l *sessionLimit) probe(rate float64, held time.Duration, peak int, waited bool) {
+// limit can go neither way. A probe up doubles the limit; after one that
+// gained limitSureUp it goes to what the round's busiest moment needed
+// (need), if that is more: a server that gains so much from the room has
+// more to gain, and climbing by doubling would take a round per step.
+func (l *sessionLimit) probe(rate float64, held time.Duration, peak int, waited bool, need int) {
 	switch {
 	case l.up && waited && l.n < l.max:
 		l.base, l.baseHeld, l.prev = rate, held, l.n
-		step := 2
+		next := 2 * l.n
 		if l.sure {
-			step = 4
+			next = max(next, need)
 		}
-		l.n = min(l.max, step*l.n)
+		l.n = min(l.max, next)
 	case peak > 1 && (!l.up || !waited):
 		l.base, l.baseHeld, l.prev = rate, held, l.n
 		l.n = max(1, min(l.n, peak)*3/4)

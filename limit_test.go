@@ -23,7 +23,7 @@ func feed(l *sessionLimit, now *time.Time, sessions, callers, n int, srv server,
 			l.waited = true
 		}
 		*now = now.Add(time.Duration(float64(time.Second) / rate))
-		l.released(*now, int(rate*service.Seconds()+0.5), sessions)
+		l.released(*now, int(rate*service.Seconds()+0.5), max(0, callers-per*sessions), sessions)
 		if l.n >= atLeast {
 			above++
 		}
@@ -72,6 +72,38 @@ func TestSessionLimitAdapts(t *testing.T) {
 			t.Errorf("limit carried all 64 callers for %d of 20000 calls, want probes only now and then", above)
 		}
 	})
+	t.Run("calls that wait, from a new pool: the limit settles within a second", func(t *testing.T) {
+		// A cold pool starts at one call per session; 64 callers of a
+		// 50 ms tool need 16 per session on 4 sessions.
+		var l sessionLimit
+		l.init(32)
+		start := time.Unix(0, 0)
+		now := start
+		var reached time.Duration = -1
+		var below, away time.Duration // time below 16 after reaching it; the current stretch
+		for now.Sub(start) < time.Minute {
+			before := now
+			feed(&l, &now, sessions, 64, 1, waiting, 0)
+			switch {
+			case l.n >= 16 && reached < 0:
+				reached = now.Sub(start)
+			case l.n < 16 && reached >= 0:
+				below += now.Sub(before)
+				away += now.Sub(before)
+				if away > 300*time.Millisecond {
+					t.Fatalf("at %v the limit had been at %d for %v: a probe down lasts one round (about 250 ms here)", now.Sub(start), l.n, away)
+				}
+			default:
+				away = 0
+			}
+		}
+		if reached < 0 || reached > time.Second {
+			t.Fatalf("the limit reached 16 after %v, want within 1s", reached)
+		}
+		if below > time.Minute/50 {
+			t.Errorf("the limit was below 16 for %v of a minute after it settled, want under 2%% (probes down now and then)", below)
+		}
+	})
 	t.Run("the workload changes: the limit grows back", func(t *testing.T) {
 		var l sessionLimit
 		l.init(32)
@@ -109,7 +141,7 @@ func TestSessionLimitAdapts(t *testing.T) {
 			l.leased(per, held-50*time.Millisecond)
 			l.waited = l.waited || per == l.n
 			now = now.Add(time.Duration(float64(time.Second) / rate))
-			l.released(now, int(rate*0.05+0.5), sessions)
+			l.released(now, int(rate*0.05+0.5), 0, sessions)
 		}
 		if capacity := float64(l.n*sessions) / 0.05; capacity < 2*500 {
 			t.Errorf("limit %d: room for %.0f calls/s against 500 arriving, want at least twice that", l.n, capacity)
