@@ -42,6 +42,7 @@ type benchFlags struct {
 	chaos       time.Duration // 0: no faults
 	matrix      bool
 	rows        string          // --matrix: run only the rows whose label contains one of these (comma-separated)
+	passes      int             // --matrix: how many times each mode runs per row
 	chart       string          // file to draw the latency chart in; "" for none
 	set         map[string]bool // the flags given on the command line
 	label       string          // prefix of the progress line (the matrix row)
@@ -73,8 +74,11 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 		"50ms tool at 64; stdio at 8 and 32, also against a server that handles one call\n"+
 		"at a time per session) against the demo server, run as child processes of this\n"+
 		"command, and print exclusive against pooled for each. --calls, if given, sets\n"+
-		"every row's calls; --max-sessions, --timeout and --json apply. About a minute\n"+
-		"on 2 cores")
+		"every row's calls; --max-sessions, --timeout, --passes, --rows and --json apply.\n"+
+		"About ten minutes on 2 cores")
+	fs.IntVar(&b.passes, "passes", 2, "with --matrix, run each mode this many times per row, in the order exclusive,\n"+
+		"pooled, pooled, exclusive (and again), and give each figure over all of them: the\n"+
+		"machine's drift during a row falls on both modes alike")
 	fs.StringVar(&b.rows, "rows", "", "with --matrix, run only the rows whose label (\"echo, stdio everything ×8\")\n"+
 		"contains one of these comma-separated strings")
 	fs.StringVar(&b.chart, "chart", "", "also draw each mode's latency percentiles (log scale) in this file:\n"+
@@ -101,7 +105,7 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	for name, v := range map[string]int{"--calls": b.calls, "--concurrency": b.concurrency, "--max-sessions": b.maxSessions} {
+	for name, v := range map[string]int{"--calls": b.calls, "--concurrency": b.concurrency, "--max-sessions": b.maxSessions, "--passes": b.passes} {
 		if v < 1 {
 			return usageErrorf("%s must be at least 1", name)
 		}

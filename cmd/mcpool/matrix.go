@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -211,7 +212,11 @@ func runMatrix(ctx context.Context, b *benchFlags, stdout, stderr io.Writer) err
 	return nil
 }
 
-// matrixOne runs one row: exclusive (cold, then warm), then pooled.
+// matrixOne runs one row: each mode b.passes times, cold then warm, in
+// the order exclusive, pooled, pooled, exclusive (and again from the
+// start), so that a drift of the machine during the row (a busy minute,
+// a CPU's clock) falls on both modes alike; each figure is over all of a
+// mode's runs.
 func matrixOne(ctx context.Context, b *benchFlags, row matrixRow, stderr io.Writer) (res matrixResult, err error) {
 	res.row = row
 	arguments, err := parseArguments(row.args)
@@ -224,13 +229,57 @@ func matrixOne(ctx context.Context, b *benchFlags, row matrixRow, stderr io.Writ
 		return res, err
 	}
 	defer func() { shutdown(err != nil || ctx.Err() != nil, tgt) }()
-	if res.cold.exclusive, res.warm.exclusive, err = matrixMode(ctx, tgt, b, modeExclusive, params, stderr); err != nil {
-		return res, fmt.Errorf("%s: %w", modeExclusive, err)
-	}
-	if res.cold.pool, res.warm.pool, err = matrixMode(ctx, tgt, b, modePooled, params, stderr); err != nil {
-		return res, fmt.Errorf("%s: %w", modePooled, err)
+	label := b.label
+	defer func() { b.label = label }()
+	for i := range b.passes {
+		order := []string{modeExclusive, modePooled}
+		if i%2 == 1 {
+			order = []string{modePooled, modeExclusive}
+		}
+		if b.passes > 1 {
+			b.label = fmt.Sprintf("%s(pass %d) ", label, i+1)
+		}
+		for _, mode := range order {
+			cold, warm, err := matrixMode(ctx, tgt, b, mode, params, stderr)
+			if err != nil {
+				return res, fmt.Errorf("%s: %w", mode, err)
+			}
+			if mode == modeExclusive {
+				res.cold.exclusive, res.warm.exclusive = mergeRuns(res.cold.exclusive, cold), mergeRuns(res.warm.exclusive, warm)
+			} else {
+				res.cold.pool, res.warm.pool = mergeRuns(res.cold.pool, cold), mergeRuns(res.warm.pool, warm)
+			}
+		}
 	}
 	return res, nil
+}
+
+// mergeRuns adds run r to a mode's figures so far (nil for none): calls,
+// time, CPU and latencies summed; for the limit's settling and the
+// sessions' connecting, the slower of the runs.
+func mergeRuns(all, r *modeRun) *modeRun {
+	if all == nil {
+		return r
+	}
+	m := *all
+	m.calls += r.calls
+	if m.errors == 0 {
+		m.firstErr = r.firstErr
+	}
+	m.errors += r.errors
+	m.ok = append(slices.Clip(m.ok), r.ok...)
+	slices.Sort(m.ok)
+	m.wall += r.wall
+	m.cpu += r.cpu
+	m.sessions = max(m.sessions, r.sessions)
+	if m.settle >= 0 && (r.settle < 0 || r.settle > m.settle) {
+		m.settle, m.limit = r.settle, r.limit
+	}
+	if r.sessionsAt > m.sessionsAt {
+		m.sessionsAt = r.sessionsAt
+	}
+	m.peakSessions = max(m.peakSessions, r.peakSessions)
+	return &m
 }
 
 // matrixMode times one mode's pool twice: cold, from a pool that has
@@ -289,7 +338,7 @@ func matrixMode(ctx context.Context, tgt *target, b *benchFlags, mode string, pa
 	cold.settle, cold.limit = settling(samples, warmStart)
 	cold.sessionsAt, cold.peakSessions = sessionsReady(samples, coldEnd)
 	if dir := os.Getenv("MCPOOL_BENCH_TRACE"); dir != "" {
-		writeTrace(filepath.Join(dir, strings.NewReplacer(" ", "_", ",", "", "×", "x").Replace(label+mode)+".csv"), samples)
+		writeTrace(filepath.Join(dir, strings.NewReplacer(" ", "_", ",", "", "×", "x", "(", "", ")", "").Replace(label+mode)+".csv"), samples)
 	}
 	return cold, warm, nil
 }
@@ -351,7 +400,8 @@ const probeSpan = 250 * time.Millisecond
 // warm run (from warmFrom on). It settled at the end of the last stretch
 // away from that value, the first stretch counting however short and any
 // later one only if longer than probeSpan (a probe); -1 when it never
-// came back.
+// came back (a stretch at the end of the run shorter than probeSpan is a
+// probe under way).
 func settling(samples []traceSample, warmFrom time.Duration) (time.Duration, int) {
 	held := map[int]time.Duration{}
 	for i := 1; i < len(samples); i++ {
@@ -386,8 +436,8 @@ func settling(samples []traceSample, warmFrom time.Duration) (time.Duration, int
 		}
 		away, first = false, false
 	}
-	if away {
-		return -1, final
+	if away && (first || samples[len(samples)-1].at-from > probeSpan) {
+		return -1, final // (a shorter stretch at the end is a probe the run ended in)
 	}
 	return settled, final
 }
@@ -516,10 +566,12 @@ func writeMatrixTable(w io.Writer, results []matrixResult, maxSessions int) erro
 				fmt.Sprintf("%.2fx", ph.callsRatio()), fmt.Sprintf("%.2fx", ph.p99Ratio()), settled, at, sessions)
 		}
 	}
-	_, err := fmt.Fprintln(w, "\nratios are pooled / exclusive, each pair measured back to back; cpu/call is this process's\n"+
-		"user+sys CPU per call; settled: when the pooled pool's per-session limit settled, from the\n"+
-		"start of the cold run (probes shorter than 250ms aside), and at what value; sessions (cold):\n"+
-		"the most each pool had, exclusive/pooled, and how long after the start they were all connected")
+	_, err := fmt.Fprintln(w, "\nratios are pooled / exclusive, each mode run --passes times per row in the order exclusive,\n"+
+		"pooled, pooled, exclusive, each figure over all its runs; cpu/call is this process's user+sys\n"+
+		"CPU per call; settled: when the pooled pool's per-session limit settled, from the start of\n"+
+		"the cold run (probes shorter than 250ms aside; the slowest pass), and at what value; sessions\n"+
+		"(cold): the most each pool had, exclusive/pooled, and how long after the start they were all\n"+
+		"connected (the slowest pass)")
 	return err
 }
 

@@ -68,8 +68,9 @@ func TestBenchMatrixJSON(t *testing.T) {
 			t.Errorf("row %d (%s): limit %d settled at %vms, sessions connected at %vms", i, row.Workload, row.Limit, row.LimitSettledMS, row.SessionsConnectedMS.Pooled)
 		}
 		for _, m := range []jsonRun{row.Exclusive, row.Pooled, row.Cold.Exclusive, row.Cold.Pooled} {
-			if m.Calls != 16 || m.Errors != 0 || m.P50MS <= 0 || m.P99MS < m.P50MS || m.CallsPerS <= 0 || m.CPUPerCallUS <= 0 {
-				t.Errorf("row %d (%s): %+v: want 16 calls, no errors, 0 < p50 <= p99, calls/s and cpu/call > 0", i, row.Workload, m)
+			// 16 calls in each of the default 2 passes.
+			if m.Calls != 32 || m.Errors != 0 || m.P50MS <= 0 || m.P99MS < m.P50MS || m.CallsPerS <= 0 || m.CPUPerCallUS <= 0 {
+				t.Errorf("row %d (%s): %+v: want 32 calls, no errors, 0 < p50 <= p99, calls/s and cpu/call > 0", i, row.Workload, m)
 			}
 		}
 		if row.Exclusive.Mode != modeExclusive || row.Pooled.Mode != modePooled {
@@ -88,7 +89,7 @@ func TestBenchMatrixJSON(t *testing.T) {
 
 func TestBenchMatrixTable(t *testing.T) {
 	selfCommand(t)
-	r := runCLI(t, "bench", "--matrix", "--calls", "8", "--warmup", "20ms")
+	r := runCLI(t, "bench", "--matrix", "--calls", "8", "--warmup", "20ms", "--passes", "1")
 	if r.code != 0 {
 		t.Fatalf("exit status %d: %s", r.code, r.stderr)
 	}
@@ -108,6 +109,7 @@ func TestBenchMatrixTable(t *testing.T) {
 func TestBenchMatrixUsage(t *testing.T) {
 	wantOneLineError(t, runCLI(t, "bench", "--matrix", "--url", "http://127.0.0.1:1/mcp"), 2, "--url does not apply")
 	wantOneLineError(t, runCLI(t, "bench", "--matrix", "--concurrency", "3"), 2, "--concurrency")
+	wantOneLineError(t, runCLI(t, "bench", "--matrix", "--passes", "0"), 2, "--passes")
 	wantOneLineError(t, runCLI(t, "bench", "--chart", "out.gif"), 2, ".svg or .png")
 }
 
@@ -134,7 +136,8 @@ func TestSettling(t *testing.T) {
 		{"ramp", trace(1, 2, 8, 32, 32, 32, 32, 32), ms(400), ms(300), 32},
 		{"a short probe later", trace(1, 1, 1, 2, 1, 1, 1, 1), ms(400), 0, 1},
 		{"a long stretch away", trace(1, 1, 2, 2, 2, 2, 1, 1, 1, 1), ms(500), ms(600), 1},
-		{"never back", trace(1, 1, 1, 1, 1, 1, 4), ms(0), -1, 1},
+		{"never back", trace(1, 1, 1, 1, 1, 4, 4, 4, 4), ms(0), -1, 1},
+		{"a probe the run ended in", trace(1, 1, 1, 1, 1, 1, 4), ms(0), 0, 1},
 	} {
 		settle, limit := settling(c.samples, c.warmFrom)
 		if settle != c.settle || limit != c.wantLimit {
