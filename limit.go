@@ -81,6 +81,12 @@ type sessionLimit struct {
 	probeN    int
 	probeRate float64
 	probeHeld time.Duration
+	// The probe round's busiest session, whether callers waited in it,
+	// and what its busiest moment needed: what the probe, if the check
+	// keeps it, goes on from (the check round ran at the old limit).
+	probePeak   int
+	probeWaited bool
+	probeNeed   int
 	// lastKept is the direction of the last probe kept: 1 up, -1 down.
 	lastKept int8
 	// sure: the last probe up gained limitSureUp or more, so the next
@@ -193,7 +199,7 @@ func (l *sessionLimit) judge(now time.Time) {
 		up := l.probeN > l.n
 		if up && paysUp(l.probeRate, l.probeHeld, rate, held) || !up && keepsDown(l.probeRate, l.probeHeld, rate, held) {
 			l.n = l.probeN
-			l.kept(up, l.probeRate, l.probeHeld, peak, waited, need)
+			l.kept(up, l.probeRate, l.probeHeld, l.probePeak, l.probeWaited, l.probeNeed)
 			return
 		}
 		l.backoff = min(4*l.backoff, maxBackoff)
@@ -211,6 +217,7 @@ func (l *sessionLimit) judge(now time.Time) {
 			// limitSureUp is the server's, not the machine's.)
 			l.check, l.base = true, base
 			l.probeN, l.probeRate, l.probeHeld = old, rate, held
+			l.probePeak, l.probeWaited, l.probeNeed = peak, waited, need
 			l.n = l.prev
 			return
 		}
