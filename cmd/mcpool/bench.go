@@ -75,7 +75,7 @@ func (b *benchFlags) parse(args []string, stdout io.Writer) error {
 		"at a time per session) against the demo server, run as child processes of this\n"+
 		"command, and print exclusive against pooled for each. --calls, if given, sets\n"+
 		"every row's calls; --max-sessions, --timeout, --passes, --rows and --json apply.\n"+
-		"About ten minutes on 2 cores")
+		"About five minutes on a quiet 2-core machine")
 	fs.IntVar(&b.passes, "passes", 2, "with --matrix, run each mode this many times per row, in the order exclusive,\n"+
 		"pooled, pooled, exclusive (and again), and give each figure over all of them: the\n"+
 		"machine's drift during a row falls on both modes alike")
