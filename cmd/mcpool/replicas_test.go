@@ -25,12 +25,16 @@ import (
 // round-robin, no stickiness. The retries are what a deployment needs for
 // replicas to come and go: a request refused before it was read (connection
 // refused by a dead replica, 503 from a draining one) is sent to another
-// replica; /readyz takes a draining replica out of the rotation.
+// replica; /readyz takes a draining replica out of the rotation. timeout
+// check: without it a check's answer must come within inter (200 ms
+// here), and on a loaded machine one slow /readyz from each live replica
+// (fall 1) leaves no server at all: HAProxy answers 503 itself.
 const haproxyConfig = `global
   maxconn 4096
 defaults
   mode http
   timeout connect 1s
+  timeout check 2s
   timeout client 5m
   timeout server 5m
   retries 3
@@ -397,7 +401,7 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 	t.Logf("2026-07-28: %d calls in %v (%.0f/s; the test process, client and race detector, used %v of CPU), %d failed",
 		calls, took.Round(time.Millisecond), calls/took.Seconds(), (selfCPU() - cpu0).Round(time.Millisecond), fails.Load())
 	if fails.Load() > 0 {
-		t.Fatalf("%d of %d stateless calls failed; first: %v", fails.Load(), calls, firstErr.Load())
+		t.Fatalf("%d of %d stateless calls failed; first: %v\nHAProxy:\n%s", fails.Load(), calls, firstErr.Load(), lbLogs)
 	}
 
 	// An isolated stdio server: its upstream session lives on the replica
