@@ -74,3 +74,58 @@ func BenchmarkHop(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSessionPerCall measures a client that opens a new session for
+// every call, as many agents do: connect (a 2026-07-28 client: no
+// handshake, the server/discover probe), list tools, call, close, through
+// the gateway to a pooled go-sdk server over loopback HTTP, 16×GOMAXPROCS
+// such clients at once. The gateway's connections carry the pprof label
+// side=gateway, as in BenchmarkHop.
+func BenchmarkSessionPerCall(b *testing.B) {
+	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
+	defer ts.Close()
+	up, err := mcpool.New(mcpool.Config{URL: ts.URL, Logger: quiet()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer up.Close(context.Background())
+	gw, err := gateway.New(gateway.Options{Logger: quiet(), Servers: []gateway.Server{{Name: "demo", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(up)}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := gw.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	gts := httptest.NewUnstartedServer(gw.Handler())
+	gts.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("side", "gateway")))
+		}
+	}
+	gts.Start()
+	defer func() { _ = gw.Close(context.Background()); gts.Close() }()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer hc.CloseIdleConnections()
+	client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+	params := &mcp.CallToolParams{Name: "demo__echo", Arguments: map[string]any{"message": "hi"}}
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: gts.URL + "/mcp", HTTPClient: hc}, nil)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			for _, err := range cs.Tools(context.Background(), nil) {
+				if err != nil {
+					b.Error(err)
+				}
+			}
+			if _, err := cs.CallTool(context.Background(), params); err != nil {
+				b.Error(err)
+			}
+			_ = cs.Close()
+		}
+	})
+}
