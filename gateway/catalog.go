@@ -145,6 +145,7 @@ func (g *Gateway) watchCatalogs() {
 const placeholder = "mcpool-gateway-list-changed"
 
 func (g *Gateway) notifyChanged(changed [3]bool) {
+	g.lists.invalidate() // listcache.go: before clients hear of it
 	if changed[0] {
 		g.mcp.AddTool(&mcp.Tool{Name: placeholder, InputSchema: map[string]any{"type": "object"}}, nil)
 		g.mcp.RemoveTools(placeholder)

@@ -41,7 +41,9 @@ func (g *Gateway) learnCapabilities(ctx context.Context, srv *server, again bool
 	}
 	pu, ok := srv.Upstream.(protocolUpstream)
 	if !ok {
-		srv.completions.Store(completionsUndeclared)
+		if srv.completions.Swap(completionsUndeclared) != completionsUndeclared {
+			g.lists.invalidate()
+		}
 		return
 	}
 	caps, err := pu.ServerCapabilities(ctx)
@@ -49,10 +51,12 @@ func (g *Gateway) learnCapabilities(ctx context.Context, srv *server, again bool
 		g.log.Debug("reading the server's capabilities failed", "server", srv.name, "error", err)
 		return
 	}
+	v := completionsUndeclared
 	if caps != nil && caps.Completions != nil {
-		srv.completions.Store(completionsDeclared)
-	} else {
-		srv.completions.Store(completionsUndeclared)
+		v = completionsDeclared
+	}
+	if srv.completions.Swap(v) != v {
+		g.lists.invalidate() // listcache.go: server/discover answers change
 	}
 }
 

@@ -125,6 +125,9 @@ func (g *Gateway) relayHandler(next http.Handler) http.Handler {
 		}
 		r2.Body = io.NopCloser(bytes.NewReader(body))
 		r2.ContentLength = int64(len(body))
+		if g.cachedList(w, r2, body, next) { // listcache.go
+			return
+		}
 		next.ServeHTTP(w, r2)
 		g.relayLearn(r, body)
 	})

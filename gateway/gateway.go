@@ -294,7 +294,8 @@ type Gateway struct {
 	kick     chan struct{} // a list_changed came in: refresh catalogs now
 	iso      isolation
 	progress progressHub
-	fast     fastPath // fastpath.go: the tools/call fast path
+	fast     fastPath  // fastpath.go: the tools/call fast path
+	lists    listCache // listcache.go: the SDK's answers to stateless list requests
 	resMu    sync.Mutex
 	resOwner map[string]*server // resource URI -> server (shared and isolated)
 	relay    relayHub           // calls in flight, for server→client requests (relay_requests.go)

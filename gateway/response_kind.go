@@ -37,5 +37,11 @@ func needsStream(r *http.Request) (*http.Request, bool) {
 	}
 	r2.Body = io.NopCloser(bytes.NewReader(head))
 	r2.ContentLength = int64(len(head))
-	return r2, bytes.Contains(head, []byte("progressToken")) || bytes.Contains(head, []byte(`\u`))
+	return r2, streamNeeded(head)
+}
+
+// streamNeeded reports whether a stateless POST whose whole body is body
+// may need a text/event-stream response (see needsStream).
+func streamNeeded(body []byte) bool {
+	return len(body) > peekLimit || bytes.Contains(body, []byte("progressToken")) || bytes.Contains(body, []byte(`\u`))
 }
