@@ -77,6 +77,11 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 	}
 	srv.listErr = err
 	srv.mu.Unlock()
+	if changed != [3]bool{} {
+		// Calls see the new lists from now: so do list answers, before
+		// the capability read below (I/O) and the notification.
+		g.lists.invalidate() // listcache.go
+	}
 	if err == nil {
 		g.learnCapabilities(ctx, srv, changed != [3]bool{}) // completion.go
 	}
@@ -145,7 +150,9 @@ func (g *Gateway) watchCatalogs() {
 const placeholder = "mcpool-gateway-list-changed"
 
 func (g *Gateway) notifyChanged(changed [3]bool) {
-	g.lists.invalidate() // listcache.go: before clients hear of it
+	if changed != [3]bool{} {
+		g.lists.invalidate() // listcache.go: before clients hear of it
+	}
 	if changed[0] {
 		g.mcp.AddTool(&mcp.Tool{Name: placeholder, InputSchema: map[string]any{"type": "object"}}, nil)
 		g.mcp.RemoveTools(placeholder)

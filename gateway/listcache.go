@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
 )
 
 // The list cache: the SDK's own answers to stateless discovery requests,
@@ -34,14 +36,22 @@ import (
 // read from the upstreams on each request), 2026-07-28 requests answered as
 // one application/json result, while no server is in ModePassthrough (whose
 // lists are read with each caller's credentials). A request is keyed by its
-// method, its params as sent and every header but the trace context and
-// Content-Length, so that nothing the SDK or the gateway's policy reads
-// (Authorization, Host, Origin, the Mcp-* headers) can be served another
-// caller's answer. A request the cache is not sure of goes to the SDK.
+// method, its params as sent, the validated token's information (identity
+// and scopes, as the auth middleware found them for this request) and the
+// headers the SDK or the gateway's policy read (Authorization, Host,
+// Origin, Accept, Content-Type, the Mcp-*, Sec-Fetch-* and Mcpool-*
+// headers), so that no caller is served another's answer or one the SDK
+// would have refused; headers a proxy adds per request (X-Request-Id, trace
+// context) do not split the key. A request the cache is not sure of goes to
+// the SDK.
 
-// listCacheBytes bounds the answers kept, in bytes; past it the cache starts
-// over.
+// listCacheBytes bounds the answers kept, in bytes (results, headers and
+// entryOverhead each); past it, entries picked at random make room.
 const listCacheBytes = 4 << 20
+
+// entryOverhead is what an entry costs beside its result and headers: its
+// key, the map's slot and the structs.
+const entryOverhead = 256
 
 // cacheableMethods are the methods whose answers the cache keeps.
 var cacheableMethods = map[string]bool{
@@ -51,14 +61,29 @@ var cacheableMethods = map[string]bool{
 	"resources/list":  true,
 }
 
-// uncachedHeaders do not change an answer: trace context (a new span per
-// request) and the body's length.
-var uncachedHeaders = map[string]bool{
-	"Traceparent":    true,
-	"Tracestate":     true,
-	"Baggage":        true,
-	"Content-Length": true,
+// keyHeaders are the headers, by canonical name, that the SDK's handler or
+// the gateway reads for these methods; keyHeaderPrefixes the families.
+var (
+	keyHeaders        = map[string]bool{"Authorization": true, "Accept": true, "Content-Type": true, "Origin": true, "Last-Event-Id": true}
+	keyHeaderPrefixes = []string{"Mcp-", "Sec-Fetch-", "Mcpool-"}
+)
+
+// keyHeader reports whether the header name is part of the cache key.
+func keyHeader(name string) bool {
+	if keyHeaders[name] {
+		return true
+	}
+	for _, p := range keyHeaderPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
+
+// answerHeaders are the SDK's answer headers kept with an answer; the rest
+// (Date, Content-Length) are the new answer's own.
+var answerHeaders = []string{"Content-Type", "Cache-Control"}
 
 type listCache struct {
 	gen  atomic.Uint64 // advanced when the catalog changes
@@ -93,22 +118,43 @@ func (c *listCache) get(key [32]byte, gen uint64) *listAnswer {
 	return nil
 }
 
+// size is what a costs against listCacheBytes.
+func (a *listAnswer) size() int {
+	n := entryOverhead + len(a.result)
+	for k, vs := range a.header {
+		n += len(k)
+		for _, v := range vs {
+			n += len(v)
+		}
+	}
+	return n
+}
+
 // put keeps a, read under generation a.gen, unless the catalog has changed
 // since.
 func (c *listCache) put(key [32]byte, a *listAnswer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if a.gen != c.gen.Load() || len(a.result) > listCacheBytes {
+	n := a.size()
+	if a.gen != c.gen.Load() || n > listCacheBytes {
 		return
 	}
-	if c.entries == nil || c.size+len(a.result) > listCacheBytes {
-		c.entries, c.size = map[[32]byte]*listAnswer{}, 0
+	if c.entries == nil {
+		c.entries = map[[32]byte]*listAnswer{}
 	}
 	if old := c.entries[key]; old != nil {
-		c.size -= len(old.result)
+		c.size -= old.size()
+		delete(c.entries, key)
+	}
+	for k, old := range c.entries { // map order: entries picked at random
+		if c.size+n <= listCacheBytes {
+			break
+		}
+		c.size -= old.size()
+		delete(c.entries, k)
 	}
 	c.entries[key] = a
-	c.size += len(a.result)
+	c.size += n
 }
 
 // listWire is a request the cache may answer: exactly these members.
@@ -157,15 +203,21 @@ func decodeListRequest(body []byte, m *listWire) bool {
 	return err == io.EOF && m.JSONRPC == "2.0"
 }
 
-// listKey is the cache key of a request: its method, params and headers.
+// listKey is the cache key of a request: its method, params, validated
+// token and the headers that matter (keyHeader).
 func listKey(r *http.Request, m *listWire) [32]byte {
 	h := sha256.New()
 	h.Write([]byte(m.Method))
 	h.Write([]byte{0})
 	h.Write(m.Params)
+	h.Write([]byte{0})
+	if ti := auth.TokenInfoFromContext(r.Context()); ti != nil {
+		b, _ := json.Marshal(ti) // scopes and identity as validated now
+		h.Write(b)
+	}
 	names := make([]string, 0, len(r.Header))
 	for name := range r.Header {
-		if !uncachedHeaders[name] {
+		if keyHeader(name) {
 			names = append(names, name)
 		}
 	}
@@ -295,8 +347,11 @@ func (a *answerRecorder) answer(id json.RawMessage) *listAnswer {
 		len(resp.Result) == 0 || resp.Result[0] != '{' || resp.Error != nil {
 		return nil
 	}
-	header := a.header.Clone()
-	header.Del("Content-Length")
-	header.Del("Date")
+	header := http.Header{}
+	for _, k := range answerHeaders {
+		if v := a.header.Values(k); len(v) > 0 {
+			header[k] = slices.Clone(v)
+		}
+	}
 	return &listAnswer{header: header, result: resp.Result}
 }

@@ -9,7 +9,9 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mcpool/mcpool"
 	"github.com/mcpool/mcpool/gateway"
@@ -124,9 +126,19 @@ func TestListCacheEndsWhenTheCatalogChanges(t *testing.T) {
 	mcp.AddTool(up, &mcp.Tool{Name: "first"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
 		return &mcp.CallToolResult{}, nil, nil
 	})
+	var listed atomic.Int64 // the gateway's catalog polls reaching the server
+	up.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if method == "tools/list" {
+				listed.Add(1)
+			}
+			return next(ctx, method, req)
+		}
+	})
 	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return up }, nil))
 	t.Cleanup(func() { closePeer(up, ts) })
-	g, url := startGateway(t, gateway.Options{Servers: []gateway.Server{{Name: "up", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(newPool(t, mcpool.Config{URL: ts.URL}))}}})
+	pool := newPool(t, mcpool.Config{URL: ts.URL, ToolCacheTTL: -1})
+	g, url := startGateway(t, gateway.Options{CatalogPoll: 20 * time.Millisecond, Servers: []gateway.Server{{Name: "up", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(pool)}}})
 	names := func(id int) []string { return listedTools(t, url, id, nil) }
 	if got := names(1); !slices.Equal(got, []string{"up__first"}) {
 		t.Fatalf("tools/list: %v; want [up__first]", got)
@@ -135,10 +147,17 @@ func TestListCacheEndsWhenTheCatalogChanges(t *testing.T) {
 	if got := names(2); !slices.Equal(got, []string{"up__first"}) || gateway.ListCacheHits(g) == before {
 		t.Fatalf("tools/list again: %v, from the cache: %v; want [up__first] from the cache", got, gateway.ListCacheHits(g) != before)
 	}
+	// Polls that find nothing new keep the answer.
+	polled := listed.Load()
+	eventually(t, "two more catalog polls", func() bool { return listed.Load() >= polled+2 })
+	before = gateway.ListCacheHits(g)
+	if got := names(3); !slices.Equal(got, []string{"up__first"}) || gateway.ListCacheHits(g) == before {
+		t.Fatalf("tools/list after polls without a change: %v, from the cache: %v; want [up__first] from the cache", got, gateway.ListCacheHits(g) != before)
+	}
 	mcp.AddTool(up, &mcp.Tool{Name: "second"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
 		return &mcp.CallToolResult{}, nil, nil
 	})
-	id := 3
+	id := 4
 	eventually(t, "the new tool listed", func() bool {
 		id++
 		return slices.Equal(names(id), []string{"up__first", "up__second"})
