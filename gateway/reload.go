@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/oauth"
 )
 
 // Reload: the gateway's servers are a serverSet, replaced whole, so that a
@@ -102,9 +103,10 @@ func (g *Gateway) startServers(ctx context.Context, servers []*server) error {
 //   - a server that is new is made and its catalog loaded (its spares
 //     warmed in the background), then served;
 //   - a server whose Server differs in any field (mode, headers, spares,
-//     queue, Config, or another Upstream, such as a Group's replacement
-//     of a changed server; function fields compare by whether they are
-//     set), or whose names naming changes, is replaced the same way;
+//     queue, tool policy, access rule, rate limit, token exchange, Config,
+//     or another Upstream, such as a Group's replacement of a changed
+//     server; function fields compare by whether they are set), or whose
+//     names naming changes, is replaced the same way;
 //   - a server no longer listed, and the old one of a replaced server,
 //     takes no new calls: calls already routed to it finish on it, within
 //     ctx and DrainTimeout, and then the pools the gateway made for it
@@ -324,7 +326,27 @@ func (l *lifecycle) drain(ctx context.Context) error {
 func sameServer(a, b Server) bool {
 	return a.Name == b.Name && a.Mode == b.Mode && sameUpstream(a.Upstream, b.Upstream) &&
 		slices.Equal(a.ForwardHeaders, b.ForwardHeaders) && a.Spares == b.Spares && a.MaxQueued == b.MaxQueued &&
-		(a.Replicas == nil) == (b.Replicas == nil) && mcpool.SameConfig(a.Config, b.Config)
+		(a.Replicas == nil) == (b.Replicas == nil) && mcpool.SameConfig(a.Config, b.Config) && samePolicy(a, b)
+}
+
+// samePolicy reports whether a and b have the same security settings: a
+// reload that tightens a tool policy or an access rule must take effect.
+func samePolicy(a, b Server) bool {
+	return slices.Equal(a.Tools.Allow, b.Tools.Allow) && slices.Equal(a.Tools.Deny, b.Tools.Deny) &&
+		slices.Equal(a.Access.Scopes, b.Access.Scopes) && slices.Equal(a.Access.Subjects, b.Access.Subjects) &&
+		(a.RateLimit == nil) == (b.RateLimit == nil) && (a.RateLimit == nil || *a.RateLimit == *b.RateLimit) &&
+		sameExchange(a.TokenExchange, b.TokenExchange)
+}
+
+// sameExchange compares two token exchange settings by what they are
+// configured with (a config file read again makes new ones).
+func sameExchange(a, b *oauth.Exchanger) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a == b || a.TokenURL == b.TokenURL && a.ClientID == b.ClientID && a.ClientSecret == b.ClientSecret &&
+		a.Audience == b.Audience && a.Resource == b.Resource && slices.Equal(a.Scopes, b.Scopes) &&
+		a.HTTPClient == b.HTTPClient && a.Skew == b.Skew
 }
 
 func sameUpstream(a, b Upstream) bool {

@@ -195,3 +195,31 @@ func TestReloadInvalidKeepsServers(t *testing.T) {
 		t.Errorf("after an unchanged reload: %q, %v", got, err)
 	}
 }
+
+// A reload that only tightens a server's tool policy takes effect: the
+// denied tool leaves the list and its calls are refused as unknown.
+func TestReloadAppliesPolicy(t *testing.T) {
+	pool := newPool(t, mcpool.Config{URL: demoURL(t)})
+	server := gateway.Server{Name: "demo", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(pool)}
+	gw, url := startGateway(t, gateway.Options{Servers: []gateway.Server{server}})
+	cs := connect(t, url, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := call(ctx, cs, "demo__echo", map[string]any{"message": "hi"}); err != nil {
+		t.Fatalf("demo__echo before the reload: %v", err)
+	}
+	server.Tools = gateway.ToolPolicy{Deny: []string{"echo"}}
+	if err := gw.Reload(ctx, []gateway.Server{server}, nil); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	res, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(res.Tools, func(tl *mcp.Tool) bool { return tl.Name == "demo__echo" }) {
+		t.Error("demo__echo still listed after a reload that denies it")
+	}
+	if _, err := call(ctx, cs, "demo__echo", map[string]any{"message": "hi"}); rpcCode(err) != gateway.CodeUnknownName {
+		t.Errorf("demo__echo after the reload: %v; want code %d as for an unknown tool", err, gateway.CodeUnknownName)
+	}
+}
