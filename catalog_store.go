@@ -154,6 +154,12 @@ func sharedFetch[T any](ctx context.Context, p *Pool, c *listCache[T], gen uint6
 		}
 		if locked {
 			defer unlock()
+			// The holder before may have saved the list and let the lock
+			// go between this process's last read and its lock: read once
+			// more, so that only a list missing from the store is fetched.
+			if items, ok := loadStored(ctx, p, c, gen); ok {
+				return items, nil
+			}
 			return saveAfter(ctx, p, c, gen, fetch, true)
 		}
 		if time.Now().After(deadline) {
