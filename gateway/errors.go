@@ -55,6 +55,16 @@ func draining(server string) error {
 		ErrorData{Server: server, Reason: "draining", RetryAfterMs: 1000})
 }
 
+// refusedDraining reports whether err is a call refused by draining.
+func refusedDraining(err error) bool {
+	var je *jsonrpc.Error
+	if !errors.As(err, &je) || je.Code != CodeUnavailable {
+		return false
+	}
+	var d ErrorData
+	return json.Unmarshal(je.Data, &d) == nil && d.Reason == "draining"
+}
+
 // upstreamError maps the pool's errors for a call to server to the
 // gateway's JSON-RPC errors; others pass through as they are.
 func upstreamError(server string, err error) error {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mcpool/mcpool"
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -281,6 +282,13 @@ func (g *Gateway) relayServe(w http.ResponseWriter, r *http.Request, body []byte
 	}
 	g.fast.handled.Add(1)
 	res, err := g.callTool(ctx, req)
+	if err != nil && refusedDraining(err) {
+		// The drain began after the guard let the request in: refused as
+		// the guard refuses, so that a load balancer retries it elsewhere
+		// (the call was not started).
+		refuseDraining(w) // http.go
+		return true
+	}
 	g.writeRelayed(w, m.ID, res, err, stateless)
 	return true
 }
@@ -443,13 +451,14 @@ func decodeRequest(body []byte, m *relayWire, p *relayParams) bool {
 }
 
 // plainID reports whether id is a JSON-RPC id the relay echoes as is: an
-// integer or a string without escapes.
+// integer or a string without escapes, in valid UTF-8 (the SDK would
+// answer another with U+FFFD in its place).
 func plainID(id json.RawMessage) bool {
 	if len(id) == 0 {
 		return false
 	}
 	if id[0] == '"' {
-		return len(id) >= 2 && id[len(id)-1] == '"' && !bytes.ContainsAny(id[1:len(id)-1], "\\\"")
+		return len(id) >= 2 && id[len(id)-1] == '"' && !bytes.ContainsAny(id[1:len(id)-1], "\\\"") && utf8.Valid(id)
 	}
 	for i, c := range id {
 		if (c < '0' || c > '9') && !(i == 0 && c == '-' && len(id) > 1) {

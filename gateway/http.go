@@ -103,17 +103,23 @@ func (g *Gateway) Handler() http.Handler {
 // guard checks the token, refuses requests while draining and POSTs beyond
 // MaxRequests, all before the body is read, and counts the POSTs it lets
 // through so that Drain can wait for their answers to be written.
+// refuseDraining answers a request that came while the gateway drains: 503
+// with Retry-After, which a load balancer retries on another replica.
+// Connection: close sheds the refused client's connection (and its
+// goroutine and buffers) instead of keeping it alive.
+func refuseDraining(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "gateway is shutting down: retry on another gateway", http.StatusServiceUnavailable)
+}
+
 func (g *Gateway) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !g.checkToken(w, r) {
 			return
 		}
 		if g.draining.Load() {
-			// Connection: close sheds the refused client's connection (and
-			// its goroutine and buffers) instead of keeping it alive.
-			w.Header().Set("Connection", "close")
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "gateway is shutting down: retry on another gateway", http.StatusServiceUnavailable)
+			refuseDraining(w)
 			return
 		}
 		if r.Method != http.MethodPost || r.Header.Get("Mcp-Method") == "subscriptions/listen" {

@@ -304,14 +304,17 @@ type answerRecorder struct {
 	body   bytes.Buffer
 }
 
+// Header implements http.ResponseWriter.
 func (a *answerRecorder) Header() http.Header { return a.header }
 
+// WriteHeader implements http.ResponseWriter: the first status holds.
 func (a *answerRecorder) WriteHeader(status int) {
 	if !a.wrote {
 		a.status, a.wrote = status, true
 	}
 }
 
+// Write implements http.ResponseWriter, holding b.
 func (a *answerRecorder) Write(b []byte) (int, error) {
 	a.WriteHeader(http.StatusOK)
 	return a.body.Write(b)
