@@ -100,9 +100,6 @@ func (g *Gateway) Handler() http.Handler {
 	return mux
 }
 
-// guard checks the token, refuses requests while draining and POSTs beyond
-// MaxRequests, all before the body is read, and counts the POSTs it lets
-// through so that Drain can wait for their answers to be written.
 // refuseDraining answers a request that came while the gateway drains: 503
 // with Retry-After, which a load balancer retries on another replica.
 // Connection: close sheds the refused client's connection (and its
@@ -113,6 +110,9 @@ func refuseDraining(w http.ResponseWriter) {
 	http.Error(w, "gateway is shutting down: retry on another gateway", http.StatusServiceUnavailable)
 }
 
+// guard checks the token, refuses requests while draining and POSTs beyond
+// MaxRequests, all before the body is read, and counts the POSTs it lets
+// through so that Drain can wait for their answers to be written.
 func (g *Gateway) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !g.checkToken(w, r) {
