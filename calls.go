@@ -51,8 +51,13 @@ func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (res *m
 		defer obs.end(&res, &err)
 	}
 	params = cloneCallParams(params)
+	raw := rawResultOf(ctx) // rawcall.go
 	call := func(ctx context.Context, cs *mcp.ClientSession) error {
 		var err error
+		if raw != nil && p.dialer.raw.takes(cs) {
+			res, raw.JSON, err = p.callRaw(ctx, cs, params)
+			return err
+		}
 		res, err = cs.CallTool(ctx, params)
 		return err
 	}

@@ -293,6 +293,24 @@ type settings struct {
 	connects *ConnectLimiter // ConnectLimiter, or the pool's own
 }
 
+// IdleConns is how many idle HTTP connections per host a pool with this
+// Config keeps in the client it makes itself (HTTPClient nil): one for
+// every call that can be in flight, MaxSessions × (MaxCallsPerSession + 1)
+// with the zero values' defaults applied, since each call over HTTP is its
+// own POST. A client given in HTTPClient should keep as many
+// (http.Transport.MaxIdleConnsPerHost; net/http's default is 2), or
+// connections churn: a new TCP connection for most calls. An invalid
+// Config gives the defaults' figure.
+func (c Config) IdleConns() int {
+	s, err := c.validate()
+	if err != nil {
+		return DefaultMaxSessions * (DefaultMaxCallsPerSession + 1)
+	}
+	return s.idleConns()
+}
+
+func (s *settings) idleConns() int { return s.MaxSessions * (s.MaxCallsPerSession + 1) }
+
 func (c *Config) validate() (*settings, error) {
 	s := &settings{Config: *c}
 	targets := 0

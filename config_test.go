@@ -63,3 +63,21 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	p.Close(context.Background())
 }
+
+// TestIdleConns: one idle connection for every call that can be in flight,
+// with the zero values' defaults.
+func TestIdleConns(t *testing.T) {
+	for _, c := range []struct {
+		cfg  mcpool.Config
+		want int
+	}{
+		{mcpool.Config{URL: "http://127.0.0.1:1/mcp"}, mcpool.DefaultMaxSessions * (mcpool.DefaultMaxCallsPerSession + 1)},
+		{mcpool.Config{URL: "http://127.0.0.1:1/mcp", MaxSessions: 8, MaxCallsPerSession: 1}, 16},
+		{mcpool.Config{URL: "http://127.0.0.1:1/mcp", MinSessions: 6}, 6 * (mcpool.DefaultMaxCallsPerSession + 1)},
+		{mcpool.Config{}, mcpool.DefaultMaxSessions * (mcpool.DefaultMaxCallsPerSession + 1)}, // invalid: no transport
+	} {
+		if got := c.cfg.IdleConns(); got != c.want {
+			t.Errorf("%+v: IdleConns %d, want %d", c.cfg, got, c.want)
+		}
+	}
+}

@@ -36,6 +36,9 @@ type dialer struct {
 	// Authorization header), so a 401 refused them rather than asked for them.
 	credentials bool
 	handlers    *ClientHandlers // for the log level asked after connect
+	// raw sends tools/call itself under WithRawResult; nil when the
+	// transport does not allow it (rawcall.go).
+	raw *rawCaller
 }
 
 // unauthorizedError is a 401 at connect. It matches ErrUnauthorized without
@@ -53,7 +56,7 @@ func (e *unauthorizedError) Unwrap() []error { return []error{ErrUnauthorized, e
 
 func newDialer(s *settings, onListChanged func(kind string)) *dialer {
 	d := &dialer{credentials: s.BearerToken != "" || s.Token != nil || s.OAuthHandler != nil || s.Headers.Get("Authorization") != "", handlers: s.ClientHandlers}
-	d.client = mcp.NewClient(&mcp.Implementation{Name: s.ClientName, Version: s.ClientVersion}, applyClientHandlers(&mcp.ClientOptions{
+	opts := applyClientHandlers(&mcp.ClientOptions{
 		Logger: s.Logger,
 		// No roots: a client that advertises roots and never answers roots/list
 		// leaves some servers (server-everything over stdio) running after
@@ -63,16 +66,18 @@ func newDialer(s *settings, onListChanged func(kind string)) *dialer {
 		PromptListChangedHandler:    func(context.Context, *mcp.PromptListChangedRequest) { onListChanged("prompts") },
 		ResourceListChangedHandler:  func(context.Context, *mcp.ResourceListChangedRequest) { onListChanged("resources") },
 		ProgressNotificationHandler: s.OnProgress,
-	}, s.ClientHandlers))
+	}, s.ClientHandlers)
+	d.client = mcp.NewClient(&mcp.Implementation{Name: s.ClientName, Version: s.ClientVersion}, opts)
 	relayElicitation(d.client, s.ClientHandlers) // clienthandlers.go
 	httpClient := s.HTTPClient
 	if httpClient == nil && (s.URL != "" || s.SSEURL != "") {
-		httpClient = newHTTPClient(s.MaxSessions * (s.MaxCallsPerSession + 1))
+		httpClient = newHTTPClient(s.idleConns())
 		d.ownedHTTP = httpClient
 	}
 	if httpClient != nil {
 		httpClient = withAnswerCheck(withAuth(httpClient, s))
 	}
+	d.raw = newRawCaller(s, httpClient, opts) // rawcall.go
 	switch {
 	case s.URL != "":
 		d.target = redactURL(s.URL)

@@ -145,7 +145,8 @@ func breaksSession(err error) bool {
 		return false
 	}
 	var syn *json.SyntaxError
-	if errors.As(err, &syn) {
+	var rb *rawBroken // rawcall.go: where the SDK would fail the connection
+	if errors.As(err, &syn) || errors.As(err, &rb) {
 		return true
 	}
 	msg := err.Error()

@@ -2,6 +2,7 @@ package mcpool_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log"
 	"net/http"
@@ -36,6 +37,31 @@ func Example() {
 	}
 	fmt.Println(res.Content[0].(*mcp.TextContent).Text)
 	// Output: hello
+}
+
+// A relay passes a tool's result on undecoded: under WithRawResult the
+// result object comes back as the server sent it, ready to be written to
+// the relay's own client.
+func ExampleWithRawResult() {
+	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
+	defer ts.Close()
+	pool, err := mcpool.New(mcpool.Config{URL: ts.URL})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	defer pool.Close(ctx)
+
+	var raw mcpool.RawResult
+	res, err := pool.CallTool(mcpool.WithRawResult(ctx, &raw), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "hello"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if raw.JSON == nil { // the session cannot take the raw path: res is the SDK's
+		raw.JSON, _ = json.Marshal(res)
+	}
+	fmt.Println(string(raw.JSON), res.IsError)
+	// Output: {"content":[{"type":"text","text":"hello"}]} false
 }
 
 // Acquire a lease for several requests on one session, for example to

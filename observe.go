@@ -332,37 +332,44 @@ func (p *Pool) observeRequests(next mcp.MethodHandler) mcp.MethodHandler {
 		if strings.HasPrefix(method, "notifications/") {
 			return next(ctx, method, req)
 		}
-		o := p.obs.Load()
-		var e *RequestEvent
-		start := time.Now()
-		if o != nil && o.request {
-			e = p.requestEvent(method, req, start)
-			for _, x := range o.list {
-				if x.RequestStart != nil {
-					if c := x.RequestStart(ctx, e); c != nil {
-						ctx = c
-					}
-				}
-			}
-		}
-		res, err := next(ctx, method, req)
-		d := time.Since(start)
-		if method != "initialize" && method != "server/discover" && !errors.Is(ctx.Err(), context.Canceled) {
-			// A JSON-RPC error is the server answering: healthy. A
-			// deadline passed is a server too slow to answer; a caller
-			// (or Close) cancelling says nothing of the server.
-			p.health.request(method == "tools/call", err == nil || isServerAnswer(err), d)
-		}
-		if e != nil {
-			e.Duration, e.Result, e.Err = d, res, err
-			for _, x := range o.list {
-				if x.RequestEnd != nil {
-					x.RequestEnd(ctx, e)
-				}
-			}
-		}
-		return res, err
+		return p.observeRequest(ctx, method, req, next)
 	}
+}
+
+// observeRequest runs next for a request to the server, telling the
+// observers and the health score; requests the pool sends itself
+// (rawcall.go) come through here as the SDK's do.
+func (p *Pool) observeRequest(ctx context.Context, method string, req mcp.Request, next mcp.MethodHandler) (mcp.Result, error) {
+	o := p.obs.Load()
+	var e *RequestEvent
+	start := time.Now()
+	if o != nil && o.request {
+		e = p.requestEvent(method, req, start)
+		for _, x := range o.list {
+			if x.RequestStart != nil {
+				if c := x.RequestStart(ctx, e); c != nil {
+					ctx = c
+				}
+			}
+		}
+	}
+	res, err := next(ctx, method, req)
+	d := time.Since(start)
+	if method != "initialize" && method != "server/discover" && !errors.Is(ctx.Err(), context.Canceled) {
+		// A JSON-RPC error is the server answering: healthy. A
+		// deadline passed is a server too slow to answer; a caller
+		// (or Close) cancelling says nothing of the server.
+		p.health.request(method == "tools/call", err == nil || isServerAnswer(err), d)
+	}
+	if e != nil {
+		e.Duration, e.Result, e.Err = d, res, err
+		for _, x := range o.list {
+			if x.RequestEnd != nil {
+				x.RequestEnd(ctx, e)
+			}
+		}
+	}
+	return res, err
 }
 
 func (p *Pool) requestEvent(method string, req mcp.Request, start time.Time) *RequestEvent {

@@ -127,6 +127,9 @@ func New(cfg Config) (*Pool, error) {
 	p.log = logger{s.Logger}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.dialer = newDialer(s, p.onListChanged)
+	if p.dialer.raw != nil {
+		p.dialer.raw.ctx = p.ctx
+	}
 	p.initObserve() // observe.go
 	p.counters.started = time.Now()
 	p.catalog.init(s.cacheTTL)

@@ -24,7 +24,9 @@ func (g *Gateway) audit(req mcp.Request, srv *server, kind oauth.Kind, name stri
 	done := g.opts.Audit.Start(callerIdentity(req), server, kind, name)
 	return func(ctx context.Context, res mcp.Result, err error) error {
 		var size int64
-		if err == nil && res != nil {
+		if raw := rawResultSize(ctx); err == nil && raw >= 0 { // fastpath.go
+			size = raw
+		} else if err == nil && res != nil {
 			if b, merr := json.Marshal(res); merr == nil {
 				size = int64(len(b))
 			}

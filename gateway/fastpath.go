@@ -281,7 +281,10 @@ func (g *Gateway) relayServe(w http.ResponseWriter, r *http.Request, body []byte
 		}
 	}
 	g.fast.handled.Add(1)
-	res, err := g.callTool(ctx, req)
+	// The result passes through undecoded where the upstream session
+	// allows it (mcpool.WithRawResult).
+	var raw mcpool.RawResult
+	res, err := g.callTool(withRawResult(ctx, &raw), req)
 	if err != nil && refusedDraining(err) {
 		// The drain began after the guard let the request in: refused as
 		// the guard refuses, so that a load balancer retries it elsewhere
@@ -289,8 +292,105 @@ func (g *Gateway) relayServe(w http.ResponseWriter, r *http.Request, body []byte
 		refuseDraining(w) // http.go
 		return true
 	}
+	if err == nil && raw.JSON != nil {
+		g.writeRaw(w, m.ID, raw.JSON, stateless)
+		return true
+	}
 	g.writeRelayed(w, m.ID, res, err, stateless)
 	return true
+}
+
+type rawResultKey struct{}
+
+// withRawResult asks the pool for the result undecoded
+// (mcpool.WithRawResult), and keeps raw where the audit finds its size.
+func withRawResult(ctx context.Context, raw *mcpool.RawResult) context.Context {
+	return context.WithValue(mcpool.WithRawResult(ctx, raw), rawResultKey{}, raw)
+}
+
+// rawResultSize is the size of the undecoded result of ctx's call, or -1.
+func rawResultSize(ctx context.Context) int64 {
+	if raw, _ := ctx.Value(rawResultKey{}).(*mcpool.RawResult); raw != nil && raw.JSON != nil {
+		return int64(len(raw.JSON))
+	}
+	return -1
+}
+
+// writeRaw writes the JSON-RPC response for a relayed call whose result
+// came undecoded: as the server sent it, and for 2026-07-28 with
+// resultType and the gateway's serverInfo in _meta as writeRelayed adds
+// them.
+func (g *Gateway) writeRaw(w http.ResponseWriter, id, result json.RawMessage, newProtocol bool) {
+	buf := g.fast.getBuf()
+	defer g.fast.putBuf(buf)
+	buf.WriteString(`{"jsonrpc":"2.0","id":`)
+	buf.Write(id)
+	buf.WriteString(`,"result":`)
+	if !newProtocol {
+		buf.Write(result)
+	} else if err := g.completeResult(buf, result); err != nil {
+		buf.Reset()
+		buf.WriteString(`{"jsonrpc":"2.0","id":`)
+		buf.Write(id)
+		buf.WriteString(`,"error":`)
+		e, _ := json.Marshal(&jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "encoding the result: " + err.Error()})
+		buf.Write(e)
+	}
+	buf.WriteByte('}')
+	h := w.Header()
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// completeResult writes result to buf with the 2026-07-28 fields the
+// gateway's own answers carry: resultType "complete" (a 2025-11-25
+// upstream sends none) and the gateway's serverInfo in _meta unless the
+// result names one.
+func (g *Gateway) completeResult(buf *bytes.Buffer, result json.RawMessage) error {
+	result = bytes.TrimSpace(result)
+	if len(result) > 1 && result[0] == '{' && !bytes.Contains(result, []byte(`"_meta"`)) && !bytes.Contains(result, []byte(`"resultType"`)) {
+		// Neither key is there (most results): the two are written
+		// first and the rest copied, not decoded.
+		buf.WriteString(`{"resultType":"complete","_meta":{"` + mcp.MetaKeyServerInfo + `":`)
+		info, _ := json.Marshal(g.impl())
+		buf.Write(info)
+		buf.WriteByte('}')
+		if rest := bytes.TrimSpace(result[1:]); len(rest) > 0 && rest[0] != '}' {
+			buf.WriteByte(',')
+		}
+		buf.Write(result[1:])
+		return nil
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(result, &top); err != nil {
+		return err
+	}
+	var meta map[string]json.RawMessage
+	if raw, ok := top["_meta"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &meta); err != nil {
+			return err
+		}
+	}
+	if _, ok := meta[mcp.MetaKeyServerInfo]; !ok {
+		if meta == nil {
+			meta = map[string]json.RawMessage{}
+		}
+		meta[mcp.MetaKeyServerInfo], _ = json.Marshal(g.impl())
+		top["_meta"], _ = json.Marshal(meta)
+	}
+	if _, ok := top["resultType"]; !ok {
+		top["resultType"] = json.RawMessage(`"complete"`)
+	}
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(top); err != nil {
+		return err
+	}
+	buf.Truncate(buf.Len() - 1) // Encode's newline
+	return nil
 }
 
 // writeRelayed writes the JSON-RPC response for a relayed call as the SDK

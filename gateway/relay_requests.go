@@ -445,7 +445,9 @@ func (m *sseMarker) Close() error { return m.rc.Close() }
 
 func (m *sseMarker) mark(line []byte) []byte {
 	data, ok := bytes.CutPrefix(line, []byte("data:"))
-	if !ok {
+	if !ok || !bytes.Contains(data, []byte(`"method"`)) {
+		// Not a request or notification (a response is most lines): not
+		// decoded.
 		return line
 	}
 	var msg map[string]json.RawMessage
@@ -471,7 +473,9 @@ func (m *sseMarker) mark(line []byte) []byte {
 		meta = map[string]json.RawMessage{}
 	}
 	meta[callerMetaKey], _ = json.Marshal(m.token)
-	if c, ok := callers.Load(m.token); ok && method == "notifications/message" {
+	if c, ok := callers.Load(m.token); ok && method == "notifications/message" && c.(*caller).ss != nil {
+		// Counted only for a call with a downstream session: relayLog
+		// relays (and counts) nothing else, and drain would wait for it.
 		c.(*caller).seen.Add(1)
 	}
 	var err error
@@ -509,9 +513,9 @@ func (g *Gateway) relayConfig(srv *server, cfg *mcpool.Config, owner *isoOwner) 
 	cfg.ClientHandlers = h
 	if cfg.URL != "" {
 		if cfg.HTTPClient == nil {
-			cfg.HTTPClient = RelayHTTPClient(nil, max(cfg.MaxSessions, 1)*(max(cfg.MaxCallsPerSession, 1)+1))
+			cfg.HTTPClient = RelayHTTPClient(nil, cfg.IdleConns())
 		} else if _, ok := cfg.HTTPClient.Transport.(relayTransport); !ok {
-			cfg.HTTPClient = RelayHTTPClient(cfg.HTTPClient, max(cfg.MaxSessions, 1)*(max(cfg.MaxCallsPerSession, 1)+1))
+			cfg.HTTPClient = RelayHTTPClient(cfg.HTTPClient, cfg.IdleConns())
 		}
 	}
 }

@@ -369,6 +369,11 @@ func TestRateLimitAndAudit(t *testing.T) {
 			t.Fatalf("audit line %q: %v", l, err)
 		}
 		outcomes = append(outcomes, c["subject"].(string)+":"+c["outcome"].(string))
+		// The answer's size, also when the result was relayed undecoded:
+		// {"content":[{"type":"text","text":""}]} at least.
+		if n, _ := c["bytes"].(float64); c["outcome"] == "ok" && n < 39 {
+			t.Errorf("audit line %q: bytes %v, want the result's size", l, c["bytes"])
+		}
 	}
 	if want := []string{"alice:ok", "alice:ok", "alice:rate_limited", "bob:ok"}; !slices.Equal(outcomes, want) {
 		t.Errorf("audit outcomes %v, want %v", outcomes, want)

@@ -535,7 +535,7 @@ func (r *reloader) prepare(gc *mcpool.GroupConfig, settings config.Gateway, old 
 			c.ConnectLimiter = limit
 			c.ClientHandlers = handlers
 			if c.URL != "" {
-				c.HTTPClient = gateway.RelayHTTPClient(c.HTTPClient, max(c.MaxSessions, 1)*(max(c.MaxCallsPerSession, 1)+1))
+				c.HTTPClient = gateway.RelayHTTPClient(c.HTTPClient, c.IdleConns())
 			}
 			if r.store != nil {
 				// Replicas of one server list the same catalog: one key for all.

@@ -5,16 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -32,42 +33,8 @@ func startGateway(t *testing.T, config string, extra ...string) (url string, sto
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	logs = &lockedBuffer{}
-	status := make(chan int, 1)
-	go func() {
-		status <- runContext(ctx, append([]string{"gateway", "--config", path, "--listen", "127.0.0.1:0", "--drain-timeout", "20s"}, extra...), os.Stdout, logs)
-	}()
-	var once sync.Once
-	code := -1
-	stop = func() int {
-		once.Do(func() {
-			cancel()
-			select {
-			case code = <-status:
-			case <-time.After(60 * time.Second):
-				t.Fatal("gateway did not stop after SIGTERM")
-			}
-		})
-		return code
-	}
-	t.Cleanup(func() { stop() })
-	re := regexp.MustCompile(`url=(http://127\.0\.0\.1:\d+/mcp)`)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if m := re.FindStringSubmatch(logs.String()); m != nil {
-			return m[1], stop, logs
-		}
-		select {
-		case code := <-status:
-			t.Fatalf("gateway exited (%d) before serving: %s", code, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gateway did not serve within 60s: %s", logs.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	url, logs, stop = runGatewayFile(t, path, extra...) // reload_test.go
+	return url, stop, logs
 }
 
 func everythingJS(t *testing.T) string {
@@ -300,5 +267,71 @@ func TestGatewayAnswersBeforeClosingIdleConnections(t *testing.T) {
 	}
 	if code := <-stopped; code != 0 {
 		t.Errorf("exit status %d, want 0: %s", code, logs.String())
+	}
+}
+
+// TestGatewayReusesUpstreamConnections: with the config's defaults, the
+// gateway keeps an idle upstream connection for every call that can be in
+// flight, so 32 callers at once do not open a TCP connection per call (the
+// client it made for an HTTP server used to keep net/http's 2).
+func TestGatewayReusesUpstreamConnections(t *testing.T) {
+	up := mcp.NewServer(&mcp.Implementation{Name: "echo", Version: "1"}, nil)
+	mcp.AddTool(up, &mcp.Tool{Name: "echo"}, func(_ context.Context, _ *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil, nil
+	})
+	var conns atomic.Int64
+	ts := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return up }, nil))
+	ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	ts.Start()
+	t.Cleanup(func() { // after the gateway has stopped (cleanups run last first)
+		for ss := range up.Sessions() {
+			_ = ss.Close()
+		}
+		ts.Close()
+	})
+	url, _, _ := startGateway(t, fmt.Sprintf(`{
+  // a server named as users name them
+  "mcpServers": {"Echo Server.v2": {"url": %q}},
+  "gateway": {"servers": {"Echo Server.v2": {"mode": "shared"}}}
+}`, ts.URL))
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer hc.CloseIdleConnections()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "caller", Version: "1"}, nil).Connect(t.Context(),
+		&mcp.StreamableClientTransport{Endpoint: url, HTTPClient: hc}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	tools, err := cs.ListTools(t.Context(), nil)
+	if err != nil || len(tools.Tools) != 1 {
+		t.Fatalf("tools: %v, %v", tools, err)
+	}
+	before := conns.Load()
+	const callers, each = 32, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for range callers {
+		wg.Go(func() {
+			for range each {
+				if _, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: tools.Tools[0].Name}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// At most one connection per call in flight; churn would be one per
+	// call beyond the 2 kept idle (hundreds).
+	if n := conns.Load() - before; n > callers+8 {
+		t.Errorf("%d upstream connections opened for %d calls from %d callers, want at most about one per caller", n, callers*each, callers)
 	}
 }
