@@ -109,6 +109,9 @@ func (p *Pool) shutdown(ctx context.Context, drained chan struct{}) {
 	}
 	wg.Wait()
 	p.bg.Wait()
+	if p.dialer.raw != nil {
+		p.dialer.raw.handlers.close() // rawcall.go: answers to servers' requests
+	}
 	if p.dialer.ownedHTTP != nil {
 		p.dialer.ownedHTTP.CloseIdleConnections()
 	}

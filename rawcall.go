@@ -78,6 +78,8 @@ type rawCaller struct {
 	ctx   context.Context // the pool's: cancellation notices end with it
 	bufs  sync.Pool
 	delay time.Duration // the first reconnect's delay (1 s, as the SDK)
+	// handlers runs answers and cancellation notices; Close waits for it.
+	handlers handlerGroup
 }
 
 // newRawCaller returns nil when the pool's calls cannot take the raw path.
@@ -175,13 +177,13 @@ func (rc *rawCaller) ended(ctx context.Context, cs *mcp.ClientSession, id string
 	if tr := trackOf(ctx); tr == nil || !tr.tooLarge.Load() { // not the pool's own cancel (an answer too large)
 		reason, _ := json.Marshal(ctx.Err().Error())
 		msg := []byte(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":` + id + `,"reason":` + string(reason) + `}}`)
-		go func() {
+		rc.handlers.run(func() {
 			nctx, cancel := context.WithTimeout(untracked(ctx), 5*time.Second)
 			defer cancel()
 			stop := context.AfterFunc(rc.poolCtx(), cancel)
 			defer stop()
 			rc.post(nctx, cs, msg)
-		}()
+		})
 	}
 	return ctx.Err()
 }
@@ -276,11 +278,10 @@ func (rc *rawCaller) readJSON(ctx context.Context, cs *mcp.ClientSession, resp *
 	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
 		return nil, &rawBroken{fmt.Errorf("%s: failed to decode response: %v", rawSummary, err)}
 	}
-	var asks serverAsks
+	asks := serverAsks{group: &rc.handlers}
 	hctx, cancel := context.WithCancel(ctx)
 	res, done, err := rc.handle(hctx, cs, &m, id, &asks)
 	cancel()
-	asks.wg.Wait()
 	if !done && err == nil {
 		err = fmt.Errorf("calling %q: request terminated without response", "tools/call")
 	}
@@ -312,9 +313,11 @@ const rawMaxRetries = 5
 // SDK's handleSSE). Server requests are answered while it reads; they end
 // with the call.
 func (rc *rawCaller) readStream(ctx context.Context, cs *mcp.ClientSession, resp *http.Response, id string) (json.RawMessage, error) {
-	var asks serverAsks
+	// The server's requests are answered in the background; their
+	// handlers' context ends with the call, which does not wait for them
+	// (as the SDK's does not): Close does.
+	asks := serverAsks{group: &rc.handlers}
 	hctx, cancel := context.WithCancel(ctx)
-	defer asks.wg.Wait()
 	defer cancel()
 	var prevLast string
 	retries := 0
@@ -496,9 +499,35 @@ func (rc *rawCaller) backoff(attempt int) time.Duration {
 // serverAsks are the requests the server has sent during one call, being
 // answered.
 type serverAsks struct {
-	wg     sync.WaitGroup
+	group  *handlerGroup
 	mu     sync.Mutex
 	cancel map[string]context.CancelFunc // by the request's JSON id
+}
+
+// handlerGroup runs what the pool does in the background for raw calls
+// (answers to the server's requests, cancellation notices), so that the
+// pool's Close waits for them.
+type handlerGroup struct {
+	mu     sync.Mutex
+	closed bool // guards wg against an Add after Wait began
+	wg     sync.WaitGroup
+}
+
+// run runs f in the background, unless the pool is closing.
+func (g *handlerGroup) run(f func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed {
+		g.wg.Go(f)
+	}
+}
+
+// close waits for what runs, and refuses more.
+func (g *handlerGroup) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.wg.Wait()
 }
 
 // start runs answer for the request with JSON id in the background, with
@@ -512,7 +541,7 @@ func (a *serverAsks) start(ctx context.Context, id json.RawMessage, answer func(
 	}
 	a.cancel[key] = cancel
 	a.mu.Unlock()
-	a.wg.Go(func() {
+	a.group.run(func() {
 		defer func() {
 			a.mu.Lock()
 			delete(a.cancel, key)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -519,5 +520,60 @@ func TestRawCallOddResults(t *testing.T) {
 		}
 		_ = p.Close(t.Context())
 		ts.Close()
+	}
+}
+
+// TestRawCallDoesNotWaitForHandlers: a call returns with its result even
+// while a handler of the server's request is still running (as the SDK's
+// calls do); the pool's Close waits for that handler.
+func TestRawCallDoesNotWaitForHandlers(t *testing.T) {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "asks", Version: "1"}, &mcp.ServerOptions{SupportedProtocolVersions: []string{"2025-11-25"}})
+	asked := make(chan struct{})
+	mcp.AddTool(srv, &mcp.Tool{Name: "ask-and-go"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		ectx, cancel := context.WithCancel(ctx)
+		go func() {
+			<-asked // the client's handler runs: the server stops waiting for it
+			cancel()
+		}()
+		_, _ = req.Session.Elicit(ectx, &mcp.ElicitParams{Message: "name?", RequestedSchema: map[string]any{"type": "object"}})
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "went on"}}}, nil, nil
+	})
+	url, _ := rawHTTPServer(t, srv, nil)
+	release, handlerDone := make(chan struct{}), make(chan struct{})
+	p, err := mcpool.New(mcpool.Config{URL: url, Logger: slog.New(slog.DiscardHandler), ClientHandlers: &mcpool.ClientHandlers{Relay: true,
+		Elicitation: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			close(asked)
+			<-release // ignores its context: a slow person
+			close(handlerDone)
+			return &mcp.ElicitResult{Action: "decline"}, nil
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		var r mcpool.RawResult
+		_, err := p.CallTool(mcpool.WithRawResult(t.Context(), &r), &mcp.CallToolParams{Name: "ask-and-go"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		close(release)
+		t.Fatal("the call waited for the handler of the server's request")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close(context.Background()) }()
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-handlerDone:
+	default:
+		t.Error("Close returned before the handler")
 	}
 }
