@@ -252,7 +252,10 @@ func checkRaw(resp *http.Response, sid string) error {
 // (it fails the connection): the pool replaces the session (errclass.go).
 type rawBroken struct{ err error }
 
+// Error returns the SDK-shaped message.
 func (e *rawBroken) Error() string { return e.err.Error() }
+
+// Unwrap returns the error it marks.
 func (e *rawBroken) Unwrap() error { return e.err }
 
 func mediaType(ct string) string {
