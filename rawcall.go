@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -673,6 +674,10 @@ func (rc *rawCaller) answer(ctx context.Context, cs *mcp.ClientSession, m *rawMe
 	if ctx.Err() != nil {
 		return // the call has ended: nobody waits for the answer
 	}
+	if v := reflect.ValueOf(res); err == nil && (res == nil || v.Kind() == reflect.Pointer && v.IsNil()) {
+		// The SDK answers a handler's nil result with an internal error.
+		err = &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: fmt.Sprintf("the handler returned no result for %q", m.Method)}
+	}
 	var out []byte
 	if err == nil {
 		out, err = json.Marshal(res)
@@ -726,7 +731,8 @@ func (rc *rawCaller) serve(ctx context.Context, cs *mcp.ClientSession, m *rawMes
 			return h.ListRoots(ctx, &mcp.ListRootsRequest{Session: cs, Params: p})
 		}
 	}
-	return nil, &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: fmt.Sprintf("method %q not handled by this client", m.Method)}
+	// As the SDK's connection answers a method it does not handle.
+	return nil, &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: fmt.Sprintf("method not found: %q", m.Method)}
 }
 
 // toWireError is the SDK's mapping of a handler's error to the wire

@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // readEvents parses a call's event stream as the SDK's scanner does.
@@ -50,5 +53,19 @@ func TestUntracked(t *testing.T) {
 	cancel()
 	if trackOf(u) != nil || u.Err() != nil {
 		t.Errorf("untracked: track %v, err %v; want none", trackOf(u), u.Err())
+	}
+}
+
+// serve answers what the SDK's client answers: ping with an empty result,
+// an unknown method with "method not found".
+func TestRawServe(t *testing.T) {
+	rc := &rawCaller{opts: &mcp.ClientOptions{}}
+	if res, err := rc.serve(context.Background(), nil, &rawMessage{Method: "ping"}); err != nil || res == nil {
+		t.Errorf("ping: %v, %v", res, err)
+	}
+	_, err := rc.serve(context.Background(), nil, &rawMessage{Method: "x/y"})
+	var we *jsonrpc.Error
+	if !errors.As(err, &we) || we.Code != jsonrpc.CodeMethodNotFound || we.Message != `method not found: "x/y"` {
+		t.Errorf("unknown method: %v", err)
 	}
 }

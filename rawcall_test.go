@@ -46,8 +46,8 @@ func rawServer() *mcp.Server {
 	mcp.AddTool(srv, &mcp.Tool{Name: "refuse"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
 		return nil, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "refused"}
 	})
-	// "chat" sends, in order, a log message, progress, and asks the client
-	// for a sampled message, an elicited name and its roots; it answers
+	// "chat" sends, in order, a log message, progress, a ping, and asks the
+	// client for a sampled message, an elicited name and its roots; it answers
 	// with what it was told.
 	mcp.AddTool(srv, &mcp.Tool{Name: "chat"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
 		ss := req.Session
@@ -58,6 +58,9 @@ func rawServer() *mcp.Server {
 			if err := ss.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: tok, Progress: 1, Total: 2}); err != nil {
 				return nil, nil, err
 			}
+		}
+		if err := ss.Ping(ctx, nil); err != nil {
+			return nil, nil, fmt.Errorf("ping: %w", err)
 		}
 		msg, err := ss.CreateMessage(ctx, &mcp.CreateMessageParams{MaxTokens: 10, Messages: []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "hi"}}}})
 		if err != nil {
