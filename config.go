@@ -259,9 +259,10 @@ type Config struct {
 	Logger *slog.Logger
 	// HTTPClient carries URL and SSEURL traffic. Nil means a client owned by
 	// the pool whose transport keeps MaxSessions × (MaxCallsPerSession + 1)
-	// idle connections per host, so that concurrent calls (each its own POST)
-	// do not churn TCP connections; the pool closes its idle connections on
-	// Close. A client you pass is never closed by the pool.
+	// idle connections per host (Config.IdleConns), so that concurrent calls
+	// (each its own POST) do not churn TCP connections; the pool closes its
+	// idle connections on Close. A client you pass is never closed by the
+	// pool: give its transport as many idle connections.
 	HTTPClient *http.Client
 }
 
