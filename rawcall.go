@@ -52,7 +52,10 @@ type rawKey struct{}
 // returns; an interrupted stream that carried event ids is resumed with
 // Last-Event-ID (MCP spec 2025-11-25, "Resumability and Redelivery"); a
 // caller that gives up sends notifications/cancelled. Errors have the
-// SDK's shapes, so retries, health checks and observers see the same call.
+// SDK's shapes, so retries, health checks and observers see the same call;
+// only the result they see (RequestEvent.Result, CallEvent.Result) carries
+// IsError alone. A handler still answering when the call returns has its
+// context ended; the call does not wait for it, the pool's Close does.
 // Anywhere else the call takes the SDK's path and r.JSON stays nil.
 //
 // r must not be shared by concurrent calls.
