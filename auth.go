@@ -96,14 +96,19 @@ type authTransport struct {
 // RoundTrip sends req with the headers and token added, and after a 401
 // retries once with a refreshed token.
 func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	perCall, _ := req.Context().Value(headersKey{}).(http.Header)
+	if len(t.static) == 0 && len(perCall) == 0 && t.token == nil {
+		resp, err := t.base.RoundTrip(req) // nothing to add
+		return track(req, resp, err)
+	}
 	r := req.Clone(req.Context()) // a RoundTripper must not modify req
 	for k, v := range t.static {
 		if !protocolHeader[http.CanonicalHeaderKey(k)] {
 			r.Header[k] = v
 		}
 	}
-	if h, ok := req.Context().Value(headersKey{}).(http.Header); ok {
-		for k, v := range h {
+	if perCall != nil {
+		for k, v := range perCall {
 			if !protocolHeader[http.CanonicalHeaderKey(k)] {
 				r.Header[k] = v
 			}

@@ -360,6 +360,9 @@ func (rc *rawCaller) readStream(ctx context.Context, cs *mcp.ClientSession, resp
 	}
 }
 
+// streamReaders are readEvents' buffers.
+var streamReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
 // readEvents reads one response body of the call's stream, parsing events
 // as the SDK's scanner does (mcp/event.go): fields trimmed, comments
 // skipped, a line without a colon malformed, the last event dispatched at
@@ -377,7 +380,9 @@ func (rc *rawCaller) readEvents(ctx context.Context, cs *mcp.ClientSession, resp
 		}
 		resp.Body.Close()
 	}()
-	br := bufio.NewReaderSize(resp.Body, 4096)
+	br := streamReaders.Get().(*bufio.Reader)
+	br.Reset(resp.Body)
+	defer func() { br.Reset(nil); streamReaders.Put(br) }()
 	data := rc.buf()
 	defer rc.putBuf(data)
 	var ev struct {

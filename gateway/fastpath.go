@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/mcpool/mcpool"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -112,8 +113,8 @@ func (g *Gateway) relayHandler(next http.Handler) http.Handler {
 		defer g.fast.putBuf(buf)
 		_, err := buf.ReadFrom(io.LimitReader(r.Body, relayBodyLimit+1))
 		body := buf.Bytes()
-		r2 := r.Clone(r.Context())
 		if err != nil || len(body) > relayBodyLimit {
+			r2 := r.Clone(r.Context())
 			r2.Body = struct {
 				io.Reader
 				io.Closer
@@ -124,6 +125,7 @@ func (g *Gateway) relayHandler(next http.Handler) http.Handler {
 		if g.relayServe(w, r, body) {
 			return
 		}
+		r2 := r.Clone(r.Context())
 		r2.Body = io.NopCloser(bytes.NewReader(body))
 		r2.ContentLength = int64(len(body))
 		if g.cachedList(w, r2, body, next) { // listcache.go
@@ -495,59 +497,118 @@ func wireError(err error) *jsonrpc.Error {
 }
 
 // decodeRequest reads body as one JSON-RPC request object and its params
-// object, in one pass per level, refusing unknown keys (and keys that differ
-// from known ones only in case, which encoding/json would match but the SDK
-// does not).
+// object in one pass (jsontext, reading from body without copying: m's and
+// p's raw values alias body), refusing unknown keys (and keys that differ
+// from known ones only in case or by escapes, which encoding/json would
+// match but the SDK does not), duplicate keys and invalid UTF-8: a request
+// refused here is served by the SDK's handler, which decides.
 func decodeRequest(body []byte, m *relayWire, p *relayParams) bool {
-	var top, params map[string]json.RawMessage
-	if !isObject(body) || json.Unmarshal(body, &top) != nil {
+	dec := requestDecoders.Get().(*jsontext.Decoder)
+	defer requestDecoders.Put(dec)
+	dec.Reset(bytes.NewBuffer(body))
+	defer dec.Reset(eofReader{})
+	ok := readObject(dec, func(name jsontext.Value) bool {
+		switch string(name) {
+		case `"jsonrpc"`:
+			return readString(dec, &m.JSONRPC)
+		case `"id"`:
+			return readRaw(dec, &m.ID)
+		case `"method"`:
+			return readString(dec, &m.Method)
+		case `"params"`:
+			if m.Params != nil || dec.PeekKind() != '{' {
+				return false
+			}
+			from := dec.InputOffset() // before the colon
+			ok := readObject(dec, func(name jsontext.Value) bool {
+				return readParam(dec, name, p)
+			})
+			m.Params = bytes.TrimLeft(body[from:dec.InputOffset()], " \t\r\n:")
+			return ok
+		}
+		return false
+	})
+	if !ok || m.Params == nil {
 		return false
 	}
-	for k, v := range top {
-		switch k {
-		case "jsonrpc":
-			if json.Unmarshal(v, &m.JSONRPC) != nil {
-				return false
-			}
-		case "id":
-			m.ID = v
-		case "method":
-			if json.Unmarshal(v, &m.Method) != nil {
-				return false
-			}
-		case "params":
-			m.Params = v
-		default:
-			return false
-		}
-	}
-	if !isObject(m.Params) || json.Unmarshal(m.Params, &params) != nil {
+	if _, err := dec.ReadToken(); err != io.EOF { // one value, then the end
 		return false
-	}
-	for k, v := range params {
-		var err error
-		switch k {
-		case "name":
-			err = json.Unmarshal(v, &p.Name)
-		case "arguments":
-			p.Arguments = v
-		case "_meta":
-			if !isObject(v) {
-				return false
-			}
-			err = json.Unmarshal(v, &p.Meta)
-		case "requestId":
-			p.RequestID = v
-		case "reason":
-			err = json.Unmarshal(v, &p.Reason)
-		default:
-			return false
-		}
-		if err != nil {
-			return false
-		}
 	}
 	return true
+}
+
+// readParam reads the value of a params key into p.
+func readParam(dec *jsontext.Decoder, name jsontext.Value, p *relayParams) bool {
+	switch string(name) {
+	case `"name"`:
+		return readString(dec, &p.Name)
+	case `"arguments"`:
+		return readRaw(dec, &p.Arguments)
+	case `"_meta"`:
+		if dec.PeekKind() != '{' {
+			return false
+		}
+		var raw json.RawMessage
+		return readRaw(dec, &raw) && json.Unmarshal(raw, &p.Meta) == nil
+	case `"requestId"`:
+		return readRaw(dec, &p.RequestID)
+	case `"reason"`:
+		return readString(dec, &p.Reason)
+	}
+	return false
+}
+
+var requestDecoders = sync.Pool{New: func() any { return jsontext.NewDecoder(eofReader{}) }}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// readObject reads an object from dec, calling member for each name with
+// dec at the name's value; member reads the value and reports whether it
+// was one the caller knows.
+func readObject(dec *jsontext.Decoder, member func(name jsontext.Value) bool) bool {
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return false
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadValue()
+		if err != nil || !member(name) {
+			return false
+		}
+	}
+	_, err := dec.ReadToken()
+	return err == nil
+}
+
+// readString reads a string into s as encoding/json would (null leaves s
+// as it is).
+func readString(dec *jsontext.Decoder, s *string) bool {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return false
+	}
+	switch v.Kind() {
+	case 'n':
+		return true
+	case '"':
+		if bytes.IndexByte(v, '\\') < 0 {
+			*s = string(v[1 : len(v)-1])
+			return true
+		}
+		u, err := jsontext.AppendUnquote(nil, v)
+		*s = string(u)
+		return err == nil
+	}
+	return false
+}
+
+// readRaw reads any value into raw, as encoding/json's RawMessage does
+// (null included).
+func readRaw(dec *jsontext.Decoder, raw *json.RawMessage) bool {
+	v, err := dec.ReadValue()
+	*raw = json.RawMessage(v)
+	return err == nil
 }
 
 // plainID reports whether id is a JSON-RPC id the relay echoes as is: an

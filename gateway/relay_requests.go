@@ -411,9 +411,14 @@ func (t relayTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		return resp, nil
 	}
-	resp.Body = &sseMarker{rc: resp.Body, br: bufio.NewReader(resp.Body), token: tok}
+	br := markerReaders.Get().(*bufio.Reader)
+	br.Reset(resp.Body)
+	resp.Body = &sseMarker{rc: resp.Body, br: br, token: tok}
 	return resp, nil
 }
+
+// markerReaders are the sseMarkers' buffers, one per stream being read.
+var markerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
 // sseMarker passes an SSE stream through, adding the caller's token to
 // the params._meta of each request and notification in it.
@@ -429,9 +434,24 @@ type sseMarker struct {
 func (m *sseMarker) Read(p []byte) (int, error) {
 	for len(m.pending) == 0 {
 		if m.err != nil {
+			if m.br != nil {
+				// Read is the buffer's only user (Close, which may run
+				// beside it, does not touch it): it goes back once read out.
+				m.br.Reset(nil)
+				markerReaders.Put(m.br)
+				m.br = nil
+			}
 			return 0, m.err
 		}
-		line, err := m.br.ReadBytes('\n')
+		// The line is in the buffer until the next read, and pending is
+		// read out before it.
+		line, err := m.br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			head := append([]byte(nil), line...) // before the buffer is read again
+			var rest []byte
+			rest, err = m.br.ReadBytes('\n')
+			line = append(head, rest...)
+		}
 		m.err = err
 		m.pending = m.mark(line)
 	}
