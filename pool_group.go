@@ -72,7 +72,7 @@ func (p *Pool) noSessionLocked() error {
 func (p *Pool) waitFailing(ctx context.Context) {
 	for {
 		p.mu.Lock()
-		failing := len(p.sessions) == 0 && p.failures > 0 || p.closed
+		failing := failing(len(p.sessions), p.failures, p.closed) // Stats.Failing
 		ev := p.connectEvent
 		p.mu.Unlock()
 		if failing {

@@ -140,6 +140,19 @@ func (p *Pool) Stats() Stats {
 	return st
 }
 
+// Failing reports whether the pool has no session and its last connect
+// failed, or is closed: a server that is down or refusing, whose connects
+// go on with backoff. It is what [Group.Start] stops waiting for in a
+// replica once another has started, and what a caller deciding whether to
+// wait for a pool's first session can stop at. Stats summed over a
+// server's replicas ([GroupServer.Stats]) are failing when no replica has
+// a session and one has failed.
+func (s Stats) Failing() bool { return failing(s.Sessions, s.ConsecutiveFailures, s.Closed) }
+
+func failing(sessions, failures int, closed bool) bool {
+	return sessions == 0 && failures > 0 || closed
+}
+
 // Status sums up a pool's health, as in Stats.Status.
 type Status string
 

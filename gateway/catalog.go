@@ -75,6 +75,8 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 		// A server going down leaves the merged list; coming back joins it.
 		changed = [3]bool{true, true, true}
 	}
+	wasFailing := srv.listErr != nil
+	logged := wasFailing && srv.listErr != errNotListed // its failure was logged
 	srv.listErr = err
 	srv.mu.Unlock()
 	if changed != [3]bool{} {
@@ -100,8 +102,13 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 		}
 		g.resMu.Unlock()
 	}
-	if err != nil && ctx.Err() == nil {
-		g.log.Warn("catalog: listing failed; the server is left out of the merged lists", "server", srv.name, "error", err)
+	// Logged when it changes, not at every poll (the status page shows the
+	// error meanwhile).
+	switch {
+	case err != nil && ctx.Err() == nil && !logged:
+		g.log.Warn("catalog: listing failed; the server is left out of the merged lists until it answers", "server", srv.name, "error", err)
+	case err == nil && wasFailing:
+		g.log.Info("catalog: the server answers again; its lists are merged", "server", srv.name)
 	}
 	if notify {
 		g.notifyChanged(changed)
@@ -135,8 +142,14 @@ func (g *Gateway) watchCatalogs() {
 			if srv.Mode == ModeShared {
 				srv.unavailable.Store(srv.Upstream.Stats().Status == mcpool.StatusUnavailable)
 			}
-			if srv.Mode != ModePassthrough {
-				g.refreshCatalog(g.ctx, srv, true)
+			if srv.Mode != ModePassthrough && srv.refreshing.CompareAndSwap(false, true) {
+				// Each server in its own goroutine: one whose lists hang
+				// (connects failing until its breaker opens) holds back
+				// only its own catalog.
+				g.bg.Go(func() {
+					defer srv.refreshing.Store(false)
+					g.refreshCatalog(srv.ctx, srv, true)
+				})
 			}
 		}
 	}

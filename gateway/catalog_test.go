@@ -3,6 +3,10 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,21 +22,24 @@ import (
 type failingLists struct {
 	gateway.Upstream
 	failing atomic.Bool
+	failed  atomic.Int64 // lists failed
 }
 
 func (f *failingLists) ListTools(ctx context.Context) ([]*mcp.Tool, error) {
 	if f.failing.Load() {
+		f.failed.Add(1)
 		return nil, errors.New("listing failed")
 	}
 	return f.Upstream.ListTools(ctx)
 }
 
-// A server whose tool list fails leaves the merged list (as the log says),
-// and joins it again when it answers.
+// A server whose tool list fails leaves the merged list (as the log says,
+// once, not at every poll), and joins it again when it answers.
 func TestFailingServerLeavesMergedList(t *testing.T) {
 	up := &failingLists{Upstream: gateway.PoolUpstream(newPool(t, mcpool.Config{URL: demoURL(t)}))}
 	other := newPool(t, mcpool.Config{URL: demoURL(t)})
-	gw, url := startGateway(t, gateway.Options{CatalogPoll: 5 * time.Millisecond, Servers: []gateway.Server{
+	var logs syncBuffer
+	gw, url := startGateway(t, gateway.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), CatalogPoll: 5 * time.Millisecond, Servers: []gateway.Server{
 		{Name: "flaky", Mode: gateway.ModeShared, Upstream: up},
 		{Name: "steady", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(other)},
 	}})
@@ -62,6 +69,102 @@ func TestFailingServerLeavesMergedList(t *testing.T) {
 	if st := gw.Status().Servers[0]; st.Tools != 0 || st.ListError == "" {
 		t.Errorf("status: %d tools, list error %q; want 0 and the error", st.Tools, st.ListError)
 	}
+	polls := up.failed.Load()
+	eventually(t, "three more polls that fail", func() bool { return up.failed.Load() >= polls+3 })
+	if n := strings.Count(logs.String(), "left out of the merged lists"); n != 1 {
+		t.Errorf("the failing lists were logged %d times, want once:\n%s", n, logs.String())
+	}
 	up.failing.Store(false)
 	eventually(t, "the server's tools to come back", func() bool { return listed("flaky__") })
+	eventually(t, "the log to say the server answers again", func() bool {
+		return strings.Contains(logs.String(), "answers again") && strings.Contains(logs.String(), "server=flaky")
+	})
+}
+
+// A server that is down when the gateway starts does not hold the others
+// back: Start returns once a connect to it has failed, long before its
+// circuit breaker opens (10 s of failures), with the other server's tools
+// listed; when the server comes up, its tools come with list_changed.
+func TestStartServesWithoutADeadServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // refused until the server comes up on it
+	var stopLate func()
+	t.Cleanup(func() { // after the pools' Close, which ends their sessions on it
+		if stopLate != nil {
+			stopLate()
+		}
+	})
+	dead := newPool(t, mcpool.Config{URL: "http://" + addr + "/mcp"})
+	live := newPool(t, mcpool.Config{URL: demoURL(t)})
+	var logs syncBuffer
+	gw, url := startGateway(t, gateway.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Servers: []gateway.Server{
+		{Name: "late", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(dead)},
+		{Name: "up", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(live)},
+	}})
+	if st := dead.Stats(); st.Status == mcpool.StatusUnavailable || st.ConnectErrors == 0 {
+		t.Fatalf("Start returned with the down server's breaker open or before a connect to it failed: %+v", st)
+	}
+	if !strings.Contains(logs.String(), "serving without this server's catalog") || !strings.Contains(logs.String(), "server=late") {
+		t.Errorf("no warning names the server left out:\n%s", logs.String())
+	}
+
+	changed := make(chan struct{}, 16)
+	cs := connect(t, url, "2025-11-25", &mcp.ClientOptions{ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	names := func() string {
+		res, err := cs.ListTools(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, tool := range res.Tools {
+			out = append(out, tool.Name)
+		}
+		return strings.Join(out, " ")
+	}
+	if got := names(); !strings.Contains(got, "up__echo") || strings.Contains(got, "late__") {
+		t.Fatalf("tools at first: %s; want the live server's only", got)
+	}
+	if st := gw.Status().Servers[0]; st.Tools != 0 || !strings.Contains(st.ListError, "not listed yet") {
+		t.Errorf("status: the down server has %d tools, list error %q; want 0 and why", st.Tools, st.ListError)
+	}
+
+	// The server comes up on its address.
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the address was taken meanwhile: %v", err)
+	}
+	s := mcp.NewServer(&mcp.Implementation{Name: "late", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "hello", Description: "Says hello."},
+		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "hello"}}}, nil, nil
+		})
+	ts := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	ts.Listener.Close()
+	ts.Listener = ln
+	ts.Start()
+	stopLate = func() { closePeer(s, ts) }
+	for !strings.Contains(names(), "late__hello") {
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatalf("no list_changed bringing the server's tools: %s", names())
+		}
+	}
+	if res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "late__hello"}); err != nil || text(res) != "hello" {
+		t.Errorf("late__hello: %v %v", text(res), err)
+	}
+	if !strings.Contains(logs.String(), "answers again") {
+		t.Errorf("the log does not say the server answers:\n%s", logs.String())
+	}
 }

@@ -330,6 +330,7 @@ type server struct {
 	refused    atomic.Int64
 	// unavailable: the server's breaker is open and no session is left.
 	unavailable atomic.Bool
+	refreshing  atomic.Bool // a load of its catalog is under way (catalog.go)
 	win         window
 	sec         serverSecurity // policy.go
 	red         redRecorder    // calls by method and outcome (red.go)
@@ -535,10 +536,12 @@ func orDur(v, def time.Duration) time.Duration {
 	return v
 }
 
-// Start loads every server's catalog (a server that fails is left out and
-// reported on the status page, not an error), starts the catalog watcher
-// and warms the isolated servers' spares. It returns ctx's error if ctx
-// ends first.
+// Start loads every server's catalog, starts the catalog watcher and warms
+// the isolated servers' spares. It waits for each server until its catalog
+// is loaded or a connect to it has failed: a server that is down or
+// failing is served without its tools, prompts and resources (reported on
+// the status page and logged, not an error) until it answers, and they
+// then come with list_changed. It returns ctx's error if ctx ends first.
 func (g *Gateway) Start(ctx context.Context) error {
 	if err := g.startServers(ctx, g.set.Load().servers); err != nil {
 		return err

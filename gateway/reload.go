@@ -70,12 +70,29 @@ func (g *Gateway) newServerSet(servers []Server, naming *mcpool.Naming, old *ser
 	return set, fresh, nil
 }
 
-// startServers loads servers' catalogs and starts their spares' upkeep.
+// startServers loads servers' catalogs and starts their spares' upkeep. It
+// waits for each server until its catalog is loaded or it is failing (every
+// replica without a session, its last connect failed: mcpool.Stats.Failing):
+// a server that is down (its connects refused until its circuit breaker
+// opens, 10 s by default) must not hold back the others'. Its catalog goes
+// on loading in the background, and comes with list_changed when it
+// answers.
 func (g *Gateway) startServers(ctx context.Context, servers []*server) error {
-	var wg sync.WaitGroup
+	type loading struct {
+		srv  *server
+		done chan struct{}
+	}
+	var loads []loading
 	for _, srv := range servers {
 		if srv.Mode != ModePassthrough {
-			wg.Go(func() { g.refreshCatalog(ctx, srv, false) })
+			l := loading{srv: srv, done: make(chan struct{})}
+			srv.refreshing.Store(true)
+			g.bg.Go(func() {
+				defer close(l.done)
+				defer srv.refreshing.Store(false)
+				g.refreshCatalog(srv.ctx, srv, true)
+			})
+			loads = append(loads, l)
 		}
 		if srv.Mode == ModeIsolated {
 			srv.sparesDone = make(chan struct{})
@@ -85,15 +102,50 @@ func (g *Gateway) startServers(ctx context.Context, servers []*server) error {
 			})
 		}
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		<-done
-		return ctx.Err()
+	tick := time.NewTicker(10 * time.Millisecond) // Stats has no event to wait on
+	defer tick.Stop()
+	for _, l := range loads {
+		for waiting := true; waiting; {
+			select {
+			case <-l.done:
+				waiting = false
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-tick.C:
+				if l.srv.failing() {
+					g.log.Warn("gateway: serving without this server's catalog until it answers: a connect to it failed",
+						"server", l.srv.name)
+					l.srv.mu.Lock()
+					if l.srv.fprint == [3]string{} && l.srv.listErr == nil { // not listed yet
+						l.srv.listErr = errNotListed
+					}
+					l.srv.mu.Unlock()
+					waiting = false
+				}
+			}
+		}
 	}
+	return nil
+}
+
+// errNotListed is the list error the status page shows for a server left
+// out at start until its catalog loads or its lists fail.
+var errNotListed = errors.New("not listed yet: its connects are failing (the gateway keeps connecting; the log has the error)")
+
+// failing reports whether every replica of srv is failing
+// (mcpool.Stats.Failing).
+func (srv *server) failing() bool {
+	if srv.Replicas != nil {
+		if rs := srv.Replicas(); len(rs) > 0 {
+			for _, r := range rs {
+				if !r.Stats.Failing() {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	return srv.Upstream.Stats().Failing()
 }
 
 // Reload changes the gateway's servers to servers, named by naming, as

@@ -225,13 +225,20 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		rl.group = group
+		// The Group starts in the background: the gateway's Start below
+		// waits for each server until its catalog is loaded or it is
+		// failing, so that a server that is down does not hold the others
+		// back until its breaker opens. Servers that did not start are
+		// reported here then, and retried in the background.
 		startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		if err := group.Start(startCtx); err != nil && ctx.Err() == nil {
-			// Servers that did not start are reported and retried in the
-			// background; the others serve.
-			log.Warn("some servers did not start", "error", err)
-		}
-		cancel()
+		started := make(chan struct{})
+		go func() {
+			defer close(started)
+			if err := group.Start(startCtx); err != nil && startCtx.Err() == nil {
+				log.Warn("some servers did not start", "error", err)
+			}
+		}()
+		defer func() { cancel(); <-started }() // before the Group's Close
 	}
 	if ctx.Err() != nil {
 		log.Info("signal received while starting: stopped")

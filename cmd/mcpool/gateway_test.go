@@ -335,3 +335,99 @@ func TestGatewayReusesUpstreamConnections(t *testing.T) {
 		t.Errorf("%d upstream connections opened for %d calls from %d callers, want at most about one per caller", n, callers*each, callers)
 	}
 }
+
+// A server that is down when the gateway starts does not hold the others
+// back: the gateway serves before that server's circuit breaker opens (10 s
+// of refused connects), with the other server's tools, says which server it
+// left out, and lists its tools once it comes up.
+func TestGatewayServesWhileAServerIsDown(t *testing.T) {
+	up := mcp.NewServer(&mcp.Implementation{Name: "up", Version: "1"}, nil)
+	mcp.AddTool(up, &mcp.Tool{Name: "ping"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "pong"}}}, nil, nil
+	})
+	upTS := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return up }, nil))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	downAddr := ln.Addr().String()
+	ln.Close() // refused until the server comes up on it
+	later := mcp.NewServer(&mcp.Implementation{Name: "later", Version: "1"}, nil)
+	mcp.AddTool(later, &mcp.Tool{Name: "hello"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "hello"}}}, nil, nil
+	})
+	laterTS := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return later }, nil))
+	t.Cleanup(func() { // after the gateway has stopped (cleanups run last first)
+		for _, s := range []*mcp.Server{up, later} {
+			for ss := range s.Sessions() {
+				_ = ss.Close()
+			}
+		}
+		upTS.Close()
+		laterTS.Close()
+	})
+	url, _, logs := startGateway(t, fmt.Sprintf(`{
+  // one server is down at start
+  "mcpServers": {
+    "Down Server.old": {"url": "http://%s/mcp"},
+    "up": {"url": %q}, // this one answers
+  },
+  "gateway": {"servers": {"Down Server.old": {"mode": "shared"}, "up": {"mode": "shared"}}}
+}`, downAddr, upTS.URL+"/"))
+	resp, err := http.Get(strings.TrimSuffix(url, "/mcp") + "/status.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Servers []struct {
+			Name    string `json:"name"`
+			Breaker string `json:"breaker"`
+		} `json:"servers"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st.Servers {
+		if s.Name == "Down Server.old" && s.Breaker != "closed" {
+			t.Errorf("the gateway served only once the down server's breaker was %s", s.Breaker)
+		}
+	}
+	if !strings.Contains(logs.String(), "serving without this server's catalog") || !strings.Contains(logs.String(), `server="Down Server.old"`) {
+		t.Errorf("no warning names the server left out:\n%s", logs.String())
+	}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "caller", Version: "1"}, nil).Connect(t.Context(),
+		&mcp.StreamableClientTransport{Endpoint: url}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	tools := func() string {
+		res, err := cs.ListTools(t.Context(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, tool := range res.Tools {
+			names = append(names, tool.Name)
+		}
+		return strings.Join(names, " ")
+	}
+	if got := tools(); !strings.Contains(got, "up__ping") || strings.Contains(got, "hello") {
+		t.Fatalf("tools at first: %s; want the live server's only", got)
+	}
+	if ln, err = net.Listen("tcp", downAddr); err != nil {
+		t.Skipf("the address was taken meanwhile: %v", err)
+	}
+	laterTS.Listener.Close()
+	laterTS.Listener = ln
+	laterTS.Start()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(tools(), "hello") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server's tools never came: %s", tools())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
