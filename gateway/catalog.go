@@ -142,15 +142,37 @@ func (g *Gateway) watchCatalogs() {
 			if srv.Mode == ModeShared {
 				srv.unavailable.Store(srv.Upstream.Stats().Status == mcpool.StatusUnavailable)
 			}
-			if srv.Mode != ModePassthrough && srv.refreshing.CompareAndSwap(false, true) {
-				// Each server in its own goroutine: one whose lists hang
-				// (connects failing until its breaker opens) holds back
-				// only its own catalog.
-				g.bg.Go(func() {
-					defer srv.refreshing.Store(false)
-					g.refreshCatalog(srv.ctx, srv, true)
-				})
+			if srv.Mode != ModePassthrough {
+				g.refreshAsync(srv)
 			}
+		}
+	}
+}
+
+// refreshAsync refreshes srv's catalog in a goroutine of its own, so that
+// a server whose lists hang (connects failing until its breaker opens)
+// holds back only its own catalog. Asked while a refresh of srv is under
+// way, it has that one run again once done: a list_changed may have come
+// after its lists were read.
+func (g *Gateway) refreshAsync(srv *server) {
+	srv.refreshAgain.Store(true)
+	if srv.refreshing.CompareAndSwap(false, true) {
+		g.bg.Go(func() { g.refreshLoop(srv) })
+	}
+}
+
+// refreshLoop refreshes srv's catalog as long as it is asked to. The
+// caller has set srv.refreshing, which refreshLoop clears when it returns.
+func (g *Gateway) refreshLoop(srv *server) {
+	for {
+		for srv.refreshAgain.Swap(false) {
+			g.refreshCatalog(srv.ctx, srv, true)
+		}
+		srv.refreshing.Store(false)
+		// Asked between the last Swap and the Store: this loop runs it,
+		// unless the asker has started one.
+		if !srv.refreshAgain.Load() || !srv.refreshing.CompareAndSwap(false, true) {
+			return
 		}
 	}
 }

@@ -330,10 +330,12 @@ type server struct {
 	refused    atomic.Int64
 	// unavailable: the server's breaker is open and no session is left.
 	unavailable atomic.Bool
-	refreshing  atomic.Bool // a load of its catalog is under way (catalog.go)
-	win         window
-	sec         serverSecurity // policy.go
-	red         redRecorder    // calls by method and outcome (red.go)
+	// refreshing: a load of its catalog is under way; refreshAgain: one
+	// is asked for (catalog.go: refreshAsync).
+	refreshing, refreshAgain atomic.Bool
+	win                      window
+	sec                      serverSecurity // policy.go
+	red                      redRecorder    // calls by method and outcome (red.go)
 
 	mu        sync.Mutex
 	tools     []*mcp.Tool // named by the Naming

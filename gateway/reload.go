@@ -86,11 +86,11 @@ func (g *Gateway) startServers(ctx context.Context, servers []*server) error {
 	for _, srv := range servers {
 		if srv.Mode != ModePassthrough {
 			l := loading{srv: srv, done: make(chan struct{})}
-			srv.refreshing.Store(true)
+			srv.refreshing.Store(true) // a new server: nothing else loads it
 			g.bg.Go(func() {
-				defer close(l.done)
-				defer srv.refreshing.Store(false)
 				g.refreshCatalog(srv.ctx, srv, true)
+				close(l.done)
+				g.refreshLoop(srv) // what the watcher asked for meanwhile
 			})
 			loads = append(loads, l)
 		}
