@@ -84,6 +84,26 @@ func (b *breaker) retryIn() time.Duration {
 	return max(left, 0)
 }
 
+// logRecovery logs the breaker's latest change and a connect that worked
+// after failures. The breaker opening is a warning and its closing news;
+// its turns between open and half-open while the server stays down (one
+// per BreakerCooldown) are logged at debug level.
+func (p *Pool) logRecovery() {
+	if note := p.breakerNote.Swap(nil); note != nil {
+		switch *note {
+		case "open (was closed)":
+			p.log.warn("circuit breaker " + *note)
+		case "closed (was half-open)", "closed (was open)":
+			p.log.info("circuit breaker " + *note)
+		default:
+			p.log.debug("circuit breaker " + *note)
+		}
+	}
+	if n := p.recovered.Swap(0); n > 0 {
+		p.log.info("connected again", "target", p.dialer.target, "after_failures", n)
+	}
+}
+
 // breakerRetryIn estimates when the open breaker lets a probe through.
 func (p *Pool) breakerRetryIn() time.Duration {
 	if p.breaker == nil {
@@ -103,9 +123,7 @@ func (p *Pool) maintain() {
 		case <-p.ctx.Done():
 			return
 		case now := <-t.C:
-			if note := p.breakerNote.Swap(nil); note != nil {
-				p.log.warn("circuit breaker " + *note)
-			}
+			p.logRecovery()
 			p.mu.Lock()
 			if p.closed {
 				p.mu.Unlock()

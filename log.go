@@ -13,6 +13,8 @@ type logger struct{ l *slog.Logger }
 // costs no allocation for its prefix.
 func (l logger) debug(msg string, args ...any) { l.log(slog.LevelDebug, msg, args) }
 
+func (l logger) info(msg string, args ...any) { l.log(slog.LevelInfo, msg, args) }
+
 func (l logger) warn(msg string, args ...any) { l.log(slog.LevelWarn, msg, args) }
 
 func (l logger) log(level slog.Level, msg string, args []any) {

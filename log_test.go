@@ -1,8 +1,12 @@
 package mcpool_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -12,65 +16,58 @@ import (
 	"github.com/mcpool/mcpool/internal/demoserver"
 )
 
-// stallingLogs is a debug-level handler that blocks the first record whose
-// message contains match until release is closed.
-type stallingLogs struct {
-	match   string
-	once    sync.Once
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (h *stallingLogs) Enabled(context.Context, slog.Level) bool { return true }
-func (h *stallingLogs) Handle(_ context.Context, r slog.Record) error {
-	if strings.Contains(r.Message, h.match) {
-		h.once.Do(func() {
-			close(h.entered)
-			<-h.release
-		})
+// A server that is down is logged once at warning level however often the
+// pool retries (backoff, then one probe per breaker cool-down), the
+// breaker's opening once, and its recovery once: not a line per retry.
+func TestConnectFailuresLoggedOnce(t *testing.T) {
+	port := freePort(t)
+	var mu sync.Mutex
+	var logs bytes.Buffer
+	read := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.String()
 	}
-	return nil
-}
-func (h *stallingLogs) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *stallingLogs) WithGroup(string) slog.Handler      { return h }
+	var stopServer func()
+	t.Cleanup(func() { // after the pool's Close (cleanups run last first)
+		if stopServer != nil {
+			stopServer()
+		}
+	})
+	p := newPool(t, mcpool.Config{
+		URL:              fmt.Sprintf("http://127.0.0.1:%d/mcp", port),
+		Logger:           slog.New(slog.NewTextHandler(lockedWriter{&logs, &mu}, nil)), // info and above
+		FailureThreshold: 2, BreakerOpenAfter: -1, BreakerCooldown: 20 * time.Millisecond,
+		BackoffInitial: time.Millisecond, BackoffMax: 5 * time.Millisecond,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go func() { _ = p.Start(ctx) }() // fails once the breaker opens; the pool goes on probing
+	eventually(t, "ten failed connects", func() bool { return p.Stats().ConnectErrors >= 10 })
+	got := read()
+	if n := strings.Count(got, "connect failed"); n != 1 {
+		t.Errorf("%d lines say a connect failed, want 1:\n%s", n, got)
+	}
+	if n := strings.Count(got, "circuit breaker open (was closed)"); n != 1 || strings.Contains(got, "half-open") {
+		t.Errorf("the breaker's turns were logged %d times (want its opening once, its probes not):\n%s", n, got)
+	}
 
-// The pool logs outside its lock: a log handler stalled on "session
-// retired" (written when a session past MaxSessionLifetime is retired) does not
-// stall Acquire.
-func TestSlowLogHandlerDoesNotStallAcquire(t *testing.T) {
-	logs := &stallingLogs{match: "session retired", entered: make(chan struct{}), release: make(chan struct{})}
-	var releaseOnce sync.Once
-	unblock := func() { releaseOnce.Do(func() { close(logs.release) }) }
-	nt, _ := inMemory(demoserver.New(demoserver.Options{}))
-	p := newPool(t, mcpool.Config{NewTransport: nt, MaxSessionLifetime: 50 * time.Millisecond, Logger: slog.New(logs)})
-	defer unblock() // before newPool's cleanup closes the pool
-	ctx := context.Background()
-	l, err := p.Acquire(ctx)
+	// The server comes up on its port.
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
-		t.Fatal(err)
+		t.Skipf("the port was taken meanwhile: %v", err)
 	}
-	l.Release()
-	select { // the session expires, retires and its log stalls
-	case <-logs.entered:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no session was retired")
-	}
-	done := make(chan error, 1)
-	go func() {
-		l, err := p.Acquire(ctx)
-		if err == nil {
-			l.Release()
-		}
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Acquire while a log handler stalls: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		unblock()
-		<-done
-		t.Fatal("Acquire stalled behind a blocked log handler")
+	srv := demoserver.New(demoserver.Options{})
+	ts := httptest.NewUnstartedServer(demoserver.Handler(srv, false, 0))
+	ts.Listener.Close()
+	ts.Listener = ln
+	ts.Start()
+	stopServer = func() { closeServer(ts, srv) }
+	eventually(t, "the pool to connect", func() bool { return p.Stats().Sessions > 0 })
+	eventually(t, "the recovery to be logged", func() bool {
+		return strings.Contains(read(), "connected again") && strings.Contains(read(), "circuit breaker closed")
+	})
+	if n := strings.Count(read(), "connected again"); n != 1 {
+		t.Errorf("the recovery was logged %d times:\n%s", n, read())
 	}
 }

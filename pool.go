@@ -77,9 +77,11 @@ type Pool struct {
 	// store shares the catalog with other processes; nil without a
 	// CatalogStore.
 	store *storeGate
-	// breakerNote holds the breaker's latest state change until the
-	// maintainer logs it outside the lock.
+	// breakerNote holds the breaker's latest state change, and recovered
+	// how many connects had failed before one worked, until the maintainer
+	// logs them outside the lock.
 	breakerNote atomic.Pointer[string]
+	recovered   atomic.Int64
 	// server is "name version" of the server the first session reported;
 	// a later session reporting another empties the catalog.
 	server string
@@ -478,6 +480,9 @@ func (p *Pool) unavailableLocked() error {
 
 // noteConnectOKLocked records a connect that proved itself.
 func (p *Pool) noteConnectOKLocked() {
+	if p.failures > 0 {
+		p.recovered.Store(int64(p.failures))
+	}
 	p.failures, p.lastErr = 0, nil
 }
 
@@ -650,10 +655,19 @@ func (p *Pool) connectFailed(err error) {
 	}
 	p.counters.errors.Add(1)
 	p.counters.connectErrors.Add(1)
-	if errors.Is(err, ErrConnectQueueFull) {
+	p.mu.Lock()
+	failed := p.failures // in a row before this one
+	p.mu.Unlock()
+	switch {
+	case errors.Is(err, ErrConnectQueueFull):
 		p.log.debug("connect gave up its place in the queue", "target", p.dialer.target, "error", err)
-	} else {
-		p.log.warn("connect failed", "target", p.dialer.target, "error", err)
+	case failed == 0:
+		// The first of a run is news; the retries that follow (several a
+		// second while backing off, one per cool-down once the breaker is
+		// open) are not, until one works (logged then: maintain).
+		p.log.warn("connect failed (retrying with backoff; further failures are logged at debug level until a connect succeeds)", "target", p.dialer.target, "error", err)
+	default:
+		p.log.debug("connect failed again", "target", p.dialer.target, "failures", failed+1, "error", err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
