@@ -643,6 +643,21 @@ func (p *Pool) connected(c conn, err error, renewal bool, report func(error)) {
 	p.log.debug("session connected", "session", s.id, "protocol", s.version())
 }
 
+// logConnectFailed logs a failed connect: the first of a run (first) at
+// warning level; the retries that follow (several a second while backing
+// off, one per cool-down once the breaker is open) at debug level, until
+// one works (logged then: logRecovery). n counts the run's failures.
+func (p *Pool) logConnectFailed(err error, first bool, n int) {
+	switch {
+	case errors.Is(err, ErrConnectQueueFull):
+		p.log.debug("connect gave up its place in the queue", "target", p.dialer.target, "error", err)
+	case first:
+		p.log.warn("connect failed (retrying with backoff; further failures are logged at debug level until a connect succeeds)", "target", p.dialer.target, "error", err)
+	default:
+		p.log.debug("connect failed again", "target", p.dialer.target, "failures", n, "error", err)
+	}
+}
+
 func (p *Pool) connectFailed(err error) {
 	if p.ctx.Err() != nil {
 		// Close cut the connect short: not the server's failure.
@@ -656,20 +671,10 @@ func (p *Pool) connectFailed(err error) {
 	p.counters.errors.Add(1)
 	p.counters.connectErrors.Add(1)
 	p.mu.Lock()
-	failed := p.failures // in a row before this one
-	p.mu.Unlock()
-	switch {
-	case errors.Is(err, ErrConnectQueueFull):
-		p.log.debug("connect gave up its place in the queue", "target", p.dialer.target, "error", err)
-	case failed == 0:
-		// The first of a run is news; the retries that follow (several a
-		// second while backing off, one per cool-down once the breaker is
-		// open) are not, until one works (logged then: maintain).
-		p.log.warn("connect failed (retrying with backoff; further failures are logged at debug level until a connect succeeds)", "target", p.dialer.target, "error", err)
-	default:
-		p.log.debug("connect failed again", "target", p.dialer.target, "failures", failed+1, "error", err)
-	}
-	p.mu.Lock()
+	// The first failure of a run is news (a give-up in the connect queue
+	// is backpressure, not the server's failure, and starts none).
+	first := p.failures == 0 || errors.Is(p.lastErr, ErrConnectQueueFull)
+	defer p.logConnectFailed(err, first, p.failures+1) // after the unlock
 	defer p.mu.Unlock()
 	p.connecting--
 	p.dialing--

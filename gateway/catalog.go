@@ -76,8 +76,11 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 		changed = [3]bool{true, true, true}
 	}
 	wasFailing := srv.listErr != nil
-	logged := wasFailing && srv.listErr != errNotListed // its failure was logged
 	srv.listErr = err
+	// Warned once per run of failures, and only when a warning was
+	// written: a listing cut short by shutdown is not one.
+	warn := err != nil && !srv.listWarned && srv.ctx.Err() == nil
+	srv.listWarned = warn || err != nil && srv.listWarned
 	srv.mu.Unlock()
 	if changed != [3]bool{} {
 		// Calls see the new lists from now: so do list answers, before
@@ -105,7 +108,7 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 	// Logged when it changes, not at every poll (the status page shows the
 	// error meanwhile).
 	switch {
-	case err != nil && ctx.Err() == nil && !logged:
+	case warn:
 		g.log.Warn("catalog: listing failed; the server is left out of the merged lists until it answers", "server", srv.name, "error", err)
 	case err == nil && wasFailing:
 		g.log.Info("catalog: the server answers again; its lists are merged", "server", srv.name)

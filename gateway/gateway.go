@@ -290,6 +290,10 @@ type Gateway struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	bg       sync.WaitGroup
+	// bgMu guards bgClosed, set by Close before it waits for bg: work a
+	// Reload starts then must not join bg (goBackground).
+	bgMu     sync.Mutex
+	bgClosed bool
 
 	kick     chan struct{} // a list_changed came in: refresh catalogs now
 	iso      isolation
@@ -350,6 +354,7 @@ type server struct {
 	completions  atomic.Int32 // whether the server declares completions (completion.go)
 	fprint       [3]string
 	listErr      error
+	listWarned   bool // listErr's run of failures was logged
 }
 
 // New validates opts and returns a gateway. New does no I/O: Start loads the
@@ -553,6 +558,18 @@ func (g *Gateway) Start(ctx context.Context) error {
 	return nil
 }
 
+// goBackground runs f in a goroutine Close waits for, and reports whether
+// it did: not once Close has begun waiting.
+func (g *Gateway) goBackground(f func()) bool {
+	g.bgMu.Lock()
+	defer g.bgMu.Unlock()
+	if g.bgClosed {
+		return false
+	}
+	g.bg.Go(f)
+	return true
+}
+
 // Drain starts a graceful shutdown: /readyz fails, new calls and new HTTP
 // requests are refused (CodeUnavailable, 503), and Drain waits until the
 // calls in flight have finished, ctx ends or DrainTimeout passes. It
@@ -590,6 +607,9 @@ func (g *Gateway) Close(ctx context.Context) error {
 		for ss := range g.mcp.Sessions() {
 			_ = ss.Close()
 		}
+		g.bgMu.Lock()
+		g.bgClosed = true
+		g.bgMu.Unlock()
 		g.bg.Wait()
 		// A request that passed the HTTP guard just before draining began
 		// may have opened a session since.

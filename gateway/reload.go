@@ -87,19 +87,24 @@ func (g *Gateway) startServers(ctx context.Context, servers []*server) error {
 		if srv.Mode != ModePassthrough {
 			l := loading{srv: srv, done: make(chan struct{})}
 			srv.refreshing.Store(true) // a new server: nothing else loads it
-			g.bg.Go(func() {
+			if !g.goBackground(func() {
 				g.refreshCatalog(srv.ctx, srv, true)
 				close(l.done)
 				g.refreshLoop(srv) // what the watcher asked for meanwhile
-			})
+			}) {
+				return errClosed
+			}
 			loads = append(loads, l)
 		}
 		if srv.Mode == ModeIsolated {
 			srv.sparesDone = make(chan struct{})
-			g.bg.Go(func() {
+			if !g.goBackground(func() {
 				defer close(srv.sparesDone)
 				g.keepSpares(srv)
-			})
+			}) {
+				close(srv.sparesDone)
+				return errClosed
+			}
 		}
 	}
 	tick := time.NewTicker(10 * time.Millisecond) // Stats has no event to wait on
@@ -127,6 +132,9 @@ func (g *Gateway) startServers(ctx context.Context, servers []*server) error {
 	}
 	return nil
 }
+
+// errClosed: the gateway is closing; nothing more starts.
+var errClosed = errors.New("gateway: closed")
 
 // errNotListed is the list error the status page shows for a server left
 // out at start until its catalog loads or its lists fail.
@@ -208,8 +216,18 @@ func (g *Gateway) Reload(ctx context.Context, servers []Server, naming *mcpool.N
 	}
 	if err := g.startServers(ctx, fresh); err != nil {
 		for _, srv := range fresh {
+			// Never served: its catalog load, still running, must not
+			// take resources' URIs from the servers that list them.
+			srv.removed.Store(true)
 			_ = srv.close(context.Background())
 		}
+		g.resMu.Lock()
+		for uri, owner := range g.resOwner {
+			if owner.removed.Load() {
+				delete(g.resOwner, uri)
+			}
+		}
+		g.resMu.Unlock()
 		return fmt.Errorf("gateway: reload: %w", err)
 	}
 	g.set.Store(set)

@@ -234,7 +234,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		started := make(chan struct{})
 		go func() {
 			defer close(started)
-			if err := group.Start(startCtx); err != nil && startCtx.Err() == nil {
+			if err := group.Start(startCtx); err != nil && !errors.Is(startCtx.Err(), context.Canceled) { // not stopped: within 60 s or past it
 				log.Warn("some servers did not start", "error", err)
 			}
 		}()
