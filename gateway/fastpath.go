@@ -560,8 +560,11 @@ func readParam(dec *jsontext.Decoder, name jsontext.Value, p *relayParams) bool 
 
 var requestDecoders = sync.Pool{New: func() any { return jsontext.NewDecoder(eofReader{}) }}
 
+// eofReader is an empty input: a pooled decoder is reset onto it so that
+// it holds no request body.
 type eofReader struct{}
 
+// Read implements io.Reader: always io.EOF.
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 // readObject reads an object from dec, calling member for each name with
