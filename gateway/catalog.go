@@ -109,7 +109,7 @@ func (g *Gateway) refreshCatalog(ctx context.Context, srv *server, notify bool) 
 	// error meanwhile).
 	switch {
 	case warn:
-		g.log.Warn("catalog: listing failed; the server is left out of the merged lists until it answers", "server", srv.name, "error", err)
+		g.log.Warn("catalog: listing failed; the server is left out of the merged lists until it answers", "server", srv.name, "error", errorText(err)) // each cause once
 	case err == nil && wasFailing:
 		g.log.Info("catalog: the server answers again; its lists are merged", "server", srv.name)
 	}

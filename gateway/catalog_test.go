@@ -168,3 +168,74 @@ func TestStartServesWithoutADeadServer(t *testing.T) {
 		t.Errorf("the log does not say the server answers:\n%s", logs.String())
 	}
 }
+
+// A server down long enough for its circuit breaker to open: the status
+// page's "not listed yet" gives way to the pool's error, the listing's
+// failure is logged once however many polls fail (its three lists' one
+// cause once), and the server's tools come back through the breaker's
+// half-open probe when it answers.
+func TestDeadServerAcrossItsBreaker(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var stopLate func()
+	t.Cleanup(func() {
+		if stopLate != nil {
+			stopLate()
+		}
+	})
+	dead := newPool(t, mcpool.Config{URL: "http://" + addr + "/mcp", FailureThreshold: 3, BreakerOpenAfter: 100 * time.Millisecond,
+		BreakerCooldown: 50 * time.Millisecond, BackoffInitial: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond})
+	var logs syncBuffer
+	gw, url := startGateway(t, gateway.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), CatalogPoll: 10 * time.Millisecond, Servers: []gateway.Server{
+		{Name: "late", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(dead)},
+		{Name: "up", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(newPool(t, mcpool.Config{URL: demoURL(t)}))},
+	}})
+	eventually(t, "the breaker to open and the listing to fail with the pool's error", func() bool {
+		st := gw.Status().Servers[0]
+		return dead.Stats().Breaker != "closed" && strings.Contains(st.ListError, "unavailable")
+	})
+	cycles := dead.Stats().ConnectErrors
+	eventually(t, "three more probes that fail", func() bool { return dead.Stats().ConnectErrors >= cycles+3 })
+	if n := strings.Count(logs.String(), "left out of the merged lists"); n != 1 {
+		t.Errorf("the listing's failure was logged %d times, want once:\n%s", n, logs.String())
+	}
+	if n := strings.Count(logs.String(), "rejected by transport"); n != 1 {
+		t.Errorf("the listing's error was logged %d times, want once (each cause once):\n%s", n, logs.String())
+	}
+
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the address was taken meanwhile: %v", err)
+	}
+	s := mcp.NewServer(&mcp.Implementation{Name: "late", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "hello", Description: "Says hello."},
+		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "hello"}}}, nil, nil
+		})
+	ts := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	ts.Listener.Close()
+	ts.Listener = ln
+	ts.Start()
+	stopLate = func() { closePeer(s, ts) }
+	cs := connect(t, url, "2025-11-25", nil)
+	eventually(t, "the server's tools after the half-open probe", func() bool {
+		res, err := cs.ListTools(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tool := range res.Tools {
+			if tool.Name == "late__hello" {
+				return true
+			}
+		}
+		return false
+	})
+	if st := gw.Status().Servers[0]; st.ListError != "" {
+		t.Errorf("status: list error %q after the server answered", st.ListError)
+	}
+	eventually(t, "the log to say it answers again", func() bool { return strings.Contains(logs.String(), "answers again") })
+}
