@@ -86,19 +86,8 @@ func TestFailingServerLeavesMergedList(t *testing.T) {
 // circuit breaker opens (10 s of failures), with the other server's tools
 // listed; when the server comes up, its tools come with list_changed.
 func TestStartServesWithoutADeadServer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // refused until the server comes up on it
-	var stopLate func()
-	t.Cleanup(func() { // after the pools' Close, which ends their sessions on it
-		if stopLate != nil {
-			stopLate()
-		}
-	})
-	dead := newPool(t, mcpool.Config{URL: "http://" + addr + "/mcp"})
+	late := newLateServer(t)
+	dead := newPool(t, mcpool.Config{URL: "http://" + late.addr + "/mcp"})
 	live := newPool(t, mcpool.Config{URL: demoURL(t)})
 	var logs syncBuffer
 	gw, url := startGateway(t, gateway.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Servers: []gateway.Server{
@@ -140,20 +129,7 @@ func TestStartServesWithoutADeadServer(t *testing.T) {
 	}
 
 	// The server comes up on its address.
-	ln, err = net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("the address was taken meanwhile: %v", err)
-	}
-	s := mcp.NewServer(&mcp.Implementation{Name: "late", Version: "1"}, nil)
-	mcp.AddTool(s, &mcp.Tool{Name: "hello", Description: "Says hello."},
-		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
-			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "hello"}}}, nil, nil
-		})
-	ts := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
-	ts.Listener.Close()
-	ts.Listener = ln
-	ts.Start()
-	stopLate = func() { closePeer(s, ts) }
+	late.up(t)
 	for !strings.Contains(names(), "late__hello") {
 		select {
 		case <-changed:
@@ -175,19 +151,8 @@ func TestStartServesWithoutADeadServer(t *testing.T) {
 // cause once), and the server's tools come back through the breaker's
 // half-open probe when it answers.
 func TestDeadServerAcrossItsBreaker(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	var stopLate func()
-	t.Cleanup(func() {
-		if stopLate != nil {
-			stopLate()
-		}
-	})
-	dead := newPool(t, mcpool.Config{URL: "http://" + addr + "/mcp", FailureThreshold: 3, BreakerOpenAfter: 100 * time.Millisecond,
+	late := newLateServer(t)
+	dead := newPool(t, mcpool.Config{URL: "http://" + late.addr + "/mcp", FailureThreshold: 3, BreakerOpenAfter: 100 * time.Millisecond,
 		BreakerCooldown: 50 * time.Millisecond, BackoffInitial: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond})
 	var logs syncBuffer
 	gw, url := startGateway(t, gateway.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), CatalogPoll: 10 * time.Millisecond, Servers: []gateway.Server{
@@ -207,20 +172,7 @@ func TestDeadServerAcrossItsBreaker(t *testing.T) {
 		t.Errorf("the listing's error was logged %d times, want once (each cause once):\n%s", n, logs.String())
 	}
 
-	ln, err = net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("the address was taken meanwhile: %v", err)
-	}
-	s := mcp.NewServer(&mcp.Implementation{Name: "late", Version: "1"}, nil)
-	mcp.AddTool(s, &mcp.Tool{Name: "hello", Description: "Says hello."},
-		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
-			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "hello"}}}, nil, nil
-		})
-	ts := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
-	ts.Listener.Close()
-	ts.Listener = ln
-	ts.Start()
-	stopLate = func() { closePeer(s, ts) }
+	late.up(t)
 	cs := connect(t, url, "2025-11-25", nil)
 	eventually(t, "the server's tools after the half-open probe", func() bool {
 		res, err := cs.ListTools(context.Background(), nil)
@@ -238,4 +190,47 @@ func TestDeadServerAcrossItsBreaker(t *testing.T) {
 		t.Errorf("status: list error %q after the server answered", st.ListError)
 	}
 	eventually(t, "the log to say it answers again", func() bool { return strings.Contains(logs.String(), "answers again") })
+}
+
+// lateServer is a loopback address that refuses connections until up
+// serves a go-sdk server with the tool "hello" on it. Made before the pools
+// that dial it, it stops after their Close (cleanups run last first), which
+// ends their sessions on it.
+type lateServer struct {
+	addr string
+	stop func()
+}
+
+func newLateServer(t *testing.T) *lateServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lateServer{addr: ln.Addr().String()}
+	ln.Close()
+	t.Cleanup(func() {
+		if l.stop != nil {
+			l.stop()
+		}
+	})
+	return l
+}
+
+func (l *lateServer) up(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", l.addr)
+	if err != nil {
+		t.Skipf("the address was taken meanwhile: %v", err)
+	}
+	s := mcp.NewServer(&mcp.Implementation{Name: "late", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "hello", Description: "Says hello."},
+		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "hello"}}}, nil, nil
+		})
+	ts := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	ts.Listener.Close()
+	ts.Listener = ln
+	ts.Start()
+	l.stop = func() { closePeer(s, ts) }
 }
