@@ -28,6 +28,7 @@ import (
 
 	"github.com/mcpool/mcpool"
 	"github.com/mcpool/mcpool/internal/demoserver"
+	"github.com/mcpool/mcpool/internal/stdio"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -495,7 +496,7 @@ const faultServer = "TestFaultStdioServer"
 func TestFaultStdioServer(t *testing.T) {
 	mode, path, _ := strings.Cut(os.Getenv(faultServerEnv), "=")
 	serve := func(record io.Writer) {
-		if err := demoserver.New(demoserver.Options{SideEffects: record}).Run(context.Background(), &mcp.StdioTransport{}); err != nil {
+		if err := demoserver.New(demoserver.Options{SideEffects: record}).Run(context.Background(), stdio.Transport()); err != nil {
 			os.Exit(1)
 		}
 		os.Exit(0)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/mcpool/mcpool/internal/demoserver"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/mcpool/mcpool/internal/stdio"
 	"go.uber.org/goleak"
 )
 
@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 		if d, err := time.ParseDuration(os.Getenv(stdioStartDelayEnv)); err == nil {
 			time.Sleep(d) // a server slow to start, as node is
 		}
-		if err := demoserver.New(demoserver.Options{}).Run(context.Background(), &mcp.StdioTransport{}); err != nil {
+		if err := demoserver.New(demoserver.Options{}).Run(context.Background(), stdio.Transport()); err != nil {
 			os.Exit(1)
 		}
 		os.Exit(0)

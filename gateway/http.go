@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/mcpool/mcpool/internal/stdio"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -176,9 +177,13 @@ func (g *Gateway) checkToken(w http.ResponseWriter, r *http.Request) bool {
 
 // ServeStdio serves one downstream session over stdin and stdout until the
 // client closes stdin or ctx ends. Ending ctx ends the session and cancels
-// its calls: for a graceful stop, call Drain first, then end ctx.
+// its calls: for a graceful stop, call Drain first, then end ctx. When
+// stdin and stdout are pipes or sockets they are put in non-blocking mode
+// and read through the runtime's poller: a blocking read of stdin can hold
+// a garbage collection's stop of the world, and so every call, until the
+// client writes again.
 func (g *Gateway) ServeStdio(ctx context.Context) error {
-	return g.Serve(ctx, &mcp.StdioTransport{})
+	return g.Serve(ctx, stdio.Transport())
 }
 
 // Serve serves one downstream session over t (an in-memory transport in

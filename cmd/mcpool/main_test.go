@@ -11,7 +11,7 @@ import (
 
 	"github.com/mcpool/mcpool/internal/demoserver"
 	"github.com/mcpool/mcpool/internal/proctest"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/mcpool/mcpool/internal/stdio"
 	"go.uber.org/goleak"
 )
 
@@ -54,7 +54,7 @@ func slowExitServer() {
 	if f := os.Getenv(pidFileEnv); f != "" {
 		_ = os.WriteFile(f, []byte(strconv.Itoa(os.Getpid())), 0o600)
 	}
-	_ = demoserver.New(demoserver.Options{}).Run(context.Background(), &mcp.StdioTransport{})
+	_ = demoserver.New(demoserver.Options{}).Run(context.Background(), stdio.Transport())
 	time.Sleep(time.Minute)
 	os.Exit(0)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mcpool/mcpool/internal/demoserver"
+	stdiotransport "github.com/mcpool/mcpool/internal/stdio"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -84,7 +85,7 @@ func runDemoServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 	}()
 	if *stdio {
-		err := demoserver.New(opts).Run(ctx, &mcp.StdioTransport{})
+		err := demoserver.New(opts).Run(ctx, stdiotransport.Transport())
 		if ctx.Err() != nil {
 			return nil // stopped by a signal, as asked
 		}
