@@ -393,36 +393,21 @@ func (c *childStdin) Close() error {
 	if err := c.stdin.Close(); err != nil {
 		return fmt.Errorf("closing stdin: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		err := c.cmd.Wait()
-		close(c.exited)
-		done <- err
-	}()
-	wait := func() (error, bool) {
-		t := time.NewTimer(c.term)
-		defer t.Stop()
-		select {
-		case err := <-done:
-			return err, true
-		case <-t.C:
-			return nil, false
-		}
+	w := newChildWaiter(c.cmd, c.exited) // childwait.go
+	if w.within(c.term) {
+		return w.reap()
 	}
-	if err, ok := wait(); ok {
-		return err
-	}
-	if c.cmd.Process.Signal(syscall.SIGTERM) == nil {
-		if err, ok := wait(); ok {
-			return err
-		}
+	if c.cmd.Process.Signal(syscall.SIGTERM) == nil && w.within(c.term) {
+		return w.reap()
 	}
 	if err := c.cmd.Process.Kill(); err != nil {
+		go w.reap() // whenever it ends
 		return err
 	}
-	if err, ok := wait(); ok {
-		return err
+	if w.within(c.term) {
+		return w.reap()
 	}
+	go w.reap()
 	return errors.New("unresponsive subprocess")
 }
 
