@@ -4,6 +4,7 @@ package stdio
 
 import (
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -17,7 +18,24 @@ func pollable(in, out int) (r, w *os.File, ok bool) {
 		return nil, nil, false
 	}
 	// os.NewFile registers a non-blocking descriptor with the poller.
-	return os.NewFile(uintptr(in), "/dev/stdin"), os.NewFile(uintptr(out), "/dev/stdout"), true
+	r, w = os.NewFile(uintptr(in), "/dev/stdin"), os.NewFile(uintptr(out), "/dev/stdout")
+	hold(r, w)
+	return r, w, true
+}
+
+// held keeps the files pollable returned reachable for the life of the
+// process: an *os.File that the collector finds unreachable closes its
+// descriptor, and descriptor 1 closed behind os.Stdout's back would be
+// reused by the next file or socket the process opens.
+var held struct {
+	mu    sync.Mutex
+	files []*os.File
+}
+
+func hold(files ...*os.File) {
+	held.mu.Lock()
+	held.files = append(held.files, files...)
+	held.mu.Unlock()
 }
 
 // pipeOrSocket reports whether fd is a pipe or a socket: descriptors the

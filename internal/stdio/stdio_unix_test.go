@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -97,4 +98,30 @@ func nonblocking(fd int) (bool, error) {
 		return false, errno
 	}
 	return flags&syscall.O_NONBLOCK != 0, nil
+}
+
+// The files stay open when the caller keeps no reference to them (an
+// *os.File that the collector frees closes its descriptor, and stdout's
+// descriptor would be reused by the next file the process opens).
+func TestFilesOutliveTheirReferences(t *testing.T) {
+	inR, inW := blockingPipe(t)
+	outR, outW := blockingPipe(t)
+	defer syscall.Close(inW)
+	defer syscall.Close(outR)
+	if _, _, ok := pollable(inR, outW); !ok {
+		t.Fatal("pollable refused two pipes")
+	}
+	runtime.GC()
+	runtime.GC()
+	for _, fd := range []int{inR, outW} {
+		if _, err := nonblocking(fd); err != nil {
+			t.Fatalf("descriptor %d closed once its file was unreferenced: %v", fd, err)
+		}
+	}
+	held.mu.Lock()
+	for _, f := range held.files {
+		f.Close()
+	}
+	held.files = nil
+	held.mu.Unlock()
 }
