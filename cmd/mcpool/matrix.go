@@ -470,9 +470,11 @@ func writeTrace(path string, samples []traceSample) {
 // startDemoProcess runs "exe demo-server --http 127.0.0.1:0" and returns
 // its URL, read from the line it prints once listening, and a func that
 // stops it (SIGTERM, then SIGKILL after shutdownTimeout, or closeGrace once
-// ctx has ended) and reaps it.
+// ctx has ended) and reaps it. Where the system allows, the server also
+// ends when this process is killed outright (parentdeath_linux.go).
 func startDemoProcess(ctx context.Context, exe string) (url string, stop func(), err error) {
 	cmd := exec.Command(exe, "demo-server", "--http", "127.0.0.1:0")
+	endWithParent(cmd)
 	errPipe, err := cmd.StderrPipe()
 	if err != nil {
 		return "", nil, err

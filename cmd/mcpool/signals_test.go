@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -369,6 +370,35 @@ func TestInterruptMatrix(t *testing.T) {
 	if code != 130 || took > quickExit {
 		t.Errorf("exit status %d %v after SIGINT, want 130 within %v; stderr:\n%s", code, took, quickExit, p.stderr.String())
 	}
+	waitNoServers(t)
+}
+
+// TestKilledMatrixLeavesNoServer kills bench --matrix outright (SIGKILL,
+// which it cannot handle) while a row against its HTTP demo server runs:
+// the server ends with it rather than listening on.
+func TestKilledMatrixLeavesNoServer(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("only Linux ends a child with its parent")
+	}
+	p := execCLI(t, "bench", "--matrix", "--rows", "http")
+	p.waitStderr(" calls") // the progress line: a row is under way
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(servers(exe)) == 0 {
+		t.Fatal("no demo server runs while an HTTP row is under way")
+	}
+	p.signal(syscall.SIGKILL)
+	p.wait(time.Now())
+	waitNoServers(t)
+}
+
+// waitNoServers waits up to 10s for the demo servers that bench --matrix
+// started (children running this binary as "demo-server") to be gone, and
+// kills any left before failing.
+func waitNoServers(t *testing.T) {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -377,7 +407,7 @@ func TestInterruptMatrix(t *testing.T) {
 	for {
 		left := servers(exe)
 		if len(left) == 0 {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			for _, pid := range left {
