@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -249,7 +251,7 @@ func (g *Gateway) connectIsolated(ctx context.Context, srv *server, version stri
 	// refuses it as soon as its estimate, made again while it queues,
 	// says the turn will come later (connects slowing down during a
 	// burst, say), so that a refusal comes early, not after the wait.
-	p, err := g.warmPool(bctx, srv, version, asks, g.opts.QueueWait, nil)
+	p, err := g.warmPool(bctx, srv, version, asks, g.opts.QueueWait, nil, nil)
 	if errors.Is(err, mcpool.ErrConnectQueueFull) {
 		srv.refused.Add(1)
 		return nil, overloaded(srv.name, "no connect turn for a new upstream session within the queue wait ("+g.opts.QueueWait.String()+"): "+err.Error(),
@@ -268,7 +270,7 @@ func (g *Gateway) connectIsolated(ctx context.Context, srv *server, version stri
 func (g *Gateway) resumeIsolated(ctx context.Context, srv *server, version string, asks asks, ref *upstreamRef) (*mcpool.Pool, error) {
 	bctx, cancel := context.WithTimeout(ctx, g.opts.QueueWait+orDur(srv.Config.ConnectTimeout, mcpool.DefaultConnectTimeout))
 	defer cancel()
-	return g.warmPool(bctx, srv, version, asks, g.opts.QueueWait, ref)
+	return g.warmPool(bctx, srv, version, asks, g.opts.QueueWait, ref, nil)
 }
 
 // warmPool connects a pool for one downstream session; asks is what its
@@ -276,8 +278,13 @@ func (g *Gateway) resumeIsolated(ctx context.Context, srv *server, version strin
 // queueWait bounds its connect's wait for a turn (0: none, for spares). For
 // a resumable server (resume.go) the pool's HTTP transport can be bound to
 // an upstream session: ref, when set, is resumed rather than connected.
-func (g *Gateway) warmPool(ctx context.Context, srv *server, version string, asks asks, queueWait time.Duration, ref *upstreamRef) (*mcpool.Pool, error) {
+// warm, when set, is a spare's: until it is true the pool's warnings are
+// logged at debug level (warmingHandler).
+func (g *Gateway) warmPool(ctx context.Context, srv *server, version string, asks asks, queueWait time.Duration, ref *upstreamRef, warm *atomic.Bool) (*mcpool.Pool, error) {
 	cfg := g.isolatedConfig(srv)
+	if warm != nil {
+		cfg.Logger = slog.New(warmingHandler{cmp.Or(cfg.Logger, slog.Default()).Handler(), warm})
+	}
 	cfg.ConnectQueueWait = queueWait
 	if version != "" && cfg.ProtocolVersion == "" {
 		cfg.ProtocolVersion = version
@@ -478,7 +485,15 @@ func (g *Gateway) keepSpares(srv *server) {
 				continue
 			}
 			if srv.ctx.Err() == nil {
-				g.log.Warn("isolated: warming a spare failed", "server", srv.name, "error", err, "retry_in", pause)
+				// The first failure of a run is a warning; the retries
+				// that follow (one per pause, up to 30s apart, for as
+				// long as the server stays down) would repeat it.
+				level := slog.LevelWarn
+				if pause > time.Second {
+					level = slog.LevelDebug
+				}
+				g.log.Log(srv.ctx, level, "isolated: warming a spare failed (retrying with backoff; further failures are logged at debug level until a spare connects)",
+					"server", srv.name, "error", err, "retry_in", pause)
 				paused = time.Now().Add(pause)
 				pause = min(2*pause, 30*time.Second)
 			}
@@ -507,11 +522,13 @@ func (g *Gateway) warmSpare(srv *server) error {
 	if !ok {
 		a = asksAll
 	}
-	p, err := g.warmPool(ctx, srv, v, a, 0, nil)
+	warm := new(atomic.Bool)
+	p, err := g.warmPool(ctx, srv, v, a, 0, nil, warm)
 	cancel()
 	if err != nil {
 		return err
 	}
+	warm.Store(true) // from now on the pool serves, and reports, as any other
 	if srv.ctx.Err() == nil {
 		select {
 		case srv.spares <- p:
@@ -522,4 +539,44 @@ func (g *Gateway) warmSpare(srv *server) error {
 	g.forgetPool(p)
 	_ = p.Close(context.Background())
 	return nil
+}
+
+// warmingHandler logs a spare's pool while it warms: its warnings and
+// errors (a connect that failed, a breaker that opened) at debug level,
+// since keepSpares reports a failed warm-up itself, once per run of
+// failures; without it every retry's new pool would warn again. Once warm
+// is true (the spare connected) the pool logs as any other, for the
+// client that takes it.
+type warmingHandler struct {
+	slog.Handler
+	warm *atomic.Bool
+}
+
+// Enabled implements slog.Handler.
+func (h warmingHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	if !h.warm.Load() {
+		l = min(l, slog.LevelDebug)
+	}
+	return h.Handler.Enabled(ctx, l)
+}
+
+// Handle implements slog.Handler.
+func (h warmingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if !h.warm.Load() && r.Level > slog.LevelDebug {
+		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
+			return nil
+		}
+		r.Level = slog.LevelDebug
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// WithAttrs implements slog.Handler.
+func (h warmingHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return warmingHandler{h.Handler.WithAttrs(a), h.warm}
+}
+
+// WithGroup implements slog.Handler.
+func (h warmingHandler) WithGroup(n string) slog.Handler {
+	return warmingHandler{h.Handler.WithGroup(n), h.warm}
 }

@@ -416,7 +416,7 @@ func (g *Gateway) endUpstreams(ss *mcp.ServerSession, ups map[string]*upstreamRe
 			defer g.iso.closing.Done()
 			ctx, cancel := context.WithTimeout(g.ctx, orDur(srv.Config.ConnectTimeout, mcpool.DefaultConnectTimeout))
 			defer cancel()
-			p, err := g.warmPool(ctx, srv, "", asks{}, 0, ref)
+			p, err := g.warmPool(ctx, srv, "", asks{}, 0, ref, nil)
 			if err != nil {
 				g.log.Debug("isolated: ending a deleted session's upstream session failed; the server's session timeout ends it", "server", srv.name, "error", err)
 				return

@@ -3,8 +3,10 @@ package gateway_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -100,5 +102,79 @@ func TestIsolatedSparesAdapt(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d spares warm a minute after arrivals stopped, want Spares (1)", sparesWarm(g))
 		}
+	}
+}
+
+// levelCount is a slog handler that counts records by level and message
+// prefix.
+type levelCount struct {
+	mu     sync.Mutex
+	counts map[string]int // "LEVEL message"
+}
+
+func (h *levelCount) Enabled(context.Context, slog.Level) bool { return true }
+func (h *levelCount) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.counts == nil {
+		h.counts = map[string]int{}
+	}
+	h.counts[r.Level.String()+" "+r.Message]++
+	return nil
+}
+func (h *levelCount) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *levelCount) WithGroup(string) slog.Handler      { return h }
+
+// count returns how many records at level have a message starting with
+// prefix.
+func (h *levelCount) count(level slog.Level, prefix string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for k, c := range h.counts {
+		if strings.HasPrefix(k, level.String()+" "+prefix) {
+			n += c
+		}
+	}
+	return n
+}
+
+// An isolated server that is down warns once, not once per spare it
+// retries: each retry connects a new pool, which used to log its own
+// "connect failed" warning, beside the gateway's own for the spare, every
+// pause (up to 30s apart) for as long as the server stayed down.
+func TestIsolatedDeadServerWarnsOnce(t *testing.T) {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(down.Close)
+	logs := &levelCount{}
+	g, err := gateway.New(gateway.Options{Logger: slog.New(logs), Servers: []gateway.Server{{Name: "down",
+		// The breaker opens after FailureThreshold failures rather than
+		// after 10s of them: a warm-up then fails in a fraction of a
+		// second, and the test sees a retry after a pause.
+		Config: mcpool.Config{URL: down.URL, BreakerOpenAfter: -1}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = g.Start(ctx) // fails: the server is down; the gateway serves on and retries
+	t.Cleanup(func() {
+		if err := g.Close(context.Background()); err != nil {
+			t.Errorf("gateway Close: %v", err)
+		}
+	})
+	const spareFailed = "isolated: warming a spare failed"
+	// Both spares (DefaultSpares) connect, retry and fail; then a third,
+	// after the first pause.
+	eventually(t, "three failed spares", func() bool {
+		return logs.count(slog.LevelWarn, spareFailed)+logs.count(slog.LevelDebug, spareFailed) >= 3
+	})
+	if n := logs.count(slog.LevelWarn, spareFailed); n != 1 {
+		t.Errorf("%d warnings that a spare failed, want 1 (the retries at debug level)", n)
+	}
+	if n := logs.count(slog.LevelWarn, "mcpool: connect failed"); n > 1 {
+		t.Errorf("%d warnings that a connect failed, want at most 1 (the catalog's pool; the spares' at debug level)", n)
 	}
 }
