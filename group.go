@@ -308,11 +308,14 @@ func (g *Group) Replicas(server string) []*Pool {
 // does: at once for a permanent failure, when its breaker opens, or when
 // ctx ends. ctx bounds the wait.
 func (g *Group) Start(ctx context.Context) error {
-	return g.startMembers(ctx, g.state().members)
+	return g.startMembers(ctx, g.state().members, true)
 }
 
-// startMembers starts members as Start describes.
-func (g *Group) startMembers(ctx context.Context, members []*member) error {
+// startMembers starts members as Start describes. With rideOut false
+// (Update) a replica whose connects fail is not waited for even when no
+// other has started: the group is serving, and one server down must not
+// hold back the rest of the update until its breaker opens.
+func (g *Group) startMembers(ctx context.Context, members []*member, rideOut bool) error {
 	type result struct {
 		m   *member
 		err error
@@ -332,10 +335,19 @@ func (g *Group) startMembers(ctx context.Context, members []*member) error {
 				err := r.pool.Start(rctx)
 				if err == nil {
 					upOnce.Do(func() { close(up) })
+				} else if errors.Is(err, context.Canceled) && rctx.Err() != nil && ctx.Err() == nil {
+					// Stopped below, not by the caller: the failure,
+					// not the cancellation, is what to report.
+					err = r.pool.failingError()
 				}
 				results <- result{m, err}
 			})
 			go func() {
+				if !rideOut {
+					r.pool.waitFailing(rctx)
+					cancel()
+					return
+				}
 				select {
 				case <-up:
 					r.pool.waitFailing(rctx)
@@ -475,7 +487,13 @@ func (g *Group) Naming() *Naming { return g.state().naming }
 // update; ErrPoolClosed after Close. When some added or replaced servers
 // did not start, Update still switches to cfg (they go on connecting in the
 // background) and returns the update with their [*ServerError]s joined, as
-// Start does. Updates are serialized; Update is safe to call while calls
+// Start does. Unlike Start, Update does not ride out a server whose
+// connects fail: it stops waiting for a server once each of its replicas
+// is failing ([Stats.Failing]: no session, its last connect failed), and
+// reports it with a [*ConnectError] (errors.Is ErrConnectFailed) that wraps
+// the last failure; a server that is down would otherwise hold the whole
+// update, and every change in it, until its breaker opened (10 s by
+// default). Updates are serialized; Update is safe to call while calls
 // are under way.
 func (g *Group) Update(ctx context.Context, cfg GroupConfig) (*GroupUpdate, error) {
 	if err := cfg.Validate(); err != nil {
@@ -527,7 +545,7 @@ func (g *Group) Update(ctx context.Context, cfg GroupConfig) (*GroupUpdate, erro
 			}
 		}
 	}
-	err := g.startMembers(ctx, fresh)
+	err := g.startMembers(ctx, fresh, false)
 	g.st.Store(next)
 	for _, m := range u.old {
 		g.retired[m] = struct{}{}

@@ -792,6 +792,58 @@ func TestGroupUpdate(t *testing.T) {
 	}
 }
 
+// An update that adds a server which is down does not wait for the
+// server's breaker to open (10s by default) before the rest of the update
+// applies: it returns once the server is failing, naming it with the
+// connect's failure, and the server joins the group when it comes up.
+func TestGroupUpdateAddsAServerThatIsDown(t *testing.T) {
+	demo := httpServer(t, demoserver.New(demoserver.Options{}), false)
+	srv := demoserver.New(demoserver.Options{})
+	var up atomic.Bool
+	mcpHandler := demoserver.Handler(srv, false, 0)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		mcpHandler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { closeServer(ts, srv) })
+	g := newGroup(t, mcpool.GroupConfig{Servers: []mcpool.ServerConfig{{Name: "demo", Config: mcpool.Config{URL: demo}}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	u, err := g.Update(ctx, mcpool.GroupConfig{Servers: []mcpool.ServerConfig{
+		{Name: "demo", Config: mcpool.Config{URL: demo}},
+		{Name: "late", Config: mcpool.Config{URL: ts.URL}},
+	}})
+	took := time.Since(start)
+	if u == nil || !slices.Equal(u.Added, []string{"late"}) {
+		t.Fatalf("update %+v, %v; want late added", u, err)
+	}
+	if took >= mcpool.DefaultBreakerOpenAfter/2 {
+		t.Errorf("Update took %v with a server down; want it to stop waiting at its first failure, well before its breaker opens (%v)", took, mcpool.DefaultBreakerOpenAfter)
+	}
+	var se *mcpool.ServerError
+	if !errors.As(err, &se) || se.Server != "late" || !errors.Is(err, mcpool.ErrConnectFailed) || errors.Is(err, context.Canceled) {
+		t.Fatalf("Update's error %v; want a *ServerError for late matching ErrConnectFailed (not a cancellation)", err)
+	}
+	if !strings.Contains(err.Error(), "Service Unavailable") {
+		t.Errorf("Update's error %q does not give the server's answer", err)
+	}
+	if res, err := g.CallTool(ctx, &mcp.CallToolParams{Name: "demo__echo", Arguments: map[string]any{"message": "m"}}); err != nil || res.IsError {
+		t.Errorf("a call to the server already there after the update: %v", err)
+	}
+	up.Store(true)
+	eventually(t, "the late server connected in the background", func() bool { return g.Pool("late").Stats().Sessions > 0 })
+	if res, err := g.CallTool(ctx, &mcp.CallToolParams{Name: "late__echo", Arguments: map[string]any{"message": "m"}}); err != nil || res.IsError {
+		t.Errorf("a call to the late server once up: %v", err)
+	}
+}
+
 // An update the group cannot take (two servers whose names collide) is an
 // error naming both, and the group keeps its servers.
 func TestGroupUpdateInvalid(t *testing.T) {

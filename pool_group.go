@@ -67,6 +67,14 @@ func (p *Pool) noSessionLocked() error {
 	return &ConnectError{Target: p.dialer.target, Cause: fmt.Errorf("no session: %d connects failed in a row; the last: %w", p.failures, last)}
 }
 
+// failingError is the error of a pool whose Start was stopped once it was
+// failing (Group.Update): a *ConnectError that wraps the last failure.
+func (p *Pool) failingError() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.noSessionLocked()
+}
+
 // waitFailing returns once the pool has no session and a connect has
 // failed, or when ctx ends.
 func (p *Pool) waitFailing(ctx context.Context) {
