@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -269,6 +272,63 @@ func TestGatewayReloadWatch(t *testing.T) {
 	if !listsTool(ctx, cs, "b__echo") || !listsTool(ctx, cs, "a__echo") {
 		t.Error("the failed reload dropped a server")
 	}
+	if code := stop(); code != 0 {
+		t.Errorf("exit status %d: %s", code, logs.String())
+	}
+}
+
+// A reload that adds a server which is down (answering 503 while it
+// starts) and one that is up applies at once, as a start would: the server
+// that is up is listed without waiting out the other's breaker window
+// (10 s), and the one that was down is listed once it answers.
+func TestGatewayReloadAddsAServerThatIsDown(t *testing.T) {
+	a, stopA := startDemoServer(t)
+	t.Cleanup(func() { stopA() })
+	b, stopB := startDemoServer(t)
+	t.Cleanup(func() { stopB() })
+	late, stopLate := startDemoServer(t)
+	t.Cleanup(func() { stopLate() })
+	lateURL, err := url.Parse(late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up atomic.Bool
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: lateURL.Scheme, Host: lateURL.Host})
+	starting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(starting.Close)
+	path := filepath.Join(t.TempDir(), "mcp.json")
+	writeConfigFile(t, path, gatewayConfig(map[string]string{"a": a}))
+	gw, logs, stop := runGatewayFile(t, path, "--watch")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{Endpoint: gw}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+
+	writeConfigFile(t, path, gatewayConfig(map[string]string{"a": a, "b": b, "late": starting.URL + lateURL.Path}))
+	written := time.Now()
+	waitFor(t, "the reload", func() bool { return strings.Contains(logs.String(), "reloaded the config") })
+	// The file is looked at every second; the reload itself must not add
+	// the 10 s a server that is down takes to open its breaker.
+	if took := time.Since(written); took > 5*time.Second {
+		t.Errorf("the reload ended %v after the file changed; want within the watch's second and no wait for the server that is down", took)
+	}
+	if !listsTool(ctx, cs, "b__echo") {
+		t.Error("the server added beside the one that is down is not listed after the reload")
+	}
+	if !strings.Contains(logs.String(), "some servers did not start") || !strings.Contains(logs.String(), `server \"late\"`) {
+		t.Errorf("no log line names the server that did not start: %s", logs.String())
+	}
+	up.Store(true)
+	waitFor(t, "late__echo listed once the server answers", func() bool { return listsTool(ctx, cs, "late__echo") })
 	if code := stop(); code != 0 {
 		t.Errorf("exit status %d: %s", code, logs.String())
 	}
