@@ -223,3 +223,30 @@ func TestReloadAppliesPolicy(t *testing.T) {
 		t.Errorf("demo__echo after the reload: %v; want code %d as for an unknown tool", err, gateway.CodeUnknownName)
 	}
 }
+
+// The instructions a client reads when it connects name the servers served
+// now, after a Reload as before it, in both protocol eras (initialize,
+// server/discover).
+func TestReloadUpdatesInstructions(t *testing.T) {
+	p := newPool(t, mcpool.Config{URL: demoURL(t)})
+	q := newPool(t, mcpool.Config{URL: demoURL(t)})
+	gw, url := startGateway(t, gateway.Options{Servers: []gateway.Server{{Name: "demo", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(p)}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, version := range []string{"2025-11-25", ""} {
+		if got := connect(t, url, version, nil).InitializeResult().Instructions; !strings.Contains(got, "demo") || strings.Contains(got, "added") {
+			t.Errorf("%q before the reload: instructions %q, want the demo server's only", version, got)
+		}
+	}
+	if err := gw.Reload(ctx, []gateway.Server{
+		{Name: "demo", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(p)},
+		{Name: "added", Mode: gateway.ModeShared, Upstream: gateway.PoolUpstream(q)},
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, version := range []string{"2025-11-25", ""} {
+		if got := connect(t, url, version, nil).InitializeResult().Instructions; !strings.Contains(got, "added") {
+			t.Errorf("%q after the reload: instructions %q do not name the server added", version, got)
+		}
+	}
+}

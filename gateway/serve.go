@@ -19,10 +19,6 @@ import (
 // upstream servers' (and, for passthrough servers, the caller's own), and
 // calls are routed, not registered.
 func (g *Gateway) newMCPServer() *mcp.Server {
-	set := g.set.Load()
-	example, _ := set.naming.Name(set.servers[0].name, "NAME")
-	instructions := "mcpool gateway: serves the tools, prompts and resources of " + joinNames(g.serverNames()) +
-		"; a tool or prompt that " + set.servers[0].name + " calls NAME is listed and called as " + example + "."
 	s := mcp.NewServer(g.impl(), &mcp.ServerOptions{
 		Logger: sdkLogger(g.log),
 		Capabilities: &mcp.ServerCapabilities{
@@ -42,7 +38,7 @@ func (g *Gateway) newMCPServer() *mcp.Server {
 		UnsubscribeHandler: g.unsubscribe,
 		// To the client's isolated upstream sessions (relay_requests.go).
 		RootsListChangedHandler: g.forwardRootsChanged,
-		Instructions:            instructions,
+		Instructions:            g.instructions(), // and again in each answer: withInstructions
 	})
 	s.AddSendingMiddleware(g.onlyOwnUpdates) // subscriptions.go
 	s.AddReceivingMiddleware(g.relayLevel)   // loglevel.go
@@ -52,6 +48,7 @@ func (g *Gateway) newMCPServer() *mcp.Server {
 			case "initialize", "server/discover":
 				res, err := next(ctx, method, req)
 				g.withoutUndeclared(res) // completion.go
+				g.withInstructions(res)
 				return res, err
 			}
 			switch r := req.(type) {
@@ -297,6 +294,31 @@ func requestHeader(req mcp.Request) http.Header {
 		return ex.Header
 	}
 	return nil
+}
+
+// instructions is the text of the gateway's initialize and server/discover
+// answers: the servers it serves now, and how their names are given.
+func (g *Gateway) instructions() string {
+	set := g.set.Load()
+	example, _ := set.naming.Name(set.servers[0].name, "NAME")
+	return "mcpool gateway: serves the tools, prompts and resources of " + joinNames(g.serverNames()) +
+		"; a tool or prompt that " + set.servers[0].name + " calls NAME is listed and called as " + example + "."
+}
+
+// withInstructions gives an initialize or server/discover result the
+// instructions of the servers served now: the SDK's server keeps the text
+// it was made with, and a Reload changes the servers.
+func (g *Gateway) withInstructions(res mcp.Result) {
+	switch r := res.(type) {
+	case *mcp.InitializeResult:
+		if r != nil {
+			r.Instructions = g.instructions()
+		}
+	case *mcp.DiscoverResult:
+		if r != nil {
+			r.Instructions = g.instructions()
+		}
+	}
 }
 
 // sdkLogger passes on the SDK's warnings and errors only: it logs every
