@@ -162,6 +162,24 @@ func (c *Collector) AddKeyed(server string, k *mcpool.Keyed) error {
 	return nil
 }
 
+// Remove stops exporting the server added under that name with AddPool or
+// AddKeyed, and reports whether there was one: its figures read from Stats
+// leave the next scrape, and the name may be added again (a keyed pool
+// made anew by a gateway's reload, say), its counters going on from where
+// they were. A group's servers follow their group instead (AddGroup). The
+// pool's observer stays attached: remove a pool once it is closed, or its
+// events are still counted under the name. It is safe for concurrent use.
+func (c *Collector) Remove(server string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := slices.IndexFunc(c.sources, func(s source) bool { return s.server == server })
+	if i < 0 {
+		return false
+	}
+	c.sources = slices.Delete(c.sources, i, i+1)
+	return true
+}
+
 // Servers is what AddGroup reads of a group of servers, such as an
 // *mcpool.Group: its server names and each server's pools (its replicas).
 type Servers interface {

@@ -336,6 +336,62 @@ func TestKeyed(t *testing.T) {
 	}
 }
 
+// A server removed leaves the scrape's figures read from Stats, and its
+// name can be added again: a reload's new keyed pool is read from then on,
+// the counters going on under the same label.
+func TestRemove(t *testing.T) {
+	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
+	t.Cleanup(ts.Close)
+	newKeyed := func() *mcpool.Keyed {
+		k, err := mcpool.NewKeyed(mcpool.KeyedConfig{Config: mcpool.Config{URL: ts.URL, Logger: quiet(), HealthCheckInterval: -1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = k.Close(context.Background()) })
+		return k
+	}
+	ctx := context.Background()
+	call := func(k *mcpool.Keyed) {
+		if _, err := k.CallTool(ctx, "id", &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "x"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := prometheus.NewPedanticRegistry()
+	c := mcpoolprom.New(mcpoolprom.Options{})
+	reg.MustRegister(c)
+	old := newKeyed()
+	if err := c.AddKeyed("p", old); err != nil {
+		t.Fatal(err)
+	}
+	call(old)
+	if !c.Remove("p") || c.Remove("p") {
+		t.Fatal("Remove: want true for the server added, then false")
+	}
+	_ = old.Close(ctx)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(series(families, "mcpool_acquires_total", map[string]string{"server": "p"})); n != 0 {
+		t.Errorf("%d acquires series of the removed server, want none", n)
+	}
+	k := newKeyed()
+	if err := c.AddKeyed("p", k); err != nil {
+		t.Fatalf("adding the name again: %v", err)
+	}
+	call(k)
+	call(k)
+	if families, err = reg.Gather(); err != nil {
+		t.Fatal(err)
+	}
+	if g := value(families, "mcpool_acquires_total", map[string]string{"server": "p"}); g != 2 {
+		t.Errorf("acquires of the new pool: %v, want 2 (its own, not the old one's)", g)
+	}
+	if g := value(families, "mcpool_calls_total", map[string]string{"server": "p", "outcome": "ok"}); g != 3 {
+		t.Errorf("calls counted under the name: %v, want 3 (the counter goes on)", g)
+	}
+}
+
 // value sums the values of a family's series whose labels include want.
 func value(families []*dto.MetricFamily, name string, want map[string]string) float64 {
 	var sum float64

@@ -289,13 +289,10 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	// Passthrough servers' figures come from the gateway's keyed pools.
-	for _, s := range opts.Servers {
-		if k := gw.Keyed(s.Name); k != nil {
-			if err := metrics.AddKeyed(s.Name, k); err != nil {
-				_ = gw.Close(context.Background())
-				return err
-			}
-		}
+	rl.gw = gw
+	if err := rl.exportKeyed(gc); err != nil {
+		_ = gw.Close(context.Background())
+		return err
 	}
 	close(ready)
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -312,7 +309,6 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	// SIGHUP, and with --watch a change of the file, reload the config.
-	rl.gw = gw
 	reloadCtx, stopReloads := context.WithCancel(ctx)
 	reloads := rl.run(reloadCtx, *watch)
 	shutdown := func() error {
@@ -507,6 +503,9 @@ type reloader struct {
 	// metrics is /metrics' collector: the servers a reload adds are
 	// exported too.
 	metrics *mcpoolprom.Collector
+	// keyed is the keyed pool exported under each passthrough server's
+	// name (exportKeyed).
+	keyed map[string]*mcpool.Keyed
 
 	gw     *gateway.Gateway
 	group  *mcpool.Group // nil while every server is in passthrough mode
@@ -722,18 +721,48 @@ func (r *reloader) closeOld(u *mcpool.GroupUpdate) {
 
 // exportNew adds to /metrics what a reload made: the Group, when the
 // reload made it (every server was in passthrough mode before), and the
-// keyed pools of passthrough servers it added.
+// keyed pools of passthrough servers (exportKeyed).
 func (r *reloader) exportNew(madeGroup bool, gc *mcpool.GroupConfig) {
 	if madeGroup {
 		if err := r.metrics.AddGroup(r.group); err != nil {
 			r.log.Warn("reload: exporting the servers' metrics", "error", err)
 		}
 	}
+	if err := r.exportKeyed(gc); err != nil {
+		r.log.Warn("reload: exporting a passthrough server's metrics", "error", err)
+	}
+}
+
+// exportKeyed makes /metrics export the keyed pools of gc's passthrough
+// servers as the gateway serves them now: a server removed, or replaced by
+// a reload (a new keyed pool, the old one closed), is no longer read from
+// its old pool, and its new pool is exported under its name.
+func (r *reloader) exportKeyed(gc *mcpool.GroupConfig) error {
+	now := map[string]*mcpool.Keyed{}
 	for _, sc := range gc.Servers {
 		if k := r.gw.Keyed(sc.Name); k != nil {
-			if err := r.metrics.AddKeyed(sc.Name, k); err != nil && !errors.Is(err, mcpoolprom.ErrDuplicateServer) {
-				r.log.Warn("reload: exporting a passthrough server's metrics", "server", sc.Name, "error", err)
-			}
+			now[sc.Name] = k
 		}
 	}
+	if r.keyed == nil {
+		r.keyed = map[string]*mcpool.Keyed{}
+	}
+	for name, k := range r.keyed {
+		if now[name] != k {
+			r.metrics.Remove(name)
+			delete(r.keyed, name)
+		}
+	}
+	var errs []error
+	for name, k := range now {
+		if r.keyed[name] == k {
+			continue
+		}
+		if err := r.metrics.AddKeyed(name, k); err != nil {
+			errs = append(errs, fmt.Errorf("server %q: %w", name, err))
+			continue
+		}
+		r.keyed[name] = k
+	}
+	return errors.Join(errs...)
 }

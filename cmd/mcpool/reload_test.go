@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -332,6 +333,88 @@ func TestGatewayReloadAddsAServerThatIsDown(t *testing.T) {
 	if code := stop(); code != 0 {
 		t.Errorf("exit status %d: %s", code, logs.String())
 	}
+}
+
+// A passthrough server's /metrics follow reloads: replaced (its URL
+// changed, so the gateway makes a new keyed pool), its figures are the new
+// pool's, not frozen at the old one's; removed, they leave /metrics.
+func TestGatewayReloadPassthroughMetrics(t *testing.T) {
+	a, stopA := startDemoServer(t)
+	t.Cleanup(func() { stopA() })
+	p1, stop1 := startDemoServer(t)
+	t.Cleanup(func() { stop1() })
+	p2, stop2 := startDemoServer(t)
+	t.Cleanup(func() { stop2() })
+	config := func(p string) string {
+		servers := fmt.Sprintf(`"a": {"type": "http", "url": %q}`, a)
+		modes := `"a": {"mode": "shared"}`
+		if p != "" {
+			servers += fmt.Sprintf(`, "p": {"type": "http", "url": %q}`, p)
+			modes += `, "p": {"mode": "passthrough", "forwardHeaders": ["X-Api-Key"]}`
+		}
+		return "{\n  // a passthrough server, reloaded\n  \"mcpServers\": {" + servers + "},\n  \"gateway\": {\"servers\": {" + modes + "}}\n}\n"
+	}
+	path := filepath.Join(t.TempDir(), "mcp.json")
+	writeConfigFile(t, path, config(p1))
+	gw, logs, stop := runGatewayFile(t, path, "--watch")
+	metricsURL := strings.TrimSuffix(gw, "/mcp") + "/metrics"
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	hc := &http.Client{Transport: headerTransport{"X-Api-Key": "k1"}}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{Endpoint: gw, HTTPClient: hc}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	call := func() {
+		t.Helper()
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "p__echo", Arguments: map[string]any{"message": "m"}})
+		if err != nil || res.IsError {
+			t.Fatalf("p__echo: %v %+v", err, res)
+		}
+	}
+	acquires := regexp.MustCompile(`(?m)^mcpool_acquires_total\{server="p"\} (\d+)$`)
+	exported := func() int {
+		m := acquires.FindStringSubmatch(scrape(t, metricsURL))
+		if m == nil {
+			return -1
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	// Each call is one more acquire of the pool serving p.
+	follows := func(when string) {
+		t.Helper()
+		call()
+		before := exported()
+		call()
+		if after := exported(); before < 1 || after != before+1 {
+			t.Errorf("%s: p's acquires went from %d to %d over a call, want one more", when, before, after)
+		}
+	}
+	follows("before the reload")
+	writeConfigFile(t, path, config(p2))
+	waitFor(t, "the reload replacing p", func() bool { return strings.Contains(logs.String(), "reloaded the config") })
+	follows("after p was replaced")
+	writeConfigFile(t, path, config(""))
+	waitFor(t, "the reload removing p", func() bool { return strings.Count(logs.String(), "reloaded the config") == 2 })
+	if got := exported(); got != -1 {
+		t.Errorf("p's acquires after it was removed: %d, want no series", got)
+	}
+	if code := stop(); code != 0 {
+		t.Errorf("exit status %d: %s", code, logs.String())
+	}
+}
+
+// headerTransport adds headers to each request.
+type headerTransport map[string]string
+
+func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range h {
+		r.Header.Set(k, v)
+	}
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // scrape GETs url and returns the body.
