@@ -323,9 +323,10 @@ func (g *Group) startMembers(ctx context.Context, members []*member, rideOut boo
 	results := make(chan result)
 	var wg sync.WaitGroup
 	for _, m := range members {
-		// Once one replica has started, a replica whose connects fail is
-		// no longer waited for (its connects, on its pool's own context,
-		// go on); replicas still connecting normally are.
+		// Once one replica has started (rideOut; without it, at once), a
+		// replica whose connects fail is no longer waited for (its
+		// connects, on its pool's own context, go on); replicas still
+		// connecting normally are.
 		up := make(chan struct{})
 		var upOnce sync.Once
 		for _, r := range m.replicas {

@@ -481,6 +481,10 @@ func (g *Gateway) keepSpares(srv *server) {
 		case err := <-results:
 			warming--
 			if err == nil {
+				if pause > time.Second {
+					// The warnings of the run were the first only.
+					g.log.Info("isolated: a spare connected again", "server", srv.name)
+				}
 				pause = time.Second
 				continue
 			}
@@ -541,12 +545,12 @@ func (g *Gateway) warmSpare(srv *server) error {
 	return nil
 }
 
-// warmingHandler logs a spare's pool while it warms: its warnings and
-// errors (a connect that failed, a breaker that opened) at debug level,
-// since keepSpares reports a failed warm-up itself, once per run of
-// failures; without it every retry's new pool would warn again. Once warm
-// is true (the spare connected) the pool logs as any other, for the
-// client that takes it.
+// warmingHandler logs a spare's pool while it warms: every record above
+// debug level (a connect that failed, a breaker that opened, a connect
+// that worked again) at debug level, since keepSpares reports a failed
+// warm-up itself, once per run of failures, and the recovery; without it
+// every retry's new pool would warn again. Once warm is true (the spare
+// connected) the pool logs as any other, for the client that takes it.
 type warmingHandler struct {
 	slog.Handler
 	warm *atomic.Bool

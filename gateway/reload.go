@@ -231,8 +231,6 @@ func (g *Gateway) Reload(ctx context.Context, servers []Server, naming *mcpool.N
 		return fmt.Errorf("gateway: reload: %w", err)
 	}
 	g.set.Store(set)
-	// server/discover answers kept name the servers in their instructions.
-	g.lists.invalidate() // listcache.go
 	// The old servers' resources go to the servers that list them now.
 	g.resMu.Lock()
 	for _, srv := range gone {

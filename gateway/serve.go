@@ -299,10 +299,14 @@ func requestHeader(req mcp.Request) http.Header {
 // instructions is the text of the gateway's initialize and server/discover
 // answers: the servers it serves now, and how their names are given.
 func (g *Gateway) instructions() string {
-	set := g.set.Load()
-	example, _ := set.naming.Name(set.servers[0].name, "NAME")
-	return "mcpool gateway: serves the tools, prompts and resources of " + joinNames(g.serverNames()) +
-		"; a tool or prompt that " + set.servers[0].name + " calls NAME is listed and called as " + example + "."
+	set := g.set.Load() // once: a Reload may store another
+	names := make([]string, len(set.servers))
+	for i, srv := range set.servers {
+		names[i] = srv.name
+	}
+	example, _ := set.naming.Name(names[0], "NAME")
+	return "mcpool gateway: serves the tools, prompts and resources of " + joinNames(names) +
+		"; a tool or prompt that " + names[0] + " calls NAME is listed and called as " + example + "."
 }
 
 // withInstructions gives an initialize or server/discover result the

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpool/mcpool"
 	"github.com/mcpool/mcpool/gateway"
+	"github.com/mcpool/mcpool/internal/demoserver"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -142,17 +143,25 @@ func (h *levelCount) count(level slog.Level, prefix string) int {
 // An isolated server that is down warns once, not once per spare it
 // retries: each retry connects a new pool, which used to log its own
 // "connect failed" warning, beside the gateway's own for the spare, every
-// pause (up to 30s apart) for as long as the server stayed down.
+// pause (up to 30s apart) for as long as the server stayed down. When it
+// comes back, one line says so.
 func TestIsolatedDeadServerWarnsOnce(t *testing.T) {
-	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	srv := demoserver.New(demoserver.Options{})
+	mcpHandler := demoserver.Handler(srv, false, 0)
+	var up atomic.Bool
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		mcpHandler.ServeHTTP(w, r)
 	}))
-	t.Cleanup(down.Close)
+	t.Cleanup(func() { closePeer(srv, down) })
 	logs := &levelCount{}
 	g, err := gateway.New(gateway.Options{Logger: slog.New(logs), Servers: []gateway.Server{{Name: "down",
 		// The breaker opens after FailureThreshold failures rather than
 		// after 10s of them: a warm-up then fails in a fraction of a
-		// second, and the test sees a retry after a pause.
+		// second, and the retry after the first pause finds it back.
 		Config: mcpool.Config{URL: down.URL, BreakerOpenAfter: -1}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -166,15 +175,22 @@ func TestIsolatedDeadServerWarnsOnce(t *testing.T) {
 		}
 	})
 	const spareFailed = "isolated: warming a spare failed"
-	// Both spares (DefaultSpares) connect, retry and fail; then a third,
-	// after the first pause.
-	eventually(t, "three failed spares", func() bool {
-		return logs.count(slog.LevelWarn, spareFailed)+logs.count(slog.LevelDebug, spareFailed) >= 3
+	// Both spares (DefaultSpares) connect, retry and fail.
+	eventually(t, "two failed spares", func() bool {
+		return logs.count(slog.LevelWarn, spareFailed)+logs.count(slog.LevelDebug, spareFailed) >= 2
 	})
 	if n := logs.count(slog.LevelWarn, spareFailed); n != 1 {
 		t.Errorf("%d warnings that a spare failed, want 1 (the retries at debug level)", n)
 	}
 	if n := logs.count(slog.LevelWarn, "mcpool: connect failed"); n > 1 {
 		t.Errorf("%d warnings that a connect failed, want at most 1 (the catalog's pool; the spares' at debug level)", n)
+	}
+	up.Store(true)
+	eventually(t, "the line that a spare connected again", func() bool {
+		return logs.count(slog.LevelInfo, "isolated: a spare connected again") > 0
+	})
+	eventually(t, "both spares warm", func() bool { return sparesWarm(g) == gateway.DefaultSpares })
+	if n := logs.count(slog.LevelInfo, "isolated: a spare connected again"); n != 1 {
+		t.Errorf("%d lines that a spare connected again, want 1", n)
 	}
 }

@@ -723,13 +723,16 @@ func (r *reloader) closeOld(u *mcpool.GroupUpdate) {
 // reload made it (every server was in passthrough mode before), and the
 // keyed pools of passthrough servers (exportKeyed).
 func (r *reloader) exportNew(madeGroup bool, gc *mcpool.GroupConfig) {
+	// Keyed pools first: a server that left passthrough mode for the
+	// Group this reload made must have left the collector's names before
+	// AddGroup checks them.
+	if err := r.exportKeyed(gc); err != nil {
+		r.log.Warn("reload: exporting a passthrough server's metrics", "error", err)
+	}
 	if madeGroup {
 		if err := r.metrics.AddGroup(r.group); err != nil {
 			r.log.Warn("reload: exporting the servers' metrics", "error", err)
 		}
-	}
-	if err := r.exportKeyed(gc); err != nil {
-		r.log.Warn("reload: exporting a passthrough server's metrics", "error", err)
 	}
 }
 
