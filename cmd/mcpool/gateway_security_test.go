@@ -17,13 +17,27 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// bearerRT sets Authorization: Bearer on every request.
-type bearerRT string
+// headerTransport sets headers on every request, then sends it with base
+// (http.DefaultTransport if nil).
+type headerTransport struct {
+	set  map[string]string
+	base http.RoundTripper
+}
 
-func (b bearerRT) RoundTrip(r *http.Request) (*http.Response, error) {
+func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+string(b))
-	return http.DefaultTransport.RoundTrip(r)
+	for k, v := range h.set {
+		r.Header.Set(k, v)
+	}
+	if h.base == nil {
+		return http.DefaultTransport.RoundTrip(r)
+	}
+	return h.base.RoundTrip(r)
+}
+
+// bearer is the header of a request authenticated with token.
+func bearer(token string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + token}
 }
 
 // A config full of marked secrets, a gateway driven through failures (an
@@ -59,7 +73,7 @@ func TestGatewayShowsNoSecret(t *testing.T) {
 	defer cancel()
 	token := as.Token(url, "alice")
 	c := mcp.NewClient(&mcp.Implementation{Name: "c", Version: "1"}, nil)
-	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: bearerRT(token)}},
+	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: headerTransport{set: bearer(token)}}},
 		&mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 	if err != nil {
 		t.Fatalf("connect: %v\n%s", err, logs.String())

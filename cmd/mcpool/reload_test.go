@@ -360,7 +360,7 @@ func TestGatewayReloadPassthroughMetrics(t *testing.T) {
 	metricsURL := strings.TrimSuffix(gw, "/mcp") + "/metrics"
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	hc := &http.Client{Transport: headerTransport{"X-Api-Key": "k1"}}
+	hc := &http.Client{Transport: headerTransport{set: map[string]string{"X-Api-Key": "k1"}}}
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{Endpoint: gw, HTTPClient: hc}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -444,17 +444,6 @@ func TestGatewayReloadPassthroughToShared(t *testing.T) {
 	if code := stop(); code != 0 {
 		t.Errorf("exit status %d: %s", code, logs.String())
 	}
-}
-
-// headerTransport adds headers to each request.
-type headerTransport map[string]string
-
-func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	for k, v := range h {
-		r.Header.Set(k, v)
-	}
-	return http.DefaultTransport.RoundTrip(r)
 }
 
 // scrape GETs url and returns the body.

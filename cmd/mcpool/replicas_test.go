@@ -165,18 +165,6 @@ func buildMcpool(t *testing.T) string {
 	return bin
 }
 
-// bearer adds the gateway's token to every request.
-type bearer struct {
-	token string
-	base  http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.base.RoundTrip(r)
-}
-
 // The done-when check: three `mcpool gateway` processes sharing a session
 // key and a real Redis, behind HAProxy round-robin with no stickiness. A
 // 2025-11-25 session makes 300 calls while one replica is SIGKILLed and
@@ -261,7 +249,7 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	endpoint := "http://" + lbAddr + "/mcp"
-	httpClient := &http.Client{Transport: bearer{replicaToken, &http.Transport{MaxIdleConnsPerHost: 64}}}
+	httpClient := &http.Client{Transport: headerTransport{bearer(replicaToken), &http.Transport{MaxIdleConnsPerHost: 64}}}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
