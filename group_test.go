@@ -799,15 +799,8 @@ func TestGroupUpdate(t *testing.T) {
 func TestGroupUpdateAddsAServerThatIsDown(t *testing.T) {
 	demo := httpServer(t, demoserver.New(demoserver.Options{}), false)
 	srv := demoserver.New(demoserver.Options{})
-	var up atomic.Bool
-	mcpHandler := demoserver.Handler(srv, false, 0)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !up.Load() {
-			http.Error(w, "starting", http.StatusServiceUnavailable)
-			return
-		}
-		mcpHandler.ServeHTTP(w, r)
-	}))
+	starting, up := demoserver.Starting(demoserver.Handler(srv, false, 0))
+	ts := httptest.NewServer(starting)
 	t.Cleanup(func() { closeServer(ts, srv) })
 	g := newGroup(t, mcpool.GroupConfig{Servers: []mcpool.ServerConfig{{Name: "demo", Config: mcpool.Config{URL: demo}}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -837,7 +830,7 @@ func TestGroupUpdateAddsAServerThatIsDown(t *testing.T) {
 	if res, err := g.CallTool(ctx, &mcp.CallToolParams{Name: "demo__echo", Arguments: map[string]any{"message": "m"}}); err != nil || res.IsError {
 		t.Errorf("a call to the server already there after the update: %v", err)
 	}
-	up.Store(true)
+	up()
 	eventually(t, "the late server connected in the background", func() bool { return g.Pool("late").Stats().Sessions > 0 })
 	if res, err := g.CallTool(ctx, &mcp.CallToolParams{Name: "late__echo", Arguments: map[string]any{"message": "m"}}); err != nil || res.IsError {
 		t.Errorf("a call to the late server once up: %v", err)

@@ -147,15 +147,8 @@ func (h *levelCount) count(level slog.Level, prefix string) int {
 // comes back, one line says so.
 func TestIsolatedDeadServerWarnsOnce(t *testing.T) {
 	srv := demoserver.New(demoserver.Options{})
-	mcpHandler := demoserver.Handler(srv, false, 0)
-	var up atomic.Bool
-	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !up.Load() {
-			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
-			return
-		}
-		mcpHandler.ServeHTTP(w, r)
-	}))
+	starting, up := demoserver.Starting(demoserver.Handler(srv, false, 0))
+	down := httptest.NewServer(starting)
 	t.Cleanup(func() { closePeer(srv, down) })
 	logs := &levelCount{}
 	g, err := gateway.New(gateway.Options{Logger: slog.New(logs), Servers: []gateway.Server{{Name: "down",
@@ -185,7 +178,7 @@ func TestIsolatedDeadServerWarnsOnce(t *testing.T) {
 	if n := logs.count(slog.LevelWarn, "mcpool: connect failed"); n > 1 {
 		t.Errorf("%d warnings that a connect failed, want at most 1 (the catalog's pool; the spares' at debug level)", n)
 	}
-	up.Store(true)
+	up()
 	eventually(t, "the line that a spare connected again", func() bool {
 		return logs.count(slog.LevelInfo, "isolated: a spare connected again") > 0
 	})

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpool/mcpool/internal/demoserver"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -97,6 +98,31 @@ func gatewayConfig(servers map[string]string) string {
 		"\n  },\n  \"gateway\": {\"servers\": {" + strings.Join(modes, ", ") + "}}\n}\n"
 }
 
+// demoServers starts n demo servers over HTTP (as "mcpool demo-server"),
+// stopped when the test ends, and returns their URLs.
+func demoServers(t *testing.T, n int) []string {
+	t.Helper()
+	urls := make([]string, n)
+	for i := range urls {
+		u, stop := startDemoServer(t)
+		t.Cleanup(func() { stop() })
+		urls[i] = u
+	}
+	return urls
+}
+
+// gatewayClient connects a go-sdk client to the gateway at url through hc
+// (nil: the default client), closed when the test ends.
+func gatewayClient(t *testing.T, ctx context.Context, url string, hc *http.Client) *mcp.ClientSession {
+	t.Helper()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: hc}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.Close() })
+	return cs
+}
+
 func listsTool(ctx context.Context, cs *mcp.ClientSession, name string) bool {
 	res, err := cs.ListTools(ctx, nil)
 	return err == nil && slices.ContainsFunc(res.Tools, func(tl *mcp.Tool) bool { return tl.Name == name })
@@ -121,12 +147,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // finishes. Then a file that does not load keeps the running config, with
 // one log line.
 func TestGatewayReloadOnSIGHUP(t *testing.T) {
-	urls := make([]string, 5)
-	for i := range urls {
-		u, stop := startDemoServer(t)
-		t.Cleanup(func() { stop() })
-		urls[i] = u
-	}
+	urls := demoServers(t, 5)
 	path := filepath.Join(t.TempDir(), "mcp.json")
 	writeConfigFile(t, path, gatewayConfig(map[string]string{"a": urls[0], "b": urls[1], "gone": urls[2]}))
 	url, logs, stop := runGatewayFile(t, path)
@@ -241,20 +262,14 @@ func TestGatewayReloadOnSIGHUP(t *testing.T) {
 // With --watch, a change of the file reloads it, and a file that stops
 // loading keeps the running config with one log line.
 func TestGatewayReloadWatch(t *testing.T) {
-	a, stopA := startDemoServer(t)
-	t.Cleanup(func() { stopA() })
-	b, stopB := startDemoServer(t)
-	t.Cleanup(func() { stopB() })
+	urls := demoServers(t, 2)
+	a, b := urls[0], urls[1]
 	path := filepath.Join(t.TempDir(), "mcp.json")
 	writeConfigFile(t, path, gatewayConfig(map[string]string{"a": a}))
 	url, logs, stop := runGatewayFile(t, path, "--watch")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cs.Close()
+	cs := gatewayClient(t, ctx, url, nil)
 
 	writeConfigFile(t, path, gatewayConfig(map[string]string{"a": a, "b": b}))
 	waitFor(t, "b__echo listed", func() bool { return listsTool(ctx, cs, "b__echo") })
@@ -283,36 +298,21 @@ func TestGatewayReloadWatch(t *testing.T) {
 // that is up is listed without waiting out the other's breaker window
 // (10 s), and the one that was down is listed once it answers.
 func TestGatewayReloadAddsAServerThatIsDown(t *testing.T) {
-	a, stopA := startDemoServer(t)
-	t.Cleanup(func() { stopA() })
-	b, stopB := startDemoServer(t)
-	t.Cleanup(func() { stopB() })
-	late, stopLate := startDemoServer(t)
-	t.Cleanup(func() { stopLate() })
+	urls := demoServers(t, 3)
+	a, b, late := urls[0], urls[1], urls[2]
 	lateURL, err := url.Parse(late)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var up atomic.Bool
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: lateURL.Scheme, Host: lateURL.Host})
-	starting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !up.Load() {
-			http.Error(w, "starting", http.StatusServiceUnavailable)
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
+	handler, up := demoserver.Starting(httputil.NewSingleHostReverseProxy(&url.URL{Scheme: lateURL.Scheme, Host: lateURL.Host}))
+	starting := httptest.NewServer(handler)
 	t.Cleanup(starting.Close)
 	path := filepath.Join(t.TempDir(), "mcp.json")
 	writeConfigFile(t, path, gatewayConfig(map[string]string{"a": a}))
 	gw, logs, stop := runGatewayFile(t, path, "--watch")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{Endpoint: gw}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cs.Close()
+	cs := gatewayClient(t, ctx, gw, nil)
 
 	writeConfigFile(t, path, gatewayConfig(map[string]string{"a": a, "b": b, "late": starting.URL + lateURL.Path}))
 	written := time.Now()
@@ -328,7 +328,7 @@ func TestGatewayReloadAddsAServerThatIsDown(t *testing.T) {
 	if !strings.Contains(logs.String(), "some servers did not start") || !strings.Contains(logs.String(), `server \"late\"`) {
 		t.Errorf("no log line names the server that did not start: %s", logs.String())
 	}
-	up.Store(true)
+	up()
 	waitFor(t, "late__echo listed once the server answers", func() bool { return listsTool(ctx, cs, "late__echo") })
 	if code := stop(); code != 0 {
 		t.Errorf("exit status %d: %s", code, logs.String())
@@ -339,12 +339,8 @@ func TestGatewayReloadAddsAServerThatIsDown(t *testing.T) {
 // changed, so the gateway makes a new keyed pool), its figures are the new
 // pool's, not frozen at the old one's; removed, they leave /metrics.
 func TestGatewayReloadPassthroughMetrics(t *testing.T) {
-	a, stopA := startDemoServer(t)
-	t.Cleanup(func() { stopA() })
-	p1, stop1 := startDemoServer(t)
-	t.Cleanup(func() { stop1() })
-	p2, stop2 := startDemoServer(t)
-	t.Cleanup(func() { stop2() })
+	urls := demoServers(t, 3)
+	a, p1, p2 := urls[0], urls[1], urls[2]
 	config := func(p string) string {
 		servers := fmt.Sprintf(`"a": {"type": "http", "url": %q}`, a)
 		modes := `"a": {"mode": "shared"}`
@@ -360,12 +356,7 @@ func TestGatewayReloadPassthroughMetrics(t *testing.T) {
 	metricsURL := strings.TrimSuffix(gw, "/mcp") + "/metrics"
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	hc := &http.Client{Transport: headerTransport{set: map[string]string{"X-Api-Key": "k1"}}}
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{Endpoint: gw, HTTPClient: hc}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cs.Close()
+	cs := gatewayClient(t, ctx, gw, &http.Client{Transport: headerTransport{set: map[string]string{"X-Api-Key": "k1"}}})
 	call := func() {
 		t.Helper()
 		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "p__echo", Arguments: map[string]any{"message": "m"}})
@@ -410,8 +401,7 @@ func TestGatewayReloadPassthroughMetrics(t *testing.T) {
 // only one (so the reload makes the gateway's Group) exports it from the
 // Group: its keyed pool's name is let go first.
 func TestGatewayReloadPassthroughToShared(t *testing.T) {
-	p, stopP := startDemoServer(t)
-	t.Cleanup(func() { stopP() })
+	p := demoServers(t, 1)[0]
 	config := func(mode string) string {
 		extra := ""
 		if mode == "passthrough" {
@@ -426,11 +416,7 @@ func TestGatewayReloadPassthroughToShared(t *testing.T) {
 	waitFor(t, "the reload", func() bool { return strings.Contains(logs.String(), "reloaded the config") })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{Endpoint: gw}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cs.Close()
+	cs := gatewayClient(t, ctx, gw, nil)
 	if res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "p__echo", Arguments: map[string]any{"message": "m"}}); err != nil || res.IsError {
 		t.Fatalf("p__echo in shared mode: %v %+v", err, res)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -135,6 +136,20 @@ func New(opts Options) *mcp.Server {
 func Handler(s *mcp.Server, stateless bool, sessionTimeout time.Duration) http.Handler {
 	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
 		&mcp.StreamableHTTPOptions{Stateless: stateless, SessionTimeout: sessionTimeout})
+}
+
+// Starting wraps h as a server that is still starting: every request is
+// answered 503 Service Unavailable until up is called, then served by h.
+// up is safe to call from any goroutine, more than once.
+func Starting(h http.Handler) (starting http.Handler, up func()) {
+	var ready atomic.Bool
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}), func() { ready.Store(true) }
 }
 
 // serialize returns middleware that runs one request at a time per session.
