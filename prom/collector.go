@@ -76,6 +76,9 @@ type Collector struct {
 	// SyncGroups, once.
 	observed map[*mcpool.Pool]bool
 	tools    map[string]map[string]bool // server → tool names labelled so far
+	// observing are the server names observers were made for: the names
+	// that may have event series (calls, durations, waits, closes).
+	observing map[string]bool
 }
 
 // source is one registered pool (or keyed pool) and how to read it.
@@ -94,7 +97,7 @@ func New(opts Options) *Collector {
 	if callBuckets == nil {
 		callBuckets = DefaultCallDurationBuckets
 	}
-	c := &Collector{maxTools: opts.MaxTools, tools: map[string]map[string]bool{}, observed: map[*mcpool.Pool]bool{}}
+	c := &Collector{maxTools: opts.MaxTools, tools: map[string]map[string]bool{}, observed: map[*mcpool.Pool]bool{}, observing: map[string]bool{}}
 	if c.maxTools <= 0 {
 		c.maxTools = 256
 	}
@@ -163,12 +166,12 @@ func (c *Collector) AddKeyed(server string, k *mcpool.Keyed) error {
 }
 
 // Remove stops exporting the server added under that name with AddPool or
-// AddKeyed, and reports whether there was one: its figures read from Stats
-// leave the next scrape, and the name may be added again (a keyed pool
-// made anew by a gateway's reload, say), its counters going on from where
-// they were. A group's servers follow their group instead (AddGroup). The
-// pool's observer stays attached: remove a pool once it is closed, or its
-// events are still counted under the name. It is safe for concurrent use.
+// AddKeyed, and reports whether there was one: its figures leave the next
+// scrape, and the name may be added again (a keyed pool made anew by a
+// gateway's reload, say); added again before the next scrape, its event
+// counters go on from where they were. A group's servers follow their
+// group instead (AddGroup). The pool's observer stays attached: remove a
+// pool once it is closed. It is safe for concurrent use.
 func (c *Collector) Remove(server string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -251,6 +254,36 @@ func (c *Collector) SyncGroups() {
 	c.mu.Unlock()
 }
 
+// forgetGone drops the event series (calls, their durations, acquire
+// waits, closed sessions) of the servers not in exported: a group's server
+// that an update removed, a name Remove let go and nothing took again.
+// Without it a removed server's counters would stay in every scrape. A
+// name exported again later starts its counters anew, which Prometheus
+// reads as a counter reset.
+func (c *Collector) forgetGone(exported []source) {
+	names := map[string]bool{}
+	for _, s := range exported {
+		names[s.server] = true
+	}
+	var gone []string
+	c.mu.Lock()
+	for name := range c.observing {
+		if !names[name] {
+			gone = append(gone, name)
+			delete(c.observing, name)
+			delete(c.tools, name)
+		}
+	}
+	c.mu.Unlock()
+	for _, name := range gone {
+		l := prometheus.Labels{"server": name}
+		c.acquireWait.DeletePartialMatch(l)
+		c.callDuration.DeletePartialMatch(l)
+		c.calls.DeletePartialMatch(l)
+		c.closed.DeletePartialMatch(l)
+	}
+}
+
 // groupSources returns a source per server of the groups now, leaving out
 // names taken by the sources added before.
 func (c *Collector) groupSources() []source {
@@ -306,6 +339,9 @@ func (c *Collector) add(s source) error {
 }
 
 func (c *Collector) observer(server string) mcpool.Observer {
+	c.mu.Lock()
+	c.observing[server] = true
+	c.mu.Unlock()
 	wait := c.acquireWait.WithLabelValues(server)
 	return mcpool.Observer{
 		AcquireEnd: func(_ context.Context, e mcpool.AcquireEvent) {

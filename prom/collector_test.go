@@ -336,9 +336,9 @@ func TestKeyed(t *testing.T) {
 	}
 }
 
-// A server removed leaves the scrape's figures read from Stats, and its
-// name can be added again: a reload's new keyed pool is read from then on,
-// the counters going on under the same label.
+// A server removed and added again before the next scrape (a reload's new
+// keyed pool) is read from its new pool, its event counters going on; one
+// removed for good leaves the scrape, event counters included.
 func TestRemove(t *testing.T) {
 	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
 	t.Cleanup(ts.Close)
@@ -368,20 +368,14 @@ func TestRemove(t *testing.T) {
 		t.Fatal("Remove: want true for the server added, then false")
 	}
 	_ = old.Close(ctx)
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(series(families, "mcpool_acquires_total", map[string]string{"server": "p"})); n != 0 {
-		t.Errorf("%d acquires series of the removed server, want none", n)
-	}
 	k := newKeyed()
 	if err := c.AddKeyed("p", k); err != nil {
 		t.Fatalf("adding the name again: %v", err)
 	}
 	call(k)
 	call(k)
-	if families, err = reg.Gather(); err != nil {
+	families, err := reg.Gather()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if g := value(families, "mcpool_acquires_total", map[string]string{"server": "p"}); g != 2 {
@@ -389,6 +383,15 @@ func TestRemove(t *testing.T) {
 	}
 	if g := value(families, "mcpool_calls_total", map[string]string{"server": "p", "outcome": "ok"}); g != 3 {
 		t.Errorf("calls counted under the name: %v, want 3 (the counter goes on)", g)
+	}
+	c.Remove("p")
+	if families, err = reg.Gather(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"mcpool_acquires_total", "mcpool_calls_total", "mcpool_call_duration_seconds", "mcpool_acquire_wait_seconds"} {
+		if n := len(series(families, name, map[string]string{"server": "p"})); n != 0 {
+			t.Errorf("%d %s series of the removed server, want none", n, name)
+		}
 	}
 }
 

@@ -60,7 +60,8 @@ func TestRealGroup(t *testing.T) {
 
 // A group is read at every scrape: a server an Update adds is exported
 // with its calls counted from the start (SyncGroups after the update), and
-// a server it removes is not exported any more.
+// a server it removes is not exported any more, its call counters
+// included.
 func TestGroupUpdateExported(t *testing.T) {
 	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
 	t.Cleanup(ts.Close)
@@ -77,6 +78,13 @@ func TestGroupUpdateExported(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
 	ctx := context.Background()
+	// b's calls are counted while it is in the group.
+	if _, err := g.CallTool(ctx, &mcp.CallToolParams{Name: "b__echo", Arguments: map[string]any{"message": "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if families, err := reg.Gather(); err != nil || value(families, "mcpool_calls_total", map[string]string{"server": "b"}) != 1 {
+		t.Fatalf("b's call before the update: %v", err)
+	}
 	upd, err := g.Update(ctx, mcpool.GroupConfig{Servers: []mcpool.ServerConfig{{Name: "a", Config: cfg}, {Name: "c", Config: cfg}}})
 	if err != nil {
 		t.Fatal(err)
@@ -103,13 +111,13 @@ func TestGroupUpdateExported(t *testing.T) {
 		}
 	}
 	for _, f := range families {
-		if f.GetName() != "mcpool_acquires_total" {
+		if f.GetName() != "mcpool_acquires_total" && f.GetName() != "mcpool_calls_total" {
 			continue
 		}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "server" && l.GetValue() == "b" {
-					t.Errorf("server b, removed by the update, is still exported")
+					t.Errorf("server b, removed by the update, is still in %s", f.GetName())
 				}
 			}
 		}

@@ -107,7 +107,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	sources := append([]source(nil), c.sources...)
 	c.mu.Unlock()
-	for _, s := range append(sources, c.groupSources()...) {
+	sources = append(sources, c.groupSources()...)
+	c.forgetGone(sources)
+	for _, s := range sources {
 		st := s.stats()
 		for _, m := range statMetrics {
 			ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(&st), s.server)
