@@ -44,9 +44,14 @@ type Group struct {
 	// Update, never changed, so that a call routes on one snapshot.
 	st atomic.Pointer[groupState]
 
-	mu      sync.Mutex           // serializes Update and Close
-	retired map[*member]struct{} // left the group, pools not closed yet
-	closed  bool
+	// update serializes Updates; it is held across their connects, mu
+	// never is.
+	update sync.Mutex
+
+	mu       sync.Mutex           // guards what follows, and the swap of st
+	retired  map[*member]struct{} // left the group, pools not closed yet
+	starting map[*member]struct{} // an Update's new servers, connecting
+	closed   bool
 
 	// merged caches each merged list with the parts it was made from, so
 	// that a List call whose parts are all unchanged allocates nothing.
@@ -180,6 +185,7 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 		log:       cfg.Logger,
 		onChanged: cfg.OnListChanged,
 		retired:   map[*member]struct{}{},
+		starting:  map[*member]struct{}{},
 	}
 	st := &groupState{naming: naming, byName: map[string]*member{}}
 	if g.log == nil {
@@ -391,6 +397,9 @@ func (g *Group) Close(ctx context.Context) error {
 	for m := range g.retired {
 		members = append(members, m)
 	}
+	for m := range g.starting {
+		members = append(members, m)
+	}
 	g.mu.Unlock()
 	var mu sync.Mutex
 	var errs []error
@@ -485,7 +494,9 @@ func (g *Group) Naming() *Naming { return g.state().naming }
 //
 // Errors: cfg's validation error ([*ConfigError], as NewGroup's: two
 // servers whose names collide, say), with the group unchanged and no
-// update; ErrPoolClosed after Close. When some added or replaced servers
+// update; ErrPoolClosed after Close, and when Close comes while Update
+// connects the new servers (Close does not wait for those connects: it
+// closes the new servers' pools with the rest). When some added or replaced servers
 // did not start, Update still switches to cfg (they go on connecting in the
 // background) and returns the update with their [*ServerError]s joined, as
 // Start does. Unlike Start, Update does not ride out a server whose
@@ -501,9 +512,12 @@ func (g *Group) Update(ctx context.Context, cfg GroupConfig) (*GroupUpdate, erro
 		return nil, err
 	}
 	naming, _ := cfg.Naming() // checked by Validate
+	g.update.Lock()
+	defer g.update.Unlock()
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
+	closed := g.closed
+	g.mu.Unlock()
+	if closed {
 		return nil, ErrPoolClosed
 	}
 	var all []Config
@@ -546,11 +560,34 @@ func (g *Group) Update(ctx context.Context, cfg GroupConfig) (*GroupUpdate, erro
 			}
 		}
 	}
+	// The new servers connect without mu held: a Close meanwhile closes
+	// them too (their Starts then return), rather than wait for them.
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		for _, f := range fresh {
+			f.closePools()
+		}
+		return nil, ErrPoolClosed
+	}
+	for _, f := range fresh {
+		g.starting[f] = struct{}{}
+	}
+	g.mu.Unlock()
 	err := g.startMembers(ctx, fresh, false)
+	g.mu.Lock()
+	for _, f := range fresh {
+		delete(g.starting, f)
+	}
+	if g.closed {
+		g.mu.Unlock()
+		return nil, ErrPoolClosed // Close closed the new servers' pools
+	}
 	g.st.Store(next)
 	for _, m := range u.old {
 		g.retired[m] = struct{}{}
 	}
+	g.mu.Unlock()
 	if len(u.Added)+len(u.Removed)+len(u.Replaced) > 0 {
 		g.log.Info("group updated", "added", u.Added, "removed", u.Removed, "replaced", u.Replaced)
 	}

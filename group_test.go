@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -834,6 +835,59 @@ func TestGroupUpdateAddsAServerThatIsDown(t *testing.T) {
 	eventually(t, "the late server connected in the background", func() bool { return g.Pool("late").Stats().Sessions > 0 })
 	if res, err := g.CallTool(ctx, &mcp.CallToolParams{Name: "late__echo", Arguments: map[string]any{"message": "m"}}); err != nil || res.IsError {
 		t.Errorf("a call to the late server once up: %v", err)
+	}
+}
+
+// Close does not wait behind an Update whose new server is connecting (a
+// server that accepts the connection and never answers initialize): it
+// closes that server's pool too, and the Update returns ErrPoolClosed.
+func TestGroupCloseDuringUpdate(t *testing.T) {
+	demo := httpServer(t, demoserver.New(demoserver.Options{}), false)
+	var asked atomic.Int64
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		// Read whole, so that net/http notices the client going away.
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-r.Context().Done() // never answers
+	}))
+	t.Cleanup(stuck.Close)
+	g, err := mcpool.NewGroup(mcpool.GroupConfig{Logger: quiet, Servers: []mcpool.ServerConfig{{Name: "demo", Config: mcpool.Config{URL: demo}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	updated := make(chan error, 1)
+	go func() {
+		_, err := g.Update(ctx, mcpool.GroupConfig{Servers: []mcpool.ServerConfig{
+			{Name: "demo", Config: mcpool.Config{URL: demo}},
+			{Name: "stuck", Config: mcpool.Config{URL: stuck.URL, ConnectTimeout: 30 * time.Second}},
+		}})
+		updated <- err
+	}()
+	eventually(t, "the new server's connect under way", func() bool { return asked.Load() > 0 })
+	start := time.Now()
+	cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer ccancel()
+	if err := g.Close(cctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	// Closing the stuck server's pool takes up to 5s of its own: the
+	// go-sdk waits that long for its notifications/cancelled of the
+	// initialize, which this server does not answer either.
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("Close took %v with an Update connecting; want it not to wait for the connect (30s)", took)
+	}
+	select {
+	case err := <-updated:
+		if !errors.Is(err, mcpool.ErrPoolClosed) {
+			t.Errorf("the Update cut short by Close: %v, want ErrPoolClosed", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the Update did not return 15s after Close")
 	}
 }
 
