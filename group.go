@@ -389,7 +389,10 @@ func (g *Group) startMembers(ctx context.Context, members []*member, rideOut boo
 // the pools still closing) and is idempotent and safe from many
 // goroutines: every call waits, as long as its own ctx allows, for the
 // same teardown. To wait for a teardown that an earlier Close left
-// running, call Close again with a longer ctx.
+// running, call Close again with a longer ctx. Close does not wait for an
+// [Group.Update] under way: the servers it is connecting are closed with
+// the rest (those it makes after Close began, by the Update itself before
+// it returns ErrPoolClosed).
 func (g *Group) Close(ctx context.Context) error {
 	g.mu.Lock()
 	g.closed = true
@@ -496,10 +499,10 @@ func (g *Group) Naming() *Naming { return g.state().naming }
 // servers whose names collide, say), with the group unchanged and no
 // update; ErrPoolClosed after Close, and when Close comes while Update
 // connects the new servers (Close does not wait for those connects: it
-// closes the new servers' pools with the rest). When some added or replaced servers
-// did not start, Update still switches to cfg (they go on connecting in the
-// background) and returns the update with their [*ServerError]s joined, as
-// Start does. Unlike Start, Update does not ride out a server whose
+// closes the new servers' pools with the rest). When some added or
+// replaced servers did not start, Update still switches to cfg (they go
+// on connecting in the background) and returns the update with their
+// [*ServerError]s joined, as Start does. Unlike Start, Update does not ride out a server whose
 // connects fail: it stops waiting for a server once each of its replicas
 // is failing ([Stats.Failing]: no session, its last connect failed), and
 // reports it with a [*ConnectError] (errors.Is ErrConnectFailed) that wraps
@@ -515,9 +518,9 @@ func (g *Group) Update(ctx context.Context, cfg GroupConfig) (*GroupUpdate, erro
 	g.update.Lock()
 	defer g.update.Unlock()
 	g.mu.Lock()
-	closed := g.closed
+	closedAtStart := g.closed
 	g.mu.Unlock()
-	if closed {
+	if closedAtStart {
 		return nil, ErrPoolClosed
 	}
 	var all []Config
@@ -562,26 +565,28 @@ func (g *Group) Update(ctx context.Context, cfg GroupConfig) (*GroupUpdate, erro
 	}
 	// The new servers connect without mu held: a Close meanwhile closes
 	// them too (their Starts then return), rather than wait for them.
+	// Once the group is closed they stay in starting, so that every later
+	// Close waits for their teardown as for the rest.
 	g.mu.Lock()
-	if g.closed {
-		g.mu.Unlock()
+	for _, f := range fresh {
+		g.starting[f] = struct{}{}
+	}
+	closed := g.closed
+	g.mu.Unlock()
+	if closed { // made after Close looked: closed here
 		for _, f := range fresh {
 			f.closePools()
 		}
 		return nil, ErrPoolClosed
 	}
-	for _, f := range fresh {
-		g.starting[f] = struct{}{}
-	}
-	g.mu.Unlock()
 	err := g.startMembers(ctx, fresh, false)
 	g.mu.Lock()
-	for _, f := range fresh {
-		delete(g.starting, f)
-	}
 	if g.closed {
 		g.mu.Unlock()
 		return nil, ErrPoolClosed // Close closed the new servers' pools
+	}
+	for _, f := range fresh {
+		delete(g.starting, f)
 	}
 	g.st.Store(next)
 	for _, m := range u.old {
