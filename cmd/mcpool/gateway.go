@@ -120,6 +120,8 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 
+	triggers := newReloadTriggers(ctx, *configPath, *watch) // signals.go
+	defer triggers.stop()
 	file, err := config.Load(*configPath)
 	if err != nil {
 		return err
@@ -310,7 +312,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	// SIGHUP, and with --watch a change of the file, reload the config.
 	reloadCtx, stopReloads := context.WithCancel(ctx)
-	reloads := rl.run(reloadCtx, *watch)
+	reloads := rl.run(reloadCtx, triggers)
 	shutdown := func() error {
 		stopReloads()
 		<-reloads
@@ -575,25 +577,19 @@ func (r *reloader) stopAuth() {
 	}
 }
 
-// run reloads on SIGHUP and, when watch is set, when the file changes,
-// until ctx ends; the channel it returns is closed then.
-func (r *reloader) run(ctx context.Context, watch bool) <-chan struct{} {
+// run reloads on t's triggers (SIGHUP, and with --watch a change of the
+// file) until ctx ends; the channel it returns is closed then.
+func (r *reloader) run(ctx context.Context, t *reloadTriggers) <-chan struct{} {
 	done := make(chan struct{})
-	hup, stop := reloadSignals() // signals.go
-	var changed <-chan struct{}
-	if watch {
-		changed = watchFile(ctx, r.path, time.Second) // signals.go
-	}
 	go func() {
 		defer close(done)
-		defer stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-hup:
+			case <-t.hup:
 				r.apply(ctx, "SIGHUP")
-			case <-changed:
+			case <-t.changed:
 				r.apply(ctx, "file changed")
 			}
 		}

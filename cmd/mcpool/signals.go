@@ -93,12 +93,34 @@ func reloadSignals() (<-chan os.Signal, func()) {
 	return hup, func() { signal.Stop(hup) }
 }
 
-// watchFile returns a channel that receives when path's content changes:
-// every interval it compares the file's size and modification time, and
-// when they moved, a SHA-256 of its content (an editor that rewrites the
-// same bytes is no change). A file that cannot be read counts as a change
-// once (the reload then says why), and again once it can. It stops when
-// ctx ends.
+// reloadTriggers are what makes the gateway read its config file again:
+// SIGHUP, and with --watch a change of the file. They are set up before
+// the file is first read, so that what comes while the gateway starts is
+// kept for when it serves: a SIGHUP (whose default would end the process)
+// or a change written after the first read.
+type reloadTriggers struct {
+	hup     <-chan os.Signal
+	changed <-chan struct{} // nil without --watch
+	stop    func()
+}
+
+// newReloadTriggers sets up the triggers; stop ends them.
+func newReloadTriggers(ctx context.Context, path string, watch bool) *reloadTriggers {
+	hup, stopHUP := reloadSignals()
+	ctx, cancel := context.WithCancel(ctx)
+	t := &reloadTriggers{hup: hup, stop: func() { cancel(); stopHUP() }}
+	if watch {
+		t.changed = watchFile(ctx, path, time.Second)
+	}
+	return t
+}
+
+// watchFile returns a channel that receives when path's content changes
+// from what it is when watchFile is called: every interval it compares the
+// file's size and modification time, and when they moved, a SHA-256 of its
+// content (an editor that rewrites the same bytes is no change). A file
+// that cannot be read counts as a change once (the reload then says why),
+// and again once it can. It stops when ctx ends.
 func watchFile(ctx context.Context, path string, interval time.Duration) <-chan struct{} {
 	out := make(chan struct{}, 1)
 	type state struct {
@@ -124,8 +146,8 @@ func watchFile(ctx context.Context, path string, interval time.Duration) <-chan 
 		st.sum = sha256.Sum256(b)
 		return st
 	}
+	cur := look(state{err: true}) // now: the first read of the file comes after
 	go func() {
-		cur := look(state{err: true})
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {

@@ -439,3 +439,20 @@ func servers(exe string) []int {
 	}
 	return pids
 }
+
+// watchFile compares with the file as it was when the watch began, not at
+// its first look a moment later: a change written at once (as the gateway
+// reads the file for the first time just after) is a change.
+func TestWatchFileSeesAChangeMadeAtOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mcp.json")
+	writeConfigFile(t, path, `{"mcpServers": {}}`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed := watchFile(ctx, path, 20*time.Millisecond)
+	writeConfigFile(t, path, `{"mcpServers": {"a": {"command": "srv"}}}`)
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no change seen 10s after the file changed")
+	}
+}
