@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -454,5 +455,42 @@ func TestWatchFileSeesAChangeMadeAtOnce(t *testing.T) {
 	case <-changed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("no change seen 10s after the file changed")
+	}
+}
+
+// A SIGHUP that comes while the gateway starts (here: waiting for a server
+// slow to answer initialize) neither ends it, as SIGHUP's default would,
+// nor is lost: the gateway serves, then reloads.
+func TestGatewaySIGHUPWhileStarting(t *testing.T) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "slow-start", Version: "1"}, nil)
+	s.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if method == "initialize" || method == "server/discover" {
+				select {
+				case <-time.After(2 * time.Second):
+				case <-ctx.Done():
+				}
+			}
+			return next(ctx, method, req)
+		}
+	})
+	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	t.Cleanup(func() {
+		for ss := range s.Sessions() {
+			_ = ss.Close()
+		}
+		ts.Close()
+	})
+	path := filepath.Join(t.TempDir(), "mcp.json")
+	writeConfigFile(t, path, gatewayConfig(map[string]string{"slow": ts.URL}))
+	p := execCLI(t, "gateway", "--config", path, "--listen", "127.0.0.1:0")
+	p.waitStderr("msg=starting")
+	p.signal(syscall.SIGHUP)
+	p.waitStderr("serving MCP")
+	p.waitStderr("reloaded the config")
+	sent := time.Now()
+	p.signal(syscall.SIGTERM)
+	if code, _ := p.wait(sent); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0; stderr:\n%s", code, p.stderr.String())
 	}
 }
