@@ -217,6 +217,7 @@ func cachedList[T any](ctx context.Context, p *Pool, c *listCache[T], page func(
 	}
 	// Counted once on the fetch: a caller counted as a miss is one the
 	// fetch will not stop without.
+	start := time.Now()
 	c.join()
 	c.stats.misses.Add(1)
 	ch := c.group.DoChan(c.kind, func() (any, error) {
@@ -236,6 +237,11 @@ func cachedList[T any](ctx context.Context, p *Pool, c *listCache[T], page func(
 		return r.Val.([]*T), nil
 	case <-ctx.Done():
 		c.leave(true)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if err := p.gaveUpLocked(start, ctx.Err()); err != nil {
+			return nil, err // the server is not answering: say so, as Acquire does
+		}
 		return nil, ctx.Err()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -418,4 +419,26 @@ func TestListAbandonedFetchStops(t *testing.T) {
 		t.Fatalf("the stopped fetch asked for %d pages, want 1", got)
 	}
 	close(e.release)
+}
+
+// A list the caller gives up on while the server's connects fail says why,
+// as a call does: a *ConnectError with the last failure that also matches
+// the caller's ctx error, not that error alone.
+func TestListToolsServerDownSaysWhy(t *testing.T) {
+	p := newPool(t, mcpool.Config{URL: "http://127.0.0.1:1/mcp", Logger: quiet})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := p.ListTools(ctx)
+		errc <- err
+	}()
+	eventually(t, "a failed connect", func() bool { return p.Stats().ConnectErrors > 0 })
+	cancel()
+	err := <-errc
+	mustIs(t, err, mcpool.ErrConnectFailed)
+	mustIs(t, err, context.Canceled)
+	if !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("%v: does not say what the connects met", err)
+	}
 }

@@ -28,6 +28,13 @@ func route[T any](ctx context.Context, g *Group, lk listKind[T], kind, name stri
 	}
 	pt, err := memberList(ctx, m, lk)
 	if err != nil {
+		if ctx.Err() != nil {
+			// The wait for the catalog took the caller's whole deadline:
+			// its error says why (the server's connects failing), where
+			// the call would only see the expired ctx.
+			m.exit()
+			return nil, "", nil, err
+		}
 		// The catalog cannot be had (the server is down?): call by the
 		// plain name, and let the call say what is wrong.
 		return m, rest, nil, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -378,10 +379,11 @@ func mergedList[T any](ctx context.Context, g *Group, lk listKind[T]) ([]*T, err
 		}
 	}
 	if len(failed) == len(members) {
-		if err := ctx.Err(); err != nil {
+		le := &ListError{Kind: lk.kind, Failed: failed}
+		if err := ctx.Err(); err != nil && !errors.Is(le, err) {
 			return nil, err
 		}
-		return nil, &ListError{Kind: lk.kind, Failed: failed}
+		return nil, le
 	}
 	if out == nil {
 		out = []*T{}
@@ -409,9 +411,11 @@ func mergedList[T any](ctx context.Context, g *Group, lk listKind[T]) ([]*T, err
 // (ServerStats.ListError); the others' tools are still returned. So is a
 // server that has not answered when ctx ends: a slow server does not hold
 // up the list (its fetch goes on in the background and fills its pool's
-// cache). Only when every server fails is the result an error: ctx's when
-// it ended, else a [*ListError] naming each server. The tools are shared:
-// treat them as read-only.
+// cache). Only when every server fails is the result an error, a
+// [*ListError] naming each server and why (a server whose connects kept
+// failing until ctx ended: a [*ConnectError] with the last failure). When
+// ctx ended the error matches ctx's (errors.Is), and is ctx's alone when no
+// server has more to say. The tools are shared: treat them as read-only.
 func (g *Group) ListTools(ctx context.Context) ([]*mcp.Tool, error) {
 	return mergedList(ctx, g, toolList)
 }

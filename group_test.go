@@ -917,3 +917,35 @@ func TestGroupUpdateInvalid(t *testing.T) {
 		t.Errorf("update with the same config: %+v, %v", u, err)
 	}
 }
+
+// A call or a list through the group that the caller's deadline ends while
+// the server's connects fail says which server and why (not a bare
+// context.DeadlineExceeded), and still matches the deadline.
+func TestGroupServerDownUntilDeadline(t *testing.T) {
+	g := newGroup(t, mcpool.GroupConfig{Servers: []mcpool.ServerConfig{
+		{Name: "down", Config: mcpool.Config{URL: "http://127.0.0.1:1/mcp"}},
+	}})
+	for name, do := range map[string]func(context.Context) error{
+		"CallTool": func(ctx context.Context) error {
+			_, err := g.CallTool(ctx, &mcp.CallToolParams{Name: "down__echo"})
+			return err
+		},
+		"ListTools": func(ctx context.Context) error {
+			_, err := g.ListTools(ctx)
+			return err
+		},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		before := g.Replicas("down")[0].Stats().ConnectErrors
+		go func() { errc <- do(ctx) }()
+		eventually(t, "a failed connect", func() bool { return g.Replicas("down")[0].Stats().ConnectErrors > before })
+		cancel()
+		err := <-errc
+		mustIs(t, err, mcpool.ErrConnectFailed)
+		mustIs(t, err, context.Canceled)
+		if msg := err.Error(); !strings.Contains(msg, "connection refused") || !strings.Contains(msg, "http://127.0.0.1:1/mcp") {
+			t.Errorf("%s: %v: does not say where and why", name, err)
+		}
+	}
+}

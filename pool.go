@@ -282,10 +282,7 @@ func (p *Pool) wait(ctx context.Context, w *waiter) (Lease, error) {
 		l.Release()
 		p.mu.Lock()
 	}
-	if len(p.sessions) == 0 && p.failures > 0 {
-		// Not a full pool: the server is not answering (restarting, or
-		// gone and the breaker not open yet). Say so.
-		err := p.stillFailingLocked(fmt.Sprintf("no session after waiting %v", time.Since(w.start).Round(time.Millisecond)), cause)
+	if err := p.gaveUpLocked(w.start, cause); err != nil {
 		p.mu.Unlock()
 		p.counters.exhausted.Add(1)
 		return Lease{}, err
@@ -298,6 +295,22 @@ func (p *Pool) wait(ctx context.Context, w *waiter) (Lease, error) {
 	p.mu.Unlock()
 	p.counters.exhausted.Add(1)
 	return Lease{}, e
+}
+
+// gaveUpLocked is the error of a caller that began waiting at start and
+// whose ctx ended (cause) while the pool had no session and its connects
+// were failing: not a full pool, but a server not answering (restarting,
+// or gone and the breaker not open yet), and the error says so. It returns
+// nil when that is not the case.
+func (p *Pool) gaveUpLocked(start time.Time, cause error) error {
+	if len(p.sessions) > 0 || p.failures == 0 {
+		return nil
+	}
+	what := "no session"
+	if waited := time.Since(start); waited >= time.Millisecond { // 0: ctx had ended before the wait
+		what += fmt.Sprintf(" after waiting %v", waited.Round(time.Millisecond))
+	}
+	return p.stillFailingLocked(what, cause)
 }
 
 // stillFailingLocked is the error of a caller whose ctx ended while

@@ -177,13 +177,12 @@ func TestHeaderFlag(t *testing.T) {
 }
 
 // TestErrorsSayMcpoolOnce runs the command into the failures that carry
-// the library's errors (connect, tool, timeout, breaker) and checks that
-// each one-line error says "mcpool:" once.
+// the library's errors (connect, tool, timeout, auth) and checks that
+// each one-line error says "mcpool:" once (a server that is down, and the
+// breaker that gives up on it: TestUnreachableSaysItWaits).
 func TestErrorsSayMcpoolOnce(t *testing.T) {
 	ps := newProtectedServer(t, "s3cret")
 	for _, args := range [][]string{
-		{"tools", "--url", "http://127.0.0.1:1/mcp"},
-		{"bench", "--url", "http://127.0.0.1:1/mcp", "--calls", "1"},
 		{"tools", "--stdio", "/nonexistent/mcp-server"},
 		{"call", "nope"},
 		{"bench", "--tool", "nope", "--calls", "1"},

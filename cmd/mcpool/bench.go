@@ -170,7 +170,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 			return err
 		}
 	}
-	if err := preflight(ctx, tgt, &b.target, b.tool, b.timeout); err != nil {
+	if err := preflight(ctx, tgt, &b.target, b.tool, b.timeout, stderr); err != nil {
 		return err
 	}
 	var runs []*modeRun
@@ -213,7 +213,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 // preflight connects once and checks that the server has the tool, so that
 // an unreachable server or a misspelt tool costs one clear error, not a run
 // of failed calls.
-func preflight(ctx context.Context, tgt *target, f *targetFlags, tool string, timeout time.Duration) (err error) {
+func preflight(ctx context.Context, tgt *target, f *targetFlags, tool string, timeout time.Duration, stderr io.Writer) (err error) {
 	p, err := mcpool.New(tgt.poolConfig(1, 1, 0))
 	if err != nil {
 		return err
@@ -221,8 +221,8 @@ func preflight(ctx context.Context, tgt *target, f *targetFlags, tool string, ti
 	defer func() { shutdown(err != nil || ctx.Err() != nil, nil, p) }()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := p.Start(ctx); err != nil {
-		return explainConnect(ctx, err, f)
+	if err := startPool(ctx, p, tgt, f, stderr); err != nil { // connectwait.go
+		return withTimeout(ctx, timeout, err)
 	}
 	tools, err := p.ListTools(ctx)
 	if err != nil {
@@ -328,11 +328,9 @@ func benchPool(ctx context.Context, tgt *target, b *benchFlags, mode string, par
 	}
 	defer func() { shutdown(err != nil || ctx.Err() != nil, nil, p) }()
 	wctx, cancel := context.WithTimeout(ctx, b.timeout)
-	err = p.Start(wctx)
+	err = startPool(wctx, p, tgt, &b.target, stderr) // connectwait.go
 	if err == nil {
 		_, err = p.ListTools(wctx)
-	} else {
-		err = explainConnect(wctx, err, &b.target)
 	}
 	cancel()
 	if err != nil {

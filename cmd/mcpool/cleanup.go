@@ -83,18 +83,32 @@ func exit(code int) {
 	os.Exit(code)
 }
 
-// explainConnect names the flag to raise when connects ran out of
-// --connect-timeout. Where the library names its own setting
+// explainConnect words a failed Start for a command that ends rather than
+// retries later. After connects that failed in a way that can heal, the
+// library's *UnavailableError says when its next try comes; the command
+// makes none, so the message says it gave up, after how many connects and
+// how long (waited). It names the flag to raise when connects ran out of
+// --connect-timeout: where the library names its own setting
 // (Config.ConnectTimeout) the message says --connect-timeout instead, also
 // when the command's own deadline or a signal ended the wait; otherwise,
 // when the connect failed on its own timeout (cmdCtx, under which it ran,
-// still live), the flag and its value are added.
-func explainConnect(cmdCtx context.Context, err error, f *targetFlags) error {
+// still live), the flag and its value are added. errors.Is and errors.As
+// see the library's error through every rewording.
+func explainConnect(cmdCtx context.Context, err error, f *targetFlags, waited time.Duration) error {
 	if err == nil || !errors.Is(err, mcpool.ErrConnectFailed) {
 		return err
 	}
-	if msg := err.Error(); strings.Contains(msg, "Config.ConnectTimeout") {
-		return &renamed{err, strings.ReplaceAll(msg, "Config.ConnectTimeout", "--connect-timeout")}
+	msg, reworded := err.Error(), false
+	var ue *mcpool.UnavailableError
+	if cmdCtx.Err() == nil && errors.As(err, &ue) && !errors.Is(err, mcpool.ErrMisconfigured) {
+		msg, reworded = fmt.Sprintf("mcpool: gave up after %d failed connects in %v: %s",
+			ue.Failures, waited.Round(100*time.Millisecond), withoutPrefix(ue.Cause)), true
+	}
+	if strings.Contains(msg, "Config.ConnectTimeout") {
+		msg, reworded = strings.ReplaceAll(msg, "Config.ConnectTimeout", "--connect-timeout"), true
+	}
+	if reworded {
+		return &renamed{err, msg}
 	}
 	// The library's cause is context.DeadlineExceeded (or, in older
 	// versions, the cancellation that the timer caused).

@@ -50,6 +50,9 @@ type configGroup struct {
 	server string // --server, or ""
 	// stopAuth closes the OAuth redirect listeners of the servers' "auth".
 	stopAuth func()
+	// notice announces servers whose connects keep failing while the
+	// command waits for them (connectwait.go); done once it has its answer.
+	notice *connectNotice
 }
 
 // openGroup loads --config and makes the group (not started). With
@@ -108,7 +111,17 @@ func openGroup(t *targetFlags, stderr io.Writer) (*configGroup, error) {
 		stopAuth()
 		return nil, err
 	}
-	return &configGroup{g: g, server: t.group.server, stopAuth: stopAuth}, nil
+	notice := newConnectNotice(stderr)
+	for _, sc := range gc.Servers {
+		for i, p := range g.Replicas(sc.Name) { // in configuration order
+			cfg := &sc.Config
+			if i > 0 {
+				cfg = &sc.Replicas[i-1]
+			}
+			notice.watch(p, sc.Name, cfg)
+		}
+	}
+	return &configGroup{g: g, server: t.group.server, stopAuth: stopAuth, notice: notice}, nil
 }
 
 // loadConfig reads a config file and prints its warnings on stderr, one
@@ -183,13 +196,16 @@ func groupTools(ctx context.Context, f *oneShotFlags, stdout, stderr io.Writer) 
 	defer c.close()
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	c.start(ctx, stderr)
+	// Start's errors are not printed: the list's error, or the servers
+	// left out of it, say the same once.
+	_ = c.g.Start(ctx)
 	var tools []*mcp.Tool
 	if c.server != "" {
 		tools, err = serverTools(ctx, c)
 	} else {
 		tools, err = c.g.ListTools(ctx)
 	}
+	c.notice.done()
 	if err != nil {
 		return withTimeout(ctx, f.timeout, err)
 	}
@@ -237,6 +253,7 @@ func groupCall(ctx context.Context, f *oneShotFlags, params *mcp.CallToolParams,
 	p := *params
 	p.Name = c.toolName(params.Name)
 	res, err := c.g.CallTool(ctx, &p)
+	c.notice.done()
 	return res, withTimeout(ctx, f.timeout, err)
 }
 
@@ -265,6 +282,7 @@ func groupBench(ctx context.Context, b *benchFlags, params func() *mcp.CallToolP
 	wctx, cancel := context.WithTimeout(ctx, b.timeout)
 	c.start(wctx, stderr)
 	tools, err := c.g.ListTools(wctx)
+	c.notice.done()
 	cancel()
 	if err != nil {
 		return fmt.Errorf("warming the group: %w", err)

@@ -97,6 +97,7 @@ func TestConfigExample(t *testing.T) {
 
 // A server that is down is reported and left out; the others are listed.
 func TestConfigServerDown(t *testing.T) {
+	t.Parallel() // waits on a server that is down, idle: alongside the others that do
 	cfg := writeConfig(t, fmt.Sprintf(`{"mcpServers": {"demo": {"url": %q}, "down": {"url": "http://127.0.0.1:1/mcp"}},
 		"mcpool": {"servers": {"down": {"failureThreshold": 1}}}}`, demoHTTP(t)))
 	r := runCLI(t, "tools", "--config", cfg)

@@ -299,11 +299,9 @@ func matrixMode(ctx context.Context, tgt *target, b *benchFlags, mode string, pa
 	}
 	defer func() { shutdown(err != nil || ctx.Err() != nil, nil, p) }()
 	wctx, cancel := context.WithTimeout(ctx, b.timeout)
-	err = p.Start(wctx)
+	err = startPool(wctx, p, tgt, &b.target, stderr) // connectwait.go
 	if err == nil {
 		_, err = p.ListTools(wctx)
-	} else {
-		err = explainConnect(wctx, err, &b.target)
 	}
 	cancel()
 	if err != nil {

@@ -43,6 +43,7 @@ func runServers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer cancel()
 	_ = c.g.Start(ctx) // each server's failure shows in its row
 	_, _ = c.g.ListTools(ctx)
+	c.notice.done()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("timed out after %v (--timeout): %w", f.timeout, err)
 	}

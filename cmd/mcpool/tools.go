@@ -109,11 +109,9 @@ func withPool(ctx context.Context, f *oneShotFlags, stderr io.Writer, fn func(co
 	}
 	tctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	err = p.Start(tctx)
+	err = startPool(tctx, p, tgt, &f.target, stderr) // connectwait.go
 	if err == nil {
 		err = fn(tctx, p)
-	} else {
-		err = explainConnect(tctx, err, &f.target)
 	}
 	shutdown(err != nil || tctx.Err() != nil, tgt, p)
 	if err != nil && ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) {
