@@ -370,7 +370,9 @@ func ttlOf(r mcp.CacheableResult) time.Duration {
 //
 // The returned slice and tools are shared: treat them as read-only.
 // Errors: ErrPoolClosed, ctx's error, any Acquire error, ErrListTooLong, a
-// [*RateLimitedError], or the server's.
+// [*RateLimitedError], or the server's. When ctx ends while the pool has no
+// session and its connects are failing, the error is, as Acquire's, a
+// [*ConnectError] with the last failure that also matches ctx's error.
 func (p *Pool) ListTools(ctx context.Context) ([]*mcp.Tool, error) {
 	return cachedList(ctx, p, &p.catalog.tools, func(ctx context.Context, cs *mcp.ClientSession, cursor string) ([]*mcp.Tool, string, time.Duration, error) {
 		res, err := cs.ListTools(ctx, &mcp.ListToolsParams{Cursor: cursor})

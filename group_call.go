@@ -33,7 +33,7 @@ func route[T any](ctx context.Context, g *Group, lk listKind[T], kind, name stri
 			// its error says why (the server's connects failing), where
 			// the call would only see the expired ctx.
 			m.exit()
-			return nil, "", nil, err
+			return nil, "", nil, m.g.red.err(err)
 		}
 		// The catalog cannot be had (the server is down?): call by the
 		// plain name, and let the call say what is wrong.
@@ -69,8 +69,10 @@ func route[T any](ctx context.Context, g *Group, lk listKind[T], kind, name stri
 // replica tried waits, within ctx, as a lone Pool does.
 //
 // Errors: a [*NotFoundError] (errors.Is ErrNotFound) listing the servers,
-// or the server's tools, when the name matches none; otherwise those of
-// Pool.CallTool, from the last replica tried.
+// or the server's tools, when the name matches none; the catalog's error
+// when ctx ended while waiting for the server's catalog (a [*ConnectError]
+// with the last failure when its connects were failing); otherwise those
+// of Pool.CallTool, from the last replica tried.
 func (g *Group) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.CallToolResult, error) {
 	if params == nil {
 		params = &mcp.CallToolParams{}
@@ -304,7 +306,9 @@ func (m *member) pick(tried []bool, balance Balance) int {
 // callers that call the server another way (a keyed pool per end user, say).
 // Errors: a [*NotFoundError], as CallTool's. When the server's catalog
 // cannot be had, the rest of the name after the server's part is returned
-// as it is (see [Naming.Route]).
+// as it is (see [Naming.Route]), unless ctx ended while waiting for it:
+// then the error is the catalog's (a [*ConnectError] with the last failure
+// when the server's connects were failing), matching ctx's error.
 func (g *Group) ResolveTool(ctx context.Context, name string) (server, tool string, err error) {
 	m, orig, _, err := route(ctx, g, toolList, "tool", name)
 	if err != nil {

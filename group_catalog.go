@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -379,11 +378,12 @@ func mergedList[T any](ctx context.Context, g *Group, lk listKind[T]) ([]*T, err
 		}
 	}
 	if len(failed) == len(members) {
-		le := &ListError{Kind: lk.kind, Failed: failed}
-		if err := ctx.Err(); err != nil && !errors.Is(le, err) {
+		// A server's error other than the bare ctx error says more: a
+		// failure of its own, or what its connects met until ctx ended.
+		if err := ctx.Err(); err != nil && !slices.ContainsFunc(errs, func(e error) bool { return e != err }) {
 			return nil, err
 		}
-		return nil, le
+		return nil, &ListError{Kind: lk.kind, Failed: failed}
 	}
 	if out == nil {
 		out = []*T{}
@@ -411,11 +411,11 @@ func mergedList[T any](ctx context.Context, g *Group, lk listKind[T]) ([]*T, err
 // (ServerStats.ListError); the others' tools are still returned. So is a
 // server that has not answered when ctx ends: a slow server does not hold
 // up the list (its fetch goes on in the background and fills its pool's
-// cache). Only when every server fails is the result an error, a
+// cache). Only when every server fails is the result an error: a
 // [*ListError] naming each server and why (a server whose connects kept
-// failing until ctx ended: a [*ConnectError] with the last failure). When
-// ctx ended the error matches ctx's (errors.Is), and is ctx's alone when no
-// server has more to say. The tools are shared: treat them as read-only.
+// failing until ctx ended: a [*ConnectError] with the last failure, which
+// matches ctx's error), or ctx's error alone when it ended before any
+// server had more to say. The tools are shared: treat them as read-only.
 func (g *Group) ListTools(ctx context.Context) ([]*mcp.Tool, error) {
 	return mergedList(ctx, g, toolList)
 }

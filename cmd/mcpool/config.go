@@ -113,12 +113,14 @@ func openGroup(t *targetFlags, stderr io.Writer) (*configGroup, error) {
 	}
 	notice := newConnectNotice(stderr)
 	for _, sc := range gc.Servers {
-		for i, p := range g.Replicas(sc.Name) { // in configuration order
+		replicas := g.Replicas(sc.Name) // in configuration order
+		for i, p := range replicas {
 			cfg := &sc.Config
 			if i > 0 {
 				cfg = &sc.Replicas[i-1]
 			}
-			notice.watch(p, sc.Name, cfg)
+			siblings := slices.Delete(slices.Clone(replicas), i, i+1)
+			notice.watch(p, sc.Name, cfg, siblings...)
 		}
 	}
 	return &configGroup{g: g, server: t.group.server, stopAuth: stopAuth, notice: notice}, nil

@@ -44,29 +44,65 @@ func newConnectNotice(stderr io.Writer) *connectNotice {
 
 // watch announces p's failing connects. server is the group's name for
 // it, or "" for the one server of --url, --sse or --stdio; cfg is p's
-// Config, for its breaker window.
-func (n *connectNotice) watch(p *mcpool.Pool, server string, cfg *mcpool.Config) {
-	rideOut := cfg.BreakerOpenAfter
-	if rideOut <= 0 {
-		rideOut = mcpool.DefaultBreakerOpenAfter
+// Config, for its circuit breaker; siblings are the server's other
+// replicas: while one of them has a session, calls go there and nothing
+// waits for p.
+func (n *connectNotice) watch(p *mcpool.Pool, server string, cfg *mcpool.Config, siblings ...*mcpool.Pool) {
+	until, rides := rideOut(cfg)
+	if !rides {
+		return // no breaker: the first failure is the command's error, at once
 	}
 	var told atomic.Bool
 	p.Observe(mcpool.Observer{Connect: func(e mcpool.ConnectEvent) {
 		if e.Err == nil || errors.Is(e.Err, mcpool.ErrMisconfigured) || time.Since(n.start) < noticeAfter || told.Load() {
 			return
 		}
+		for _, q := range siblings {
+			if q.Stats().Sessions > 0 {
+				return
+			}
+		}
 		who := waitTarget(e.Err)
 		if server != "" {
-			who = fmt.Sprintf("server %q at %s", printable(server), who)
+			who = fmt.Sprintf("server %q at %s", server, who)
 		}
+		line := fmt.Sprintf("waiting for %s (%s); retrying %s in case it is starting (--timeout bounds the wait)", who, waitReason(e.Err), until)
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		if !n.waiting || told.Swap(true) {
 			return
 		}
-		fmt.Fprintf(n.stderr, "mcpool: waiting for %s (%s); retrying for up to %v in case it is starting (--timeout bounds the wait)\n",
-			who, waitReason(e.Err), rideOut)
+		// The reason may quote a stdio server's stderr: untrusted, and it
+		// may hold a secret of the config.
+		fmt.Fprintf(n.stderr, "mcpool: %s\n", strings.Join(strings.Fields(printable(hideSecrets(line))), " "))
 	}})
+}
+
+// rideOut says how long a Start or a first call rides out failing connects
+// under cfg, the circuit breaker's rule (see mcpool.Config.FailureThreshold):
+// until FailureThreshold connects in a row have failed and the first is
+// BreakerOpenAfter old. With the defaults (5 connects backing off from
+// 100ms to 1s, 10s) the window decides. rides is false when the breaker is
+// off: a caller then gets the first failure at once.
+func rideOut(cfg *mcpool.Config) (until string, rides bool) {
+	threshold, window := cfg.FailureThreshold, cfg.BreakerOpenAfter
+	switch {
+	case threshold < 0:
+		return "", false
+	case threshold == 0:
+		threshold = mcpool.DefaultFailureThreshold
+	}
+	if window == 0 {
+		window = mcpool.DefaultBreakerOpenAfter
+	}
+	switch {
+	case window < 0:
+		return fmt.Sprintf("until %d connects in a row have failed", threshold), true
+	case threshold <= mcpool.DefaultFailureThreshold:
+		return fmt.Sprintf("for up to %v", window), true
+	default:
+		return fmt.Sprintf("until %d connects in a row have failed over at least %v", threshold, window), true
+	}
 }
 
 // done ends the wait: later connect failures (a server lost during a
@@ -102,7 +138,7 @@ func waitTarget(err error) string {
 }
 
 // waitReason is the short reason of a failed connect for the notice: how a
-// stdio server exited, or the last part of the error ("connection
+// stdio server exited, a connect timeout, or the last part of the error ("connection
 // refused", "Service Unavailable"; the go-sdk's chain of wrapped messages
 // does not keep the error values to unwrap to). The error the command ends
 // with, if it gives up, has the whole chain.
@@ -110,6 +146,11 @@ func waitReason(err error) string {
 	var ce *mcpool.ConnectError
 	if errors.As(err, &ce) && ce.Exit != nil {
 		return fmt.Sprintf("the server exited: %v", ce.Exit)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The command's own deadline has not passed (it is still
+		// waiting): the connect ran out of its own.
+		return "no answer within its connect timeout"
 	}
 	msg := oneLine(err)
 	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {

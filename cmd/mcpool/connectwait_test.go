@@ -1,8 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mcpool/mcpool"
 )
 
 // wantWaitThenError checks the stderr of a command that waited for a server
@@ -69,4 +76,82 @@ func TestConfigUnreachableSaysWhy(t *testing.T) {
 func TestMisconfiguredDoesNotWait(t *testing.T) {
 	r := runCLI(t, "tools", "--stdio", "/nonexistent/mcp-server")
 	wantOneLineError(t, r, 1, "connect")
+}
+
+// A server with a replica that is down and one that answers: calls go to
+// the live one and nothing waits for the other, so its failing connects
+// are not announced; a server whose replicas are all down is.
+func TestNoticeReplicaDown(t *testing.T) {
+	live := demoHTTP(t)
+	for _, c := range []struct {
+		name     string
+		first    string
+		announce bool
+	}{
+		{"one live", live, false},
+		{"none live", "http://127.0.0.1:1/mcp", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sc := mcpool.ServerConfig{Name: "s", Replicas: []mcpool.Config{{URL: c.first}, {URL: "http://127.0.0.1:2/mcp"}}}
+			g, err := mcpool.NewGroup(mcpool.GroupConfig{Servers: []mcpool.ServerConfig{sc}, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close(context.Background())
+			replicas := g.Replicas("s")
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if !c.announce {
+				if err := replicas[0].Start(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var buf bytes.Buffer
+			n := newConnectNotice(&buf)
+			n.start = n.start.Add(-noticeAfter) // as if the command had waited a second already
+			n.watch(replicas[1], "s", &sc.Replicas[1], replicas[0])
+			down := replicas[1]
+			go func() { _ = down.Start(ctx) }()
+			waitFor(t, "a failed connect", func() bool { return down.Stats().ConnectErrors > 0 })
+			n.done()
+			got := buf.String()
+			if announced := strings.Contains(got, `waiting for server "s" at http://127.0.0.1:2/mcp`); announced != c.announce {
+				t.Errorf("notice %q; want one: %v", got, c.announce)
+			}
+		})
+	}
+}
+
+// The notice says how long the wait lasts under the server's circuit
+// breaker settings, and nothing when there is no breaker (no wait).
+func TestRideOut(t *testing.T) {
+	for _, c := range []struct {
+		threshold int
+		window    time.Duration
+		want      string
+		rides     bool
+	}{
+		{0, 0, "for up to 10s", true},
+		{3, 2 * time.Second, "for up to 2s", true},
+		{60, 0, "until 60 connects in a row have failed over at least 10s", true},
+		{0, -1, "until 5 connects in a row have failed", true},
+		{-1, 0, "", false},
+	} {
+		got, rides := rideOut(&mcpool.Config{FailureThreshold: c.threshold, BreakerOpenAfter: c.window})
+		if got != c.want || rides != c.rides {
+			t.Errorf("FailureThreshold %d, BreakerOpenAfter %v: %q %v, want %q %v", c.threshold, c.window, got, rides, c.want, c.rides)
+		}
+	}
+}
+
+// The command's last line drops the library's "next try in" (the command
+// makes none), wherever the *UnavailableError sits in the error.
+func TestReportDropsNextTry(t *testing.T) {
+	unavailable := &mcpool.UnavailableError{Failures: 23, RetryIn: time.Second,
+		Cause: &mcpool.ConnectError{Target: "http://127.0.0.1:1/mcp", Cause: errors.New("connection refused")}}
+	var buf bytes.Buffer
+	report(&buf, "tools", &mcpool.ListError{Kind: "tools", Failed: []*mcpool.ServerError{{Server: "down", Err: unavailable}}})
+	if got := buf.String(); strings.Contains(got, "next try") || !strings.Contains(got, "server unavailable after 23 failed connects: connect to") {
+		t.Errorf("report: %q", got)
+	}
 }

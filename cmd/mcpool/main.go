@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/mcpool/mcpool"
@@ -147,13 +148,19 @@ func usageErrorf(format string, a ...any) error {
 // errHelp reports that -h was asked for and answered: exit status 0.
 var errHelp = errors.New("help printed")
 
+// nextTry matches the part of an *UnavailableError's message that says when
+// the next connect comes.
+var nextTry = regexp.MustCompile(` \(next try in [^)]*\)`)
+
 // report prints err as one line on stderr and returns the exit status.
 func report(stderr io.Writer, cmd string, err error) int {
 	if err == nil || errors.Is(err, errHelp) {
 		return exitOK
 	}
 	err = explainError(err) // auth.go: 401s explained
-	msg := withoutPrefix(err)
+	// The library's *UnavailableError says when its pool's next connect
+	// comes; the command ends here and makes none.
+	msg := nextTry.ReplaceAllString(withoutPrefix(err), "")
 	// Errors from transports and servers may span lines; scripts and people
 	// both read one line more easily.
 	msg = strings.Join(strings.Fields(printable(hideSecrets(msg))), " ") // redact.go, untrusted.go
