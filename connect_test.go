@@ -129,6 +129,10 @@ func startFailsFast(t *testing.T, cfg mcpool.Config, want ...string) {
 }
 
 func TestConnectPermanentStdio(t *testing.T) {
+	notExecutable := filepath.Join(t.TempDir(), "mcp-server")
+	if err := os.WriteFile(notExecutable, []byte("#!/bin/sh\nexec cat\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		cmd  *mcpool.Command
@@ -142,7 +146,9 @@ func TestConnectPermanentStdio(t *testing.T) {
 			[]string{`"{\"level\":\"info\",\"msg\":\"started\"}"`}},
 		{"20 MB line", shServer(`cat "$LINE"; exec cat`, "LINE="+hugeLineFile(t, 20<<20)),
 			[]string{"over the 16 MB frame limit", `"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"data\":\"xxxx`, "…"}},
-		{"executable not found", &mcpool.Command{Path: "/nonexistent/mcp-server"}, []string{"/nonexistent/mcp-server"}},
+		{"executable not found", &mcpool.Command{Path: "/nonexistent/mcp-server"}, []string{"/nonexistent/mcp-server", "program cannot be started", "check its command"}},
+		{"not executable", &mcpool.Command{Path: notExecutable}, []string{"program cannot be started", "permission denied"}},
+		{"no such directory", &mcpool.Command{Path: "sh", Dir: "/nonexistent/dir"}, []string{"program cannot be started", "working directory"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -278,6 +278,13 @@ func misconfigured(err error, track *connectTrack, head *outputHead) error {
 	if err == nil || isTokenError(err) {
 		return nil
 	}
+	if head != nil && (errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
+		return &misconfigError{
+			seen:  "the server's program cannot be started",
+			check: "check its command (installed? on PATH, or given by its full path? executable?) and its working directory (Command.Dir; \"cwd\" in a config file)",
+			cause: err,
+		}
+	}
 	if head != nil {
 		var syn *json.SyntaxError
 		frame := isFrameTooLarge(err)

@@ -3,6 +3,7 @@ package mcpool_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -69,5 +70,30 @@ func TestConnectFailuresLoggedOnce(t *testing.T) {
 	})
 	if n := strings.Count(read(), "connected again"); n != 1 {
 		t.Errorf("the recovery was logged %d times:\n%s", n, read())
+	}
+}
+
+// A failure no retry cures (the program does not exist) is logged as such,
+// once: not as a wait with backoff.
+func TestMisconfiguredLoggedAsSuch(t *testing.T) {
+	var mu sync.Mutex
+	var logs bytes.Buffer
+	p := newPool(t, mcpool.Config{
+		Command: &mcpool.Command{Path: "/nonexistent/mcp-server"},
+		Logger:  slog.New(slog.NewTextHandler(lockedWriter{&logs, &mu}, nil)), // info and above
+	})
+	if err := p.Start(context.Background()); !errors.Is(err, mcpool.ErrMisconfigured) {
+		t.Fatalf("Start: %v, want ErrMisconfigured", err)
+	}
+	read := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.String()
+	}
+	// Logged by the connect's goroutine, which may finish after Start
+	// has returned.
+	eventually(t, "the failure to be logged", func() bool { return strings.Contains(read(), "connect failed") })
+	if got := read(); strings.Count(got, "connect failed, and retrying will not cure it") != 1 || strings.Contains(got, "retrying with backoff") {
+		t.Errorf("want one line saying retrying will not cure it:\n%s", got)
 	}
 }

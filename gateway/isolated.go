@@ -496,8 +496,11 @@ func (g *Gateway) keepSpares(srv *server) {
 				if pause > time.Second {
 					level = slog.LevelDebug
 				}
-				g.log.Log(srv.ctx, level, "isolated: warming a spare failed (retrying with backoff; further failures are logged at debug level until a spare connects)",
-					"server", srv.name, "error", err, "retry_in", pause)
+				msg := "isolated: warming a spare failed (retrying with backoff; further failures are logged at debug level until a spare connects)"
+				if errors.Is(err, mcpool.ErrMisconfigured) {
+					msg = "isolated: warming a spare failed, and retrying will not cure it: fix the server or its config (still retried with backoff, in case it is fixed in place; further failures are logged at debug level)"
+				}
+				g.log.Log(srv.ctx, level, msg, "server", srv.name, "error", err, "retry_in", pause)
 				paused = time.Now().Add(pause)
 				pause = min(2*pause, 30*time.Second)
 			}

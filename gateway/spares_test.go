@@ -187,3 +187,27 @@ func TestIsolatedDeadServerWarnsOnce(t *testing.T) {
 		t.Errorf("%d lines that a spare connected again, want 1", n)
 	}
 }
+
+// A server that no retry cures (its program does not exist) is logged as
+// such, once: not as a wait with backoff.
+func TestIsolatedMisconfiguredSaysSo(t *testing.T) {
+	logs := &levelCount{}
+	g, err := gateway.New(gateway.Options{Logger: slog.New(logs), Servers: []gateway.Server{{Name: "typo",
+		Config: mcpool.Config{Command: &mcpool.Command{Path: "/nonexistent/mcp-server"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = g.Start(ctx) // fails: the gateway serves on without the server
+	t.Cleanup(func() {
+		if err := g.Close(context.Background()); err != nil {
+			t.Errorf("gateway Close: %v", err)
+		}
+	})
+	const cured = "retrying will not cure it"
+	eventually(t, "a failed spare", func() bool { return logs.count(slog.LevelWarn, "isolated: warming a spare failed, and "+cured) > 0 })
+	if n := logs.count(slog.LevelWarn, "retrying with backoff"); n != 0 {
+		t.Errorf("%d warnings speak of retrying with backoff for a program that does not exist", n)
+	}
+}

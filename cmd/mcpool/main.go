@@ -22,6 +22,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/mcpool/mcpool"
 )
@@ -42,6 +43,9 @@ func main() {
 // SIGTERM cancels the work under way, which then winds down within about a
 // second; a second one exits at once.
 func run(args []string, stdout, stderr io.Writer) int {
+	// Several goroutines write to stderr (loggers, the progress line, the
+	// wait notice, the signal handler): each write goes whole.
+	stderr = &lockedWriter{w: stderr}
 	ctx, stop := withSignals(stderr, exit)
 	defer stop()
 	return runContext(ctx, args, stdout, stderr)
@@ -220,4 +224,16 @@ func parseFlags(fs *flag.FlagSet, args []string, synopsis string, stdout io.Writ
 		positional = append(positional, rest[0])
 		args = rest[1:]
 	}
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
