@@ -22,7 +22,10 @@ const (
 	// CodeUnavailable: the server cannot take calls now: its circuit
 	// breaker is open after failed connects, or the gateway is shutting
 	// down. Nothing was sent upstream: retry after ErrorData.RetryAfterMs
-	// (for a shutdown, on another gateway replica).
+	// (for a shutdown, on another gateway replica). With reason
+	// "misconfigured" the gateway's connects to the server meet something
+	// no retry cures (its program cannot be started, its URL answers a web
+	// page or 404): RetryAfterMs is 0, do not retry.
 	CodeUnavailable = -32053
 	// CodeUnknownName: no server owns the tool or prompt name or resource
 	// URI. ErrorData.Known lists the servers.
@@ -35,7 +38,7 @@ const (
 // ErrorData is the data of the gateway's JSON-RPC errors.
 type ErrorData struct {
 	Server       string   `json:"server,omitempty"`       // the server the call was for
-	Reason       string   `json:"reason"`                 // "overloaded", "unavailable", "draining", "unknown", "unauthorized"
+	Reason       string   `json:"reason"`                 // "overloaded", "unavailable", "misconfigured", "draining", "unknown", "unauthorized"
 	RetryAfterMs int64    `json:"retryAfterMs,omitempty"` // when a retry may succeed; 0 means do not retry as is
 	Known        []string `json:"known,omitempty"`        // for unknown names: the servers configured
 }
@@ -70,6 +73,11 @@ func refusedDraining(err error) bool {
 func upstreamError(server string, err error) error {
 	var ue *mcpool.UnavailableError
 	switch {
+	case errors.Is(err, mcpool.ErrMisconfigured) && !errors.Is(err, mcpool.ErrUnauthorized):
+		// What was met (a path, a page) is for the gateway's log, not
+		// its clients; a retry does not help them.
+		return rpcError(CodeUnavailable, "server "+server+" is misconfigured at the gateway: its connects meet something no retry cures (the gateway's log says what); do not retry until its operator fixes it",
+			ErrorData{Server: server, Reason: "misconfigured"})
 	case errors.As(err, &ue):
 		retry := max(ue.RetryIn, 100*time.Millisecond)
 		return rpcError(CodeUnavailable, fmt.Sprintf("server %s unavailable: %d connects failed in a row (circuit breaker open); retry in %v",

@@ -232,6 +232,12 @@ func (g *Gateway) connectIsolated(ctx context.Context, srv *server, version stri
 		g.forgetPool(p)
 		_ = p.Close(context.Background())
 	}
+	if st := srv.Upstream.Stats(); st.Status == mcpool.StatusUnavailable {
+		// The server's breaker (its catalog pool's) is open: a new pool
+		// would ride out the failing connects again, BreakerOpenAfter for
+		// each downstream session, before failing the same way.
+		return nil, unavailableNow(srv, st)
+	}
 	lim := srv.Config.ConnectLimiter
 	// Callers that arrive together all check before any has queued: each
 	// counts those ahead of it that have not queued yet.

@@ -224,3 +224,39 @@ func (h headers) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	return http.DefaultTransport.RoundTrip(r)
 }
+
+// An isolated server that is down: once its circuit breaker is open (its
+// catalog pool's), a new downstream session's call answers CodeUnavailable
+// at once, rather than a fresh upstream pool riding out the failing
+// connects again (BreakerOpenAfter) for each new session.
+func TestIsolatedBreakerOpenIsUnavailableAtOnce(t *testing.T) {
+	const openAfter = 3 * time.Second
+	g, err := gateway.New(gateway.Options{Logger: quiet(), Servers: []gateway.Server{
+		{Name: "dead", Config: mcpool.Config{URL: "http://127.0.0.1:1/mcp", BreakerOpenAfter: openAfter}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = g.Start(ctx) // fails: the server is down; the gateway serves on
+	ts := httptest.NewServer(g.Handler())
+	t.Cleanup(func() {
+		if err := g.Close(context.Background()); err != nil {
+			t.Errorf("gateway Close: %v", err)
+		}
+		ts.Close()
+	})
+	eventually(t, "the breaker open", func() bool { return g.Status().Servers[0].Status == "unavailable" })
+	for range 2 { // each on a new downstream session: each would need a new upstream pool
+		cs := connect(t, ts.URL+"/mcp", "2025-11-25", nil)
+		// Shorter than the ride-out a new upstream pool would make: only
+		// the refusal from the open breaker comes within it.
+		cctx, ccancel := context.WithTimeout(ctx, openAfter-time.Second)
+		_, err := call(cctx, cs, "dead__echo", map[string]any{})
+		ccancel()
+		if rpcCode(err) != gateway.CodeUnavailable || !strings.Contains(err.Error(), "circuit breaker open") {
+			t.Fatalf("call to a dead isolated server: %v; want code %d, the breaker open", err, gateway.CodeUnavailable)
+		}
+	}
+}

@@ -178,12 +178,27 @@ func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn fun
 // unavailable (its breaker open with no session left), so that callers do
 // not queue for it. The flag is set by calls that got ErrServerUnavailable
 // and by the catalog watcher's look at the pool, and cleared by a call that
-// got through: no lock and no Stats on the call path.
+// got through: no lock and no Stats on the call path. (Shared servers; an
+// isolated server's is checked where a session needs a new upstream
+// session: connectIsolated.)
 func (g *Gateway) breakerOpen(srv *server) error {
 	if !srv.unavailable.Load() {
 		return nil
 	}
-	return upstreamError(srv.name, &mcpool.UnavailableError{Failures: srv.Upstream.Stats().ConsecutiveFailures, RetryIn: time.Second,
+	return unavailableNow(srv, srv.Upstream.Stats())
+}
+
+// unavailableNow is the CodeUnavailable answer for srv, whose pool's
+// figures are st: with reason "misconfigured" when the server's last
+// listing met a failure no retry cures.
+func unavailableNow(srv *server, st mcpool.Stats) error {
+	srv.mu.Lock()
+	lerr := srv.listErr
+	srv.mu.Unlock()
+	if errors.Is(lerr, mcpool.ErrMisconfigured) {
+		return upstreamError(srv.name, lerr)
+	}
+	return upstreamError(srv.name, &mcpool.UnavailableError{Failures: st.ConsecutiveFailures, RetryIn: time.Second,
 		Cause: errors.New("no session left and connects failing")})
 }
 

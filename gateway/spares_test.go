@@ -2,6 +2,8 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 	"github.com/mcpool/mcpool"
 	"github.com/mcpool/mcpool/gateway"
 	"github.com/mcpool/mcpool/internal/demoserver"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -209,5 +212,20 @@ func TestIsolatedMisconfiguredSaysSo(t *testing.T) {
 	eventually(t, "a failed spare", func() bool { return logs.count(slog.LevelWarn, "isolated: warming a spare failed, and "+cured) > 0 })
 	if n := logs.count(slog.LevelWarn, "retrying with backoff"); n != 0 {
 		t.Errorf("%d warnings speak of retrying with backoff for a program that does not exist", n)
+	}
+	// A client's call is refused at once, saying not to retry, without
+	// the path the gateway met.
+	ts := httptest.NewServer(g.Handler())
+	t.Cleanup(ts.Close) // after the client session's close, registered later
+	eventually(t, "the breaker open", func() bool { return g.Status().Servers[0].Status == "unavailable" })
+	cs := connect(t, ts.URL+"/mcp", "2025-11-25", nil)
+	_, err = call(ctx, cs, "typo__echo", map[string]any{})
+	var data gateway.ErrorData
+	var je *jsonrpc.Error
+	if !errors.As(err, &je) || je.Code != gateway.CodeUnavailable || json.Unmarshal(je.Data, &data) != nil || data.Reason != "misconfigured" || data.RetryAfterMs != 0 {
+		t.Fatalf("call: %v; want code %d with reason misconfigured and no retry", err, gateway.CodeUnavailable)
+	}
+	if strings.Contains(err.Error(), "nonexistent") || strings.Contains(err.Error(), "retry in") {
+		t.Errorf("call: %v: tells the client the gateway's path, or to retry", err)
 	}
 }
