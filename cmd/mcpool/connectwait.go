@@ -138,10 +138,10 @@ func waitTarget(err error) string {
 }
 
 // waitReason is the short reason of a failed connect for the notice: how a
-// stdio server exited, a connect timeout, or the last part of the error ("connection
-// refused", "Service Unavailable"; the go-sdk's chain of wrapped messages
-// does not keep the error values to unwrap to). The error the command ends
-// with, if it gives up, has the whole chain.
+// stdio server exited, a connect timeout, or the last part of the error
+// ("connection refused", "Service Unavailable"; the go-sdk's chain of
+// wrapped messages does not keep the error values to unwrap to). The error
+// the command ends with, if it gives up, has the whole chain.
 func waitReason(err error) string {
 	var ce *mcpool.ConnectError
 	if errors.As(err, &ce) && ce.Exit != nil {
