@@ -665,7 +665,7 @@ func (p *Pool) logConnectFailed(err error, first bool, n int) {
 	case errors.Is(err, ErrConnectQueueFull):
 		p.log.debug("connect gave up its place in the queue", "target", p.dialer.target, "error", err)
 	case first && errors.Is(err, ErrMisconfigured):
-		p.log.warn("connect failed, and retrying will not cure it: fix the server or its config (the circuit breaker opened; a probe connect goes through every BreakerCooldown, and further failures are logged at debug level)", "target", p.dialer.target, "error", err)
+		p.log.warn("connect failed, and retrying will not cure it: fix the server or its config (further failures are logged at debug level)", "target", p.dialer.target, "error", err)
 	case first:
 		p.log.warn("connect failed (retrying with backoff; further failures are logged at debug level until a connect succeeds)", "target", p.dialer.target, "error", err)
 	default:

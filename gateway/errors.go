@@ -38,7 +38,7 @@ const (
 // ErrorData is the data of the gateway's JSON-RPC errors.
 type ErrorData struct {
 	Server       string   `json:"server,omitempty"`       // the server the call was for
-	Reason       string   `json:"reason"`                 // "overloaded", "unavailable", "misconfigured", "draining", "unknown", "unauthorized"
+	Reason       string   `json:"reason"`                 // "overloaded", "rate_limited", "unavailable", "misconfigured", "draining", "unknown", "ambiguous", "unauthorized", "exchange_failed", "session_lost"
 	RetryAfterMs int64    `json:"retryAfterMs,omitempty"` // when a retry may succeed; 0 means do not retry as is
 	Known        []string `json:"known,omitempty"`        // for unknown names: the servers configured
 }
@@ -68,14 +68,16 @@ func refusedDraining(err error) bool {
 	return json.Unmarshal(je.Data, &d) == nil && d.Reason == "draining"
 }
 
-// upstreamError maps the pool's errors for a call to server to the
-// gateway's JSON-RPC errors; others pass through as they are.
-func upstreamError(server string, err error) error {
+// upstreamError maps the pool's errors for a call to server, served in
+// mode, to the gateway's JSON-RPC errors; others pass through as they are.
+func upstreamError(server string, mode Mode, err error) error {
 	var ue *mcpool.UnavailableError
 	switch {
-	case errors.Is(err, mcpool.ErrMisconfigured) && !errors.Is(err, mcpool.ErrUnauthorized):
-		// What was met (a path, a page) is for the gateway's log, not
-		// its clients; a retry does not help them.
+	case mode != ModePassthrough && errors.Is(err, mcpool.ErrMisconfigured):
+		// The gateway's own connects (its program, URL or credentials)
+		// meet something no retry cures. What was met (a path, a page)
+		// is for the gateway's log, not its clients. In passthrough a
+		// refusal may be of the caller's own credentials: not this.
 		return rpcError(CodeUnavailable, "server "+server+" is misconfigured at the gateway: its connects meet something no retry cures (the gateway's log says what); do not retry until its operator fixes it",
 			ErrorData{Server: server, Reason: "misconfigured"})
 	case errors.As(err, &ue):

@@ -232,10 +232,13 @@ func (g *Gateway) connectIsolated(ctx context.Context, srv *server, version stri
 		g.forgetPool(p)
 		_ = p.Close(context.Background())
 	}
-	if st := srv.Upstream.Stats(); st.Status == mcpool.StatusUnavailable {
-		// The server's breaker (its catalog pool's) is open: a new pool
-		// would ride out the failing connects again, BreakerOpenAfter for
-		// each downstream session, before failing the same way.
+	if st := srv.Upstream.Stats(); st.Sessions == 0 && (st.Status == mcpool.StatusUnavailable || st.Breaker == "half-open") {
+		// The server's breaker (its catalog pool's; with replicas,
+		// every replica's) is open, or lets one probe through, with no
+		// session: a new pool would ride out the failing connects
+		// again, BreakerOpenAfter for each downstream session, before
+		// failing the same way. Refused until the probe connects
+		// (within BreakerCooldown of the server's return).
 		return nil, unavailableNow(srv, st)
 	}
 	lim := srv.Config.ConnectLimiter

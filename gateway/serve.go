@@ -169,7 +169,7 @@ func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn fun
 		srv.unavailable.Store(errors.Is(err, mcpool.ErrServerUnavailable))
 	}
 	if err != nil {
-		return g.sec.Err(upstreamError(srv.name, err)) // redact.go
+		return g.sec.Err(upstreamError(srv.name, srv.Mode, err)) // redact.go
 	}
 	return nil
 }
@@ -196,9 +196,9 @@ func unavailableNow(srv *server, st mcpool.Stats) error {
 	lerr := srv.listErr
 	srv.mu.Unlock()
 	if errors.Is(lerr, mcpool.ErrMisconfigured) {
-		return upstreamError(srv.name, lerr)
+		return upstreamError(srv.name, srv.Mode, lerr)
 	}
-	return upstreamError(srv.name, &mcpool.UnavailableError{Failures: st.ConsecutiveFailures, RetryIn: time.Second,
+	return upstreamError(srv.name, srv.Mode, &mcpool.UnavailableError{Failures: st.ConsecutiveFailures, RetryIn: time.Second,
 		Cause: errors.New("no session left and connects failing")})
 }
 

@@ -1,0 +1,35 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/mcpool/mcpool"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+)
+
+// A failure no retry cures is the gateway's misconfiguration where the
+// gateway connects with its own credentials (shared, isolated): reason
+// "misconfigured", no retry. In passthrough the refusal may be of the
+// caller's own credentials (a 403), so it is not blamed on the gateway.
+func TestUpstreamErrorMisconfigured(t *testing.T) {
+	permanent := &mcpool.UnavailableError{Failures: 1, Cause: &mcpool.ConnectError{Target: "https://x/mcp", Permanent: true,
+		Cause: errors.New("the server refused access (403 Forbidden)")}}
+	reason := func(err error) (string, int64) {
+		var je *jsonrpc.Error
+		var d ErrorData
+		if !errors.As(err, &je) || json.Unmarshal(je.Data, &d) != nil {
+			t.Fatalf("%v: not a gateway error", err)
+		}
+		return d.Reason, d.RetryAfterMs
+	}
+	for _, mode := range []Mode{ModeShared, ModeIsolated} {
+		if r, retry := reason(upstreamError("s", mode, permanent)); r != "misconfigured" || retry != 0 {
+			t.Errorf("%s: reason %q, retry %dms; want misconfigured, no retry", mode, r, retry)
+		}
+	}
+	if r, _ := reason(upstreamError("s", ModePassthrough, permanent)); r == "misconfigured" {
+		t.Errorf("passthrough: reason %q: blames the gateway for the caller's refusal", r)
+	}
+}
