@@ -198,9 +198,10 @@ func groupTools(ctx context.Context, f *oneShotFlags, stdout, stderr io.Writer) 
 	defer c.close()
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	// Start's errors are not printed: the list's error, or the servers
-	// left out of it, say the same once.
-	_ = c.g.Start(ctx)
+	// No Start: the list connects each server as it needs, side by side,
+	// so that one server riding out failing connects (or slow to start)
+	// does not hold up the others' lists until --timeout. Its error, or
+	// the servers left out, are reported once, below.
 	var tools []*mcp.Tool
 	if c.server != "" {
 		tools, err = serverTools(ctx, c)

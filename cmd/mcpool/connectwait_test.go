@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +155,23 @@ func TestReportDropsNextTry(t *testing.T) {
 	report(&buf, "tools", &mcpool.ListError{Kind: "tools", Failed: []*mcpool.ServerError{{Server: "down", Err: unavailable}}})
 	if got := buf.String(); strings.Contains(got, "next try") || !strings.Contains(got, "server unavailable after 23 failed connects: connect to") {
 		t.Errorf("report: %q", got)
+	}
+}
+
+// A server that is down does not hold up the others: with a --timeout
+// shorter than its ride-out, tools lists the live server's tools and names
+// the one left out, and servers still prints every row.
+func TestConfigDownServerDoesNotHoldUpOthers(t *testing.T) {
+	t.Parallel() // waits on a server that is down, idle: alongside the others that do
+	cfg := writeConfig(t, fmt.Sprintf(`{"mcpServers": {"demo": {"url": %q}, "down": {"url": "http://127.0.0.1:1/mcp"}}}`, demoHTTP(t)))
+	r := runCLI(t, "tools", "--config", cfg, "--timeout", "2s")
+	if r.code != 1 || !strings.Contains(r.stdout, "demo__echo") || !strings.Contains(r.stderr, "left out of the list, unreachable: down (") {
+		t.Errorf("tools: status %d, stdout %q, stderr %q; want demo's tools and down left out", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, "servers", "--config", cfg, "--timeout", "2s")
+	if r.code != 1 || !regexp.MustCompile(`(?m)^demo\s+healthy\s+connected 1\.00\s+1\s+3\s`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`(?m)^down\s.*connection refused`).MatchString(r.stdout) ||
+		!strings.Contains(r.stderr, "timed out after 2s (--timeout): 1 of 2 servers had not listed their tools: down") {
+		t.Errorf("servers: status %d, stdout %q, stderr %q; want both rows and down named", r.code, r.stdout, r.stderr)
 	}
 }

@@ -41,12 +41,20 @@ func runServers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer c.close()
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	_ = c.g.Start(ctx) // each server's failure shows in its row
+	// Start (MinSessions) beside the list, not before it: a server
+	// riding out failing connects would hold up the others' lists until
+	// --timeout. Each server's failure shows in its row.
+	started := make(chan struct{})
+	go func() {
+		defer close(started)
+		_ = c.g.Start(ctx)
+	}()
 	_, _ = c.g.ListTools(ctx)
+	<-started
 	c.notice.done()
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("timed out after %v (--timeout): %w", f.timeout, err)
-	}
+	// After --timeout the table still shows where each server stands:
+	// that is what a user asks this command when a server is slow.
+	timedOut := ctx.Err()
 	st := c.g.Stats()
 	if asJSON {
 		err = writeServersJSON(stdout, st)
@@ -61,6 +69,9 @@ func runServers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if s.ListError != "" {
 			down = append(down, s.Name)
 		}
+	}
+	if timedOut != nil {
+		return fmt.Errorf("timed out after %v (--timeout): %d of %d servers had not listed their tools: %s", f.timeout, len(down), len(st.Servers), strings.Join(down, ", "))
 	}
 	if down != nil {
 		return fmt.Errorf("%d of %d servers unreachable: %s", len(down), len(st.Servers), strings.Join(down, ", "))
