@@ -7,7 +7,6 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/mcpool/mcpool"
@@ -26,8 +25,9 @@ const noticeAfter = time.Second
 // Config.BreakerOpenAfter (10 s by default), or the command's deadline
 // passes. When the server is simply down that is a long silence, so once a
 // pool's connects have failed for noticeAfter the notice writes one line
-// for it, at most once. A failure no retry cures (ErrMisconfigured) ends
-// the wait at once and is not announced. Safe for concurrent use.
+// for its server, once per server whichever replica failed. A failure no
+// retry cures (ErrMisconfigured) ends the wait at once and is not
+// announced. Safe for concurrent use.
 type connectNotice struct {
 	stderr io.Writer
 	start  time.Time
@@ -36,10 +36,11 @@ type connectNotice struct {
 	// buffer the caller reads next).
 	mu      sync.Mutex
 	waiting bool
+	told    map[string]bool // the servers announced: once each, whichever replica failed
 }
 
 func newConnectNotice(stderr io.Writer) *connectNotice {
-	return &connectNotice{stderr: stderr, start: time.Now(), waiting: true}
+	return &connectNotice{stderr: stderr, start: time.Now(), waiting: true, told: map[string]bool{}}
 }
 
 // watch announces p's failing connects. server is the group's name for
@@ -52,9 +53,8 @@ func (n *connectNotice) watch(p *mcpool.Pool, server string, cfg *mcpool.Config,
 	if !rides {
 		return // no breaker: the first failure is the command's error, at once
 	}
-	var told atomic.Bool
 	p.Observe(mcpool.Observer{Connect: func(e mcpool.ConnectEvent) {
-		if e.Err == nil || errors.Is(e.Err, mcpool.ErrMisconfigured) || time.Since(n.start) < noticeAfter || told.Load() {
+		if e.Err == nil || errors.Is(e.Err, mcpool.ErrMisconfigured) || time.Since(n.start) < noticeAfter {
 			return
 		}
 		for _, q := range siblings {
@@ -69,9 +69,10 @@ func (n *connectNotice) watch(p *mcpool.Pool, server string, cfg *mcpool.Config,
 		line := fmt.Sprintf("waiting for %s (%s); retrying %s in case it is starting (--timeout bounds the wait)", who, waitReason(e.Err), until)
 		n.mu.Lock()
 		defer n.mu.Unlock()
-		if !n.waiting || told.Swap(true) {
+		if !n.waiting || n.told[server] {
 			return
 		}
+		n.told[server] = true
 		// The reason may quote a stdio server's stderr: untrusted, and it
 		// may hold a secret of the config.
 		fmt.Fprintf(n.stderr, "mcpool: %s\n", strings.Join(strings.Fields(printable(hideSecrets(line))), " "))

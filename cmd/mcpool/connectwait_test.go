@@ -175,3 +175,15 @@ func TestConfigDownServerDoesNotHoldUpOthers(t *testing.T) {
 		t.Errorf("servers: status %d, stdout %q, stderr %q; want both rows and down named", r.code, r.stdout, r.stderr)
 	}
 }
+
+// A server whose replicas are all down is announced once, not once per
+// replica.
+func TestNoticeOncePerServer(t *testing.T) {
+	t.Parallel() // waits on a server that is down, idle: alongside the others that do
+	cfg := writeConfig(t, `{"mcpServers": {"s": {"url": "http://127.0.0.1:1/mcp"}},
+		"mcpool": {"servers": {"s": {"replicas": ["http://127.0.0.1:1/mcp", "http://127.0.0.1:2/mcp"]}}}}`)
+	r := runCLI(t, "call", "--config", cfg, "--timeout", "2s", "s__echo", `{}`)
+	if n := strings.Count(r.stderr, "mcpool: waiting for server \"s\""); r.code != 1 || n != 1 {
+		t.Errorf("status %d, %d notices in %q; want 1 and one notice", r.code, n, r.stderr)
+	}
+}
