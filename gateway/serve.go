@@ -198,7 +198,9 @@ func unavailableNow(srv *server, st mcpool.Stats) error {
 	if errors.Is(lerr, mcpool.ErrMisconfigured) {
 		return upstreamError(srv.name, srv.Mode, lerr)
 	}
-	return upstreamError(srv.name, srv.Mode, &mcpool.UnavailableError{Failures: st.ConsecutiveFailures, RetryIn: time.Second,
+	// The breaker lets a probe through every BreakerCooldown: a retry
+	// sooner finds it open still.
+	return upstreamError(srv.name, srv.Mode, &mcpool.UnavailableError{Failures: st.ConsecutiveFailures, RetryIn: orDur(srv.Config.BreakerCooldown, mcpool.DefaultBreakerCooldown),
 		Cause: errors.New("no session left and connects failing")})
 }
 

@@ -156,15 +156,17 @@ var errHelp = errors.New("help printed")
 // the next connect comes.
 var nextTry = regexp.MustCompile(` \(next try in [^)]*\)`)
 
+// withoutNextTry drops from msg what the library's *UnavailableError says of
+// its pool's next connect: the command ends and makes none.
+func withoutNextTry(msg string) string { return nextTry.ReplaceAllString(msg, "") }
+
 // report prints err as one line on stderr and returns the exit status.
 func report(stderr io.Writer, cmd string, err error) int {
 	if err == nil || errors.Is(err, errHelp) {
 		return exitOK
 	}
 	err = explainError(err) // auth.go: 401s explained
-	// The library's *UnavailableError says when its pool's next connect
-	// comes; the command ends here and makes none.
-	msg := nextTry.ReplaceAllString(withoutPrefix(err), "")
+	msg := withoutNextTry(withoutPrefix(err))
 	// Errors from transports and servers may span lines; scripts and people
 	// both read one line more easily.
 	msg = strings.Join(strings.Fields(printable(hideSecrets(msg))), " ") // redact.go, untrusted.go

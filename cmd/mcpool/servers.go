@@ -92,7 +92,7 @@ func writeServersTable(w io.Writer, st mcpool.GroupStats) error {
 		for i, r := range s.Replicas {
 			targets[i] = r.Target
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s %.2f\t%d\t%s\t%s\t%s\n", s.Name, s.Status, h.Health, h.HealthScore, s.Sessions, tools, strings.Join(targets, ", "), printable(hideSecrets(s.ListError)))
+		fmt.Fprintf(tw, "%s\t%s\t%s %.2f\t%d\t%s\t%s\t%s\n", s.Name, s.Status, h.Health, h.HealthScore, s.Sessions, tools, strings.Join(targets, ", "), printable(hideSecrets(withoutNextTry(s.ListError))))
 	}
 	return tw.Flush()
 }
@@ -125,7 +125,7 @@ func writeServersJSON(w io.Writer, st mcpool.GroupStats) error {
 	for _, s := range st.Servers {
 		h := serverHealth(s)
 		js := jsonServer{Name: s.Name, Status: string(s.Status), Health: string(h.Health), Score: h.HealthScore,
-			Sessions: s.Sessions, Tools: s.Tools, Error: hideSecrets(s.ListError)}
+			Sessions: s.Sessions, Tools: s.Tools, Error: hideSecrets(withoutNextTry(s.ListError))}
 		if s.ListError != "" {
 			js.Tools = -1
 		}
