@@ -234,6 +234,7 @@ type lockedWriter struct {
 	w  io.Writer
 }
 
+// Write writes p to the underlying writer, one call at a time.
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
