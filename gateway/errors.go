@@ -25,7 +25,8 @@ const (
 	// (for a shutdown, on another gateway replica). With reason
 	// "misconfigured" the gateway's connects to the server meet something
 	// no retry cures (its program cannot be started, its URL answers a web
-	// page or 404): RetryAfterMs is 0, do not retry.
+	// page or 404, the gateway's own credentials are refused; never for
+	// ModePassthrough): RetryAfterMs is 0, do not retry.
 	CodeUnavailable = -32053
 	// CodeUnknownName: no server owns the tool or prompt name or resource
 	// URI. ErrorData.Known lists the servers.
