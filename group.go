@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/mcpool/mcpool/internal/drain"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -440,12 +441,9 @@ type member struct {
 	replicas []*replica
 	next     atomic.Uint64 // round-robin position (see pick)
 
-	// Calls routed to the member (see enter), and whether an Update's
-	// Close is closing it.
-	life    sync.Mutex
-	active  int
-	closing bool
-	idle    chan struct{} // closed when closing and no call is active
+	// Calls routed to the member: Enter before a call (false once an
+	// Update's Close drains it: the call must route again), Exit after.
+	calls drain.Counter
 
 	// The server's parts of the merged lists: replaced, never changed,
 	// when the server's list changes. mu guards the pointers and the
@@ -631,8 +629,10 @@ func (u *GroupUpdate) Close(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, m := range u.old {
 		wg.Go(func() {
-			err := m.drain(ctx)
-			if err == nil {
+			n, err := m.calls.Drain(ctx)
+			if err != nil {
+				err = fmt.Errorf("%w: %d calls still routed to the server: %w", ErrCloseIncomplete, n, err)
+			} else {
 				var perrs []error
 				for _, r := range m.replicas {
 					perrs = append(perrs, r.pool.Close(ctx))
@@ -654,57 +654,13 @@ func (u *GroupUpdate) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// enter counts a call routed to m, and reports false when m is closing
-// (an Update removed or replaced it, and its GroupUpdate is closing it):
-// the call must route again.
-func (m *member) enter() bool {
-	m.life.Lock()
-	defer m.life.Unlock()
-	if m.closing {
-		return false
-	}
-	m.active++
-	return true
-}
-
-// exit ends a call counted by enter.
-func (m *member) exit() {
-	m.life.Lock()
-	defer m.life.Unlock()
-	m.active--
-	if m.closing && m.active == 0 {
-		close(m.idle)
-	}
-}
-
-// drain refuses new calls to m and waits, within ctx, for those routed to
-// it to end.
-func (m *member) drain(ctx context.Context) error {
-	m.life.Lock()
-	if !m.closing {
-		m.closing = true
-		m.idle = make(chan struct{})
-		if m.active == 0 {
-			close(m.idle)
-		}
-	}
-	idle := m.idle
-	m.life.Unlock()
-	select {
-	case <-idle:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w: calls still routed to the server: %w", ErrCloseIncomplete, ctx.Err())
-	}
-}
-
 // enter enters the handle's member, or, when an Update has replaced it and
 // it is closing, the server's current member.
 func (s *GroupServer) enter() (*member, error) {
-	if s.m.enter() {
+	if s.m.calls.Enter() {
 		return s.m, nil
 	}
-	if m := s.m.g.state().byName[s.m.name]; m != nil && m.enter() {
+	if m := s.m.g.state().byName[s.m.name]; m != nil && m.calls.Enter() {
 		return m, nil
 	}
 	return nil, &ServerError{Server: s.m.name, Err: fmt.Errorf("the server was removed from the group: %w", ErrPoolClosed)}

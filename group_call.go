@@ -22,7 +22,7 @@ func route[T any](ctx context.Context, g *Group, lk listKind[T], kind, name stri
 		if !ok {
 			return nil, "", nil, &NotFoundError{Kind: kind, Name: name, Known: g.Servers()}
 		}
-		if m, rest = st.byName[server], r; !m.enter() {
+		if m, rest = st.byName[server], r; !m.calls.Enter() {
 			m = nil // replaced or removed by Update since: route again
 		}
 	}
@@ -32,7 +32,7 @@ func route[T any](ctx context.Context, g *Group, lk listKind[T], kind, name stri
 			// The wait for the catalog took the caller's whole deadline:
 			// its error says why (the server's connects failing), where
 			// the call would only see the expired ctx.
-			m.exit()
+			m.calls.Exit()
 			return nil, "", nil, m.g.red.err(err)
 		}
 		// The catalog cannot be had (the server is down?): call by the
@@ -41,7 +41,7 @@ func route[T any](ctx context.Context, g *Group, lk listKind[T], kind, name stri
 	}
 	orig, ok := pt.orig[name]
 	if !ok {
-		m.exit()
+		m.calls.Exit()
 		return nil, "", nil, &NotFoundError{Kind: kind, Name: name, Server: m.name, Known: slices.Sorted(maps.Keys(pt.orig))}
 	}
 	return m, orig, pt.byKey[name], nil
@@ -81,7 +81,7 @@ func (g *Group) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.
 	if err != nil {
 		return nil, err
 	}
-	defer m.exit()
+	defer m.calls.Exit()
 	return m.callTool(ctx, params, orig, tool)
 }
 
@@ -112,7 +112,7 @@ func (g *Group) GetPrompt(ctx context.Context, params *mcp.GetPromptParams) (*mc
 	if err != nil {
 		return nil, err
 	}
-	defer m.exit()
+	defer m.calls.Exit()
 	return m.getPrompt(ctx, params, orig)
 }
 
@@ -145,7 +145,7 @@ func (g *Group) ReadResource(ctx context.Context, params *mcp.ReadResourceParams
 	if err != nil {
 		return nil, err
 	}
-	defer m.exit()
+	defer m.calls.Exit()
 	return m.readResource(ctx, params)
 }
 
@@ -179,7 +179,7 @@ func (g *Group) resourceServer(ctx context.Context, uri string) (*member, error)
 			known = append(known, slices.Collect(maps.Keys(pt.orig))...)
 		}
 		m.mu.Unlock()
-		if ok && m.enter() {
+		if ok && m.calls.Enter() {
 			return m, nil
 		}
 	}
@@ -368,7 +368,7 @@ func rawList[T any](ctx context.Context, s *GroupServer, fetch func(*Pool, conte
 	if err != nil {
 		return nil, err
 	}
-	defer m.exit()
+	defer m.calls.Exit()
 	var items []*T
 	err = m.list(ctx, func(ctx context.Context, p *Pool) error {
 		var err error
@@ -409,7 +409,7 @@ func (s *GroupServer) CallTool(ctx context.Context, params *mcp.CallToolParams) 
 	if err != nil {
 		return nil, err
 	}
-	defer m.exit()
+	defer m.calls.Exit()
 	var tool *mcp.Tool
 	if pt, err := memberList(ctx, m, toolList); err == nil {
 		tool = pt.byKey[m.naming.qualify(m.prefix, params.Name)]
@@ -427,7 +427,7 @@ func (s *GroupServer) GetPrompt(ctx context.Context, params *mcp.GetPromptParams
 	if err != nil {
 		return nil, err
 	}
-	defer m.exit()
+	defer m.calls.Exit()
 	return m.getPrompt(ctx, params, params.Name)
 }
 
@@ -441,7 +441,7 @@ func (s *GroupServer) ReadResource(ctx context.Context, params *mcp.ReadResource
 	if err != nil {
 		return nil, err
 	}
-	defer m.exit()
+	defer m.calls.Exit()
 	return m.readResource(ctx, params)
 }
 

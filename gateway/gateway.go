@@ -12,6 +12,7 @@ import (
 
 	"github.com/mcpool/mcpool"
 	"github.com/mcpool/mcpool/config"
+	"github.com/mcpool/mcpool/internal/drain"
 	"github.com/mcpool/mcpool/internal/redact"
 	"github.com/mcpool/mcpool/oauth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -318,7 +319,7 @@ type server struct {
 	naming  *mcpool.Naming // names the server's tools and prompts
 	ctx     context.Context
 	cancel  context.CancelFunc // ends the server's background work
-	life    lifecycle          // calls routed to it; draining after a Reload
+	calls   drain.Counter      // calls routed to it; drained after a Reload takes it out
 	removed atomic.Bool        // a Reload took it out of the gateway's set
 	// sparesDone is closed when keepSpares returns; nil if it never ran.
 	sparesDone chan struct{}

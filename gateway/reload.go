@@ -15,7 +15,7 @@ import (
 
 // Reload: the gateway's servers are a serverSet, replaced whole, so that a
 // call routes on one snapshot. A call counts itself on the server it routed
-// to (lifecycle.enter, in Gateway.call) and finishes there; a server taken
+// to (server.calls.Enter, in Gateway.enter) and finishes there; a server taken
 // out of the set drains those calls before its pools are closed.
 
 // serverSet is the gateway's servers, in catalog order, and their naming.
@@ -268,8 +268,8 @@ func (g *Gateway) Reload(ctx context.Context, servers []Server, naming *mcpool.N
 	var wg sync.WaitGroup
 	for i, srv := range gone {
 		wg.Go(func() {
-			if err := srv.life.drain(dctx); err != nil {
-				g.log.Warn("reload: calls still routed to a removed server when the drain ended: closing under them", "server", srv.name, "error", err)
+			if n, err := srv.calls.Drain(dctx); err != nil {
+				g.log.Warn("reload: calls still routed to a removed server when the drain ended: closing under them", "server", srv.name, "calls", n, "error", err)
 			}
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
@@ -330,66 +330,15 @@ func (g *Gateway) closeIsolated(ctx context.Context, srv *server) error {
 // before the reload and had not started). A server removed altogether is
 // an unknown name.
 func (g *Gateway) enter(srv *server) (*server, error) {
-	if srv.life.enter() {
+	if srv.calls.Enter() {
 		return srv, nil
 	}
 	set := g.set.Load()
-	if cur := set.byName[srv.name]; cur != nil && cur.life.enter() {
+	if cur := set.byName[srv.name]; cur != nil && cur.calls.Enter() {
 		return cur, nil
 	}
 	return nil, rpcError(CodeUnknownName, fmt.Sprintf("server %s was removed from the gateway by a config reload; list the tools again (servers: %v)", srv.name, g.serverNames()),
 		ErrorData{Server: srv.name, Reason: "unknown", Known: g.serverNames()})
-}
-
-// lifecycle counts the calls routed to a server, so that a Reload that
-// takes it out can wait for them.
-type lifecycle struct {
-	mu       sync.Mutex
-	active   int
-	draining bool
-	idle     chan struct{} // closed when draining and no call is active
-}
-
-// enter counts a call, and reports false when the server is draining.
-func (l *lifecycle) enter() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.draining {
-		return false
-	}
-	l.active++
-	return true
-}
-
-// exit ends a call counted by enter.
-func (l *lifecycle) exit() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.active--
-	if l.draining && l.active == 0 {
-		close(l.idle)
-	}
-}
-
-// drain refuses new calls and waits, within ctx, for the counted ones.
-func (l *lifecycle) drain(ctx context.Context) error {
-	l.mu.Lock()
-	if !l.draining {
-		l.draining = true
-		l.idle = make(chan struct{})
-		if l.active == 0 {
-			close(l.idle)
-		}
-	}
-	idle := l.idle
-	n := l.active
-	l.mu.Unlock()
-	select {
-	case <-idle:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%d calls in flight: %w", n, ctx.Err())
-	}
 }
 
 // sameServer reports whether a and b serve a server the same way.

@@ -147,7 +147,7 @@ func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn fun
 	if err != nil {
 		return err
 	}
-	defer srv.life.exit()
+	defer srv.calls.Exit()
 	if err := g.breakerOpen(srv); err != nil {
 		return err
 	}
