@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/mcpool/mcpool"
@@ -33,6 +34,15 @@ func checkPassthrough(s Server, auth bool) error {
 			return fmt.Errorf("gateway: server %q: forwardHeaders names Authorization, which carries the client's token for the gateway: "+
 				"the MCP authorization specification forbids passing it to another server (token passthrough); "+
 				"use tokenExchange for per-user upstream tokens, or forward a header of the upstream's own", s.Name)
+		}
+	}
+	for name := range s.Config.Headers {
+		if k := http.CanonicalHeaderKey(name); k == "Authorization" || k == "Cookie" || slices.ContainsFunc(s.ForwardHeaders, func(f string) bool {
+			return http.CanonicalHeaderKey(f) == k
+		}) {
+			return fmt.Errorf("gateway: server %q: mode passthrough sends each caller's own credentials, never the gateway's, "+
+				"yet its headers set %s, which would go upstream with every caller's request (and stand in for a caller that sent none); "+
+				"remove it from headers", s.Name, k)
 		}
 	}
 	if len(s.ForwardHeaders) == 0 && s.TokenExchange == nil {

@@ -260,3 +260,37 @@ func TestIsolatedBreakerOpenIsUnavailableAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A passthrough server is dialed with each caller's credentials only: its
+// headers may not carry the gateway's own Authorization or Cookie, nor a
+// header the callers forward (the gateway's value would stand in for a
+// caller that sent none). Other headers are allowed.
+func TestPassthroughRefusesGatewayCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		headers http.Header
+		refused string
+	}{
+		{http.Header{"Authorization": {"Bearer gateway-own-key"}}, "Authorization"},
+		{http.Header{"cookie": {"sid=1"}}, "Cookie"},
+		{http.Header{"X-User-Key": {"gateway-default"}}, "X-User-Key"},
+		{http.Header{"X-Tenant": {"acme"}}, ""},
+	} {
+		s := gateway.Server{Name: "p", Mode: gateway.ModePassthrough, ForwardHeaders: []string{"x-user-key"},
+			Config: mcpool.Config{URL: "http://127.0.0.1:1/mcp", Headers: tc.headers}}
+		g, err := gateway.New(gateway.Options{Logger: quiet(), Servers: []gateway.Server{s}})
+		if tc.refused == "" {
+			if err != nil {
+				t.Errorf("headers %v: %v; want them allowed", tc.headers, err)
+			} else {
+				g.Close(context.Background())
+			}
+			continue
+		}
+		if err == nil {
+			g.Close(context.Background())
+		}
+		if err == nil || !strings.Contains(err.Error(), "headers set "+tc.refused) || strings.Contains(err.Error(), "gateway-own-key") {
+			t.Errorf("headers %v: %v; want a refusal naming %s (and no header value)", tc.headers, err, tc.refused)
+		}
+	}
+}
