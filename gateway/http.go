@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/mcpool/mcpool/internal/stdio"
@@ -44,6 +45,14 @@ import (
 // With Options.Token (or Options.Auth) set, /, /status.json and /metrics
 // need the same Authorization header as /mcp (a Prometheus scrape job's
 // bearer_token, curl -H); /healthz and /readyz stay open for probes.
+//
+// Every path refuses, with 403, what a web page could send through a
+// visitor's browser (the MCP transports' "Security Warning": servers must
+// validate Origin): a request that reached a loopback address naming a
+// host that is not loopback (DNS rebinding), and a cross-origin POST,
+// PUT, PATCH or DELETE by its Sec-Fetch-Site or Origin header
+// ([net/http.CrossOriginProtection]). Clients that are not browsers send
+// neither header and are not affected.
 func (g *Gateway) Handler() http.Handler {
 	getServer := func(*http.Request) *mcp.Server { return g.mcp }
 	stateful := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
@@ -98,7 +107,26 @@ func (g *Gateway) Handler() http.Handler {
 	if g.opts.Metrics != nil {
 		mux.Handle("/metrics", g.authorized(g.opts.Metrics))
 	}
-	return mux
+	return browserSafe(mux)
+}
+
+// browserSafe refuses requests a web page could make through a browser
+// on loopback or cross-origin (see Handler), on every path: the status
+// page and /metrics name the servers, their endpoints and their errors.
+func browserSafe(next http.Handler) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "Forbidden: cross-origin request from a browser (Origin "+strconv.Quote(r.Header.Get("Origin"))+
+			"); the gateway serves MCP clients, not web pages", http.StatusForbidden)
+	}))
+	next = cop.Handler(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hostAllowed(r) { // fastpath.go: the SDK's rule, on every path
+			http.Error(w, "Forbidden: invalid Host header "+strconv.Quote(r.Host), http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // refuseDraining answers a request that came while the gateway drains: 503
