@@ -132,7 +132,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		defer ln.Close()
-		*listen = ln.Addr().String()
+		*listen = boundListen(*listen, ln.Addr())
 	}
 	rs, audit, closeSecurity, err := gatewaySecurity(ctx, file.Gateway.Auth, *authIssuer, *authAudience, *auditLog, *token, *listen, offLoopback, *stdio, stderr, log) // gateway_security.go
 	if err != nil {
@@ -370,7 +370,8 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	srv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("serving MCP", "url", fmt.Sprintf("http://%s/mcp", ln.Addr()), "status", fmt.Sprintf("http://%s/", ln.Addr()), "servers", len(opts.Servers))
+	addr := boundListen(*listen, ln.Addr())
+	log.Info("serving MCP", "url", "http://"+addr+"/mcp", "status", "http://"+addr+"/", "servers", len(opts.Servers))
 	select {
 	case <-ctx.Done():
 		log.Info("signal received: draining", "drain_timeout", *drain)
@@ -764,4 +765,18 @@ func (r *reloader) exportKeyed(gc *mcpool.GroupConfig) error {
 		r.keyed[name] = k
 	}
 	return errors.Join(errs...)
+}
+
+// boundListen is the --listen address with the port the listener got (for
+// port 0), keeping the host as written: clients reach the gateway by the
+// name the user gave ("localhost"), and the default audience, the
+// Protected Resource Metadata's resource, must be that URL (RFC 9728
+// section 3.3: the client checks that it matches the URL it used).
+func boundListen(listen string, bound net.Addr) string {
+	host, _, err := net.SplitHostPort(listen)
+	_, port, perr := net.SplitHostPort(bound.String())
+	if err != nil || perr != nil || host == "" {
+		return bound.String()
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpool/mcpool/internal/oauthtest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -429,5 +431,79 @@ func TestGatewayServesWhileAServerIsDown(t *testing.T) {
 			t.Fatalf("the server's tools never came: %s", tools())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// boundListen keeps the host the user wrote and takes the port the
+// listener got.
+func TestBoundListen(t *testing.T) {
+	for _, tc := range []struct{ listen, bound, want string }{
+		{"localhost:0", "127.0.0.1:41234", "localhost:41234"},
+		{"localhost:7300", "127.0.0.1:7300", "localhost:7300"},
+		{"127.0.0.1:0", "127.0.0.1:41234", "127.0.0.1:41234"},
+		{"[::1]:0", "[::1]:41234", "[::1]:41234"},
+		{":7300", "[::]:7300", "[::]:7300"},
+	} {
+		addr, err := net.ResolveTCPAddr("tcp", tc.bound)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := boundListen(tc.listen, addr); got != tc.want {
+			t.Errorf("boundListen(%q, %s) = %q; want %q", tc.listen, tc.bound, got, tc.want)
+		}
+	}
+}
+
+// A gateway with auth listening on "localhost" is served, and names its
+// resource (the default audience), at the localhost URL the user gave: a
+// client checks that the Protected Resource Metadata's resource is the URL
+// it used (RFC 9728 section 3.3).
+func TestGatewayAuthLocalhostAudience(t *testing.T) {
+	as := oauthtest.New(t)
+	demoURL, stopDemo := startDemoServer(t)
+	defer stopDemo()
+	path := filepath.Join(t.TempDir(), "mcp.json")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(`{"mcpServers": {"demo": {"url": %q}}, "gateway": {"auth": {"issuer": %q}}}`, demoURL, as.Issuer)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &lockedBuffer{}
+	status := make(chan int, 1)
+	go func() {
+		status <- runContext(ctx, []string{"gateway", "--config", path, "--listen", "localhost:0"}, io.Discard, logs)
+	}()
+	defer func() {
+		cancel()
+		if code := <-status; code != 0 {
+			t.Errorf("gateway exited %d: %s", code, logs.String())
+		}
+	}()
+	re := regexp.MustCompile(`url=(http://localhost:\d+/mcp)`)
+	var url string
+	deadline := time.After(60 * time.Second)
+	for url == "" {
+		if m := re.FindStringSubmatch(logs.String()); m != nil {
+			url = m[1]
+			break
+		}
+		select {
+		case code := <-status:
+			status <- code
+			t.Fatalf("gateway exited (%d) before serving: %s", code, logs.String())
+		case <-time.After(5 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("gateway did not serve within 60s: %s", logs.String())
+		}
+	}
+	resp, err := http.Get(strings.Replace(url, "/mcp", "/.well-known/oauth-protected-resource/mcp", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var meta struct {
+		Resource string `json:"resource"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&meta); err != nil || meta.Resource != url {
+		t.Errorf("metadata resource %q (%v); want %q, the URL the gateway said it serves", meta.Resource, err, url)
 	}
 }
