@@ -228,21 +228,31 @@ func cachedList[T any](ctx context.Context, p *Pool, c *listCache[T], page func(
 		}
 		return fetch(p, c, page)
 	})
-	select {
-	case r := <-ch:
-		c.leave(false)
-		if r.Err != nil {
-			return nil, r.Err
+	for {
+		// A Group's attempt that another replica can take leaves as soon
+		// as a connect fails with no session, as Acquire's does.
+		connected, err := p.failFastWait(ctx)
+		if err != nil {
+			c.leave(true)
+			return nil, err
 		}
-		return r.Val.([]*T), nil
-	case <-ctx.Done():
-		c.leave(true)
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if err := p.gaveUpLocked(start, ctx.Err()); err != nil {
-			return nil, err // the server is not answering: say so, as Acquire does
+		select {
+		case r := <-ch:
+			c.leave(false)
+			if r.Err != nil {
+				return nil, r.Err
+			}
+			return r.Val.([]*T), nil
+		case <-connected:
+		case <-ctx.Done():
+			c.leave(true)
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if err := p.gaveUpLocked(start, ctx.Err()); err != nil {
+				return nil, err // the server is not answering: say so, as Acquire does
+			}
+			return nil, ctx.Err()
 		}
-		return nil, ctx.Err()
 	}
 }
 

@@ -254,3 +254,34 @@ func TestGroupCloseWaitsAgain(t *testing.T) {
 		t.Errorf("after the second Close: %+v", st)
 	}
 }
+
+// A group that was never started, whose first replica is down, lists and
+// calls on the live one at the first failed connect of the down one, in
+// every balance mode, instead of riding out the down one's connects
+// (10s by default) while the catalog is fetched.
+func TestGroupFirstReplicaDownWithoutStart(t *testing.T) {
+	down := "http://" + closedAddr(t) + "/mcp"
+	up := startHoldReplica(t, false)
+	for _, balance := range []mcpool.Balance{mcpool.Failover, mcpool.RoundRobin, mcpool.LeastLoaded} {
+		t.Run(fmt.Sprint(balance), func(t *testing.T) {
+			g := newGroup(t, mcpool.GroupConfig{Servers: []mcpool.ServerConfig{{
+				Name: "demo", Balance: balance,
+				Replicas: []mcpool.Config{{URL: down, Logger: quiet}, {URL: up.url, Logger: quiet}},
+			}}})
+			// Far below the down replica's ride-out: only a list that
+			// moves on at its first failed connect meets it.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := g.ListTools(ctx); err != nil {
+				t.Fatalf("ListTools: %v", err)
+			}
+			res, err := g.CallTool(ctx, &mcp.CallToolParams{Name: "demo__hold"})
+			if err != nil {
+				t.Fatalf("CallTool: %v", err)
+			}
+			if s := text(res); s != "ok" {
+				t.Errorf("result %q, want ok from the live replica", s)
+			}
+		})
+	}
+}

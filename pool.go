@@ -110,7 +110,7 @@ type waiter struct {
 	err   error         // set, under mu, before a failed waiter's hand-off
 	elem  *list.Element // nil once served, failed or given up
 	// failFast: a Group's call that another replica can take; failed as
-	// soon as a connect fails with no session left (group_failfast.go).
+	// soon as a connect fails with no session left (pool_group.go).
 	failFast bool
 }
 

@@ -32,6 +32,22 @@ func (p *Pool) failFastLocked(ctx context.Context) error {
 	return p.noSessionLocked()
 }
 
+// failFastWait is failFastLocked for a caller waiting for something other
+// than Acquire (the catalog's shared fetch): its error now, or a channel
+// closed when a connect next ends, to check again then. Callers without
+// the mark get neither (a nil channel is never ready).
+func (p *Pool) failFastWait(ctx context.Context) (<-chan struct{}, error) {
+	if ctx.Value(failFastKey{}) == nil {
+		return nil, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.failFastLocked(ctx); err != nil {
+		return nil, err
+	}
+	return p.connectEvent, nil
+}
+
 // failFastWaitersLocked fails the marked waiters when a connect has just
 // failed and no session is left: a caller that queued while the pool's
 // last session died (before any reconnect had failed) goes to another
