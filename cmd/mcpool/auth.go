@@ -213,9 +213,29 @@ func (h *headerList) Set(s string) error {
 }
 
 // credentialsGiven records whether the target the command opened has
-// credentials, so that the one-line error of a 401 can say what to do.
-// The command opens one target per run.
-var credentialsGiven atomic.Bool
+// credentials, and fromConfig whether it is a config file's servers, so
+// that the one-line error of a 401 can say what to do. The command opens
+// one target per run.
+var credentialsGiven, fromConfig atomic.Bool
+
+// given returns the credential flags that were set, by name.
+func (f *authFlags) given() []string {
+	var names []string
+	for _, g := range []struct {
+		name string
+		set  bool
+	}{
+		{"--header", len(f.headers) > 0}, {"--token", f.Token != ""}, {"--oauth", f.OAuth},
+		{"--client-id", f.ClientID != ""}, {"--client-secret", f.ClientSecret != ""},
+		{"--client-metadata-url", f.ClientMetadataURL != ""}, {"--redirect-port", f.RedirectPort != 0},
+		{"--token-cache", f.TokenCache != ""},
+	} {
+		if g.set {
+			names = append(names, g.name)
+		}
+	}
+	return names
+}
 
 // explainError rewrites the command's error for a person: a 401 says
 // whether to add credentials or that the server refused them, and the
@@ -228,7 +248,12 @@ func explainError(err error) error {
 	msg := strings.ReplaceAll(err.Error(), "mcpool: ", "")
 	if errors.Is(err, mcpool.ErrUnauthorized) || isUnauthorized(err) {
 		what := "the server requires authorization; use --token or --oauth (or --client-id and --client-secret)"
-		if credentialsGiven.Load() {
+		switch {
+		case fromConfig.Load() && credentialsGiven.Load():
+			what = "the server refused its credentials (401 Unauthorized); check its \"headers\" or \"auth\" in the config file"
+		case fromConfig.Load():
+			what = "the server requires authorization; give it credentials in the config file: \"headers\" (a token) or \"auth\" (OAuth)"
+		case credentialsGiven.Load():
 			what = "the server refused the token (401 Unauthorized); check --token, --header or the OAuth client"
 		}
 		var ce *mcpool.ConnectError
@@ -276,6 +301,7 @@ var _ auth.OAuthHandler = (*extauth.ClientCredentialsHandler)(nil)
 func (t *target) configureAuth(af *authFlags, ans *answerFlags, stderr io.Writer) error {
 	a := af.resolve()
 	credentialsGiven.Store(a.credentials())
+	fromConfig.Store(false)
 	stop, err := a.configure(&t.cfg, stderr)
 	t.cleanup = append(t.cleanup, stop)
 	if err != nil {

@@ -41,6 +41,11 @@ func (f *groupFlags) check(t *targetFlags) error {
 	if f.config != "" && (t.url != "" || t.sse != "" || t.stdio != "") {
 		return usageErrorf("give --config or one of --url, --sse and --stdio, not both")
 	}
+	if g := t.auth.given(); f.config != "" && len(g) > 0 {
+		// Applying them to every server of the file would send one
+		// server's credential to all the others.
+		return usageErrorf("%s: credential flags apply to --url and --sse; with --config, give each server its own in the file (\"headers\", or \"auth\" for OAuth)", strings.Join(g, ", "))
+	}
 	return nil
 }
 
@@ -80,6 +85,9 @@ func openGroup(t *targetFlags, stderr io.Writer) (*configGroup, error) {
 			return nil, usageErrorf("--server: %s has no server %q (servers: %s)", t.group.config, s, strings.Join(names, ", "))
 		}
 	}
+	fromConfig.Store(true)
+	credentialsGiven.Store(false) // configureGroupAuth sets it for servers with credentials
+	answers := t.answers.handlers(stderr) // elicit.go: one answerer, so prompts never interleave
 	gc.Logger = slog.New(slog.DiscardHandler)
 	if t.verbose {
 		gc.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -92,6 +100,7 @@ func openGroup(t *targetFlags, stderr io.Writer) (*configGroup, error) {
 		}
 		for _, c := range configs {
 			addConfigSecrets(c) // redact.go
+			c.ClientHandlers = answers
 			if c.ConnectTimeout == 0 {
 				c.ConnectTimeout = t.connectTimeout
 			}

@@ -148,6 +148,29 @@ func TestConfigErrors(t *testing.T) {
 	wantOneLineError(t, runCLI(t, "tools", "--server", "a"), exitUsage, "--server needs --config")
 	wantOneLineError(t, runCLI(t, "tools", "--config", "x.json", "--url", "http://127.0.0.1:1/mcp"), exitUsage, "not both")
 	wantOneLineError(t, runCLI(t, "servers"), exitUsage, "--config FILE is required")
+	// Credential flags would go to every server of the file: refused.
+	wantOneLineError(t, runCLI(t, "tools", "--config", "x.json", "--token", "t0k"), exitUsage, "--token: credential flags apply to --url and --sse")
+	wantOneLineError(t, runCLI(t, "call", "--config", "x.json", "--header", "X-Key: k", "--oauth", "x__echo"), exitUsage, "--header, --oauth: credential flags")
+}
+
+// A config file's server that needs credentials, given none, says where
+// to give them: in the file, not by flags.
+func TestConfigUnauthorizedSaysWhere(t *testing.T) {
+	ps := newProtectedServer(t, "s3cret")
+	path := writeConfig(t, fmt.Sprintf(`{"mcpServers": {"secure": {"url": %q}}}`, ps.url))
+	t.Setenv("MCPOOL_TOKEN", "") // the flags' fallback does not apply to a file's servers
+	wantOneLineError(t, runCLI(t, "call", "--config", path, "secure__echo", `{"message":"hi"}`), exitFailure,
+		`give it credentials in the config file: "headers" (a token) or "auth" (OAuth)`)
+}
+
+// The command answers elicitation for a config file's servers as it does
+// for --url: here with the schema's defaults (--no-input).
+func TestConfigAnswersElicitation(t *testing.T) {
+	path := writeConfig(t, fmt.Sprintf(`{"mcpServers": {"asker": {"url": %q}}}`, askingServer(t)))
+	got := toolText(t, runCLI(t, "call", "--config", path, "--no-input", "asker__ask", nameSchema))
+	if content, _ := got["content"].(map[string]any); got["action"] != "accept" || content["name"] != "Ada" {
+		t.Errorf("elicitation through --config: got %v, want accept {name: Ada}", got)
+	}
 }
 
 // bench --config balances a pooled run over two replicas of one server.
