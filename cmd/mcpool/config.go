@@ -86,7 +86,7 @@ func openGroup(t *targetFlags, stderr io.Writer) (*configGroup, error) {
 		}
 	}
 	fromConfig.Store(true)
-	credentialsGiven.Store(false) // configureGroupAuth sets it for servers with credentials
+	credentialsGiven.Store(false)         // configureGroupAuth sets it for servers with credentials
 	answers := t.answers.handlers(stderr) // elicit.go: one answerer, so prompts never interleave
 	gc.Logger = slog.New(slog.DiscardHandler)
 	if t.verbose {
