@@ -24,10 +24,10 @@ type groupFlags struct {
 }
 
 func (f *groupFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.config, "config", "", "an MCP config file ({\"mcpServers\": …} or VS Code's {\"servers\": …}): use all its\n"+
+	fs.Var(nonEmpty{&f.config}, "config", "an MCP config `file` ({\"mcpServers\": …} or VS Code's {\"servers\": …}): use all its\n"+
 		"servers as one group, tools named SERVER__TOOL, with the file's pool settings (bench runs\n"+
 		"its pooled mode only, through the group)")
-	fs.StringVar(&f.server, "server", "", "with --config, use only this server, with its plain tool names")
+	fs.Var(nonEmpty{&f.server}, "server", "with --config, use only this server (by `name`), with its plain tool names")
 }
 
 // used reports whether --config or --server was given.

@@ -148,6 +148,10 @@ func TestConfigErrors(t *testing.T) {
 	wantOneLineError(t, runCLI(t, "tools", "--server", "a"), exitUsage, "--server needs --config")
 	wantOneLineError(t, runCLI(t, "tools", "--config", "x.json", "--url", "http://127.0.0.1:1/mcp"), exitUsage, "not both")
 	wantOneLineError(t, runCLI(t, "servers"), exitUsage, "--config FILE is required")
+	// An empty target (an unset variable) is a mistake, not the embedded demo server.
+	wantOneLineError(t, runCLI(t, "call", "--url", "", "echo", `{"message":"x"}`), exitUsage, `invalid value "" for flag -url: empty`)
+	wantOneLineError(t, runCLI(t, "tools", "--config", ""), exitUsage, `invalid value "" for flag -config: empty`)
+	wantOneLineError(t, runCLI(t, "tools", "--stdio", " "), exitUsage, `invalid value " " for flag -stdio: empty`)
 	// Credential flags would go to every server of the file: refused.
 	wantOneLineError(t, runCLI(t, "tools", "--config", "x.json", "--token", "t0k"), exitUsage, "--token: credential flags apply to --url and --sse")
 	wantOneLineError(t, runCLI(t, "call", "--config", "x.json", "--header", "X-Key: k", "--oauth", "x__echo"), exitUsage, "--header, --oauth: credential flags")

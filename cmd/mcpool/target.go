@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"io"
 	"log/slog"
@@ -28,14 +29,34 @@ type targetFlags struct {
 }
 
 func (f *targetFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.url, "url", "", "streamable HTTP endpoint of the server, e.g. http://127.0.0.1:8080/mcp")
-	fs.StringVar(&f.sse, "sse", "", "legacy HTTP+SSE endpoint of the server")
-	fs.StringVar(&f.stdio, "stdio", "", "command line that starts a stdio server, e.g. \"node server.js stdio\"")
+	fs.Var(nonEmpty{&f.url}, "url", "streamable HTTP endpoint `URL` of the server, e.g. http://127.0.0.1:8080/mcp")
+	fs.Var(nonEmpty{&f.sse}, "sse", "legacy HTTP+SSE endpoint `URL` of the server")
+	fs.Var(nonEmpty{&f.stdio}, "stdio", "`command` line that starts a stdio server, e.g. \"node server.js stdio\"")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "bound on one connect, handshake included")
 	fs.BoolVar(&f.verbose, "verbose", false, "log pool events and pass a stdio server's stderr through to stderr")
 	f.auth.register(fs)
 	f.answers.register(fs)
 	f.group.register(fs)
+}
+
+// nonEmpty is a string flag that refuses an empty value: without it,
+// --url "$MCP_URL" with the variable unset would talk to the embedded demo
+// server and print its plausible answers.
+type nonEmpty struct{ p *string }
+
+func (n nonEmpty) String() string {
+	if n.p == nil {
+		return ""
+	}
+	return *n.p
+}
+
+func (n nonEmpty) Set(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return errors.New("empty (an unset variable?)")
+	}
+	*n.p = v
+	return nil
 }
 
 // target is a server to talk to: the base of every pool's Config and the
