@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/mcpool/mcpool"
@@ -121,12 +122,22 @@ func withPool(ctx context.Context, f *oneShotFlags, stderr io.Writer, fn func(co
 }
 
 // parseArguments parses a tool's arguments, which MCP wants as an object.
+// Numbers keep their digits (json.Number): an id past 2^53 or a decimal
+// with many places reaches the server as it was typed, not as a float64.
 func parseArguments(s string) (map[string]any, error) {
 	var m map[string]any
-	if err := json.Unmarshal([]byte(s), &m); err != nil || m == nil {
-		if err == nil {
-			err = fmt.Errorf("not an object")
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	err := dec.Decode(&m)
+	if err == nil && m == nil {
+		err = fmt.Errorf("not an object")
+	}
+	if err == nil {
+		if _, end := dec.Token(); end != io.EOF {
+			err = fmt.Errorf("more after the object")
 		}
+	}
+	if err != nil {
 		return nil, usageErrorf("arguments %q are not a JSON object: %v", s, err)
 	}
 	return m, nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -109,4 +110,30 @@ func TestCallToolError(t *testing.T) {
 		t.Errorf("printed result is not an error:\n%s", r.stdout)
 	}
 	wantOneLineError(t, cliResult{r.code, "", r.stderr}, 1, "reported an error")
+}
+
+// call sends its arguments' numbers as typed: an id past 2^53 and a
+// long decimal reach the server digit for digit.
+func TestCallArgumentsKeepNumbers(t *testing.T) {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "raw", Version: "1"}, nil)
+	got := make(chan string, 1)
+	srv.AddTool(&mcp.Tool{Name: "raw", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			got <- string(req.Params.Arguments)
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil
+		})
+	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	defer ts.Close()
+	r := runCLI(t, "call", "--url", ts.URL, "raw", `{"id": 9007199254740993, "x": 0.1000000000000000055511151231257827}`)
+	if r.code != 0 {
+		t.Fatalf("exit status %d: %s", r.code, r.stderr)
+	}
+	var args map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(<-got), &args); err != nil {
+		t.Fatal(err)
+	}
+	if string(args["id"]) != "9007199254740993" || string(args["x"]) != "0.1000000000000000055511151231257827" {
+		t.Errorf("the server got id %s and x %s; want them as typed", args["id"], args["x"])
+	}
+	wantOneLineError(t, runCLI(t, "call", "raw", `{"a":1} {"b":2}`), exitUsage, "more after the object")
 }
