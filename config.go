@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -59,7 +61,10 @@ type Config struct {
 	NewTransport func(ctx context.Context) (mcp.Transport, error)
 
 	// Headers are sent on every HTTP request of every session. For
-	// headers of one call only, see WithHeaders.
+	// headers of one call only, see WithHeaders. New refuses a name or
+	// value that net/http would refuse on every request (a control
+	// character in a value: often a token read with its newline), as it
+	// does such a BearerToken.
 	Headers http.Header
 	// BearerToken is sent as "Authorization: Bearer …" on every HTTP
 	// request. At most one of BearerToken, Token and OAuthHandler.
@@ -358,6 +363,9 @@ func (c *Config) validate() (*settings, error) {
 	if (auths > 0 || len(c.Headers) > 0) && c.URL == "" && c.SSEURL == "" {
 		return nil, configErr("Headers", "and tokens apply to HTTP only (URL or SSEURL); a stdio server takes Command.Env")
 	}
+	if err := checkHeaders(c.Headers, c.BearerToken); err != nil {
+		return nil, err
+	}
 	if c.OAuthHandler != nil && c.URL == "" {
 		return nil, configErr("OAuthHandler", "works with URL (streamable HTTP) only")
 	}
@@ -465,6 +473,32 @@ func checkHTTPURL(raw string) error {
 	}
 	if u.Host == "" {
 		return errors.New("has no host")
+	}
+	return nil
+}
+
+// checkHeaders refuses header names and values, and a bearer token, that
+// net/http would refuse on every request (RFC 9110 section 5.5: no control
+// character but a tab), so that the mistake fails at New instead of as
+// connects retried until the breaker opens. A value is never quoted: it
+// may be a credential. The usual cause is a token read with its trailing
+// newline.
+func checkHeaders(h http.Header, token string) error {
+	bad := func(v string) bool {
+		return strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f })
+	}
+	for name, vs := range h {
+		if name == "" || strings.ContainsFunc(name, func(r rune) bool {
+			return r <= ' ' || r >= 0x7f || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", r)
+		}) {
+			return configErr("Headers", fmt.Sprintf("%q is not a valid header name", name))
+		}
+		if slices.ContainsFunc(vs, bad) {
+			return configErr("Headers", fmt.Sprintf("%s: the value has a control character (a line break read with it?)", name))
+		}
+	}
+	if bad(token) {
+		return configErr("BearerToken", "has a control character (a line break read with it?)")
 	}
 	return nil
 }

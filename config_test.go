@@ -3,6 +3,8 @@ package mcpool_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/mcpool/mcpool"
@@ -29,6 +31,9 @@ func TestInvalidConfigs(t *testing.T) {
 		{"negative calls", mcpool.Config{NewTransport: nt, MaxCallsPerSession: -2}, "MaxCallsPerSession"},
 		{"negative connect", mcpool.Config{NewTransport: nt, ConnectTimeout: -1}, "ConnectTimeout"},
 		{"negative drain", mcpool.Config{NewTransport: nt, DrainTimeout: -1}, "DrainTimeout"},
+		{"header value with a line break", mcpool.Config{URL: "http://127.0.0.1/mcp", Headers: http.Header{"X-Key": {"s3cret\n"}}}, "Headers"},
+		{"header name with a space", mcpool.Config{URL: "http://127.0.0.1/mcp", Headers: http.Header{"X Key": {"v"}}}, "Headers"},
+		{"token with a line break", mcpool.Config{URL: "http://127.0.0.1/mcp", BearerToken: "s3cret\r\n"}, "BearerToken"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := mcpool.New(tc.cfg)
@@ -38,6 +43,9 @@ func TestInvalidConfigs(t *testing.T) {
 			var ce *mcpool.ConfigError
 			if !errors.As(err, &ce) || ce.Field != tc.field {
 				t.Fatalf("error %v names %q, want %q", err, ce.Field, tc.field)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("error %q shows the secret", err)
 			}
 		})
 	}
