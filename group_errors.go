@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/mcpool/mcpool/internal/errmsg"
 )
 
 // ErrNotFound means a [Group] has no server, tool, prompt or resource by
@@ -92,5 +94,5 @@ func (e *ListError) Unwrap() []error {
 // unprefixed is err's message without "mcpool: ", wherever a wrapped error
 // repeats it: a message says it once, at its start.
 func unprefixed(err error) string {
-	return strings.ReplaceAll(fmt.Sprint(err), "mcpool: ", "")
+	return errmsg.Unprefixed(fmt.Sprint(err))
 }

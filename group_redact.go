@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/mcpool/mcpool/internal/errmsg"
 	"github.com/mcpool/mcpool/internal/redact"
 )
 
@@ -59,8 +60,8 @@ func (r *redactor) err(err error) error {
 	}
 	msg := err.Error()
 	clean := r.r.String(msg)
-	if rest, ok := strings.CutPrefix(clean, "mcpool: "); ok {
-		clean = "mcpool: " + strings.ReplaceAll(rest, "mcpool: ", "")
+	if rest, ok := strings.CutPrefix(clean, errmsg.Prefix); ok {
+		clean = errmsg.Prefix + errmsg.Unprefixed(rest)
 	}
 	if clean != msg {
 		return redact.NewError(clean, err)

@@ -245,7 +245,7 @@ func explainError(err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := strings.ReplaceAll(err.Error(), "mcpool: ", "")
+	msg := withoutPrefix(err) // main.go
 	if errors.Is(err, mcpool.ErrUnauthorized) || isUnauthorized(err) {
 		what := "the server requires authorization; use --token or --oauth (or --client-id and --client-secret)"
 		switch {

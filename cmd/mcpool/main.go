@@ -25,6 +25,7 @@ import (
 	"sync"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/internal/errmsg"
 )
 
 // Exit statuses: scripts tell a mistake in the command line from a failure
@@ -188,7 +189,7 @@ func report(stderr io.Writer, cmd string, err error) int {
 // prefixes, which wrapped errors carry in the middle as well: the line
 // printed says "mcpool: " once, at its start.
 func withoutPrefix(err error) string {
-	return strings.ReplaceAll(err.Error(), "mcpool: ", "")
+	return errmsg.Unprefixed(err.Error())
 }
 
 // newFlagSet returns a flag set that reports errors to us instead of
