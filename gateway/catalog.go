@@ -232,13 +232,20 @@ func named[T any](srv *server, items []*T, name func(*T) *string) ([]*T, map[str
 // Naming's Route, the own name from the server's list (the caller's own in
 // ModePassthrough). When that list cannot be had, the rest of the name is
 // used as it is and the call says what is wrong, as a Group's calls do.
+//
+// A server the caller of req may not see (policy.go: visible) is refused
+// as a name no server has, before its list is read; it is returned with
+// the error, for the audit only.
 func (g *Gateway) resolve(ctx context.Context, req mcp.Request, kind int, name string) (*server, string, error) {
 	what := [2]string{"tool", "prompt"}[kind]
 	set := g.set.Load()
 	server, rest, ok := set.naming.Route(name)
 	srv := set.byName[server]
 	if !ok || srv == nil {
-		return nil, "", g.unknown(what, name, "")
+		return nil, "", g.unknown(req, what, name, "")
+	}
+	if !visible(srv, req) {
+		return srv, "", g.unknown(req, what, name, "")
 	}
 	var own map[string]string
 	if srv.Mode == ModePassthrough {
@@ -253,11 +260,13 @@ func (g *Gateway) resolve(ctx context.Context, req mcp.Request, kind int, name s
 	}
 	orig, ok := own[name]
 	if !ok {
-		return nil, "", g.unknown(what, name, srv.name)
+		return nil, "", g.unknown(req, what, name, srv.name)
 	}
 	return srv, orig, nil
 }
 
+// serverNames returns the names of every server served. An error to a
+// caller names only those it may see: visibleNames (policy.go).
 func (g *Gateway) serverNames() []string {
 	servers := g.set.Load().servers
 	names := make([]string, len(servers))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/oauth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -99,7 +100,9 @@ func (g *Gateway) withoutUndeclared(res mcp.Result) {
 // complete routes completion/complete (MCP spec 2025-11-25, "Completion"):
 // a prompt reference by the gateway's name goes to the prompt's server
 // under the server's own name; a resource template reference to the
-// server whose template it is.
+// server whose template it is. Only servers the caller may see are
+// candidates, and the call passes permit (policy.go) as a prompts/get or
+// resources/read of the reference would.
 func (g *Gateway) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
 	if req.Params == nil || req.Params.Ref == nil {
 		return nil, rpcError(CodeUnknownName, "completion/complete without a ref", ErrorData{Reason: "unknown"})
@@ -109,12 +112,21 @@ func (g *Gateway) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.
 	switch ref.Type {
 	case "ref/prompt":
 		s, name, err := g.resolve(ctx, req, 1, ref.Name)
+		if err == nil {
+			err = g.permit(s, req, oauth.KindPrompt, ref.Name, name)
+		}
 		if err != nil {
 			return nil, err
 		}
 		srv, ref.Name = s, name
 	case "ref/resource":
-		s, err := g.templateServer(ctx, ref.URI, true)
+		s, err := g.templateServer(ctx, req, ref.URI, true)
+		if err == nil && s == nil {
+			err = g.unknownResource(req, ref.URI)
+		}
+		if err == nil {
+			err = g.permit(s, req, oauth.KindResource, ref.URI, ref.URI)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -138,24 +150,26 @@ func (g *Gateway) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.
 	return res, err
 }
 
-// listTemplates merges the servers' resource templates
-// (resources/templates/list). URI templates are not renamed; a server that
-// fails to list is left out and logged.
-func (g *Gateway) listTemplates(ctx context.Context) (*mcp.ListResourceTemplatesResult, error) {
+// listTemplates merges the resource templates of the servers the caller
+// may see (resources/templates/list), as listResources merges their
+// resources. URI templates are not renamed; a server that fails to list is
+// left out and logged.
+func (g *Gateway) listTemplates(ctx context.Context, req mcp.Request) (*mcp.ListResourceTemplatesResult, error) {
 	out := []*mcp.ResourceTemplate{}
-	for _, l := range g.templateLists(ctx) {
+	for _, l := range g.templateLists(ctx, req) {
 		out = append(out, l.Templates...)
 	}
 	return &mcp.ListResourceTemplatesResult{ResourceTemplates: out}, nil
 }
 
 // templateLists lists the templates of every server that is not in
-// ModePassthrough, in the servers' order.
-func (g *Gateway) templateLists(ctx context.Context) []mcpool.ServerTemplates {
+// ModePassthrough and that the caller of req may see (policy.go: visible;
+// the others are not asked), in the servers' order.
+func (g *Gateway) templateLists(ctx context.Context, req mcp.Request) []mcpool.ServerTemplates {
 	var out []mcpool.ServerTemplates
 	for _, srv := range g.set.Load().servers {
 		pu, ok := srv.Upstream.(protocolUpstream)
-		if srv.Mode == ModePassthrough || !ok {
+		if srv.Mode == ModePassthrough || !ok || !visible(srv, req) {
 			continue
 		}
 		ts, err := pu.ListResourceTemplates(ctx)
@@ -170,9 +184,9 @@ func (g *Gateway) templateLists(ctx context.Context) []mcpool.ServerTemplates {
 
 // templateServer returns the server whose resource template matches uri
 // (exact: the template itself, for completion), by the Group's rule
-// ([mcpool.TemplateServer]).
-func (g *Gateway) templateServer(ctx context.Context, uri string, exact bool) (*server, error) {
-	lists := g.templateLists(ctx)
+// ([mcpool.TemplateServer]), among the servers the caller of req may see.
+func (g *Gateway) templateServer(ctx context.Context, req mcp.Request, uri string, exact bool) (*server, error) {
+	lists := g.templateLists(ctx, req)
 	if exact {
 		for _, l := range lists {
 			for _, t := range l.Templates {
@@ -188,8 +202,7 @@ func (g *Gateway) templateServer(ctx context.Context, uri string, exact bool) (*
 		if errors.As(err, &amb) {
 			return nil, rpcError(CodeUnknownName, err.Error(), ErrorData{Reason: "ambiguous", Known: amb.Servers})
 		}
-		return nil, rpcError(CodeUnknownName, fmt.Sprintf("unknown resource %q: no server lists it and no server's resource template matches it (servers: %v)", uri, g.serverNames()),
-			ErrorData{Reason: "unknown", Known: g.serverNames()})
+		return nil, g.unknownResource(req, uri) // serve.go
 	}
 	return g.set.Load().byName[name], nil
 }

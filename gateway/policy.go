@@ -133,9 +133,25 @@ func (g *Gateway) initPolicy(srv *server) error {
 	return nil
 }
 
-// visible reports whether the caller of req may see srv at all.
+// visible reports whether the caller of req may see srv at all: the one
+// owner of the access rule. Whatever resolves a name or URI to a server,
+// lists a server's items or names servers in an error asks it, so that a
+// caller without access learns nothing of the server (its answers are
+// those for a server that does not exist).
 func visible(srv *server, req mcp.Request) bool {
 	return !srv.Access.set() || srv.Access.allows(callerIdentity(req))
+}
+
+// visibleNames returns the names of the servers the caller of req may see,
+// for the errors that name servers.
+func (g *Gateway) visibleNames(req mcp.Request) []string {
+	names := []string{}
+	for _, srv := range g.set.Load().servers {
+		if visible(srv, req) {
+			names = append(names, srv.name)
+		}
+	}
+	return names
 }
 
 // visibleTools filters a listing of srv's tools (downstream names, own
@@ -156,19 +172,21 @@ func visibleTools(srv *server, req mcp.Request, tools []*mcp.Tool, own map[strin
 	})
 }
 
-// permit is the policy check of a call to srv (the server's own name for
-// the tool, prompt or resource): access, the tool policy, then the rate
-// limit. kind is the audit's.
+// permit is the policy check of a request that goes to srv (the server's
+// own name for the tool, prompt or resource): access, the tool policy,
+// then the rate limit. Every request routed to one server passes it before
+// g.call: tools/call, prompts/get, resources/read, completion/complete,
+// resources/subscribe and unsubscribe. kind is the audit's (a prompt's for
+// a completion of a prompt reference, a resource's for the rest).
 func (g *Gateway) permit(srv *server, req mcp.Request, kind oauth.Kind, downstream, own string) error {
 	if !visible(srv, req) {
 		if kind == oauth.KindResource {
-			return rpcError(CodeUnknownName, fmt.Sprintf("unknown resource %q: no server lists it (servers: %v)", downstream, g.serverNames()),
-				ErrorData{Reason: "unknown", Known: g.serverNames()})
+			return g.unknownResource(req, downstream)
 		}
-		return g.unknown(string(kind), downstream, "")
+		return g.unknown(req, string(kind), downstream, "")
 	}
 	if kind == oauth.KindTool && !srv.Tools.Allows(own) {
-		return g.unknown("tool", downstream, srv.name)
+		return g.unknown(req, "tool", downstream, srv.name)
 	}
 	if l := srv.sec.limiter; l != nil {
 		if ok, retry := l.Allow(subjectKey(callerIdentity(req))); !ok {

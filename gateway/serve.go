@@ -59,7 +59,7 @@ func (g *Gateway) newMCPServer() *mcp.Server {
 			case *mcp.ListResourcesRequest:
 				return g.listResources(ctx, r)
 			case *mcp.ListResourceTemplatesRequest:
-				return g.listTemplates(ctx) // completion.go
+				return g.listTemplates(ctx, r) // completion.go
 			case *mcp.CompleteRequest:
 				return g.complete(ctx, r) // completion.go
 			case *mcp.CallToolRequest:
@@ -68,6 +68,11 @@ func (g *Gateway) newMCPServer() *mcp.Server {
 				return g.getPrompt(ctx, r)
 			case *mcp.ReadResourceRequest:
 				return g.readResource(ctx, r)
+			case *mcp.SubscriptionsListenRequest:
+				// Its subscribe and unsubscribe requests are the SDK's,
+				// without the caller's token info: subscriptions.go
+				// takes this one's.
+				return next(withListenExtra(ctx, r.Extra), method, req)
 			}
 			return next(ctx, method, req)
 		}
@@ -127,13 +132,23 @@ func (g *Gateway) listResources(ctx context.Context, req *mcp.ListResourcesReque
 }
 
 // unknown is the error for a tool or prompt name that no server (or, when
-// server is set, not that server) has.
-func (g *Gateway) unknown(kind, name, server string) error {
-	msg := fmt.Sprintf("unknown %s %q: it names no server's %s; list them with %ss/list (servers: %v)", kind, name, kind, kind, g.serverNames())
+// server is set, not that server) has. It names only the servers the
+// caller of req may see (policy.go: visibleNames).
+func (g *Gateway) unknown(req mcp.Request, kind, name, server string) error {
+	known := g.visibleNames(req)
+	msg := fmt.Sprintf("unknown %s %q: it names no server's %s; list them with %ss/list (servers: %v)", kind, name, kind, kind, known)
 	if server != "" {
 		msg = fmt.Sprintf("unknown %s %q: server %s has no such %s; list them with %ss/list", kind, name, server, kind, kind)
 	}
-	return rpcError(CodeUnknownName, msg, ErrorData{Server: server, Reason: "unknown", Known: g.serverNames()})
+	return rpcError(CodeUnknownName, msg, ErrorData{Server: server, Reason: "unknown", Known: known})
+}
+
+// unknownResource is the error for a URI that no server the caller of req
+// may see lists or has a template matching.
+func (g *Gateway) unknownResource(req mcp.Request, uri string) error {
+	known := g.visibleNames(req)
+	return rpcError(CodeUnknownName, fmt.Sprintf("unknown resource %q: no server lists it and no server's resource template matches it (servers: %v)", uri, known),
+		ErrorData{Reason: "unknown", Known: known})
 }
 
 // call runs one routed call to srv: admission, the call timeout, the
@@ -267,15 +282,17 @@ func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mc
 func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 	uri := req.Params.URI
 	srv, err := g.resourceServer(ctx, req, uri) // subscriptions.go: listed, else a template's
-	if err != nil {
+	if err != nil && srv == nil {
 		return nil, err
 	}
-	done := g.audit(req, srv, oauth.KindResource, uri)
-	if srv == nil {
-		return nil, done(ctx, nil, rpcError(CodeUnknownName, fmt.Sprintf("unknown resource %q: no server lists it (servers: %v)", uri, g.serverNames()),
-			ErrorData{Reason: "unknown", Known: g.serverNames()}))
+	done := g.audit(req, srv, oauth.KindResource, uri) // with err: a server the caller may not see, denied
+	if err == nil && srv == nil {
+		err = g.unknownResource(req, uri)
 	}
-	if err := g.permit(srv, req, oauth.KindResource, uri, uri); err != nil {
+	if err == nil {
+		err = g.permit(srv, req, oauth.KindResource, uri, uri)
+	}
+	if err != nil {
 		return nil, done(ctx, nil, err)
 	}
 	params := &mcp.ReadResourceParams{URI: uri, Meta: upstreamMeta(req.Params.Meta),

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcpool/mcpool/oauth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -32,7 +33,10 @@ type subHub struct {
 }
 
 // resourceServer returns the server that owns uri: the one that lists it,
-// else the one whose resource template matches it.
+// else the one whose resource template matches it, among the servers the
+// caller of req may see (policy.go: visible). A URI that only a server the
+// caller may not see owns is unknown, as if that server did not exist; the
+// server is returned with the error, for the audit only.
 func (g *Gateway) resourceServer(ctx context.Context, req mcp.Request, uri string) (*server, error) {
 	g.resMu.Lock()
 	srv := g.resOwner[uri]
@@ -40,15 +44,63 @@ func (g *Gateway) resourceServer(ctx context.Context, req mcp.Request, uri strin
 	if srv == nil && req != nil {
 		srv = g.passthroughOwner(ctx, req, uri)
 	}
-	if srv != nil {
+	if srv != nil && visible(srv, req) {
 		return srv, nil
 	}
-	return g.templateServer(ctx, uri, false)
+	t, err := g.templateServer(ctx, req, uri, false)
+	if err != nil && srv != nil {
+		return srv, err
+	}
+	return t, err
 }
 
-func (g *Gateway) subscribe(ctx context.Context, req *mcp.SubscribeRequest) error {
-	uri := req.Params.URI
+// listenExtraKey is the context key of a subscriptions/listen request's
+// Extra. Under 2026-07-28 the SDK serves a listen's resource subscriptions
+// by calling the subscribe and unsubscribe handlers with requests of its
+// own that carry no Extra: no token info, so no identity for the access
+// rule and the rate limit, and no headers for a passthrough partition. The
+// gateway's receiving middleware (serve.go) puts the listen's Extra in its
+// context, which those requests are served with.
+type listenExtraKey struct{}
+
+func withListenExtra(ctx context.Context, extra *mcp.RequestExtra) context.Context {
+	return context.WithValue(ctx, listenExtraKey{}, extra)
+}
+
+// withCaller gives a subscribe or unsubscribe request that the SDK made
+// for a subscriptions/listen the Extra of that listen.
+func withCaller[P mcp.Params](ctx context.Context, req *mcp.ServerRequest[P]) *mcp.ServerRequest[P] {
+	extra, _ := ctx.Value(listenExtraKey{}).(*mcp.RequestExtra)
+	if req.Extra != nil || extra == nil {
+		return req
+	}
+	cp := *req
+	cp.Extra = extra
+	return &cp
+}
+
+// routeResource is resourceServer and permit (policy.go) for the
+// subscription requests: the server of uri, or the error the caller gets.
+func (g *Gateway) routeResource(ctx context.Context, req mcp.Request, uri string) (*server, error) {
 	srv, err := g.resourceServer(ctx, req, uri)
+	if err == nil && srv == nil {
+		err = g.unknownResource(req, uri) // serve.go
+	}
+	if err == nil {
+		err = g.permit(srv, req, oauth.KindResource, uri, uri)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return srv, nil
+}
+
+// subscribe forwards resources/subscribe. It passes permit (access and the
+// rate limit) whether or not it is the one that subscribes upstream.
+func (g *Gateway) subscribe(ctx context.Context, req *mcp.SubscribeRequest) error {
+	req = withCaller(ctx, req)
+	uri := req.Params.URI
+	srv, err := g.routeResource(ctx, req, uri)
 	if err != nil {
 		return err
 	}
@@ -94,9 +146,13 @@ func (g *Gateway) subscribe(ctx context.Context, req *mcp.SubscribeRequest) erro
 	return nil
 }
 
+// unsubscribe forwards resources/unsubscribe. It passes permit before the
+// subscription is dropped: one refused (rate limited) is kept, and ends
+// with its session if not retried.
 func (g *Gateway) unsubscribe(ctx context.Context, req *mcp.UnsubscribeRequest) error {
+	req = withCaller(ctx, req)
 	uri := req.Params.URI
-	srv, err := g.resourceServer(ctx, req, uri)
+	srv, err := g.routeResource(ctx, req, uri)
 	if err != nil {
 		return err
 	}
