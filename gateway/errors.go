@@ -29,7 +29,7 @@ const (
 	// ModePassthrough): RetryAfterMs is 0, do not retry.
 	CodeUnavailable = -32053
 	// CodeUnknownName: no server owns the tool or prompt name or resource
-	// URI. ErrorData.Known lists the servers.
+	// URI. ErrorData.Known lists the servers the caller may see.
 	CodeUnknownName = -32044
 	// CodeUnauthorized: a passthrough server needs the caller's
 	// credentials and the request carried none, or the server refused them.
@@ -41,7 +41,7 @@ type ErrorData struct {
 	Server       string   `json:"server,omitempty"`       // the server the call was for
 	Reason       string   `json:"reason"`                 // "overloaded", "rate_limited", "unavailable", "misconfigured", "draining", "unknown", "ambiguous", "unauthorized", "exchange_failed", "session_lost"
 	RetryAfterMs int64    `json:"retryAfterMs,omitempty"` // when a retry may succeed; 0 means do not retry as is
-	Known        []string `json:"known,omitempty"`        // for unknown names: the servers configured
+	Known        []string `json:"known,omitempty"`        // for unknown names: the servers the caller may see (see Server.Access)
 }
 
 func rpcError(code int64, msg string, data ErrorData) error {

@@ -93,7 +93,7 @@ func (g *Gateway) passthroughResources(ctx context.Context, srv *server, req mcp
 // caller.
 func (g *Gateway) passthroughOwner(ctx context.Context, req mcp.Request, uri string) *server {
 	for _, srv := range g.set.Load().servers {
-		if srv.Mode != ModePassthrough {
+		if srv.Mode != ModePassthrough || !visible(srv, req) { // policy.go
 			continue
 		}
 		for _, r := range g.passthroughResources(ctx, srv, req) {

@@ -375,3 +375,23 @@ func listen2026(t *testing.T, ctx context.Context, url, token, uri string) strin
 	}
 	return string(out)
 }
+
+// The instructions a client reads when it connects name only the servers
+// its caller may see, in both protocol eras.
+func TestAccessInstructions(t *testing.T) {
+	as := oauthtest.New(t)
+	sec, pub := newAccessPeer(t, "sec"), newAccessPeer(t, "pub")
+	secServer := sec.server(t)
+	secServer.Access = gateway.Access{Subjects: []string{"admin-*"}}
+	_, url := startSecure(t, as, gateway.Options{Servers: []gateway.Server{secServer, pub.server(t)}})
+	for _, version := range []string{"2025-11-25", "2026-07-28"} {
+		alice := connectAsVersion(t, url, as.Token(url, "alice"), version).InitializeResult().Instructions
+		carol := connectAsVersion(t, url, as.Token(url, "admin-carol"), version).InitializeResult().Instructions
+		if strings.Contains(alice, "sec") || !strings.Contains(alice, "pub") {
+			t.Errorf("%s: alice reads %q; want pub named and sec not", version, alice)
+		}
+		if !strings.Contains(carol, "sec") || !strings.Contains(carol, "pub") {
+			t.Errorf("%s: carol reads %q; want both servers named", version, carol)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mcpool/mcpool"
 	"github.com/mcpool/mcpool/oauth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // Reload: the gateway's servers are a serverSet, replaced whole, so that a
@@ -329,7 +330,7 @@ func (g *Gateway) closeIsolated(ctx context.Context, srv *server) error {
 // is draining, on the server of that name now (a call that routed just
 // before the reload and had not started). A server removed altogether is
 // an unknown name.
-func (g *Gateway) enter(srv *server) (*server, error) {
+func (g *Gateway) enter(srv *server, req mcp.Request) (*server, error) {
 	if srv.calls.Enter() {
 		return srv, nil
 	}
@@ -337,8 +338,9 @@ func (g *Gateway) enter(srv *server) (*server, error) {
 	if cur := set.byName[srv.name]; cur != nil && cur.calls.Enter() {
 		return cur, nil
 	}
-	return nil, rpcError(CodeUnknownName, fmt.Sprintf("server %s was removed from the gateway by a config reload; list the tools again (servers: %v)", srv.name, g.serverNames()),
-		ErrorData{Server: srv.name, Reason: "unknown", Known: g.serverNames()})
+	known := g.visibleNames(req) // policy.go
+	return nil, rpcError(CodeUnknownName, fmt.Sprintf("server %s was removed from the gateway by a config reload; list the tools again (servers: %v)", srv.name, known),
+		ErrorData{Server: srv.name, Reason: "unknown", Known: known})
 }
 
 // sameServer reports whether a and b serve a server the same way.

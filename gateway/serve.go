@@ -38,7 +38,7 @@ func (g *Gateway) newMCPServer() *mcp.Server {
 		UnsubscribeHandler: g.unsubscribe,
 		// To the client's isolated upstream sessions (relay_requests.go).
 		RootsListChangedHandler: g.forwardRootsChanged,
-		Instructions:            g.instructions(), // and again in each answer: withInstructions
+		Instructions:            g.instructions(nil), // every server; each answer gets its caller's: withInstructions
 	})
 	s.AddSendingMiddleware(g.onlyOwnUpdates) // subscriptions.go
 	s.AddReceivingMiddleware(g.relayLevel)   // loglevel.go
@@ -48,7 +48,7 @@ func (g *Gateway) newMCPServer() *mcp.Server {
 			case "initialize", "server/discover":
 				res, err := next(ctx, method, req)
 				g.withoutUndeclared(res) // completion.go
-				g.withInstructions(res)
+				g.withInstructions(res, req)
 				return res, err
 			}
 			switch r := req.(type) {
@@ -158,7 +158,7 @@ func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn fun
 	if g.draining.Load() {
 		return draining(srv.name)
 	}
-	srv, err = g.enter(srv) // reload.go
+	srv, err = g.enter(srv, req) // reload.go
 	if err != nil {
 		return err
 	}
@@ -332,11 +332,16 @@ func requestHeader(req mcp.Request) http.Header {
 
 // instructions is the text of the gateway's initialize and server/discover
 // answers: the servers it serves now, and how their names are given.
-func (g *Gateway) instructions() string {
+func (g *Gateway) instructions(req mcp.Request) string {
 	set := g.set.Load() // once: a Reload may store another
-	names := make([]string, len(set.servers))
-	for i, srv := range set.servers {
-		names[i] = srv.name
+	var names []string
+	for _, srv := range set.servers {
+		if req == nil || visible(srv, req) { // policy.go: a caller learns only of the servers it may see
+			names = append(names, srv.name)
+		}
+	}
+	if len(names) == 0 {
+		return "mcpool gateway: serves no server this caller may use."
 	}
 	example, _ := set.naming.Name(names[0], "NAME")
 	return "mcpool gateway: serves the tools, prompts and resources of " + joinNames(names) +
@@ -346,15 +351,15 @@ func (g *Gateway) instructions() string {
 // withInstructions gives an initialize or server/discover result the
 // instructions of the servers served now: the SDK's server keeps the text
 // it was made with, and a Reload changes the servers.
-func (g *Gateway) withInstructions(res mcp.Result) {
+func (g *Gateway) withInstructions(res mcp.Result, req mcp.Request) {
 	switch r := res.(type) {
 	case *mcp.InitializeResult:
 		if r != nil {
-			r.Instructions = g.instructions()
+			r.Instructions = g.instructions(req)
 		}
 	case *mcp.DiscoverResult:
 		if r != nil {
-			r.Instructions = g.instructions()
+			r.Instructions = g.instructions(req)
 		}
 	}
 }
