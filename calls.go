@@ -74,6 +74,8 @@ func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (res *m
 	}
 	mayHaveRun, err := o.mayHaveRun, o.err
 	retried := false
+	var noAnnotations error // set by mayRetry when the tool's definition could not be read
+	ctx = context.WithValue(ctx, noAnnotationsKey{}, &noAnnotations)
 	// An answer over the frame limit is retried once at most: the same
 	// request will likely get the same answer.
 	tooLargeSeen := o.tooLarge
@@ -88,7 +90,7 @@ func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (res *m
 		tooLargeSeen = tooLargeSeen || o.tooLarge
 	}
 	p.counters.lostCalls.Add(1)
-	return nil, &SessionLostError{Tool: params.Name, MayHaveRun: mayHaveRun, Retried: retried, Cause: err}
+	return nil, &SessionLostError{Tool: params.Name, MayHaveRun: mayHaveRun, Retried: retried, Cause: err, noAnnotations: noAnnotations}
 }
 
 type retryKey struct{}
@@ -131,8 +133,21 @@ func (p *Pool) mayRetry(ctx context.Context, tool string, mayHaveRun bool) bool 
 		return t.Annotations != nil && (t.Annotations.ReadOnlyHint || t.Annotations.IdempotentHint)
 	}
 	t, terr := p.Tool(ctx, tool)
-	return terr == nil && t != nil && t.Annotations != nil &&
-		(t.Annotations.ReadOnlyHint || t.Annotations.IdempotentHint)
+	if terr != nil {
+		p.noAnnotations(ctx, terr)
+		return false
+	}
+	return t != nil && t.Annotations != nil && (t.Annotations.ReadOnlyHint || t.Annotations.IdempotentHint)
+}
+
+// noAnnotationsKey holds, in a CallTool's context, where mayRetry records
+// why the tool's annotations could not be read, for the SessionLostError.
+type noAnnotationsKey struct{}
+
+func (p *Pool) noAnnotations(ctx context.Context, err error) {
+	if at, ok := ctx.Value(noAnnotationsKey{}).(*error); ok {
+		*at = err
+	}
 }
 
 // Do runs fn with a pooled session, for requests the pool has no helper

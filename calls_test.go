@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -256,4 +257,31 @@ func TestRateLimitedTwice(t *testing.T) {
 		t.Fatalf("the server saw %d tools/call requests, want 2", n)
 	}
 	checkNotLost(t, p)
+}
+
+// A call lost with its server, whose tool's definition the pool never read
+// and cannot read now, is not retried, and its error says why: not that
+// the tool is unsafe to run twice (this one is read-only), but that the
+// pool could not learn whether it is.
+func TestLostCallUnknownAnnotationsSaysSo(t *testing.T) {
+	r := startHoldReplica(t, true) // group_failover_test.go: "hold" is read-only
+	p := newPool(t, mcpool.Config{URL: r.url, BreakerOpenAfter: 100 * time.Millisecond, Logger: quiet})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.CallTool(ctx, &mcp.CallToolParams{Name: "hold"})
+		done <- err
+	}()
+	eventually(t, "the call running", func() bool { return r.count() == 1 })
+	r.kill()
+	err := <-done
+	var lost *mcpool.SessionLostError
+	if !errors.As(err, &lost) || !lost.MayHaveRun || lost.Retried {
+		t.Fatalf("err = %v; want a SessionLostError, may have run, not retried", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "whether the tool is safe to run twice is unknown, its definition could not be read") ||
+		strings.Contains(msg, "not marked read-only") {
+		t.Errorf("error %q; want it to say the definition could not be read", msg)
+	}
 }

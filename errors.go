@@ -183,13 +183,22 @@ type SessionLostError struct {
 	// and that failed too; false when retrying was not safe.
 	Retried bool
 	Cause   error
+
+	// noAnnotations: why the tool's definition, which says whether it is
+	// safe to run twice, could not be read (the catalog could not be
+	// fetched), when that is why it was not retried.
+	noAnnotations error
 }
 
 // Error names the tool, whether it may have run, and why it was not retried.
 func (e *SessionLostError) Error() string {
 	why := "not retried: the tool is not marked read-only or idempotent (see mcpool.WithRetry)"
-	if e.Retried {
+	switch {
+	case e.Retried:
 		why = "the retry on another session failed too"
+	case e.noAnnotations != nil:
+		why = "not retried: whether the tool is safe to run twice is unknown, its definition could not be read (" +
+			unprefixed(e.noAnnotations) + "); see mcpool.WithRetry"
 	}
 	return fmt.Sprintf("mcpool: session lost during call to %q (may have run: %v; %s): %s",
 		e.Tool, e.MayHaveRun, why, unprefixed(e.Cause))
