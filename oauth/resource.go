@@ -200,11 +200,13 @@ func (c Config) Validate() error {
 			return &ConfigError{Field: "Config." + f.name, Reason: "must be an absolute http(s) URL"}
 		}
 	}
+	// The reasons name no field but their own, so that a config file can
+	// quote them under its own keys.
 	switch {
 	case c.ClientSecret != "" && c.ClientID == "":
-		return &ConfigError{Field: "Config.ClientSecret", Reason: "is set without ClientID"}
+		return &ConfigError{Field: "Config.ClientSecret", Reason: "is set without a client ID"}
 	case c.IntrospectionURL != "" && (c.ClientID == "" || c.ClientSecret == ""):
-		return &ConfigError{Field: "Config.ClientID", Reason: "and ClientSecret are required with IntrospectionURL: " +
+		return &ConfigError{Field: "Config.ClientID", Reason: "is required with an introspection URL, and so is the client secret: " +
 			"RFC 7662 section 2.1 has the introspection endpoint authorize its callers, so that nobody else can probe tokens there"}
 	}
 	return nil
