@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -255,4 +257,23 @@ func TestGatewayIntrospectionAuthenticates(t *testing.T) {
 	if got := hideSecrets("error: " + secret); strings.Contains(got, secret) || strings.Contains(logs.String(), secret) {
 		t.Errorf("the introspection client secret is not hidden: %q\n%s", got, logs.String())
 	}
+}
+
+// --auth-issuer over plain http off loopback is a usage error naming the
+// flag and saying https is required; on loopback it is accepted.
+func TestGatewaySecurityRefusesPlainHTTPIssuer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	_, _, _, err := gatewaySecurity(ctx, nil, "http://auth.example.com", "", "", "", "127.0.0.1:7300", false, false, io.Discard, log)
+	var ue *usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--auth-issuer") || !strings.Contains(err.Error(), "must be https") {
+		t.Errorf("plain-http issuer: %v; want a usage error naming --auth-issuer, saying https is required", err)
+	}
+	as := oauthtest.New(t)
+	rs, _, closeAll, err := gatewaySecurity(ctx, nil, as.Issuer, "", "", "", "127.0.0.1:7300", false, false, io.Discard, log)
+	if err != nil || rs == nil {
+		t.Fatalf("loopback issuer: %v", err)
+	}
+	closeAll()
 }
