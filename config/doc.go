@@ -161,7 +161,12 @@
 //     keys), audience (the gateway's public /mcp URL, which tokens must be
 //     issued for; default the listen address's /mcp URL, on loopback
 //     only), jwksURL (default discovered), introspectionURL (to accept
-//     opaque tokens, RFC 7662), scopes (every token must carry them);
+//     opaque tokens, RFC 7662), clientID and clientSecret (required with
+//     introspectionURL: the gateway's credentials there, the secret best
+//     given as ${VAR}), scopes (every token must carry them); issuer,
+//     jwksURL, introspectionURL and servers.NAME.tokenExchange.tokenURL
+//     must be https URLs, plain http only on a loopback host (see
+//     [oauth.CheckEndpoint]);
 //   - rateLimit.perIdentity: {"rate": calls per second, "burst": N}, a
 //     token bucket per identity (the token's subject) and server;
 //   - servers.NAME.mode: "shared" (one pool for every client), "isolated"

@@ -1,11 +1,15 @@
 package config
 
 import (
+	"cmp"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"path"
 	"strings"
 	"time"
+
+	"github.com/mcpool/mcpool/oauth"
 )
 
 // gatewaySection is the "gateway" object.
@@ -40,21 +44,35 @@ type gatewayServerSection struct {
 // GatewayAuth is gateway.auth: the OAuth 2.1 authorization server whose
 // access tokens the gateway accepts, as a resource server.
 type GatewayAuth struct {
-	// Issuer is the authorization server's issuer URL; its metadata
-	// (RFC 8414, then OpenID discovery) gives the key set.
+	// Issuer is the authorization server's issuer URL (https; http only on
+	// a loopback host); its metadata (RFC 8414, then OpenID discovery)
+	// gives the key set.
 	Issuer string `json:"issuer"`
 	// Audience is the gateway's canonical URI, its public /mcp URL, which
 	// tokens must be issued for; "" means the listen address's /mcp URL,
 	// which the gateway accepts only on loopback.
 	Audience string `json:"audience"`
-	// JWKSURL is the issuer's key set, "" to discover it.
+	// JWKSURL is the issuer's key set (https; http only on loopback), ""
+	// to discover it.
 	JWKSURL string `json:"jwksURL"`
-	// IntrospectionURL validates opaque tokens (RFC 7662); "" accepts JWTs
-	// only.
+	// IntrospectionURL validates opaque tokens (RFC 7662; https, http only
+	// on loopback); "" accepts JWTs only. It needs ClientID and
+	// ClientSecret.
 	IntrospectionURL string `json:"introspectionURL"`
+	// ClientID and ClientSecret authenticate the gateway to the
+	// introspection endpoint (HTTP Basic), which RFC 7662 section 2.1 has
+	// authorize its callers. The secret is best given as ${VAR}; the
+	// gateway hides it in its logs and errors.
+	ClientID     string `json:"clientID"`
+	ClientSecret string `json:"clientSecret"`
 	// Scopes every token must carry (403 insufficient_scope otherwise).
 	Scopes []string `json:"scopes"`
 }
+
+// gatewayAuthKeys are the keys of gateway.auth by the oauth.Config field that
+// holds them.
+var gatewayAuthKeys = map[string]string{"Config.Issuer": "issuer", "Config.Audience": "audience", "Config.JWKSURL": "jwksURL",
+	"Config.IntrospectionURL": "introspectionURL", "Config.ClientID": "clientID", "Config.ClientSecret": "clientSecret"}
 
 // RateLimit is a token bucket per identity: Rate calls per second, bursts
 // of Burst.
@@ -214,10 +232,19 @@ func (l *loader) checkSecurity(a *GatewayAuth, rl *RateLimit, server, field stri
 		if a.Issuer == "" {
 			return l.errf(server, field+".auth.issuer", "is required: the URL of the authorization server whose tokens the gateway accepts")
 		}
-		for k, u := range map[string]string{"issuer": a.Issuer, "audience": a.Audience, "jwksURL": a.JWKSURL, "introspectionURL": a.IntrospectionURL} {
-			if u != "" && !httpURL(u) {
-				return l.errf(server, field+".auth."+k, "must be an absolute http(s) URL")
-			}
+		// The resource server's own rules (oauth.Config.Validate), named
+		// by this file's keys. An empty audience is the listen address's
+		// /mcp URL, which the command fills in.
+		err := oauth.Config{Issuer: a.Issuer, Audience: cmp.Or(a.Audience, "http://127.0.0.1/mcp"), JWKSURL: a.JWKSURL,
+			IntrospectionURL: a.IntrospectionURL, ClientID: a.ClientID, ClientSecret: a.ClientSecret}.Validate()
+		var ce *oauth.ConfigError
+		if errors.As(err, &ce) {
+			return l.errf(server, field+".auth."+gatewayAuthKeys[ce.Field], "%s", ce.Reason)
+		} else if err != nil {
+			return l.errf(server, field+".auth", "%v", err)
+		}
+		if a.IntrospectionURL == "" && (a.ClientID != "" || a.ClientSecret != "") {
+			l.warnf(server, "%s.auth.clientID and clientSecret authenticate the gateway to the introspection endpoint: without introspectionURL they are ignored", field)
 		}
 	}
 	if rl != nil && (rl.Rate <= 0 || rl.Burst < 0) {
@@ -243,8 +270,8 @@ func (l *loader) checkServerSecurity(name, field string, s *gatewayServerSection
 		}
 	}
 	if x := s.TokenExchange; x != nil {
-		if !httpURL(x.TokenURL) {
-			return l.errf(name, field+".tokenExchange.tokenURL", "must be the authorization server's token endpoint (an absolute http(s) URL)")
+		if err := oauth.CheckEndpoint(x.TokenURL); err != nil {
+			return l.errf(name, field+".tokenExchange.tokenURL", "must be the authorization server's token endpoint: %v", err)
 		}
 		if x.Audience == "" {
 			return l.errf(name, field+".tokenExchange.audience", "is required: the upstream's URI that exchanged tokens are issued for")
@@ -254,9 +281,4 @@ func (l *loader) checkServerSecurity(name, field string, s *gatewayServerSection
 		return l.errf(name, field+".rateLimit", "rate must be positive (calls per second) and burst not negative")
 	}
 	return nil
-}
-
-func httpURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }

@@ -89,3 +89,54 @@ func TestParseNestedKeysChecked(t *testing.T) {
 		}
 	}
 }
+
+// gateway.auth takes the client credentials of the introspection endpoint,
+// the secret expanded from the environment; every authorization server URL
+// must be https but on loopback; the errors name the key, never the secret.
+func TestParseGatewayAuthHardening(t *testing.T) {
+	const one = `"mcpServers": {"a": {"url": "http://127.0.0.1:1/mcp"}}`
+	parse := func(gateway string) (*config.File, error) {
+		return config.Parse("mcp.json", []byte(`{`+one+`, "gateway": `+gateway+`}`), env(map[string]string{"IS": "introspect-s3cret"}))
+	}
+	f, err := parse(`{"auth": {"issuer": "https://auth.example.com", "introspectionURL": "https://auth.example.com/introspect",
+	  "clientID": "mcp-gateway", "clientSecret": "${IS}"}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := f.Gateway.Auth; a.ClientID != "mcp-gateway" || a.ClientSecret != "introspect-s3cret" {
+		t.Errorf("auth %q %q", a.ClientID, a.ClientSecret)
+	}
+	for _, loopback := range []string{"http://127.0.0.1:9000", "http://localhost:9000/realms/x", "http://[::1]:9000"} {
+		if _, err := parse(`{"auth": {"issuer": "` + loopback + `", "jwksURL": "` + loopback + `/jwks"}}`); err != nil {
+			t.Errorf("loopback %s: %v", loopback, err)
+		}
+	}
+	for _, tc := range []struct{ name, gateway, field, says string }{
+		{"plain-http issuer", `{"auth": {"issuer": "http://auth.example.com"}}`, "gateway.auth.issuer", "must be https"},
+		{"plain-http key set", `{"auth": {"issuer": "https://auth.example.com", "jwksURL": "http://auth.example.com/jwks"}}`,
+			"gateway.auth.jwksURL", "must be https"},
+		{"plain-http introspection", `{"auth": {"issuer": "https://auth.example.com", "introspectionURL": "http://10.1.2.3/introspect", "clientID": "gw", "clientSecret": "${IS}"}}`,
+			"gateway.auth.introspectionURL", "must be https"},
+		{"plain-http token exchange", `{"auth": {"issuer": "https://auth.example.com"}, "servers": {"a": {"mode": "passthrough",
+			"tokenExchange": {"tokenURL": "http://auth.example.com/token", "audience": "urn:a"}}}}`, "gateway.servers.a.tokenExchange.tokenURL", "must be https"},
+		{"introspection without client", `{"auth": {"issuer": "https://auth.example.com", "introspectionURL": "https://auth.example.com/introspect"}}`,
+			"gateway.auth.clientID", "RFC 7662"},
+		{"introspection without secret", `{"auth": {"issuer": "https://auth.example.com", "introspectionURL": "https://auth.example.com/introspect", "clientID": "gw"}}`,
+			"gateway.auth.clientID", "client secret"},
+		{"secret without client", `{"auth": {"issuer": "https://auth.example.com", "introspectionURL": "https://auth.example.com/introspect", "clientSecret": "${IS}"}}`,
+			"gateway.auth.clientSecret", "without a client ID"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parse(tc.gateway)
+			var fe *config.FileError
+			if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(fe.Reason, tc.says) || strings.Contains(err.Error(), "introspect-s3cret") {
+				t.Errorf("error %v; want field %s saying %q, without the secret", err, tc.field, tc.says)
+			}
+		})
+	}
+	// Credentials without an introspection endpoint are ignored, said so.
+	f, err = parse(`{"auth": {"issuer": "https://auth.example.com", "clientID": "gw", "clientSecret": "${IS}"}}`)
+	if err != nil || len(f.Warnings) != 1 || !strings.Contains(f.Warnings[0], "gateway.auth.clientID") || strings.Contains(f.Warnings[0], "introspect-s3cret") {
+		t.Errorf("credentials without introspectionURL: %v %q", err, f.Warnings)
+	}
+}

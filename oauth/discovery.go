@@ -20,6 +20,22 @@ type asMetadata struct {
 	TokenEndpoint         string `json:"token_endpoint"`
 }
 
+// check applies [CheckEndpoint] to the endpoints the metadata names: a
+// metadata document that sends this server to plain http off loopback is
+// refused whole.
+func (md asMetadata) check() error {
+	for _, e := range []struct{ name, url string }{{"jwks_uri", md.JWKSURI},
+		{"introspection_endpoint", md.IntrospectionEndpoint}, {"token_endpoint", md.TokenEndpoint}} {
+		if e.url == "" {
+			continue
+		}
+		if err := CheckEndpoint(e.url); err != nil {
+			return fmt.Errorf("%s %w", e.name, err)
+		}
+	}
+	return nil
+}
+
 // metadataURLs are the discovery URLs for issuer, in the order the MCP
 // authorization specification (2025-11-25, "Authorization Server Metadata
 // Discovery") lists them: RFC 8414 with the well-known path inserted, OpenID
@@ -60,6 +76,9 @@ func discover(ctx context.Context, client *http.Client, issuer string) (asMetada
 		}
 		if strings.TrimSuffix(md.Issuer, "/") != strings.TrimSuffix(issuer, "/") {
 			return asMetadata{}, fmt.Errorf("metadata at %s names issuer %q, not %q (RFC 8414 section 3.3)", u, md.Issuer, issuer)
+		}
+		if err := md.check(); err != nil {
+			return asMetadata{}, fmt.Errorf("metadata at %s: %w", u, err)
 		}
 		return md, nil
 	}

@@ -12,6 +12,9 @@
 //     expiry and required scopes, answers refusals with 401 or 403 and a
 //     WWW-Authenticate header pointing at its Protected Resource Metadata
 //     (RFC 9728), and serves that metadata.
+//     Every authorization server URL, configured or discovered, must be
+//     https (plain http only on loopback: [CheckEndpoint]), and a token
+//     longer than [MaxTokenLength] is refused before any work is done.
 //     Behind [ResourceServer.Middleware], a go-sdk MCP server's handlers
 //     read the caller with [IdentityFromRequest], and the SDK binds each
 //     session to the caller's subject.

@@ -74,17 +74,29 @@ func (e *ExchangeError) Is(target error) bool { return target == ErrExchange }
 
 // Exchanger trades a caller's validated access token for one issued to an
 // upstream server (RFC 8693), so that the upstream sees the user without
-// ever receiving the token the user gave this server. Exchanged tokens are
-// cached per subject until shortly before they expire, and concurrent
-// requests for one subject share one exchange. A failed exchange is
-// remembered for that subject's token, so that the requests of one call
-// (or a client retrying at once) do not ask the authorization server
-// again: for a minute when it refused the token (4xx: the same token is
-// refused again; a new token is tried at once), for a second when it did
-// not answer or failed (5xx). Set the fields before first use; the
-// methods are safe for concurrent use.
+// ever receiving the token the user gave this server.
+//
+// An exchanged token acts for the subject token it was exchanged from
+// (RFC 8693 section 2.1): its scopes, client and lifetime follow from that
+// token, not from the user alone. So exchanged tokens are cached per
+// subject token (by its SHA-256) until shortly before they expire, and
+// concurrent requests with one subject token share one exchange; a caller
+// never gets a token exchanged from another token, not even one of the same
+// user through another client. A failed exchange is remembered for that
+// token, so that the requests of one call (or a client retrying at once) do
+// not ask the authorization server again: for a minute when it refused the
+// token (4xx: the same token is refused again; a new token is tried at
+// once), for a second when it did not answer or failed (5xx).
+//
+// Whatever keeps per-user upstream state (sessions, connections) authorized
+// by exchanged tokens must keep it per [Identity.Grant], not per subject, or
+// one client's requests would ride on a token exchanged from another's.
+//
+// Set the fields before first use; the methods are safe for concurrent use.
 type Exchanger struct {
-	// TokenURL is the authorization server's token endpoint.
+	// TokenURL is the authorization server's token endpoint: https (http
+	// only on a loopback host, see [CheckEndpoint]); an exchange with any
+	// other fails with an [*ExchangeError] wrapping a [*ConfigError].
 	TokenURL string
 	// ClientID and ClientSecret authenticate this server to the token
 	// endpoint (client_secret_basic).
@@ -105,19 +117,23 @@ type Exchanger struct {
 	// means 30s (or a tenth of its lifetime, if that is shorter).
 	Skew time.Duration
 
-	once   sync.Once
-	client *http.Client
-	group  singleflight.Group
-	mu     sync.Mutex
-	cache  map[string]exchanged
-	failed map[string]failedExchange // by subject; see refusedFor
+	once    sync.Once
+	initErr error // TokenURL refused
+	client  *http.Client
+	group   singleflight.Group
+	mu      sync.Mutex
+	cache   map[tokenKey]exchanged      // by subject token
+	failed  map[tokenKey]failedExchange // by subject token; see rememberFailure
 }
 
-// failedExchange is a failed exchange of one subject token (its SHA-256).
+// tokenKey is a subject token's SHA-256: the caches never hold the token.
+type tokenKey [sha256.Size]byte
+
+// failedExchange is a failed exchange of one subject token.
 type failedExchange struct {
-	token [sha256.Size]byte
-	err   error
-	until time.Time
+	subject string // for Forget
+	err     error
+	until   time.Time
 }
 
 // How long a failed exchange is answered from memory: refused (4xx), or
@@ -128,8 +144,9 @@ const (
 )
 
 type exchanged struct {
-	token string
-	until time.Time
+	subject string // for Forget
+	token   string
+	until   time.Time
 }
 
 // defaultExchangeTTL is how long a token without expires_in is reused.
@@ -137,34 +154,36 @@ const defaultExchangeTTL = time.Minute
 
 func (x *Exchanger) init() {
 	x.once.Do(func() {
-		x.client = x.HTTPClient
-		if x.client == nil {
-			x.client = &http.Client{Timeout: 10 * time.Second}
-		}
-		x.cache = make(map[string]exchanged)
-		x.failed = make(map[string]failedExchange)
+		x.client = secureClient(x.HTTPClient)
+		x.cache = make(map[tokenKey]exchanged)
+		x.failed = make(map[tokenKey]failedExchange)
+		x.initErr = endpointField("Exchanger.TokenURL", x.TokenURL)
 	})
 }
 
-// Token returns an access token for the upstream on behalf of id: a cached
-// one, or a fresh exchange of id.Token. Errors are [*ExchangeError]s (or
-// [ErrNoIdentity], or ctx's error if it ends first).
+// Token returns an access token for the upstream on behalf of id: one
+// exchanged earlier from id.Token (cached), or a fresh exchange of it.
+// Errors are [*ExchangeError]s (or [ErrNoIdentity], or ctx's error if it
+// ends first).
 func (x *Exchanger) Token(ctx context.Context, id Identity) (string, error) {
 	x.init()
 	if id.Subject == "" || id.Token == "" {
 		return "", ErrNoIdentity
 	}
+	if x.initErr != nil {
+		return "", &ExchangeError{Audience: x.Audience, Err: x.initErr}
+	}
+	key := tokenKey(sha256.Sum256([]byte(id.Token)))
 	now := time.Now()
 	x.mu.Lock()
-	e, ok := x.cache[id.Subject]
+	e, ok := x.cache[key]
 	if ok && now.After(e.until) {
-		delete(x.cache, id.Subject)
+		delete(x.cache, key)
 		ok = false
 	}
-	sum := sha256.Sum256([]byte(id.Token))
-	f, refused := x.failed[id.Subject]
-	if refused && (now.After(f.until) || f.token != sum) {
-		delete(x.failed, id.Subject)
+	f, refused := x.failed[key]
+	if refused && now.After(f.until) {
+		delete(x.failed, key)
 		refused = false
 	}
 	x.mu.Unlock()
@@ -175,19 +194,19 @@ func (x *Exchanger) Token(ctx context.Context, id Identity) (string, error) {
 		return "", f.err
 	}
 	// The exchange runs on a context of its own, so that one caller giving
-	// up does not fail the others waiting for the same subject.
-	ch := x.group.DoChan(id.Subject, func() (any, error) {
+	// up does not fail the others waiting for the same token.
+	ch := x.group.DoChan(string(key[:]), func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), x.client.Timeout+10*time.Second)
 		defer cancel()
 		tok, until, err := x.exchange(ctx, id)
 		if err != nil {
-			x.rememberFailure(id.Subject, sum, err)
+			x.rememberFailure(id.Subject, key, err)
 			return "", err
 		}
 		if until.After(time.Now()) {
 			x.mu.Lock()
 			x.sweepLocked(time.Now())
-			x.cache[id.Subject] = exchanged{token: tok, until: until}
+			x.cache[key] = exchanged{subject: id.Subject, token: tok, until: until}
 			x.mu.Unlock()
 		}
 		return tok, nil
@@ -203,9 +222,9 @@ func (x *Exchanger) Token(ctx context.Context, id Identity) (string, error) {
 	}
 }
 
-// rememberFailure keeps err as the answer for subject's token (its
-// SHA-256) for a while: see Exchanger.
-func (x *Exchanger) rememberFailure(subject string, token [sha256.Size]byte, err error) {
+// rememberFailure keeps err as the answer for a token of subject for a
+// while: see Exchanger.
+func (x *Exchanger) rememberFailure(subject string, key tokenKey, err error) {
 	ttl := failedExchangeTTL
 	var ee *ExchangeError
 	if errors.As(err, &ee) && ee.Status >= 400 && ee.Status < 500 {
@@ -221,11 +240,11 @@ func (x *Exchanger) rememberFailure(subject string, token [sha256.Size]byte, err
 			}
 		}
 	}
-	x.failed[subject] = failedExchange{token: token, err: err, until: time.Now().Add(ttl)}
+	x.failed[key] = failedExchange{subject: subject, err: err, until: time.Now().Add(ttl)}
 }
 
 // sweepLocked drops expired entries once the cache is large, so that it
-// stays bounded by the subjects active within a token lifetime.
+// stays bounded by the subject tokens used within a token lifetime.
 func (x *Exchanger) sweepLocked(now time.Time) {
 	if len(x.cache) < 1024 || len(x.cache)&1023 != 0 {
 		return
@@ -237,13 +256,21 @@ func (x *Exchanger) sweepLocked(now time.Time) {
 	}
 }
 
-// Forget drops the cached token of subject, for example after the upstream
-// refused it.
+// Forget drops the tokens exchanged for subject's tokens (and the failures
+// remembered for them), for example after the upstream refused one.
 func (x *Exchanger) Forget(subject string) {
 	x.init()
 	x.mu.Lock()
-	delete(x.cache, subject)
-	delete(x.failed, subject)
+	for k, v := range x.cache {
+		if v.subject == subject {
+			delete(x.cache, k)
+		}
+	}
+	for k, v := range x.failed {
+		if v.subject == subject {
+			delete(x.failed, k)
+		}
+	}
 	x.mu.Unlock()
 }
 
@@ -274,10 +301,8 @@ func (x *Exchanger) exchange(ctx context.Context, id Identity) (string, time.Tim
 		form.Set("audience", x.Audience)
 	}
 	resource := x.Resource
-	if resource == "" {
-		if u, err := url.Parse(x.Audience); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
-			resource = x.Audience
-		}
+	if resource == "" && httpURL(x.Audience) {
+		resource = x.Audience
 	}
 	if resource != "" {
 		form.Set("resource", resource)

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -34,6 +35,23 @@ type Identity struct {
 
 // HasScope reports whether the identity's token carries scope s.
 func (id Identity) HasScope(s string) bool { return slices.Contains(id.Scopes, s) }
+
+// Grant identifies what the token grants: the issuer, the subject, the
+// client it was issued to and its scopes (in any order). Two tokens with
+// one Grant stand for the same user through the same client with the same
+// rights, so per-user upstream state authorized by a token exchanged from
+// one ([Exchanger]) may serve the other: key such state (pooled upstream
+// sessions, the identity whose token a pool exchanges) by Grant, not by
+// Subject, which two clients of one user share. Rate limits and audit
+// lines, which are about the user, stay keyed by Subject. The value is an
+// opaque string without the token.
+func (id Identity) Grant() string {
+	scopes := slices.Clone(id.Scopes)
+	slices.Sort(scopes)
+	scopes = slices.Compact(scopes)
+	b, _ := json.Marshal([]any{id.Issuer, id.Subject, id.ClientID, scopes})
+	return string(b)
+}
 
 // String describes the identity without its token.
 func (id Identity) String() string {

@@ -22,25 +22,30 @@ import (
 // Config describes the authorization server a [ResourceServer] trusts and
 // what it requires of tokens. Issuer and Audience are required.
 type Config struct {
-	// Issuer is the authorization server's issuer identifier (an https URL;
-	// http only on loopback in tests). Tokens must carry it as iss, and its
-	// metadata is discovered from it (RFC 8414 section 3, then OpenID
-	// Connect Discovery) unless JWKSURL is set.
+	// Issuer is the authorization server's issuer identifier: an https URL
+	// (http only on a loopback host, see [CheckEndpoint]). Tokens must carry
+	// it as iss, and its metadata is discovered from it (RFC 8414 section 3,
+	// then OpenID Connect Discovery) unless JWKSURL is set; the endpoints
+	// that metadata names must pass [CheckEndpoint] too.
 	Issuer string
 	// Audience is this server's canonical URI (RFC 8707), for the gateway
 	// its public /mcp URL: a token's aud (a string or an array) must
 	// contain it exactly. It is also the resource of the Protected Resource
 	// Metadata.
 	Audience string
-	// JWKSURL is the issuer's JSON Web Key Set; "" to discover it (the
-	// metadata's jwks_uri).
+	// JWKSURL is the issuer's JSON Web Key Set (https; http only on
+	// loopback); "" to discover it (the metadata's jwks_uri).
 	JWKSURL string
-	// IntrospectionURL is the issuer's RFC 7662 introspection endpoint, to
-	// validate opaque (non-JWT) tokens, authenticated with ClientID and
-	// ClientSecret (HTTP Basic). "" refuses opaque tokens as malformed.
+	// IntrospectionURL is the issuer's RFC 7662 introspection endpoint
+	// (https; http only on loopback), to validate opaque (non-JWT) tokens,
+	// authenticated with ClientID and ClientSecret (HTTP Basic), which it
+	// then requires. "" refuses opaque tokens as malformed.
 	IntrospectionURL string
 	// ClientID and ClientSecret authenticate this server to the
-	// introspection endpoint.
+	// introspection endpoint (client_secret_basic), which RFC 7662 section
+	// 2.1 requires to authorize its callers, so that nobody else can probe
+	// tokens there. ClientSecret is a secret: no error or log line of this
+	// package contains it.
 	ClientID     string
 	ClientSecret string
 	// IntrospectionCacheTTL is how long an introspection answer is reused
@@ -113,18 +118,8 @@ type ResourceServer struct {
 // refused meanwhile), so a server can start while its authorization server
 // is down. It fails only on an invalid configuration.
 func New(ctx context.Context, cfg Config) (*ResourceServer, error) {
-	if err := checkURL("Issuer", cfg.Issuer); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if err := checkURL("Audience", cfg.Audience); err != nil {
-		return nil, err
-	}
-	for name, u := range map[string]string{"JWKSURL": cfg.JWKSURL, "IntrospectionURL": cfg.IntrospectionURL, "ResourceMetadataURL": cfg.ResourceMetadataURL} {
-		if u != "" {
-			if err := checkURL(name, u); err != nil {
-				return nil, err
-			}
-		}
 	}
 	if cfg.Leeway == 0 {
 		cfg.Leeway = 30 * time.Second
@@ -140,12 +135,9 @@ func New(ctx context.Context, cfg Config) (*ResourceServer, error) {
 	if cfg.JWKSMinRefreshInterval <= 0 {
 		cfg.JWKSMinRefreshInterval = time.Minute
 	}
-	rs := &ResourceServer{cfg: cfg, log: cfg.Logger, client: cfg.HTTPClient}
+	rs := &ResourceServer{cfg: cfg, log: cfg.Logger, client: secureClient(cfg.HTTPClient)}
 	if rs.log == nil {
 		rs.log = slog.Default()
-	}
-	if rs.client == nil {
-		rs.client = &http.Client{Timeout: 10 * time.Second}
 	}
 	rs.parser = jwt.NewParser(
 		jwt.WithValidMethods(acceptedAlgs),
@@ -177,12 +169,53 @@ func New(ctx context.Context, cfg Config) (*ResourceServer, error) {
 	return rs, nil
 }
 
-func checkURL(field, s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("oauth: Config.%s must be an absolute http(s) URL, got %q", field, s)
+// Validate checks c as [New] does. Issuer, JWKSURL and IntrospectionURL
+// must pass [CheckEndpoint] (https; http only on a loopback host);
+// Audience and ResourceMetadataURL must be absolute http(s) URLs; an
+// IntrospectionURL needs ClientID and ClientSecret (RFC 7662 section 2.1:
+// the endpoint must authorize its callers); a ClientSecret needs a
+// ClientID. Its errors are [*ConfigError]s.
+func (c Config) Validate() error {
+	if c.Issuer == "" {
+		return &ConfigError{Field: "Config.Issuer", Reason: "is required"}
+	}
+	if err := endpointField("Config.Issuer", c.Issuer); err != nil {
+		return err
+	}
+	if c.Audience == "" {
+		return &ConfigError{Field: "Config.Audience", Reason: "is required"}
+	}
+	for _, f := range []struct {
+		name, url string
+		endpoint  bool
+	}{{"Audience", c.Audience, false}, {"JWKSURL", c.JWKSURL, true}, {"IntrospectionURL", c.IntrospectionURL, true},
+		{"ResourceMetadataURL", c.ResourceMetadataURL, false}} {
+		switch {
+		case f.url == "":
+		case f.endpoint:
+			if err := endpointField("Config."+f.name, f.url); err != nil {
+				return err
+			}
+		case !httpURL(f.url):
+			return &ConfigError{Field: "Config." + f.name, Reason: "must be an absolute http(s) URL"}
+		}
+	}
+	// The reasons name no field but their own, so that a config file can
+	// quote them under its own keys.
+	switch {
+	case c.ClientSecret != "" && c.ClientID == "":
+		return &ConfigError{Field: "Config.ClientSecret", Reason: "is set without a client ID"}
+	case c.IntrospectionURL != "" && (c.ClientID == "" || c.ClientSecret == ""):
+		return &ConfigError{Field: "Config.ClientID", Reason: "is required with an introspection URL, and so is the client secret: " +
+			"RFC 7662 section 2.1 has the introspection endpoint authorize its callers, so that nobody else can probe tokens there"}
 	}
 	return nil
+}
+
+// httpURL reports whether s is an absolute http or https URL.
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }
 
 // Close stops the background key refresh. The ResourceServer still
@@ -335,6 +368,16 @@ func bearerToken(r *http.Request) (string, error) {
 	return tok, nil
 }
 
+// MaxTokenLength is the longest bearer token accepted, in bytes: a longer
+// one is refused as malformed (401 invalid_token) before it is hashed,
+// parsed or sent to the introspection endpoint. Real access tokens are far
+// shorter (a JWT with many claims is a few KiB; opaque tokens are tens of
+// bytes), and 16 KiB is already beyond the header limits of common proxies;
+// without a cap, anyone, unauthenticated, could make the server parse
+// tokens of up to the HTTP server's header limit (1 MB by default) and post
+// them to the authorization server.
+const MaxTokenLength = 16 << 10
+
 // Validate validates an access token as [ResourceServer.Authenticate]
 // does, for callers that get it other than from an HTTP header.
 func (rs *ResourceServer) Validate(ctx context.Context, token string) (Identity, error) {
@@ -342,6 +385,9 @@ func (rs *ResourceServer) Validate(ctx context.Context, token string) (Identity,
 		id  Identity
 		err error
 	)
+	if len(token) > MaxTokenLength {
+		return Identity{}, fmt.Errorf("%w: longer than %d bytes", ErrMalformedToken, MaxTokenLength)
+	}
 	if strings.Count(token, ".") == 2 {
 		id, err = rs.cachedJWT(ctx, token)
 	} else if rs.introspect != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -49,7 +50,17 @@ func gatewaySecurity(ctx context.Context, cfg *config.GatewayAuth, issuer, audie
 		}
 		var err error
 		rs, err = oauth.New(ctx, oauth.Config{Issuer: a.Issuer, Audience: a.Audience, JWKSURL: a.JWKSURL, IntrospectionURL: a.IntrospectionURL,
-			Scopes: a.Scopes, Logger: log})
+			ClientID: a.ClientID, ClientSecret: a.ClientSecret, Scopes: a.Scopes, Logger: log})
+		var ce *oauth.ConfigError
+		if errors.As(err, &ce) {
+			// The config file's are checked as it loads: this is a flag's.
+			switch ce.Field {
+			case "Config.Issuer":
+				return nil, nil, nil, usageErrorf("--auth-issuer: %s", ce.Reason)
+			case "Config.Audience":
+				return nil, nil, nil, usageErrorf("--auth-audience: %s", ce.Reason)
+			}
+		}
 		if err != nil {
 			return nil, nil, nil, usageErrorf("%v", err)
 		}
@@ -93,9 +104,13 @@ func defaultAudience(cfg *config.GatewayAuth, issuer, audience string) bool {
 	return issuer != "" && audience == ""
 }
 
-// addGatewaySecrets records the gateway section's credentials (token
-// exchange client secrets) for the command's redactor.
+// addGatewaySecrets records the gateway section's credentials (the
+// introspection and token exchange client secrets) for the command's
+// redactor.
 func addGatewaySecrets(g config.Gateway) {
+	if a := g.Auth; a != nil {
+		addSecret(a.ClientSecret)
+	}
 	for _, s := range g.Servers {
 		if x := s.TokenExchange; x != nil {
 			addSecret(x.ClientSecret)

@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -199,4 +203,77 @@ func TestGatewayRateLimitMetricsAndAudit(t *testing.T) {
 	if len(lines) != 3 || !strings.Contains(lines[2], `"outcome":"rate_limited"`) || strings.Contains(logs.String(), `"hi"`) {
 		t.Errorf("audit lines %q; want 3, the last rate_limited, no arguments", lines)
 	}
+}
+
+// gateway.auth's clientID and clientSecret (given as ${VAR}) authenticate
+// the gateway to the introspection endpoint, which refuses anyone else, so
+// that an opaque token is accepted; the secret is recorded for redaction.
+func TestGatewayIntrospectionAuthenticates(t *testing.T) {
+	as := oauthtest.New(t)
+	s := demoserver.New(demoserver.Options{})
+	ts := httptest.NewServer(demoserver.Handler(s, false, 0))
+	defer func() {
+		for ss := range s.Sessions() {
+			_ = ss.Close()
+		}
+		ts.Close()
+	}()
+	const secret = "introspect-SECRET-1"
+	t.Setenv("MCPOOL_TEST_INTROSPECT_SECRET", secret)
+	var audience atomic.Value
+	audience.Store("")
+	introspect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id, pw, ok := r.BasicAuth(); !ok || id != "mcp-gateway" || pw != secret {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error":"invalid_client"}`)
+			return
+		}
+		active := r.PostFormValue("token") == "opaque-alice"
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"active": active, "sub": "alice", "iss": as.Issuer, "aud": audience.Load(),
+			"exp": time.Now().Add(time.Hour).Unix()})
+	}))
+	defer introspect.Close()
+	url, stop, logs := startGateway(t, fmt.Sprintf(`{
+  "mcpServers": {"demo": {"type": "http", "url": %q}},
+  "gateway": {"auth": {"issuer": %q, "introspectionURL": %q, "clientID": "mcp-gateway", "clientSecret": "${MCPOOL_TEST_INTROSPECT_SECRET}"},
+              "servers": {"demo": {"mode": "shared"}}}
+}`, ts.URL, as.Issuer, introspect.URL))
+	defer stop()
+	audience.Store(url)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "c", Version: "1"}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: headerTransport{set: bearer("opaque-alice")}}},
+		&mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatalf("connect with an opaque token: %v\n%s", err, logs.String())
+	}
+	defer cs.Close()
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "demo__echo", Arguments: map[string]any{"message": "hi"}}); err != nil {
+		t.Errorf("call: %v", err)
+	}
+	if got := hideSecrets("error: " + secret); strings.Contains(got, secret) || strings.Contains(logs.String(), secret) {
+		t.Errorf("the introspection client secret is not hidden: %q\n%s", got, logs.String())
+	}
+}
+
+// --auth-issuer over plain http off loopback is a usage error naming the
+// flag and saying https is required; on loopback it is accepted.
+func TestGatewaySecurityRefusesPlainHTTPIssuer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	_, _, _, err := gatewaySecurity(ctx, nil, "http://auth.example.com", "", "", "", "127.0.0.1:7300", false, false, io.Discard, log)
+	var ue *usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--auth-issuer") || !strings.Contains(err.Error(), "must be https") {
+		t.Errorf("plain-http issuer: %v; want a usage error naming --auth-issuer, saying https is required", err)
+	}
+	as := oauthtest.New(t)
+	rs, _, closeAll, err := gatewaySecurity(ctx, nil, as.Issuer, "", "", "", "127.0.0.1:7300", false, false, io.Discard, log)
+	if err != nil || rs == nil {
+		t.Fatalf("loopback issuer: %v", err)
+	}
+	closeAll()
 }
