@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/mcpool/mcpool"
+	"github.com/mcpool/mcpool/internal/loopback"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -664,10 +665,10 @@ func mediaOK(r *http.Request) bool {
 // reached a loopback address must name a loopback host.
 func hostAllowed(r *http.Request) bool {
 	la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if !ok || la == nil || !isLoopback(la.String()) {
+	if !ok || la == nil || !loopback.Addr(la.String()) {
 		return true
 	}
-	return isLoopback(r.Host)
+	return loopback.Addr(r.Host)
 }
 
 // credDigest is a digest of r's credential: its Authorization header and

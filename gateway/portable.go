@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mcpool/mcpool/internal/loopback"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -176,7 +177,7 @@ func (g *Gateway) isolatedHome(srv *server, ss *mcp.ServerSession) (*upstreamRef
 func (p *portable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The SDK handler's checks, which this one stands in for: DNS
 	// rebinding on loopback, the body's size, the protocol version.
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && la != nil && isLoopback(la.String()) && !isLoopback(r.Host) {
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && la != nil && loopback.Addr(la.String()) && !loopback.Addr(r.Host) {
 		http.Error(w, fmt.Sprintf("Forbidden: invalid Host header %q", r.Host), http.StatusForbidden)
 		return
 	}
@@ -570,19 +571,4 @@ func accepts(r *http.Request, want string) bool {
 		}
 	}
 	return false
-}
-
-// isLoopback reports whether addr (host or host:port) is a loopback
-// address or localhost.
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	host = strings.Trim(host, "[]")
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -3,11 +3,11 @@ package oauth
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
+
+	"github.com/mcpool/mcpool/internal/loopback"
 )
 
 // defaultHTTPTimeout bounds the requests of a client this package makes
@@ -53,20 +53,10 @@ func CheckEndpoint(raw string) error {
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return errors.New("must be an absolute https URL")
 	}
-	if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+	if u.Scheme == "http" && !loopback.Host(u.Hostname()) {
 		return fmt.Errorf("%w; got http://%s", ErrInsecureEndpoint, u.Host)
 	}
 	return nil
-}
-
-// loopbackHost reports whether host (without port or brackets) is
-// localhost or a loopback IP address.
-func loopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // endpointField checks the endpoint raw of field.

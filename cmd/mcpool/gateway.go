@@ -18,6 +18,7 @@ import (
 	"github.com/mcpool/mcpool"
 	"github.com/mcpool/mcpool/config"
 	"github.com/mcpool/mcpool/gateway"
+	"github.com/mcpool/mcpool/internal/loopback"
 	mcpoolprom "github.com/mcpool/mcpool/prom"
 	"github.com/mcpool/mcpool/redisstore"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -358,7 +359,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 
-	if host, _, _ := net.SplitHostPort(*listen); len(sessionKeys) == 0 && !*stateless && (store != nil || !isLoopbackHost(host)) {
+	if host, _, _ := net.SplitHostPort(*listen); len(sessionKeys) == 0 && !*stateless && (store != nil || !loopback.Host(host)) {
 		log.Warn("sessions stay on the replica that created them (another replica answers 404): behind a load balancer without sticky routing, set --session-key (or $" + sessionKeyEnv + ") to the same key on every replica, or --stateless")
 	}
 	if ln == nil {
@@ -423,7 +424,7 @@ func gatewayAdvertiseURL(flagged, configured, listen string, keys, stdio bool) (
 		return "", nil
 	}
 	host, port, err := net.SplitHostPort(listen)
-	if err != nil || host == "" || port == "0" || isLoopbackHost(host) {
+	if err != nil || host == "" || port == "0" || loopback.Host(host) {
 		return "", nil
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
@@ -442,11 +443,6 @@ func keyBytes(keys []string) [][]byte {
 		out = append(out, []byte(k))
 	}
 	return out
-}
-
-func isLoopbackHost(host string) bool {
-	ip := net.ParseIP(host)
-	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // redisEnv holds the --redis URL when the flag is not given, so that a
