@@ -92,7 +92,7 @@ func (srv *server) partitionOf(req mcp.Request) (string, error) {
 			return "", rpcError(CodeUnauthorized, "server "+srv.name+" needs a token exchanged for the caller's, and the request carried no validated token",
 				ErrorData{Server: srv.name, Reason: "unauthorized"})
 		}
-		part.Subject = id.Subject
+		part.Grant = id.Grant() // the same user through another client, or with other scopes, is another pool
 		srv.sec.remember(id)
 	}
 	b, _ := json.Marshal(part) // map keys sorted: one partition, one encoding
@@ -102,7 +102,11 @@ func (srv *server) partitionOf(req mcp.Request) (string, error) {
 // partition is a passthrough server's key of one caller's pool.
 type partition struct {
 	Headers http.Header `json:"h,omitempty"`
-	Subject string      `json:"s,omitempty"`
+	// Grant is the caller's oauth.Identity.Grant (issuer, subject, client
+	// and scopes) with TokenExchange: each exchanged token acts for the
+	// token it was exchanged from (RFC 8693 section 2.1), so two clients
+	// of one user never share an upstream session or its token.
+	Grant string `json:"g,omitempty"`
 }
 
 // forIdentity sets the partition's headers and, with TokenExchange, its
@@ -122,16 +126,16 @@ func (srv *server) forIdentity(key string, cfg *mcpool.Config) error {
 		}
 		cfg.Headers = h
 	}
-	if x := srv.TokenExchange; x != nil && part.Subject != "" {
-		subject := part.Subject
+	if x := srv.TokenExchange; x != nil && part.Grant != "" {
+		grant := part.Grant
 		cfg.Token = func(ctx context.Context, refresh bool) (string, error) {
-			v, ok := srv.sec.idents.Load(subject)
+			v, ok := srv.sec.idents.Load(grant)
 			if !ok {
 				return "", oauth.ErrNoIdentity
 			}
 			id := *v.(*oauth.Identity)
 			if refresh {
-				x.Forget(subject)
+				x.Forget(id.Subject)
 			}
 			return x.Token(ctx, id)
 		}
@@ -176,11 +180,11 @@ func (g *Gateway) serveMetadata(mux *http.ServeMux) {
 	}
 }
 
-// remember keeps the subject's latest identity for its pool's TokenFunc,
+// remember keeps the grant's latest identity for its pool's TokenFunc,
 // and now and then forgets the identities whose tokens have expired, so
-// that memory stays bounded by the subjects active within a token lifetime.
+// that memory stays bounded by the grants active within a token lifetime.
 func (sec *serverSecurity) remember(id oauth.Identity) {
-	sec.idents.Store(id.Subject, &id)
+	sec.idents.Store(id.Grant(), &id)
 	if sec.stored.Add(1)%1024 != 0 {
 		return
 	}

@@ -90,7 +90,7 @@ type Server struct {
 	// TokenExchange, if set, gives each caller's upstream requests a token
 	// issued for the upstream, exchanged (RFC 8693) for the caller's
 	// validated token (Options.Auth is then required), in ModePassthrough:
-	// upstream sessions and catalogs are partitioned per subject. A failed
+	// upstream sessions and catalogs are partitioned per user, client and scopes. A failed
 	// exchange is answered CodeUnauthorized with reason "exchange_failed".
 	TokenExchange *oauth.Exchanger
 	// Tools filters the server's tools (see [ToolPolicy]).

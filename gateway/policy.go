@@ -92,7 +92,7 @@ func checkGlobs(server, field string, globs []string) error {
 type serverSecurity struct {
 	limiter  *oauth.Limiter
 	limited  rateCounter
-	idents   sync.Map     // subject → its latest *oauth.Identity (TokenExchange)
+	idents   sync.Map     // oauth.Identity.Grant → its latest *oauth.Identity (TokenExchange)
 	stored   atomic.Int64 // identities stored, for the occasional sweep
 	ordinary bool         // no tool policy and no access rule
 }

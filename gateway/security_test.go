@@ -396,3 +396,38 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Two clients of one user, with different scopes, each get the token
+// exchanged for their own (RFC 8693 section 2.1), in turn and at once, and
+// never share an upstream session: the weaker client never rides on the
+// stronger one's grant.
+func TestTokenExchangePerClient(t *testing.T) {
+	as := oauthtest.New(t)
+	exch := newRecorder(t)
+	_, url := startSecure(t, as, gateway.Options{Servers: []gateway.Server{
+		{Name: "x", Mode: gateway.ModePassthrough, Config: mcpool.Config{URL: exch.url},
+			TokenExchange: &oauth.Exchanger{TokenURL: as.URL + "/token", ClientID: "gw", ClientSecret: "gw-secret", Audience: "urn:upstream:x"}},
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	power := connectAs(t, url, as.Token(url, "alice", "read", "write"))
+	plugin := connectAs(t, url, as.Token(url, "alice", "read"))
+	want := map[*mcp.ClientSession]string{power: "Bearer xchg.alice.urn:upstream:x.read+write", plugin: "Bearer xchg.alice.urn:upstream:x.read"}
+	check := func(cs *mcp.ClientSession) {
+		if got, err := call(ctx, cs, "x__whoami", map[string]any{}); err != nil || got != want[cs] {
+			t.Errorf("upstream got %q (%v); want %q", got, err, want[cs])
+		}
+	}
+	check(power)
+	check(plugin)
+	var wg sync.WaitGroup
+	for range 8 {
+		for _, cs := range []*mcp.ClientSession{power, plugin} {
+			wg.Go(func() { check(cs) })
+		}
+	}
+	wg.Wait()
+	if n := exch.sessions.tokensPerSession(); n != 1 {
+		t.Errorf("an upstream session carried %d clients' tokens; want 1", n)
+	}
+}

@@ -71,7 +71,7 @@ type code struct {
 }
 
 // New starts a server signing with one fresh key, closed at the end of the
-// test. Token exchanges answer "xchg.SUBJECT.AUDIENCE" unless OnExchange
+// test. Token exchanges answer "xchg.SUBJECT.AUDIENCE" (and ".SCOPE+SCOPE" when the subject token has scopes) unless OnExchange
 // says otherwise.
 func New(t testing.TB) *Server {
 	s := &Server{keys: []Key{NewKey("k1")}, codes: map[string]code{}}
@@ -229,6 +229,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		f := s.exchange
 		s.mu.Unlock()
 		tok, status := "xchg."+subject+"."+aud, 200
+		if scope, _ := sub.Claims.(jwt.MapClaims)["scope"].(string); scope != "" {
+			tok += "." + strings.ReplaceAll(scope, " ", "+") // what the token it was exchanged from grants
+		}
 		if f != nil {
 			tok, status = f(subject, aud)
 		}
