@@ -393,10 +393,24 @@ func (p *Pool) ListTools(ctx context.Context) ([]*mcp.Tool, error) {
 	})
 }
 
+// serverCapabilities returns the capabilities the session's server
+// declared, or nil when they are not known.
+func serverCapabilities(cs *mcp.ClientSession) *mcp.ServerCapabilities {
+	if ir := cs.InitializeResult(); ir != nil {
+		return ir.Capabilities
+	}
+	return nil
+}
+
 // ListPrompts is ListTools for prompts, invalidated by
-// notifications/prompts/list_changed.
+// notifications/prompts/list_changed. A server that did not declare the
+// prompts capability is not asked (MCP: a client uses only the features
+// its server declared): its list is empty.
 func (p *Pool) ListPrompts(ctx context.Context) ([]*mcp.Prompt, error) {
 	return cachedList(ctx, p, &p.catalog.prompts, func(ctx context.Context, cs *mcp.ClientSession, cursor string) ([]*mcp.Prompt, string, time.Duration, error) {
+		if caps := serverCapabilities(cs); caps != nil && caps.Prompts == nil {
+			return nil, "", 0, nil
+		}
 		res, err := cs.ListPrompts(ctx, &mcp.ListPromptsParams{Cursor: cursor})
 		if err != nil {
 			return nil, "", 0, err
@@ -406,9 +420,13 @@ func (p *Pool) ListPrompts(ctx context.Context) ([]*mcp.Prompt, error) {
 }
 
 // ListResources is ListTools for resources, invalidated by
-// notifications/resources/list_changed.
+// notifications/resources/list_changed. A server that did not declare the
+// resources capability is not asked: its list is empty.
 func (p *Pool) ListResources(ctx context.Context) ([]*mcp.Resource, error) {
 	return cachedList(ctx, p, &p.catalog.resources, func(ctx context.Context, cs *mcp.ClientSession, cursor string) ([]*mcp.Resource, string, time.Duration, error) {
+		if caps := serverCapabilities(cs); caps != nil && caps.Resources == nil {
+			return nil, "", 0, nil
+		}
 		res, err := cs.ListResources(ctx, &mcp.ListResourcesParams{Cursor: cursor})
 		if err != nil {
 			return nil, "", 0, err

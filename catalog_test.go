@@ -442,3 +442,42 @@ func TestListToolsServerDownSaysWhy(t *testing.T) {
 		t.Errorf("%v: does not say what the connects met", err)
 	}
 }
+
+// A server that declares neither prompts nor resources is not asked for
+// them (MCP: a client uses only what its server declared): both lists are
+// empty, without a request or an error, over either protocol era.
+func TestUndeclaredListsNotAsked(t *testing.T) {
+	for _, version := range []string{"2025-11-25", "2026-07-28"} {
+		t.Run(version, func(t *testing.T) {
+			srv := mcp.NewServer(&mcp.Implementation{Name: "tools-only", Version: "1"}, nil)
+			mcp.AddTool(srv, &mcp.Tool{Name: "echo"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+				return &mcp.CallToolResult{}, nil, nil
+			})
+			var asked atomic.Int64
+			srv.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+				return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+					if method == "prompts/list" || method == "resources/list" {
+						asked.Add(1)
+					}
+					return next(ctx, method, req)
+				}
+			})
+			p := newPool(t, mcpool.Config{URL: httpServer(t, srv, false), ProtocolVersion: version, Logger: quiet})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			for range 3 {
+				prompts, perr := p.ListPrompts(ctx)
+				resources, rerr := p.ListResources(ctx)
+				if perr != nil || rerr != nil || len(prompts)+len(resources) != 0 {
+					t.Fatalf("ListPrompts = %v, %v; ListResources = %v, %v; want empty lists", prompts, perr, resources, rerr)
+				}
+			}
+			if n := asked.Load(); n != 0 {
+				t.Errorf("the server was asked for lists it did not declare %d times", n)
+			}
+			if st := p.Stats(); st.Errors != 0 {
+				t.Errorf("Stats().Errors = %d; want 0", st.Errors)
+			}
+		})
+	}
+}
