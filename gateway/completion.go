@@ -159,7 +159,7 @@ func (g *Gateway) listTemplates(ctx context.Context, req mcp.Request) (*mcp.List
 	for _, l := range g.templateLists(ctx, req) {
 		out = append(out, l.Templates...)
 	}
-	return &mcp.ListResourceTemplatesResult{ResourceTemplates: out}, nil
+	return &mcp.ListResourceTemplatesResult{ResourceTemplates: out, Cacheable: g.listCacheable()}, nil
 }
 
 // templateLists lists the templates of every server that is not in

@@ -142,6 +142,20 @@ func visible(srv *server, req mcp.Request) bool {
 	return !srv.Access.set() || srv.Access.allows(callerIdentity(req))
 }
 
+// listCacheable is the cache hint of the gateway's merged lists (MCP
+// 2026-07-28, "cacheScope"): "private" when a list may differ from caller
+// to caller (a server with an access rule, or a passthrough server listed
+// with each caller's credentials), else "public". ttlMs stays 0: the
+// gateway tells its clients of changes with list_changed.
+func (g *Gateway) listCacheable() mcp.Cacheable {
+	for _, srv := range g.set.Load().servers {
+		if srv.Mode == ModePassthrough || srv.Access.set() {
+			return mcp.Cacheable{CacheScope: "private"}
+		}
+	}
+	return mcp.Cacheable{CacheScope: "public"}
+}
+
 // visibleNames returns the names of the servers the caller of req may see,
 // for the errors that name servers.
 func (g *Gateway) visibleNames(req mcp.Request) []string {

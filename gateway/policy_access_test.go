@@ -395,3 +395,50 @@ func TestAccessInstructions(t *testing.T) {
 		}
 	}
 }
+
+// The merged lists say whether a cache may share them between callers:
+// "public" when every caller gets the same lists, "private" when a server
+// with an access rule or a passthrough server makes them differ.
+func TestListCacheScope(t *testing.T) {
+	pub := newAccessPeer(t, "pub")
+	for _, tc := range []struct {
+		name    string
+		servers []gateway.Server
+		want    string
+	}{
+		{"shared only", []gateway.Server{pub.server(t)}, "public"},
+		{"with a passthrough server", []gateway.Server{pub.server(t), {Name: "pt", Mode: gateway.ModePassthrough, ForwardHeaders: []string{"X-User-Key"},
+			Config: mcpool.Config{URL: pub.url}}}, "private"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, url := startGateway(t, gateway.Options{Servers: tc.servers})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			for _, version := range []string{"2025-11-25", "2026-07-28"} {
+				cs := connect(t, url, version, nil)
+				tools, err := cs.ListTools(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				prompts, err := cs.ListPrompts(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resources, err := cs.ListResources(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				templates, err := cs.ListResourceTemplates(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for list, got := range map[string]string{"tools": tools.CacheScope, "prompts": prompts.CacheScope,
+					"resources": resources.CacheScope, "templates": templates.CacheScope} {
+					if got != tc.want {
+						t.Errorf("%s: %s list cacheScope %q; want %q", version, list, got, tc.want)
+					}
+				}
+			}
+		})
+	}
+}

@@ -94,7 +94,7 @@ func (g *Gateway) listTools(ctx context.Context, req *mcp.ListToolsRequest) (*mc
 		out = append(out, visibleTools(srv, req, srv.tools, srv.ownNames[0])...)
 		srv.mu.Unlock()
 	}
-	return &mcp.ListToolsResult{Tools: out}, nil
+	return &mcp.ListToolsResult{Tools: out, Cacheable: g.listCacheable()}, nil
 }
 
 func (g *Gateway) listPrompts(ctx context.Context, req *mcp.ListPromptsRequest) (*mcp.ListPromptsResult, error) {
@@ -111,7 +111,7 @@ func (g *Gateway) listPrompts(ctx context.Context, req *mcp.ListPromptsRequest) 
 		out = append(out, srv.prompts...)
 		srv.mu.Unlock()
 	}
-	return &mcp.ListPromptsResult{Prompts: out}, nil
+	return &mcp.ListPromptsResult{Prompts: out, Cacheable: g.listCacheable()}, nil
 }
 
 func (g *Gateway) listResources(ctx context.Context, req *mcp.ListResourcesRequest) (*mcp.ListResourcesResult, error) {
@@ -128,7 +128,7 @@ func (g *Gateway) listResources(ctx context.Context, req *mcp.ListResourcesReque
 		out = append(out, srv.resources...)
 		srv.mu.Unlock()
 	}
-	return &mcp.ListResourcesResult{Resources: out}, nil
+	return &mcp.ListResourcesResult{Resources: out, Cacheable: g.listCacheable()}, nil
 }
 
 // unknown is the error for a tool or prompt name that no server (or, when
