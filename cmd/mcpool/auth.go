@@ -246,6 +246,10 @@ func explainError(err error) error {
 		return nil
 	}
 	msg := withoutPrefix(err) // main.go
+	if fromConfig.Load() {
+		// A single server's wording (--connect-timeout) is explainConnect's.
+		msg = strings.ReplaceAll(msg, "Config.ConnectTimeout", `--connect-timeout, or the server's "connectTimeout" in the config file,`)
+	}
 	if errors.Is(err, mcpool.ErrUnauthorized) || isUnauthorized(err) {
 		what := "the server requires authorization; use --token or --oauth (or --client-id and --client-secret)"
 		switch {

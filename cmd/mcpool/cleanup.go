@@ -30,23 +30,30 @@ const closeGrace = 500 * time.Millisecond
 // which frees the sessions closing on them) and returns after closeGrace
 // at most.
 func shutdown(abrupt bool, tgt *target, pools ...*mcpool.Pool) {
+	var closers []func(context.Context)
+	for _, p := range pools {
+		closers = append(closers, func(ctx context.Context) { _ = p.Close(ctx) })
+	}
+	if tgt != nil {
+		closers = append(closers, func(context.Context) { tgt.close() })
+	}
+	closeAll(abrupt, closers...)
+}
+
+// closeAll runs closers: one after another, each with all the time it
+// takes, or, when abrupt, side by side within closeGrace (see shutdown).
+func closeAll(abrupt bool, closers ...func(context.Context)) {
 	if !abrupt {
-		for _, p := range pools {
-			_ = p.Close(context.Background())
-		}
-		if tgt != nil {
-			tgt.close()
+		for _, c := range closers {
+			c(context.Background())
 		}
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, p := range pools {
-		wg.Go(func() { _ = p.Close(ctx) })
-	}
-	if tgt != nil {
-		wg.Go(tgt.close)
+	for _, c := range closers {
+		wg.Go(func() { c(ctx) })
 	}
 	done := make(chan struct{})
 	go func() {

@@ -159,9 +159,11 @@ func (c *configGroup) toolName(name string) string {
 }
 
 // close closes the group on its own context: the command's may have run
-// out, and sessions and stdio children must go all the same.
-func (c *configGroup) close() {
-	_ = c.g.Close(context.Background())
+// out, and sessions and stdio children must go all the same. When abrupt
+// (the command failed, ran out of --timeout or was interrupted) the close
+// has closeGrace, as a single server's (see shutdown).
+func (c *configGroup) close(abrupt bool) {
+	closeAll(abrupt, func(ctx context.Context) { _ = c.g.Close(ctx) }) // cleanup.go
 	c.stopAuth()
 }
 
@@ -199,12 +201,12 @@ func (e *errPartial) Error() string {
 
 // groupTools lists the group's tools (or one server's, by their plain
 // names) for tools --config.
-func groupTools(ctx context.Context, f *oneShotFlags, stdout, stderr io.Writer) error {
+func groupTools(ctx context.Context, f *oneShotFlags, stdout, stderr io.Writer) (err error) {
 	c, err := openGroup(&f.target, stderr)
 	if err != nil {
 		return err
 	}
-	defer c.close()
+	defer func() { c.close(err != nil || ctx.Err() != nil) }()
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	// No Start: the list connects each server as it needs, side by side,
@@ -253,12 +255,12 @@ func serverTools(ctx context.Context, c *configGroup) ([]*mcp.Tool, error) {
 }
 
 // groupCall calls one tool for call --config.
-func groupCall(ctx context.Context, f *oneShotFlags, params *mcp.CallToolParams, stderr io.Writer) (*mcp.CallToolResult, error) {
+func groupCall(ctx context.Context, f *oneShotFlags, params *mcp.CallToolParams, stderr io.Writer) (_ *mcp.CallToolResult, err error) {
 	c, err := openGroup(&f.target, stderr)
 	if err != nil {
 		return nil, err
 	}
-	defer c.close()
+	defer func() { c.close(err != nil || ctx.Err() != nil) }()
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	// No Start: the call connects the one server it needs.
@@ -278,7 +280,7 @@ func withTimeout(ctx context.Context, timeout time.Duration, err error) error {
 
 // groupBench runs bench's pooled mode through the group of --config: the
 // calls go to the tool's server and are balanced over its replicas.
-func groupBench(ctx context.Context, b *benchFlags, params func() *mcp.CallToolParams, stdout, stderr io.Writer) error {
+func groupBench(ctx context.Context, b *benchFlags, params func() *mcp.CallToolParams, stdout, stderr io.Writer) (err error) {
 	if !slices.Contains(b.modes, modePooled) {
 		return usageErrorf("--config runs the pooled mode only, through the group: add pooled to --modes")
 	}
@@ -289,7 +291,7 @@ func groupBench(ctx context.Context, b *benchFlags, params func() *mcp.CallToolP
 	if err != nil {
 		return err
 	}
-	defer c.close()
+	defer func() { c.close(err != nil || ctx.Err() != nil) }()
 	tool := c.toolName(b.tool)
 	wctx, cancel := context.WithTimeout(ctx, b.timeout)
 	c.start(wctx, stderr)

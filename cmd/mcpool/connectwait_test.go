@@ -187,3 +187,24 @@ func TestNoticeOncePerServer(t *testing.T) {
 		t.Errorf("status %d, %d notices in %q; want 1 and one notice", r.code, n, r.stderr)
 	}
 }
+
+// Through a config file, a server that never answers its handshake (and
+// ignores the end of its input) is reported with both places its connect
+// timeout is set, the flag and the server's "connectTimeout" in the file,
+// and the command exits on time, as with --stdio: the close that --timeout
+// cut short does not wait out the server's terminate grace.
+func TestConfigMuteServerOnTime(t *testing.T) {
+	cfg := writeConfig(t, `{"mcpServers": {"mute": {"command": "sleep", "args": ["60"]}}}`)
+	p := execCLI(t, "tools", "--config", cfg, "--connect-timeout", "400ms", "--timeout", "2s")
+	p.wait(time.Now())
+	if r := p.result(); r.code != exitFailure || !strings.Contains(r.stderr, `raise --connect-timeout, or the server's "connectTimeout" in the config file,`) ||
+		strings.Contains(r.stderr, "Config.ConnectTimeout") {
+		t.Errorf("status %d, stderr %q; want the flag and the file's key named", r.code, r.stderr)
+	}
+	// --timeout ends the command while a connect is under way.
+	start := time.Now()
+	p = execCLI(t, "tools", "--config", cfg, "--timeout", "1s")
+	if _, took := p.wait(start); took > quickExit {
+		t.Errorf("exited %v after it started, want within %v; stderr %q", took, quickExit, p.result().stderr)
+	}
+}

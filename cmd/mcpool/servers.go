@@ -14,7 +14,7 @@ import (
 
 // runServers starts every server of a config file, lists its tools, and
 // prints each server's status, sessions and tool count.
-func runServers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runServers(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	var f oneShotFlags
 	asJSON := false
 	fs := newFlagSet("servers")
@@ -38,7 +38,7 @@ func runServers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	defer c.close()
+	defer func() { c.close(err != nil || ctx.Err() != nil) }()
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	// Start (MinSessions) beside the list, not before it: a server
