@@ -141,6 +141,15 @@ func (e *FileError) Is(target error) bool { return target == mcpool.ErrInvalidCo
 // Load reads the config file at path, with variables from the
 // environment. Every error is a [*FileError].
 func Load(path string) (*File, error) {
+	return LoadServer(path, "")
+}
+
+// LoadServer is Load for the one server named name (every server when
+// name is ""): the file's other servers are left out as disabled ones
+// are, so that a variable only they use need not be set, nor their
+// entries valid beyond JSON. A name the file has no server of is a
+// [*FileError] listing the servers it has.
+func LoadServer(path, name string) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		reason := err
@@ -149,7 +158,8 @@ func Load(path string) (*File, error) {
 		}
 		return nil, &FileError{File: path, Reason: fmt.Sprintf("cannot read: %v", reason)}
 	}
-	return Parse(path, data, os.LookupEnv)
+	l := &loader{file: path, dir: filepath.Dir(path), lookup: os.LookupEnv, section: map[string]string{}, only: name}
+	return l.parse(data)
 }
 
 // Parse is [Load] for a file already read: file names it in errors and

@@ -22,6 +22,7 @@ type loader struct {
 	lookup  func(string) (string, bool)
 	section map[string]string // server name → "mcpServers" or "servers"
 	enabled map[string]bool   // servers not disabled
+	only    string            // LoadServer's one server; "" for all
 	out     *File
 }
 
@@ -162,7 +163,7 @@ func (l *loader) parse(data []byte) (*File, error) {
 		if err := json.Unmarshal(entries[name], e); err != nil {
 			return nil, l.errf(name, jsonField(err), "%s", jsonReason(err))
 		}
-		if e.Disabled {
+		if e.Disabled || l.only != "" && name != l.only {
 			continue
 		}
 		decoded[name] = e
@@ -174,6 +175,9 @@ func (l *loader) parse(data []byte) (*File, error) {
 				l.warnf(name, "%q belongs in %s, not in %s: it is ignored there", k, where, l.entryAt(name))
 			}
 		}
+	}
+	if l.only != "" && entries[l.only] == nil {
+		return nil, l.errf("", "", "has no server %q (servers: %s)", l.only, strings.Join(names, ", "))
 	}
 	if len(enabled) == 0 {
 		return nil, l.errf("", "", "lists no server (or every one is disabled)")

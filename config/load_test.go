@@ -203,6 +203,37 @@ func TestLoadFile(t *testing.T) {
 	}
 }
 
+// LoadServer loads one server of a file: a variable only another server
+// uses need not be set, and a name the file lacks is an error listing the
+// servers it has.
+func TestLoadServer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mcp.json")
+	const file = `{"mcpServers": {
+	  "gh": {"url": "https://api.example.com/mcp", "headers": {"Authorization": "Bearer ${MCPOOL_TEST_UNSET_GH}"}},
+	  "fs": {"command": "mcp-server-filesystem", "args": ["."]}
+	},
+	"mcpool": {"servers": {"gh": {"maxSessions": 2}}},
+	"gateway": {"servers": {"gh": {"mode": "passthrough", "forwardHeaders": ["X-Key"]}}}}`
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(path); err == nil || !strings.Contains(err.Error(), "MCPOOL_TEST_UNSET_GH") {
+		t.Fatalf("Load: %v; want the unset variable named", err)
+	}
+	f, err := config.LoadServer(path, "fs")
+	if err != nil {
+		t.Fatalf("LoadServer fs: %v", err)
+	}
+	if len(f.Group.Servers) != 1 || f.Group.Servers[0].Name != "fs" {
+		t.Errorf("LoadServer fs loaded %+v; want fs alone", f.Group.Servers)
+	}
+	_, err = config.LoadServer(path, "nope")
+	var fe *config.FileError
+	if !errors.As(err, &fe) || !strings.Contains(err.Error(), `has no server "nope" (servers: gh, fs)`) {
+		t.Errorf("LoadServer nope: %v; want the servers listed", err)
+	}
+}
+
 // VS Code's mcp.json is JSON with Comments: comments and trailing commas
 // are allowed, and errors still point at the right line.
 func TestParseJSONC(t *testing.T) {

@@ -27,7 +27,7 @@ func (f *groupFlags) register(fs *flag.FlagSet) {
 	fs.Var(nonEmpty{&f.config}, "config", "an MCP config `file` ({\"mcpServers\": …} or VS Code's {\"servers\": …}): use all its\n"+
 		"servers as one group, tools named SERVER__TOOL, with the file's pool settings (bench runs\n"+
 		"its pooled mode only, through the group)")
-	fs.Var(nonEmpty{&f.server}, "server", "with --config, use only this server (by `name`), with its plain tool names")
+	fs.Var(nonEmpty{&f.server}, "server", "with --config, use only this server (by `name`), with its plain tool names; the\nfile's other servers are not read")
 }
 
 // used reports whether --config or --server was given.
@@ -66,25 +66,13 @@ func openGroup(t *targetFlags, stderr io.Writer) (*configGroup, error) {
 	if err := t.group.check(t); err != nil {
 		return nil, err
 	}
-	file, err := loadConfig(t.group.config, stderr)
+	// With --server, the file's other servers are not loaded: a variable
+	// only they use need not be set.
+	file, err := loadConfig(t.group.config, t.group.server, stderr)
 	if err != nil {
 		return nil, err
 	}
 	gc := &file.Group
-	if s := t.group.server; s != "" {
-		var names []string
-		for _, sc := range gc.Servers {
-			if sc.Name == s {
-				gc.Servers = []mcpool.ServerConfig{sc}
-				names = nil
-				break
-			}
-			names = append(names, sc.Name)
-		}
-		if names != nil {
-			return nil, usageErrorf("--server: %s has no server %q (servers: %s)", t.group.config, s, strings.Join(names, ", "))
-		}
-	}
 	fromConfig.Store(true)
 	credentialsGiven.Store(false)         // configureGroupAuth sets it for servers with credentials
 	answers := t.answers.handlers(stderr) // elicit.go: one answerer, so prompts never interleave
@@ -135,10 +123,10 @@ func openGroup(t *targetFlags, stderr io.Writer) (*configGroup, error) {
 	return &configGroup{g: g, server: t.group.server, stopAuth: stopAuth, notice: notice}, nil
 }
 
-// loadConfig reads a config file and prints its warnings on stderr, one
-// line each.
-func loadConfig(path string, stderr io.Writer) (*config.File, error) {
-	file, err := config.Load(path)
+// loadConfig reads a config file (only the server named server, unless
+// "") and prints its warnings on stderr, one line each.
+func loadConfig(path, server string, stderr io.Writer) (*config.File, error) {
+	file, err := config.LoadServer(path, server)
 	if err != nil {
 		return nil, err
 	}

@@ -157,6 +157,21 @@ func TestConfigErrors(t *testing.T) {
 	wantOneLineError(t, runCLI(t, "call", "--config", "x.json", "--header", "X-Key: k", "--oauth", "x__echo"), exitUsage, "--header, --oauth: credential flags")
 }
 
+// --server loads that server alone: a variable only another server of the
+// file uses need not be set (most users' files have servers they are not
+// using today); an unknown name lists the file's servers.
+func TestConfigServerIgnoresOthers(t *testing.T) {
+	path := writeConfig(t, fmt.Sprintf(`{"mcpServers": {
+	  "gh": {"url": "https://api.example.com/mcp", "headers": {"Authorization": "Bearer ${MCPOOL_TEST_UNSET_GH}"}},
+	  "demo": {"url": %q}
+	}}`, demoHTTP(t)))
+	if got := toolNames(t, runCLI(t, "tools", "--config", path, "--server", "demo")); !slices.Equal(got, demoTools) {
+		t.Errorf("tools --server demo: %v", got)
+	}
+	wantOneLineError(t, runCLI(t, "tools", "--config", path, "--server", "nope"), exitUsage, `has no server "nope" (servers: gh, demo)`)
+	wantOneLineError(t, runCLI(t, "tools", "--config", path), exitUsage, "MCPOOL_TEST_UNSET_GH")
+}
+
 // A config file's server that needs credentials, given none, says where
 // to give them: in the file, not by flags.
 func TestConfigUnauthorizedSaysWhere(t *testing.T) {
