@@ -228,8 +228,11 @@ func jsonType(goType string) string {
 func jsonProblem(data []byte, err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		line := 1 + bytes.Count(data[:se.Offset], []byte("\n"))
-		col := int(se.Offset) - bytes.LastIndexByte(data[:se.Offset], '\n') - 1
+		// The offending byte is the last one read (a line break, when a
+		// line ends too soon): its line, and its column counted from 1.
+		at := max(0, min(int(se.Offset), len(data))-1)
+		line := 1 + bytes.Count(data[:at], []byte("\n"))
+		col := at - bytes.LastIndexByte(data[:at], '\n')
 		return fmt.Sprintf("is not valid JSON at line %d, column %d: %v", line, col, err)
 	}
 	var te *json.UnmarshalTypeError

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -120,6 +121,11 @@ func (d *fileDuration) UnmarshalJSON(b []byte) error {
 
 func (l *loader) parse(data []byte) (*File, error) {
 	var top map[string]json.RawMessage
+	// A byte order mark, which Windows editors write, would otherwise be
+	// "invalid character": blanked, so errors keep their columns.
+	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
+		data = append([]byte("   "), data[3:]...)
+	}
 	data = stripJSONC(data)
 	if err := json.Unmarshal(data, &top); err != nil {
 		return nil, l.errf("", "", "%s", jsonProblem(data, err))

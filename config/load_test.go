@@ -150,7 +150,10 @@ func TestParseErrors(t *testing.T) {
 		{"name with separator", `{"mcpServers": {"a__b": {"url": "http://a/mcp"}}}`,
 			[]string{`server "a__b"`, "separator"}},
 		{"no servers", `{"other": {}}`, []string{`"mcpServers"`}},
-		{"syntax", "{\n  \"mcpServers\": {,}\n}", []string{"line 2"}},
+		{"syntax", "{\n  \"mcpServers\": {,}\n}", []string{"line 2, column 18"}},
+		{"missing colon", "{\n  \"mcpServers\": {\"a\": {\"command\": \"x\"}},\n  \"mcpool\" {}\n}", []string{"line 3, column 12"}},
+		{"line ends in a string", "{\n  \"mcpServers\": {\"a\": {\"command\": \"x\n\"}}\n}", []string{"line 2, column 37"}},
+		{"byte order mark", "\ufeff{\"mcpServers\": {\"a\": {\"command\": 1}}}", []string{"command: want a string"}},
 		{"unterminated", `{"mcpServers": {"x": {"command": "${HOME"}}}`, []string{`server "x"`, "command", `no closing "}"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
