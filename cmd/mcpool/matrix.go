@@ -145,6 +145,13 @@ type matrixResult struct {
 }
 
 func runMatrix(ctx context.Context, b *benchFlags, stdout, stderr io.Writer) error {
+	if !slices.ContainsFunc(matrixRows, func(r matrixRow) bool { return r.selected(b.rows) }) {
+		var labels []string
+		for _, r := range matrixRows {
+			labels = append(labels, fmt.Sprintf("%s ×%d", r.name(), r.concurrency))
+		}
+		return usageErrorf("--rows %q matches no row; the rows: %s", b.rows, strings.Join(labels, "; "))
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("--matrix: finding this command's executable: %w", err)

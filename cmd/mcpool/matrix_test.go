@@ -110,6 +110,7 @@ func TestBenchMatrixUsage(t *testing.T) {
 	wantOneLineError(t, runCLI(t, "bench", "--matrix", "--url", "http://127.0.0.1:1/mcp"), 2, "--url does not apply")
 	wantOneLineError(t, runCLI(t, "bench", "--matrix", "--concurrency", "3"), 2, "--concurrency")
 	wantOneLineError(t, runCLI(t, "bench", "--matrix", "--passes", "0"), 2, "--passes")
+	wantOneLineError(t, runCLI(t, "bench", "--matrix", "--rows", "nomatch"), 2, `--rows "nomatch" matches no row; the rows: echo, http ×1;`)
 	wantOneLineError(t, runCLI(t, "bench", "--chart", "out.gif"), 2, ".svg or .png")
 }
 
