@@ -101,7 +101,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 func runHelp(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
+	if len(args) == 0 || args[0] == "help" {
 		printUsage(stdout)
 		return exitOK
 	}
