@@ -463,6 +463,27 @@ func TestConnectStdioExitCause(t *testing.T) {
 	}
 }
 
+// A Start that its ctx ends while a stdio server keeps exiting during the
+// connect still says how it exited and what it wrote on stderr, with the
+// context's error.
+func TestStartDeadlineKeepsStdioExit(t *testing.T) {
+	p := newPool(t, mcpool.Config{Command: &mcpool.Command{Path: "sh", Args: []string{"-c", "echo last words >&2; exit 3"}}, Logger: quiet})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started := make(chan error, 1)
+	go func() { started <- p.Start(ctx) }()
+	eventually(t, "a failed connect", func() bool { return p.Stats().ConnectErrors > 0 })
+	cancel()
+	err := <-started
+	var ce *mcpool.ConnectError
+	if !errors.As(err, &ce) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Start = %v; want a *ConnectError matching context.Canceled", err)
+	}
+	if ce.Exit == nil || ce.Exit.ExitCode() != 3 || !strings.HasSuffix(ce.Stderr, "last words") {
+		t.Errorf("Exit = %v, Stderr = %q; want exit status 3 and its last words: %v", ce.Exit, ce.Stderr, err)
+	}
+}
+
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]

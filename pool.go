@@ -317,12 +317,23 @@ func (p *Pool) gaveUpLocked(start time.Time, cause error) error {
 // connects were failing: a *ConnectError that matches cause (the context
 // error) and wraps the last failure's cause.
 func (p *Pool) stillFailingLocked(what string, cause error) error {
+	return p.lastFailureLocked(func(last error) error {
+		return fmt.Errorf("%s (%w), %d connects failed in a row; the last: %w", what, cause, p.failures, last)
+	})
+}
+
+// lastFailureLocked is a *ConnectError whose cause is wrap of the last
+// connect failure's cause, keeping how a stdio server exited and the end
+// of its stderr, when it did: what a person needs to fix it.
+func (p *Pool) lastFailureLocked(wrap func(last error) error) error {
 	last := p.lastErr
 	var ce *ConnectError
+	out := &ConnectError{Target: p.dialer.target}
 	if errors.As(last, &ce) {
-		last = ce.Cause
+		last, out.Exit, out.Stderr = ce.Cause, ce.Exit, ce.Stderr
 	}
-	return &ConnectError{Target: p.dialer.target, Cause: fmt.Errorf("%s (%w), %d connects failed in a row; the last: %w", what, cause, p.failures, last)}
+	out.Cause = wrap(last)
+	return out
 }
 
 // pickLocked returns the session with room that carries the fewest calls,

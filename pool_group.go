@@ -2,7 +2,6 @@ package mcpool
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/sony/gobreaker/v2"
@@ -75,12 +74,9 @@ func (p *Pool) failFastWaitersLocked() {
 // noSessionLocked is a marked caller's error: a *ConnectError (errors.Is
 // ErrConnectFailed) that wraps the last connect's failure.
 func (p *Pool) noSessionLocked() error {
-	last := p.lastErr
-	var ce *ConnectError
-	if errors.As(last, &ce) {
-		last = ce.Cause
-	}
-	return &ConnectError{Target: p.dialer.target, Cause: fmt.Errorf("no session: %d connects failed in a row; the last: %w", p.failures, last)}
+	return p.lastFailureLocked(func(last error) error { // pool.go
+		return fmt.Errorf("no session: %d connects failed in a row; the last: %w", p.failures, last)
+	})
 }
 
 // failingError is the error of a pool whose Start was stopped once it was
