@@ -28,8 +28,10 @@ import (
 // ctx, while the pool reconnects), so that it rides out a server killed
 // again and again; any other call is retried only while every attempt
 // provably never ran, up to MaxSessions times (a server that expired all
-// its sessions at once). Otherwise, or when the retries are spent, it
-// returns a [*SessionLostError] (errors.Is ErrSessionLost).
+// its sessions at once). Otherwise, or when the retries are spent or a
+// retry finds no session (the server gone, ctx ended), it returns a
+// [*SessionLostError] (errors.Is ErrSessionLost, and the last attempt's
+// error: ErrServerUnavailable, ctx's error).
 //
 // A 429 Too Many Requests is not a lost session: the request did not run.
 // CallTool waits for the server's Retry-After (BackoffInitial if it sent
@@ -84,6 +86,13 @@ func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (res *m
 		p.counters.retries.Add(1)
 		p.log.debug("session lost: retrying the call on another session", "tool", params.Name, "error", err)
 		if o = p.do(ctx, call); !o.lost {
+			if o.err != nil && noSessionFound(o.err) {
+				// The retry found no session (the server is gone, or ctx
+				// ended while it waited): the call stays lost, and may
+				// have run.
+				err = o.err
+				break
+			}
 			return res, o.err
 		}
 		err, mayHaveRun = o.err, mayHaveRun || o.mayHaveRun
@@ -91,6 +100,13 @@ func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (res *m
 	}
 	p.counters.lostCalls.Add(1)
 	return nil, &SessionLostError{Tool: params.Name, MayHaveRun: mayHaveRun, Retried: retried, Cause: err, noAnnotations: noAnnotations}
+}
+
+// noSessionFound reports whether err is that of an attempt that found no
+// session to send the call on.
+func noSessionFound(err error) bool {
+	return errors.Is(err, ErrServerUnavailable) || errors.Is(err, ErrConnectFailed) || errors.Is(err, ErrPoolExhausted) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 type retryKey struct{}

@@ -285,3 +285,31 @@ func TestLostCallUnknownAnnotationsSaysSo(t *testing.T) {
 		t.Errorf("error %q; want it to say the definition could not be read", msg)
 	}
 }
+
+// A read-only call lost with its server, whose retry finds no session (the
+// breaker opens), is a lost call: a *SessionLostError that says it may
+// have run and was retried, and still matches the retry's error.
+func TestLostCallRetryFindsNoSession(t *testing.T) {
+	r := startHoldReplica(t, true) // group_failover_test.go: "hold" is read-only
+	p := newPool(t, mcpool.Config{URL: r.url, BreakerOpenAfter: 100 * time.Millisecond, Logger: quiet})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := p.ListTools(ctx); err != nil { // the annotations are known
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.CallTool(ctx, &mcp.CallToolParams{Name: "hold"})
+		done <- err
+	}()
+	eventually(t, "the call running", func() bool { return r.count() == 1 })
+	r.kill()
+	err := <-done
+	var lost *mcpool.SessionLostError
+	if !errors.As(err, &lost) || !lost.MayHaveRun || !lost.Retried || !errors.Is(err, mcpool.ErrServerUnavailable) {
+		t.Fatalf("err = %v; want a SessionLostError, may have run, retried, matching ErrServerUnavailable", err)
+	}
+	if n := p.Stats().LostCalls; n != 1 {
+		t.Errorf("LostCalls = %d; want 1", n)
+	}
+}
