@@ -73,7 +73,12 @@ func refusedDraining(err error) bool {
 // mode, to the gateway's JSON-RPC errors; others pass through as they are.
 func upstreamError(server string, mode Mode, err error) error {
 	var ue *mcpool.UnavailableError
+	var lost *mcpool.SessionLostError
 	switch {
+	case errors.As(err, &lost) && lost.MayHaveRun:
+		// The call may have run: not "unavailable, nothing was sent",
+		// whatever its retry met. Its message says so.
+		return err
 	case mode != ModePassthrough && errors.Is(err, mcpool.ErrMisconfigured):
 		// The gateway's own connects (its program, URL or credentials)
 		// meet something no retry cures. What was met (a path, a page)

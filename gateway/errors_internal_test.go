@@ -33,3 +33,18 @@ func TestUpstreamErrorMisconfigured(t *testing.T) {
 		t.Errorf("passthrough: reason %q: blames the gateway for the caller's refusal", r)
 	}
 }
+
+// A lost call that may have run is never answered "unavailable" (which
+// says nothing was sent), whatever its retry met.
+func TestUpstreamErrorLostCall(t *testing.T) {
+	retryMet := &mcpool.UnavailableError{Failures: 3, Cause: errors.New("connection refused")}
+	lost := &mcpool.SessionLostError{Tool: "t", MayHaveRun: true, Retried: true, Cause: retryMet}
+	if err := upstreamError("s", ModeShared, lost); err != lost {
+		t.Errorf("upstreamError = %v; want the SessionLostError as it is", err)
+	}
+	neverRan := &mcpool.SessionLostError{Tool: "t", Retried: true, Cause: retryMet}
+	var je *jsonrpc.Error
+	if err := upstreamError("s", ModeShared, neverRan); !errors.As(err, &je) || je.Code != CodeUnavailable {
+		t.Errorf("upstreamError = %v; a call that never ran is unavailable", err)
+	}
+}
