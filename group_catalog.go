@@ -58,9 +58,10 @@ func hash8(s string) string {
 // part is the server's name with each run of characters a tool name may
 // not hold (MCP spec 2025-11-25, "Tool names": A-Z a-z 0-9 _ - .) replaced
 // by one "_" ("my server" gives "my_server", "Acme.Docs" stays as it is);
-// when that leaves no letter or digit (a name all in other scripts), or is
-// longer than 64 characters, it is cut to fit and "_" and 8 hex digits of
-// the name's SHA-256 are appended. When the whole name then holds other
+// when that leaves no letter or digit (a name all in other scripts: "ü"),
+// the part is 8 hex digits of the name's SHA-256 ("607474ca"), and when it
+// is longer than 64 characters, it is cut to fit and "_" and those 8 hex
+// digits are appended. When the whole name then holds other
 // characters, or is longer than 128, they are replaced by "_", and it is cut
 // to 119 characters with "_" and 8 hex digits of its SHA-256 appended, so
 // that two names that differ only there stay apart. Every name is thus 1 to

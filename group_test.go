@@ -649,6 +649,15 @@ func TestGroupNamingCollisions(t *testing.T) {
 	if s, rest, ok := n.Route(b); !ok || s != "中文" || rest != "echo" {
 		t.Errorf("Route(%q) = %q, %q, %v", b, s, rest, ok)
 	}
+	// The documented example: a part with no letter or digit is 8 hex
+	// digits of the name's SHA-256.
+	gc = mcpool.GroupConfig{Servers: []mcpool.ServerConfig{{Name: "ü"}}}
+	if n, err = gc.Naming(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := n.Name("ü", "echo"); got != "607474ca__echo" {
+		t.Errorf(`Name("ü", "echo") = %q; want 607474ca__echo`, got)
+	}
 
 	_, err = mcpool.NewGroup(mcpool.GroupConfig{Unprefixed: true, Servers: []mcpool.ServerConfig{{Name: "a", Config: mcpool.Config{URL: url}}, {Name: "b", Config: mcpool.Config{URL: url}}}})
 	if !errors.Is(err, mcpool.ErrInvalidConfig) || !strings.Contains(err.Error(), "Unprefixed") {
