@@ -90,7 +90,8 @@ type GatewayServer struct {
 	// server.
 	RateLimit *RateLimit
 	// Spares is how many pre-warmed upstream sessions an isolated server
-	// keeps ready; zero means the gateway's default (2), negative none.
+	// keeps ready; zero means the gateway's default (2), negative none
+	// (the file's "spares": 0 gives -1: none).
 	Spares int
 	// MaxQueued caps the callers queued for this server when the gateway
 	// is at MaxInFlight; zero means the gateway's default (64), negative

@@ -33,7 +33,7 @@ type gatewaySection struct {
 type gatewayServerSection struct {
 	Mode           string         `json:"mode"`
 	ForwardHeaders []string       `json:"forwardHeaders"`
-	Spares         int            `json:"spares"`
+	Spares         *int           `json:"spares"` // 0 in the file is none; absent the default
 	MaxQueued      int            `json:"maxQueued"`
 	Tools          ToolFilter     `json:"tools"`
 	Access         AccessRule     `json:"access"`
@@ -190,7 +190,7 @@ func (l *loader) gateway(raw json.RawMessage) error {
 		if g.Servers == nil {
 			g.Servers = map[string]GatewayServer{}
 		}
-		g.Servers[name] = GatewayServer{Mode: s.Mode, ForwardHeaders: s.ForwardHeaders, Spares: s.Spares, MaxQueued: s.MaxQueued,
+		g.Servers[name] = GatewayServer{Mode: s.Mode, ForwardHeaders: s.ForwardHeaders, Spares: spares(s.Spares), MaxQueued: s.MaxQueued,
 			Tools: s.Tools, Access: s.Access, TokenExchange: s.TokenExchange, RateLimit: s.RateLimit}
 	}
 	return nil
@@ -219,7 +219,7 @@ func (l *loader) check() error {
 		if s.ForwardHeaders != nil && s.Mode != ModePassthrough {
 			l.warnf(sc.Name, "%s.forwardHeaders applies to mode passthrough only: it is ignored", field)
 		}
-		if s.Spares != 0 && s.Mode != "" && s.Mode != ModeIsolated {
+		if s.Spares > 0 && s.Mode != "" && s.Mode != ModeIsolated {
 			l.warnf(sc.Name, "%s.spares applies to mode isolated only: it is ignored", field)
 		}
 	}
@@ -281,4 +281,16 @@ func (l *loader) checkServerSecurity(name, field string, s *gatewayServerSection
 		return l.errf(name, field+".rateLimit", "rate must be positive (calls per second) and burst not negative")
 	}
 	return nil
+}
+
+// spares maps the file's "spares" to GatewayServer.Spares: absent is the
+// default (0), and 0, which a user writes to mean none, is none (-1).
+func spares(n *int) int {
+	switch {
+	case n == nil:
+		return 0
+	case *n == 0:
+		return -1
+	}
+	return *n
 }

@@ -67,6 +67,13 @@ func TestParseGatewaySection(t *testing.T) {
 	if !f.Gateway.Unprefixed || f.Gateway.MaxIsolatedSessions != 8 || f.Gateway.Servers["a"].Spares != -1 {
 		t.Errorf("gateway %+v: want unprefixed, maxIsolatedSessions 8 and spares -1 (none)", f.Gateway)
 	}
+	// "spares": 0 is none, as a user means it; absent is the default.
+	for file, want := range map[string]int{`{"spares": 0}`: -1, `{"spares": 3}`: 3, `{}`: 0} {
+		f, err := config.Parse("mcp.json", []byte(`{"mcpServers": {"a": {"url": "http://127.0.0.1:1/mcp"}}, "gateway": {"servers": {"a": `+file+`}}}`), env(nil))
+		if err != nil || f.Gateway.Servers["a"].Spares != want {
+			t.Errorf("%s: Spares %d (%v); want %d", file, f.Gateway.Servers["a"].Spares, err, want)
+		}
+	}
 }
 
 // A file whose sections disagree, or whose gateway section is wrong, is
