@@ -233,7 +233,7 @@ func (l *ConnectLimiter) take(ctx context.Context, giveUp time.Time) error {
 	}
 	if !giveUp.IsZero() {
 		if w := l.waitAtLocked(l.queue.Len()); time.Now().Add(w).After(giveUp) {
-			err := l.queueFullLocked(w)
+			err := l.queueFullLocked(w, time.Until(giveUp))
 			l.mu.Unlock()
 			return err
 		}
@@ -291,16 +291,16 @@ func (l *ConnectLimiter) recheck(t *connectTurn, now, giveUp time.Time) error {
 		ahead++
 	}
 	if w := l.waitAtLocked(ahead); now.Add(w).After(giveUp) {
-		return l.queueFullLocked(w)
+		return l.queueFullLocked(w, giveUp.Sub(now))
 	}
 	return nil
 }
 
 // queueFullLocked is the error of a connect that gives up its place: its
-// turn would come in about w.
-func (l *ConnectLimiter) queueFullLocked(w time.Duration) error {
-	return fmt.Errorf("%w: the turn would come in about %v (%d connects in flight, cap %d, %d queued), past Config.ConnectQueueWait",
-		ErrConnectQueueFull, w.Round(time.Millisecond), l.inFlight, l.limit, l.queue.Len())
+// turn would come in about w, and only left of its queue wait remains.
+func (l *ConnectLimiter) queueFullLocked(w, left time.Duration) error {
+	return fmt.Errorf("%w: the turn would come in about %v (%d connects in flight, cap %d, %d queued), past the %v left of Config.ConnectQueueWait",
+		ErrConnectQueueFull, w.Round(time.Millisecond), l.inFlight, l.limit, l.queue.Len(), max(left, 0).Round(time.Millisecond))
 }
 
 func (l *ConnectLimiter) noteWait(d time.Duration) {
