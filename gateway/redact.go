@@ -18,7 +18,7 @@ func newSecrets(opts Options) *redact.Redactor {
 	for _, s := range opts.Servers {
 		r.Add(s.Config.Secrets()...)
 		if x := s.TokenExchange; x != nil {
-			r.Add(x.ClientSecret)
+			r.Add(x.Secrets()...)
 		}
 	}
 	return r

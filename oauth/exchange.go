@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -361,10 +362,22 @@ func (x *Exchanger) exchange(ctx context.Context, id Identity) (string, time.Tim
 	return tr.AccessToken, until, nil
 }
 
+// Secrets returns the forms in which the Exchanger's client secret goes
+// on the wire (as given, query-escaped, and inside the HTTP Basic
+// credentials, which an authorization server may echo in an error), for
+// a redactor; nil without a secret.
+func (x *Exchanger) Secrets() []string {
+	if x.ClientSecret == "" {
+		return nil
+	}
+	basic := base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(x.ClientID) + ":" + url.QueryEscape(x.ClientSecret)))
+	return []string{x.ClientSecret, url.QueryEscape(x.ClientSecret), basic}
+}
+
 // scrub removes the subject token and client secret from text the
 // endpoint or the transport produced.
 func (x *Exchanger) scrub(s, subjectToken string) string {
-	for _, secret := range []string{subjectToken, x.ClientSecret, url.QueryEscape(subjectToken), url.QueryEscape(x.ClientSecret)} {
+	for _, secret := range append([]string{subjectToken, url.QueryEscape(subjectToken)}, x.Secrets()...) {
 		if len(secret) >= 4 {
 			s = strings.ReplaceAll(s, secret, "[redacted]")
 		}

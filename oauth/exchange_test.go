@@ -2,11 +2,13 @@ package oauth_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,8 +72,9 @@ func (e *exchangeEndpoint) serve(w http.ResponseWriter, r *http.Request) {
 	if e.fail.Load() {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
-		// A careless endpoint echoing the token it refused.
-		fmt.Fprintf(w, `{"error":"invalid_grant","error_description":"subject token %s is not acceptable"}`, f.Get("subject_token"))
+		// A careless endpoint echoing the token it refused, and the
+		// client's own credentials.
+		fmt.Fprintf(w, `{"error":"invalid_grant","error_description":"subject token %s is not acceptable (client %s)"}`, f.Get("subject_token"), r.Header.Get("Authorization"))
 		return
 	}
 	c, _ := e.perSub.LoadOrStore(sub, new(atomic.Int32))
@@ -181,7 +184,8 @@ func TestExchangeFailureIsTypedAndKeepsSecrets(t *testing.T) {
 		t.Errorf("%+v", xe)
 	}
 	msg := err.Error() + fmt.Sprintf("%+v %#v", xe, xe)
-	for _, secret := range []string{"gateway-token-of-alice", exchangeSecret} {
+	basic := base64.StdEncoding.EncodeToString([]byte("gateway:" + url.QueryEscape(exchangeSecret)))
+	for _, secret := range []string{"gateway-token-of-alice", exchangeSecret, basic} {
 		if strings.Contains(msg, secret) {
 			t.Errorf("secret in the error: %s", msg)
 		}
