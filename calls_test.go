@@ -259,15 +259,21 @@ func TestRateLimitedTwice(t *testing.T) {
 	checkNotLost(t, p)
 }
 
-// A call lost with its server, whose tool's definition the pool never read
-// and cannot read now, is not retried, and its error says why: not that
-// the tool is unsafe to run twice (this one is read-only), but that the
-// pool could not learn whether it is.
-func TestLostCallUnknownAnnotationsSaysSo(t *testing.T) {
-	r := startHoldReplica(t, true) // group_failover_test.go: "hold" is read-only
+// holdLostWithServer calls "hold" (read-only) on a pool of a replica whose
+// breaker opens fast, kills the replica under the call and returns the
+// call's error; listFirst reads the catalog (the tool's annotations)
+// before the call.
+func holdLostWithServer(t *testing.T, listFirst bool) (*mcpool.Pool, error) {
+	t.Helper()
+	r := startHoldReplica(t, true) // group_failover_test.go
 	p := newPool(t, mcpool.Config{URL: r.url, BreakerOpenAfter: 100 * time.Millisecond, Logger: quiet})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if listFirst {
+		if _, err := p.ListTools(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	done := make(chan error, 1)
 	go func() {
 		_, err := p.CallTool(ctx, &mcp.CallToolParams{Name: "hold"})
@@ -275,7 +281,15 @@ func TestLostCallUnknownAnnotationsSaysSo(t *testing.T) {
 	}()
 	eventually(t, "the call running", func() bool { return r.count() == 1 })
 	r.kill()
-	err := <-done
+	return p, <-done
+}
+
+// A call lost with its server, whose tool's definition the pool never read
+// and cannot read now, is not retried, and its error says why: not that
+// the tool is unsafe to run twice (this one is read-only), but that the
+// pool could not learn whether it is.
+func TestLostCallUnknownAnnotationsSaysSo(t *testing.T) {
+	_, err := holdLostWithServer(t, false)
 	var lost *mcpool.SessionLostError
 	if !errors.As(err, &lost) || !lost.MayHaveRun || lost.Retried {
 		t.Fatalf("err = %v; want a SessionLostError, may have run, not retried", err)
@@ -290,21 +304,7 @@ func TestLostCallUnknownAnnotationsSaysSo(t *testing.T) {
 // breaker opens), is a lost call: a *SessionLostError that says it may
 // have run and was retried, and still matches the retry's error.
 func TestLostCallRetryFindsNoSession(t *testing.T) {
-	r := startHoldReplica(t, true) // group_failover_test.go: "hold" is read-only
-	p := newPool(t, mcpool.Config{URL: r.url, BreakerOpenAfter: 100 * time.Millisecond, Logger: quiet})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := p.ListTools(ctx); err != nil { // the annotations are known
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := p.CallTool(ctx, &mcp.CallToolParams{Name: "hold"})
-		done <- err
-	}()
-	eventually(t, "the call running", func() bool { return r.count() == 1 })
-	r.kill()
-	err := <-done
+	p, err := holdLostWithServer(t, true)
 	var lost *mcpool.SessionLostError
 	if !errors.As(err, &lost) || !lost.MayHaveRun || !lost.Retried || !errors.Is(err, mcpool.ErrServerUnavailable) {
 		t.Fatalf("err = %v; want a SessionLostError, may have run, retried, matching ErrServerUnavailable", err)
