@@ -664,6 +664,11 @@ func mediaOK(r *http.Request) bool {
 // hostAllowed mirrors the SDK's DNS rebinding protection: a request that
 // reached a loopback address must name a loopback host.
 func hostAllowed(r *http.Request) bool {
+	if r.Host == "" {
+		// HTTP/1.0 without Host: a load balancer's health check (HAProxy's
+		// "option httpchk"), never a browser, which always names the host.
+		return true
+	}
 	la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	if !ok || la == nil || !loopback.Addr(la.String()) {
 		return true

@@ -1,7 +1,9 @@
 package gateway_test
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -62,5 +64,22 @@ func TestBrowserRequestsRefused(t *testing.T) {
 				t.Errorf("refusal %q does not say why", body)
 			}
 		})
+	}
+	// A load balancer's HTTP/1.0 health check names no host: served.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /readyz HTTP/1.0\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("an HTTP/1.0 health check without Host: %d; want 200", resp.StatusCode)
 	}
 }
