@@ -22,7 +22,10 @@ const (
 	// CodeUnavailable: the server cannot take calls now: its circuit
 	// breaker is open after failed connects, or the gateway is shutting
 	// down. Nothing was sent upstream: retry after ErrorData.RetryAfterMs
-	// (for a shutdown, on another gateway replica). With reason
+	// (for a shutdown, on another gateway replica). Except with reason
+	// "draining" and RetryAfterMs 0: the call was in flight when the
+	// gateway's drain ended, and was cancelled (the server was told); it may
+	// have taken effect there, so retry only what is safe to repeat. With reason
 	// "misconfigured" the gateway's connects to the server meet something
 	// no retry cures (its program cannot be started, its URL answers a web
 	// page or 404, the gateway's own credentials are refused; never for
@@ -54,15 +57,29 @@ func overloaded(server, why string, retry time.Duration) error {
 		ErrorData{Server: server, Reason: "overloaded", RetryAfterMs: retry.Milliseconds()})
 }
 
+const drainingRefused = "gateway is shutting down: the call was not started; retry on another gateway"
+
 func draining(server string) error {
-	return rpcError(CodeUnavailable, "gateway is shutting down: the call was not started; retry on another gateway",
+	return rpcError(CodeUnavailable, drainingRefused,
 		ErrorData{Server: server, Reason: "draining", RetryAfterMs: 1000})
 }
 
-// refusedDraining reports whether err is a call refused by draining.
+// errDrainEnded is the cause with which the drain's end (or Close)
+// cancels the calls still in flight.
+var errDrainEnded = errors.New("gateway: shutting down: the drain ended with the call in flight")
+
+// drainCancelled is the answer to a call to server that the drain's end
+// cancelled.
+func drainCancelled(server string) error {
+	return rpcError(CodeUnavailable, "gateway is shutting down: the call was still running when its drain ended, and was cancelled; it had been sent to "+server+" and may have taken effect there",
+		ErrorData{Server: server, Reason: "draining"})
+}
+
+// refusedDraining reports whether err is a call refused by draining (not
+// started; not one the drain's end cancelled).
 func refusedDraining(err error) bool {
 	var je *jsonrpc.Error
-	if !errors.As(err, &je) || je.Code != CodeUnavailable {
+	if !errors.As(err, &je) || je.Code != CodeUnavailable || je.Message != drainingRefused {
 		return false
 	}
 	var d ErrorData

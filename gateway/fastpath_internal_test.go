@@ -59,7 +59,9 @@ func TestRefusedDraining(t *testing.T) {
 	if !refusedDraining(draining("demo")) {
 		t.Error("the draining error is not recognised")
 	}
-	for _, err := range []error{errors.New("gateway is shutting down"), rpcError(CodeUnavailable, "unavailable", ErrorData{Reason: "unavailable"})} {
+	// A call the drain's end cancelled was started: it is answered as it
+	// is, never as a refusal a load balancer would retry elsewhere.
+	for _, err := range []error{errors.New("gateway is shutting down"), rpcError(CodeUnavailable, "unavailable", ErrorData{Reason: "unavailable"}), drainCancelled("demo")} {
 		if refusedDraining(err) {
 			t.Errorf("%v taken for a drain refusal", err)
 		}

@@ -159,8 +159,9 @@ type Options struct {
 	// their isolated upstream sessions). Zero means
 	// DefaultSessionIdleTimeout (10 minutes).
 	SessionIdleTimeout time.Duration
-	// DrainTimeout bounds how long Drain waits for calls in flight. Zero
-	// means DefaultDrainTimeout (30s).
+	// DrainTimeout bounds how long Drain waits for calls in flight; those
+	// still running then are cancelled (see [Gateway.Drain]). Zero means
+	// DefaultDrainTimeout (30s).
 	DrainTimeout time.Duration
 	// CatalogPoll is how often upstream catalogs are checked for changes
 	// (a cache hit unless list_changed emptied the cache). Zero means
@@ -286,11 +287,17 @@ type Gateway struct {
 	started  time.Time
 
 	draining atomic.Bool
-	requests atomic.Int64  // POSTs to /mcp being handled (subscriptions excepted)
-	answers  answerCounter // stdio: requests read and not yet answered
-	ctx      context.Context
-	cancel   context.CancelFunc
-	bg       sync.WaitGroup
+	// calls ends when the drain does with calls still in flight, or when
+	// Close begins: every routed call runs under it (Gateway.call), by
+	// whatever path it came (the fast path, the SDK's, stateless, stdio),
+	// so that it is cancelled upstream and answered (drainCancelled).
+	calls     context.Context
+	stopCalls context.CancelCauseFunc
+	requests  atomic.Int64  // POSTs to /mcp being handled (subscriptions excepted)
+	answers   answerCounter // stdio: requests read and not yet answered
+	ctx       context.Context
+	cancel    context.CancelFunc
+	bg        sync.WaitGroup
 	// bgMu guards bgClosed, set by Close before it waits for bg: work a
 	// Reload starts then must not join bg (goBackground).
 	bgMu     sync.Mutex
@@ -410,6 +417,7 @@ func New(opts Options) (*Gateway, error) {
 	g := &Gateway{opts: opts, sec: sec, log: opts.Logger, started: time.Now(), resOwner: map[string]*server{}}
 	g.adm = admission{slots: semaphore.NewWeighted(int64(opts.MaxInFlight)), max: int64(opts.MaxInFlight), wait: opts.QueueWait}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g.calls, g.stopCalls = context.WithCancelCause(context.Background())
 	set, _, err := g.newServerSet(opts.Servers, naming, nil)
 	if err != nil {
 		g.cancel()
@@ -573,28 +581,81 @@ func (g *Gateway) goBackground(f func()) bool {
 
 // Drain starts a graceful shutdown: /readyz fails, new calls and new HTTP
 // requests are refused (CodeUnavailable, 503), and Drain waits until the
-// calls in flight have finished, ctx ends or DrainTimeout passes. It
-// returns nil when every call finished, else an error saying how many were
-// still running.
+// calls in flight have finished, ctx ends or DrainTimeout passes. Then the
+// calls still in flight, whatever path they came by (HTTP in either era,
+// with or without progress, stdio), are cancelled: the upstream is told
+// (notifications/cancelled) and each caller is answered CodeUnavailable
+// with reason "draining" (see [CodeUnavailable]); Drain waits up to
+// [DrainAnswerWait] more for those answers to be written, so that Close
+// does not end their sessions first. It returns nil when every call
+// finished, else a [*DrainError].
 func (g *Gateway) Drain(ctx context.Context) error {
 	g.draining.Store(true)
 	g.stopStreams() // portable.go
 	g.log.Info("draining: readiness dropped, new calls refused", "in_flight", g.adm.inFlight.Load())
-	ctx, cancel := context.WithTimeout(ctx, g.opts.DrainTimeout)
+	dctx, cancel := context.WithTimeout(ctx, g.opts.DrainTimeout)
 	defer cancel()
+	if g.waitIdle(dctx) {
+		g.log.Info("drained: no call in flight")
+		return nil
+	}
+	derr := &DrainError{InFlight: g.adm.inFlight.Load(), Requests: g.requests.Load(), Answers: g.answers.pending.Load(), Err: dctx.Err()}
+	g.log.Warn("drain deadline: cancelling the calls still in flight", "in_flight", derr.InFlight, "requests", derr.Requests, "answers_owed", derr.Answers)
+	g.stopCalls(errDrainEnded)
+	actx, cancel2 := context.WithTimeout(context.WithoutCancel(ctx), DrainAnswerWait)
+	defer cancel2()
+	if !g.waitIdle(actx) {
+		derr.Unended = true
+		derr.LeftInFlight, derr.LeftRequests, derr.LeftAnswers = g.adm.inFlight.Load(), g.requests.Load(), g.answers.pending.Load()
+	}
+	return derr
+}
+
+// DrainAnswerWait is how long Drain waits, once it has cancelled the calls
+// still in flight at its deadline, for them to end and their answers to be
+// written. A cancelled call ends at once; this bounds one that does not.
+const DrainAnswerWait = 2 * time.Second
+
+// waitIdle waits until no call is in flight, no HTTP request is being
+// handled and no stdio answer is owed, and reports whether that came
+// before ctx ended.
+func (g *Gateway) waitIdle(ctx context.Context) bool {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for g.adm.inFlight.Load() > 0 || g.requests.Load() > 0 || g.answers.pending.Load() > 0 {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("gateway: drain ended with %d calls still in flight, %d HTTP requests being handled and %d answers not yet written: %w",
-				g.adm.inFlight.Load(), g.requests.Load(), g.answers.pending.Load(), ctx.Err())
+			return false
 		case <-tick.C:
 		}
 	}
-	g.log.Info("drained: no call in flight")
-	return nil
+	return true
 }
+
+// DrainError is Drain's error when its deadline (or ctx) ended it with
+// calls in flight: those calls were cancelled, upstream and downstream.
+type DrainError struct {
+	// At the deadline: calls in flight (routed to a server), HTTP requests
+	// being handled, stdio requests read and not yet answered.
+	InFlight, Requests, Answers int64
+	// Unended: some had not ended DrainAnswerWait after they were
+	// cancelled; the Left figures are those still there then.
+	Unended                                 bool
+	LeftInFlight, LeftRequests, LeftAnswers int64
+	// Err is ctx's error: context.DeadlineExceeded for DrainTimeout.
+	Err error
+}
+
+func (e *DrainError) Error() string {
+	s := fmt.Sprintf("gateway: drain ended (%v) with %d calls in flight, %d HTTP requests being handled and %d stdio answers owed: the calls were cancelled",
+		e.Err, e.InFlight, e.Requests, e.Answers)
+	if e.Unended {
+		return s + fmt.Sprintf(", and %v later %d calls, %d HTTP requests and %d stdio answers had still not ended", DrainAnswerWait, e.LeftInFlight, e.LeftRequests, e.LeftAnswers)
+	}
+	return s + " and every request answered"
+}
+
+func (e *DrainError) Unwrap() error { return e.Err }
 
 // Close ends every downstream session and closes the upstream pools the
 // gateway made (isolated sessions, spares, passthrough partitions): HTTP
@@ -604,6 +665,7 @@ func (g *Gateway) Drain(ctx context.Context) error {
 func (g *Gateway) Close(ctx context.Context) error {
 	g.closeOnce.Do(func() {
 		g.draining.Store(true)
+		g.stopCalls(errDrainEnded) // what Drain left running, or all without a Drain
 		g.cancel()
 		for ss := range g.mcp.Sessions() {
 			_ = ss.Close()

@@ -158,6 +158,16 @@ func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn fun
 	if g.draining.Load() {
 		return draining(srv.name)
 	}
+	// The drain's end cancels the call, by whatever path it came: the pool
+	// tells the upstream, and the caller is answered.
+	ctx, cancelCall := context.WithCancelCause(ctx)
+	defer cancelCall(nil)
+	defer context.AfterFunc(g.calls, func() { cancelCall(context.Cause(g.calls)) })()
+	defer func() {
+		if err != nil && errors.Is(context.Cause(ctx), errDrainEnded) {
+			err = drainCancelled(srv.name)
+		}
+	}()
 	srv, err = g.enter(srv, req) // reload.go
 	if err != nil {
 		return err

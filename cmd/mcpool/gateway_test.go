@@ -140,9 +140,13 @@ func TestGatewayJSONLogs(t *testing.T) {
 // the config file it names, so the stdio test starts a real child process.
 const gatewayStdioEnv = "MCPOOL_CLI_TEST_GATEWAY_STDIO"
 
+// gatewayStdioArgsEnv adds flags to that command, separated by spaces.
+const gatewayStdioArgsEnv = "MCPOOL_CLI_TEST_GATEWAY_STDIO_ARGS"
+
 func init() {
 	if config := os.Getenv(gatewayStdioEnv); config != "" {
-		os.Exit(run([]string{"gateway", "--stdio", "--config", config}, os.Stdout, os.Stderr))
+		args := append([]string{"gateway", "--stdio", "--config", config}, strings.Fields(os.Getenv(gatewayStdioArgsEnv))...)
+		os.Exit(run(args, os.Stdout, os.Stderr))
 	}
 }
 
@@ -219,6 +223,83 @@ func TestGatewayStdioDrainsOnSIGTERM(t *testing.T) {
 	}
 	if code := cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("exit status %d, want 0: %s", code, logs.String())
+	}
+}
+
+// --stdio, SIGTERM with a call in flight that outlasts --drain-timeout: at
+// the deadline the call is cancelled upstream and answered with the
+// gateway's draining error, and the process exits 0 soon after.
+func TestGatewayStdioDrainTimeoutCancelsTheCall(t *testing.T) {
+	started, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
+	up := mcp.NewServer(&mcp.Implementation{Name: "block", Version: "1"}, nil)
+	mcp.AddTool(up, &mcp.Tool{Name: "block"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+		started <- struct{}{}
+		<-ctx.Done() // only the gateway's cancellation ends it
+		cancelled <- struct{}{}
+		return nil, nil, ctx.Err()
+	})
+	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return up }, nil))
+	defer ts.Close()
+	path := filepath.Join(t.TempDir(), "mcp.json")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(`{"mcpServers": {"b": {"url": %q}}, "gateway": {"servers": {"b": {"mode": "shared"}}}}`, ts.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const drain = 500 * time.Millisecond
+	cmd := exec.Command(exe)
+	logs := &lockedBuffer{}
+	cmd.Stderr = logs
+	cmd.Env = append(os.Environ(), gatewayStdioEnv+"="+path, gatewayStdioArgsEnv+"=--drain-timeout "+drain.String(), "GORACE=atexit_sleep_ms=0")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := mcp.NewClient(&mcp.Implementation{Name: "desktop", Version: "1"}, nil)
+	cs, err := c.Connect(ctx, &mcp.CommandTransport{Command: cmd, TerminateDuration: 30 * time.Second}, nil)
+	if err != nil {
+		t.Fatalf("connect over stdio: %v (%s)", err, logs.String())
+	}
+	defer cs.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "b__block", Arguments: map[string]any{}})
+		done <- err
+	}()
+	<-started
+	sent := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "-32053") && !strings.Contains(err.Error(), "shutting down") {
+			t.Errorf("the call in flight at the drain's deadline: %v; want the gateway's draining error; gateway log:\n%s", err, logs.String())
+		}
+	case <-ctx.Done():
+		t.Fatalf("the call got no answer: %s", logs.String())
+	}
+	select {
+	case <-cancelled:
+	case <-ctx.Done():
+		t.Fatalf("the upstream call was not cancelled: %s", logs.String())
+	}
+	// The client's session ends when the process's stdout does, and the
+	// transport then reaps the process.
+	_ = cs.Wait()
+	if cmd.ProcessState == nil {
+		t.Fatalf("the gateway did not exit: %s", logs.String())
+	}
+	// drain, then at most DrainAnswerWait (a cancelled call ends at once)
+	// and the close: well within drain + 5 s.
+	if took := time.Since(sent); took > drain+5*time.Second {
+		t.Errorf("the gateway exited %v after SIGTERM, want within %v", took, drain+5*time.Second)
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit status %d, want 0: %s", code, logs.String())
+	}
+	if l := logs.String(); !strings.Contains(l, "drain timed out: calls still in flight were cancelled") || strings.Contains(l, "server is closing") {
+		t.Errorf("gateway log:\n%s\nwant the drain's timeout told, and no session closed under an answer", l)
 	}
 }
 
