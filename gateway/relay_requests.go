@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mcpool/mcpool"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -222,7 +223,7 @@ func (g *Gateway) upstreamHandlers(srv *server, owner *isoOwner) *mcpool.ClientH
 				return nil, err
 			}
 			if caps := clientCaps(c.ss); caps == nil || caps.Elicitation == nil {
-				return nil, fmt.Errorf("mcpool gateway: the client of this call did not declare elicitation")
+				return nil, undeclared("elicitation")
 			}
 			if len(p.Meta) == 0 {
 				p.Meta = nil
@@ -247,7 +248,7 @@ func (g *Gateway) upstreamHandlers(srv *server, owner *isoOwner) *mcpool.ClientH
 				return nil, err
 			}
 			if caps := clientCaps(c.ss); caps == nil || caps.Sampling == nil {
-				return nil, fmt.Errorf("mcpool gateway: the client of this call did not declare sampling")
+				return nil, undeclared("sampling")
 			}
 			if len(p.Meta) == 0 {
 				p.Meta = nil
@@ -272,7 +273,7 @@ func (g *Gateway) upstreamHandlers(srv *server, owner *isoOwner) *mcpool.ClientH
 				return nil, err
 			}
 			if caps := clientCaps(c.ss); caps == nil || caps.RootsV2 == nil {
-				return nil, fmt.Errorf("mcpool gateway: the client of this call did not declare roots")
+				return nil, undeclared("roots")
 			}
 			if len(p.Meta) == 0 {
 				p.Meta = nil
@@ -632,4 +633,11 @@ func (g *Gateway) forwardRootsChanged(ctx context.Context, req *mcp.RootsListCha
 	for _, p := range pools {
 		p.NotifyRootsListChanged()
 	}
+}
+
+// undeclared is the answer to a server's request that the client of the
+// call did not declare it can serve: JSON-RPC "method not found", as the
+// client itself would answer, not an error without a code.
+func undeclared(capability string) error {
+	return &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: "mcpool gateway: the client of this call did not declare " + capability}
 }

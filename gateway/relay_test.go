@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/mcpool/mcpool"
 	"github.com/mcpool/mcpool/gateway"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -31,6 +33,9 @@ func askServer(t *testing.T) string {
 				"name": map[string]any{"type": "string"},
 			}},
 		})
+		if je := (*jsonrpc.Error)(nil); errors.As(err, &je) {
+			return nil, nil, fmt.Errorf("code %d: %w", je.Code, err) // what the client answered, code and all
+		}
 		if err != nil {
 			return nil, nil, err
 		}
@@ -141,8 +146,8 @@ func TestRelaySamplingCapabilityAndLogs(t *testing.T) {
 	eventually(t, "a's log message", func() bool { return logsA.Load() == 1 })
 	start := time.Now()
 	_, err := call(ctx, b, "up__ask", map[string]any{"tag": "y"})
-	if err == nil || !strings.Contains(err.Error(), "elicitation") {
-		t.Fatalf("elicitation for a client without the capability: %v, want an error naming elicitation", err)
+	if err == nil || !strings.Contains(err.Error(), "elicitation") || !strings.Contains(err.Error(), "code -32601") {
+		t.Fatalf("elicitation for a client without the capability: %v, want method not found (-32601) naming elicitation", err)
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("the refusal took %v", d)
