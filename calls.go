@@ -29,9 +29,9 @@ import (
 // again and again; any other call is retried only while every attempt
 // provably never ran, up to MaxSessions times (a server that expired all
 // its sessions at once). Otherwise, or when the retries are spent or a
-// retry finds no session (the server gone, ctx ended), it returns a
-// [*SessionLostError] (errors.Is ErrSessionLost, and the last attempt's
-// error: ErrServerUnavailable, ctx's error).
+// retry finds no session (the server gone, ctx ended while it waited for
+// one), it returns a [*SessionLostError] (errors.Is ErrSessionLost, and the
+// last attempt's error: ErrServerUnavailable, ErrPoolExhausted).
 //
 // A 429 Too Many Requests is not a lost session: the request did not run.
 // CallTool waits for the server's Retry-After (BackoffInitial if it sent
@@ -88,8 +88,7 @@ func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (res *m
 		if o = p.do(ctx, call); !o.lost {
 			if o.err != nil && noSessionFound(o.err) {
 				// The retry found no session (the server is gone, or ctx
-				// ended while it waited): the call stays lost, and may
-				// have run.
+				// ended while it waited for one): the call stays lost.
 				err = o.err
 				break
 			}
@@ -103,10 +102,10 @@ func (p *Pool) CallTool(ctx context.Context, params *mcp.CallToolParams) (res *m
 }
 
 // noSessionFound reports whether err is that of an attempt that found no
-// session to send the call on.
+// session to send the call on. (A bare context error is not: the attempt
+// may have sent the call before ctx ended.)
 func noSessionFound(err error) bool {
-	return errors.Is(err, ErrServerUnavailable) || errors.Is(err, ErrConnectFailed) || errors.Is(err, ErrPoolExhausted) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+	return errors.Is(err, ErrServerUnavailable) || errors.Is(err, ErrConnectFailed) || errors.Is(err, ErrPoolExhausted)
 }
 
 type retryKey struct{}

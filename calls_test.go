@@ -312,4 +312,7 @@ func TestLostCallRetryFindsNoSession(t *testing.T) {
 	if n := p.Stats().LostCalls; n != 1 {
 		t.Errorf("LostCalls = %d; want 1", n)
 	}
+	if o := mcpool.CallOutcome(nil, err); o != mcpool.OutcomeLost {
+		t.Errorf("CallOutcome = %q; want %q, as the metrics count it", o, mcpool.OutcomeLost)
+	}
 }

@@ -491,7 +491,8 @@ func checkHeaders(h http.Header, token string) error {
 		if name == "" || strings.ContainsFunc(name, func(r rune) bool {
 			return r <= ' ' || r >= 0x7f || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", r)
 		}) {
-			return configErr("Headers", fmt.Sprintf("%q is not a valid header name", name))
+			// Not quoted: a name such as "Authorization: Bearer …" holds a credential.
+			return configErr("Headers", "a header name has a space, a colon or another character names may not hold")
 		}
 		if slices.ContainsFunc(vs, bad) {
 			return configErr("Headers", fmt.Sprintf("%s: the value has a control character (a line break read with it?)", name))

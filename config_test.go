@@ -33,6 +33,7 @@ func TestInvalidConfigs(t *testing.T) {
 		{"negative drain", mcpool.Config{NewTransport: nt, DrainTimeout: -1}, "DrainTimeout"},
 		{"header value with a line break", mcpool.Config{URL: "http://127.0.0.1/mcp", Headers: http.Header{"X-Key": {"s3cret\n"}}}, "Headers"},
 		{"header name with a space", mcpool.Config{URL: "http://127.0.0.1/mcp", Headers: http.Header{"X Key": {"v"}}}, "Headers"},
+		{"a whole header as its name", mcpool.Config{URL: "http://127.0.0.1/mcp", Headers: http.Header{"Authorization: Bearer s3cret": {""}}}, "Headers"},
 		{"token with a line break", mcpool.Config{URL: "http://127.0.0.1/mcp", BearerToken: "s3cret\r\n"}, "BearerToken"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -248,15 +248,15 @@ func movable(ctx context.Context, err error, safe bool) bool {
 	if ctx.Err() != nil || errors.Is(err, ErrPoolClosed) || errors.Is(err, ErrUnauthorized) {
 		return false
 	}
+	var lost *SessionLostError
+	if errors.As(err, &lost) { // first: its retry may have met the errors below
+		return !lost.MayHaveRun || safe
+	}
 	if errors.Is(err, ErrServerUnavailable) || errors.Is(err, ErrConnectFailed) || errors.Is(err, ErrPoolExhausted) {
 		return true // the call never reached a session
 	}
 	if errors.Is(err, ErrRateLimited) {
 		return true // a 429: the server refused the request unrun
-	}
-	var lost *SessionLostError
-	if errors.As(err, &lost) {
-		return !lost.MayHaveRun || safe
 	}
 	// Errors of Pool.Do (prompts, resources) come as the SDK gives them:
 	// anything but the server's own answer may be the replica's failure.

@@ -155,12 +155,12 @@ func CallOutcome(res *mcp.CallToolResult, err error) string {
 		return OutcomeToolError
 	case err == nil:
 		return OutcomeOK
+	case errors.Is(err, ErrSessionLost):
+		return OutcomeLost // first: a lost call's retry may have met the others
 	case errors.Is(err, ErrPoolExhausted):
 		return OutcomeExhausted
 	case errors.Is(err, ErrServerUnavailable):
 		return OutcomeUnavailable
-	case errors.Is(err, ErrSessionLost):
-		return OutcomeLost
 	case errors.Is(err, ErrPoolClosed):
 		return OutcomeClosed
 	case errors.Is(err, ErrUnauthorized):

@@ -36,6 +36,10 @@ func checkPassthrough(s Server, auth bool) error {
 				"use tokenExchange for per-user upstream tokens, or forward a header of the upstream's own", s.Name)
 		}
 	}
+	if s.Config.BearerToken != "" || s.Config.Token != nil || s.Config.OAuthHandler != nil {
+		return fmt.Errorf("gateway: server %q: mode passthrough sends each caller's own credentials, never the gateway's: "+
+			"remove its BearerToken, Token and OAuthHandler", s.Name)
+	}
 	for name := range s.Config.Headers {
 		if k := http.CanonicalHeaderKey(name); k == "Authorization" || k == "Cookie" || slices.ContainsFunc(s.ForwardHeaders, func(f string) bool {
 			return http.CanonicalHeaderKey(f) == k
@@ -68,7 +72,8 @@ func subjectKey(id oauth.Identity) string { return id.Subject }
 
 // partitionOf returns the key of the caller's upstream partition on a
 // passthrough server: the forwarded headers and, with TokenExchange, the
-// subject, encoded as JSON.
+// caller's grant (oauth.Identity.Grant: issuer, subject, client, scopes),
+// encoded as JSON.
 func (srv *server) partitionOf(req mcp.Request) (string, error) {
 	part := partition{}
 	if len(srv.ForwardHeaders) > 0 {

@@ -25,7 +25,8 @@
 //     the downstream headers named by ForwardHeaders (never Authorization)
 //     and, with Server.TokenExchange, a token issued for the upstream in
 //     exchange for the caller's; upstream sessions and catalogs are
-//     partitioned per credential and subject ([mcpool.Keyed]): a session or
+//     partitioned per credential and grant (user, client, scopes;
+//     [mcpool.Keyed]): a session or
 //     a list made for one caller is never used for another. A request that
 //     carries no credential is refused rather than served anonymously.
 //     Choose it when the upstream server authorizes each user itself.

@@ -75,6 +75,18 @@ func drainCancelled(server string) error {
 		ErrorData{Server: server, Reason: "draining"})
 }
 
+// drainEnded is the answer to a call to server that the drain's end
+// cancelled: drainCancelled when the call may have reached the server
+// (sent: the upstream was asked, and its error, upErr, is not one of a
+// call that found no session), else draining (not started: retry).
+func drainEnded(server string, sent bool, upErr error) error {
+	var lost *mcpool.SessionLostError
+	if !sent || !errors.As(upErr, &lost) && (errors.Is(upErr, mcpool.ErrPoolExhausted) || errors.Is(upErr, mcpool.ErrConnectFailed) || errors.Is(upErr, mcpool.ErrServerUnavailable)) {
+		return draining(server)
+	}
+	return drainCancelled(server)
+}
+
 // refusedDraining reports whether err is a call refused by draining (not
 // started; not one the drain's end cancelled).
 func refusedDraining(err error) bool {

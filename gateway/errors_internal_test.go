@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -46,5 +47,28 @@ func TestUpstreamErrorLostCall(t *testing.T) {
 	var je *jsonrpc.Error
 	if err := upstreamError("s", ModeShared, neverRan); !errors.As(err, &je) || je.Code != CodeUnavailable {
 		t.Errorf("upstreamError = %v; a call that never ran is unavailable", err)
+	}
+}
+
+// A call the drain's end cancelled is told it may have taken effect only
+// when the upstream was asked and its error is not one of a call that
+// found no session; otherwise it was not started, and may be retried.
+func TestDrainEnded(t *testing.T) {
+	lost := &mcpool.SessionLostError{Tool: "t", MayHaveRun: true, Cause: &mcpool.UnavailableError{Failures: 1, Cause: errors.New("refused")}}
+	for _, tc := range []struct {
+		name    string
+		sent    bool
+		upErr   error
+		refused bool // answered as not started (draining, retry)
+	}{
+		{"queued for admission", false, context.Canceled, true},
+		{"waiting for a pooled session", true, &mcpool.ExhaustedError{Cause: context.Canceled}, true},
+		{"its server's connects failing", true, &mcpool.ConnectError{Target: "x", Cause: context.Canceled}, true},
+		{"running upstream", true, context.Canceled, false},
+		{"lost, its retry finding no session", true, lost, false},
+	} {
+		if got := refusedDraining(drainEnded("s", tc.sent, tc.upErr)); got != tc.refused {
+			t.Errorf("%s: answered as not started = %v; want %v", tc.name, got, tc.refused)
+		}
 	}
 }

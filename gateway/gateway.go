@@ -482,7 +482,6 @@ func (g *Gateway) newServer(s Server, naming *mcpool.Naming) (*server, error) {
 		if err := checkPassthrough(s, g.opts.Auth != nil); err != nil { // auth.go
 			return nil, err
 		}
-		cfg.BearerToken, cfg.Token = "", nil
 		// Each credential's catalog is its own: tell every downstream
 		// session to list again.
 		cfg.OnListChanged = g.passthroughChanged // relay.go

@@ -293,4 +293,11 @@ func TestPassthroughRefusesGatewayCredentials(t *testing.T) {
 			t.Errorf("headers %v: %v; want a refusal naming %s (and no header value)", tc.headers, err, tc.refused)
 		}
 	}
+	// Nor the gateway's own token or sign-in.
+	s := gateway.Server{Name: "p", Mode: gateway.ModePassthrough, ForwardHeaders: []string{"x-user-key"},
+		Config: mcpool.Config{URL: "http://127.0.0.1:1/mcp", BearerToken: "gateway-own-key"}}
+	if _, err := gateway.New(gateway.Options{Logger: quiet(), Servers: []gateway.Server{s}}); err == nil ||
+		!strings.Contains(err.Error(), "remove its BearerToken, Token and OAuthHandler") || strings.Contains(err.Error(), "gateway-own-key") {
+		t.Errorf("a passthrough server with the gateway's BearerToken: %v; want it refused", err)
+	}
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // Passthrough servers: each caller's partition (its forwarded headers and,
-// with TokenExchange, its subject; see auth.go) has its own upstream
+// with TokenExchange, its grant: user, client and scopes; see auth.go) has its own upstream
 // sessions and catalogs, so two callers share them only when they present
 // the same credentials. mcpool.Keyed keeps only a digest of the key.
 

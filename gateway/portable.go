@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -17,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mcpool/mcpool/internal/loopback"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -175,12 +173,9 @@ func (g *Gateway) isolatedHome(srv *server, ss *mcp.ServerSession) (*upstreamRef
 
 // ServeHTTP serves /mcp for 2025-11-25-era clients.
 func (p *portable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// The SDK handler's checks, which this one stands in for: DNS
-	// rebinding on loopback, the body's size, the protocol version.
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && la != nil && loopback.Addr(la.String()) && !loopback.Addr(r.Host) {
-		http.Error(w, fmt.Sprintf("Forbidden: invalid Host header %q", r.Host), http.StatusForbidden)
-		return
-	}
+	// The SDK handler's checks, which this one stands in for: the body's
+	// size, the protocol version. (DNS rebinding is refused before any
+	// handler: http.go's browserSafe.)
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, mcp.DefaultMaxRequestBodyBytes)
 	}

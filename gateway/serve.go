@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpool/mcpool"
@@ -163,9 +164,12 @@ func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn fun
 	ctx, cancelCall := context.WithCancelCause(ctx)
 	defer cancelCall(nil)
 	defer context.AfterFunc(g.calls, func() { cancelCall(context.Cause(g.calls)) })()
+	name := srv.name // srv is nil after enter when a reload removed the server
+	var sent atomic.Bool
+	var upErr error
 	defer func() {
 		if err != nil && errors.Is(context.Cause(ctx), errDrainEnded) {
-			err = drainCancelled(srv.name)
+			err = drainEnded(name, sent.Load(), upErr) // errors.go
 		}
 	}()
 	srv, err = g.enter(srv, req) // reload.go
@@ -185,7 +189,11 @@ func (g *Gateway) call(ctx context.Context, srv *server, req mcp.Request, fn fun
 	defer cancel()
 	ctx, leave := g.enterCall(ctx, srv, req) // relay_requests.go
 	defer leave()
-	err = g.withUpstream(ctx, srv, req, fn)
+	err = g.withUpstream(ctx, srv, req, func(ctx context.Context, up Upstream) error {
+		sent.Store(true) // the upstream is asked (it may still find no session: see drainEnded)
+		return fn(ctx, up)
+	})
+	upErr = err
 	if err != nil {
 		ss, _ := req.GetSession().(*mcp.ServerSession)
 		g.relay.noteURLElicitationError(srv, ss, err) // elicitation_complete.go

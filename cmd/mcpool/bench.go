@@ -218,7 +218,7 @@ func preflight(ctx context.Context, tgt *target, f *targetFlags, tool string, ti
 	if err != nil {
 		return err
 	}
-	defer func() { shutdown(err != nil || ctx.Err() != nil, nil, p) }()
+	defer func(ctx context.Context) { shutdown(err != nil || ctx.Err() != nil, nil, p) }(ctx) // the command's ctx, not the timeout's below
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := startPool(ctx, p, tgt, f, stderr); err != nil { // connectwait.go

@@ -194,7 +194,7 @@ func groupTools(ctx context.Context, f *oneShotFlags, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	defer func() { c.close(err != nil || ctx.Err() != nil) }()
+	defer func(ctx context.Context) { c.close(err != nil || ctx.Err() != nil) }(ctx) // the command's ctx, not the --timeout one below
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	// No Start: the list connects each server as it needs, side by side,
@@ -248,7 +248,7 @@ func groupCall(ctx context.Context, f *oneShotFlags, params *mcp.CallToolParams,
 	if err != nil {
 		return nil, err
 	}
-	defer func() { c.close(err != nil || ctx.Err() != nil) }()
+	defer func(ctx context.Context) { c.close(err != nil || ctx.Err() != nil) }(ctx) // the command's ctx, not the --timeout one below
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	// No Start: the call connects the one server it needs.
@@ -279,7 +279,7 @@ func groupBench(ctx context.Context, b *benchFlags, params func() *mcp.CallToolP
 	if err != nil {
 		return err
 	}
-	defer func() { c.close(err != nil || ctx.Err() != nil) }()
+	defer func(ctx context.Context) { c.close(err != nil || ctx.Err() != nil) }(ctx) // the command's ctx, not the --timeout one below
 	tool := c.toolName(b.tool)
 	wctx, cancel := context.WithTimeout(ctx, b.timeout)
 	c.start(wctx, stderr)

@@ -38,7 +38,7 @@ func runServers(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	if err != nil {
 		return err
 	}
-	defer func() { c.close(err != nil || ctx.Err() != nil) }()
+	defer func(ctx context.Context) { c.close(err != nil || ctx.Err() != nil) }(ctx) // the command's ctx, not the --timeout one below
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	// Start (MinSessions) beside the list, not before it: a server
