@@ -125,8 +125,12 @@ func upstreamError(server string, mode Mode, err error) error {
 			ErrorData{Server: server, Reason: "unavailable", RetryAfterMs: 1000})
 	case errors.Is(err, mcpool.ErrPoolExhausted):
 		return overloaded(server, "no upstream session had room in time", time.Second)
-	case errors.Is(err, mcpool.ErrPoolClosed):
+	case err == mcpool.ErrPoolClosed: // bare: refused before it started (Pool.Acquire)
 		return draining(server)
+	case errors.Is(err, mcpool.ErrPoolClosed):
+		// Wrapped with the call's error: the pool's Close cancelled it at
+		// its drain deadline, after it was sent (Pool.CallTool).
+		return drainCancelled(server)
 	case errors.Is(err, mcpool.ErrUnauthorized):
 		return rpcError(CodeUnauthorized, "server "+server+" refused the credentials", ErrorData{Server: server, Reason: "unauthorized"})
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/mcpool/mcpool"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // A failure no retry cures is the gateway's misconfiguration where the
@@ -70,5 +72,25 @@ func TestDrainEnded(t *testing.T) {
 		if got := refusedDraining(drainEnded("s", tc.sent, tc.upErr)); got != tc.refused {
 			t.Errorf("%s: answered as not started = %v; want %v", tc.name, got, tc.refused)
 		}
+	}
+}
+
+// A call refused by a closed pool was not started: retry. One its Close
+// cancelled at the drain deadline was sent: it may have taken effect.
+func TestUpstreamErrorPoolClosed(t *testing.T) {
+	p, err := mcpool.New(mcpool.Config{URL: "http://127.0.0.1:1/mcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, refused := p.CallTool(context.Background(), &mcp.CallToolParams{Name: "t"})
+	if !refusedDraining(upstreamError("s", ModeShared, refused)) {
+		t.Errorf("a closed pool's refusal (%v) is not answered as not started", refused)
+	}
+	cancelled := fmt.Errorf("%w: call cancelled at the drain deadline: %w", mcpool.ErrPoolClosed, context.Canceled) // calls.go's shape
+	if refusedDraining(upstreamError("s", ModeShared, cancelled)) {
+		t.Errorf("a call the pool's Close cancelled is answered as not started")
 	}
 }
