@@ -25,6 +25,16 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// closePeer ends the server's sessions, then the server: a session's read
+// loop would otherwise end only some time after the client's DELETE, and
+// a busy machine can let goleak see it.
+func closePeer(s *mcp.Server, ts *httptest.Server) {
+	for ss := range s.Sessions() {
+		_ = ss.Close()
+	}
+	ts.Close()
+}
+
 // metaRecorder is a go-sdk server middleware that keeps the trace context
 // each tools/call arrived with, as a server's tracing would extract it.
 type metaRecorder struct {
@@ -63,7 +73,7 @@ func testSpans(t *testing.T, stateless bool, version string) {
 	srv := demoserver.New(demoserver.Options{})
 	srv.AddReceivingMiddleware(rec.middleware)
 	ts := httptest.NewServer(demoserver.Handler(srv, stateless, 0))
-	t.Cleanup(ts.Close)
+	t.Cleanup(func() { closePeer(srv, ts) })
 	u, _ := url.Parse(ts.URL)
 	port, _ := strconv.Atoi(u.Port())
 
@@ -230,8 +240,9 @@ func testSpans(t *testing.T, stateless bool, version string) {
 // TestBareAcquireStartsNoTrace: without a span in the context, Acquire
 // makes no span.
 func TestBareAcquireStartsNoTrace(t *testing.T) {
-	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
-	t.Cleanup(ts.Close)
+	srv := demoserver.New(demoserver.Options{})
+	ts := httptest.NewServer(demoserver.Handler(srv, false, 0))
+	t.Cleanup(func() { closePeer(srv, ts) })
 	spans := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
@@ -277,7 +288,7 @@ func TestSharedParamsUntouched(t *testing.T) {
 	srv := demoserver.New(demoserver.Options{})
 	srv.AddReceivingMiddleware(rec.middleware)
 	ts := httptest.NewServer(demoserver.Handler(srv, false, 0))
-	t.Cleanup(ts.Close)
+	t.Cleanup(func() { closePeer(srv, ts) })
 	tp := sdktrace.NewTracerProvider()
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	p, err := mcpool.New(mcpool.Config{URL: ts.URL, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HealthCheckInterval: -1})
@@ -340,8 +351,9 @@ func (s servers) Replicas(name string) []*mcpool.Pool { return s[name] }
 // TestInstrumentGroup: each server of a group reports under its own
 // mcpool.pool.name, its replicas summed.
 func TestInstrumentGroup(t *testing.T) {
-	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
-	t.Cleanup(ts.Close)
+	srv := demoserver.New(demoserver.Options{})
+	ts := httptest.NewServer(demoserver.Handler(srv, false, 0))
+	t.Cleanup(func() { closePeer(srv, ts) })
 	newPool := func() *mcpool.Pool {
 		p, err := mcpool.New(mcpool.Config{URL: ts.URL, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HealthCheckInterval: -1})
 		if err != nil {

@@ -26,12 +26,28 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// demoHTTP serves the demo server over loopback HTTP until the test ends,
+// when its sessions are closed before the server: a session's read loop
+// would otherwise end only some time after the client's DELETE, and a busy
+// machine can let goleak see it.
+func demoHTTP(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := demoserver.New(demoserver.Options{})
+	ts := httptest.NewServer(demoserver.Handler(srv, false, 0))
+	t.Cleanup(func() {
+		for ss := range srv.Sessions() {
+			_ = ss.Close()
+		}
+		ts.Close()
+	})
+	return ts
+}
+
 // newHTTPPool serves the demo server over loopback HTTP and returns a pool
 // for it, closed when the test ends.
 func newHTTPPool(t *testing.T, cfg mcpool.Config) *mcpool.Pool {
 	t.Helper()
-	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
-	t.Cleanup(ts.Close)
+	ts := demoHTTP(t)
 	cfg.URL = ts.URL
 	cfg.Logger = quiet()
 	p, err := mcpool.New(cfg)
@@ -296,8 +312,7 @@ func TestToolLabelsBounded(t *testing.T) {
 
 // TestKeyed exports a keyed pool: one server label, identities nowhere.
 func TestKeyed(t *testing.T) {
-	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
-	t.Cleanup(ts.Close)
+	ts := demoHTTP(t)
 	k, err := mcpool.NewKeyed(mcpool.KeyedConfig{Config: mcpool.Config{URL: ts.URL, Logger: quiet(), HealthCheckInterval: -1}})
 	if err != nil {
 		t.Fatal(err)
@@ -340,8 +355,7 @@ func TestKeyed(t *testing.T) {
 // keyed pool) is read from its new pool, its event counters going on; one
 // removed for good leaves the scrape, event counters included.
 func TestRemove(t *testing.T) {
-	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
-	t.Cleanup(ts.Close)
+	ts := demoHTTP(t)
 	newKeyed := func() *mcpool.Keyed {
 		k, err := mcpool.NewKeyed(mcpool.KeyedConfig{Config: mcpool.Config{URL: ts.URL, Logger: quiet(), HealthCheckInterval: -1}})
 		if err != nil {

@@ -2,11 +2,9 @@ package mcpoolprom_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/mcpool/mcpool"
-	"github.com/mcpool/mcpool/internal/demoserver"
 	mcpoolprom "github.com/mcpool/mcpool/prom"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,8 +15,7 @@ var _ mcpoolprom.Servers = (*mcpool.Group)(nil)
 // TestRealGroup exports an *mcpool.Group: one server label per server,
 // its replicas summed, agreeing with each replica's Stats.
 func TestRealGroup(t *testing.T) {
-	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
-	t.Cleanup(ts.Close)
+	ts := demoHTTP(t)
 	cfg := mcpool.Config{URL: ts.URL, Logger: quiet(), HealthCheckInterval: -1}
 	g, err := mcpool.NewGroup(mcpool.GroupConfig{Logger: quiet(), Servers: []mcpool.ServerConfig{
 		{Name: "a", Replicas: []mcpool.Config{cfg, cfg}},
@@ -63,8 +60,7 @@ func TestRealGroup(t *testing.T) {
 // a server it removes is not exported any more, its call counters
 // included.
 func TestGroupUpdateExported(t *testing.T) {
-	ts := httptest.NewServer(demoserver.Handler(demoserver.New(demoserver.Options{}), false, 0))
-	t.Cleanup(ts.Close)
+	ts := demoHTTP(t)
 	cfg := mcpool.Config{URL: ts.URL, Logger: quiet(), HealthCheckInterval: -1}
 	g, err := mcpool.NewGroup(mcpool.GroupConfig{Logger: quiet(), Servers: []mcpool.ServerConfig{{Name: "a", Config: cfg}, {Name: "b", Config: cfg}}})
 	if err != nil {
