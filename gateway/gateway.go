@@ -645,6 +645,8 @@ type DrainError struct {
 	Err error
 }
 
+// Error says how many calls the deadline found in flight and whether all
+// of them were answered.
 func (e *DrainError) Error() string {
 	s := fmt.Sprintf("gateway: drain ended (%v) with %d calls in flight, %d HTTP requests being handled and %d stdio answers owed: the calls were cancelled",
 		e.Err, e.InFlight, e.Requests, e.Answers)
@@ -654,6 +656,7 @@ func (e *DrainError) Error() string {
 	return s + " and every request answered"
 }
 
+// Unwrap returns the context error that ended the drain.
 func (e *DrainError) Unwrap() error { return e.Err }
 
 // Close ends every downstream session and closes the upstream pools the

@@ -44,6 +44,7 @@ func (f *targetFlags) register(fs *flag.FlagSet) {
 // server and print its plausible answers.
 type nonEmpty struct{ p *string }
 
+// String is the value, for flag's defaults.
 func (n nonEmpty) String() string {
 	if n.p == nil {
 		return ""
@@ -51,6 +52,7 @@ func (n nonEmpty) String() string {
 	return *n.p
 }
 
+// Set takes v, refusing an empty or blank one.
 func (n nonEmpty) Set(v string) error {
 	if strings.TrimSpace(v) == "" {
 		return errors.New("empty (an unset variable?)")
